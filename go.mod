@@ -1,0 +1,13 @@
+module github.com/penstock-ml/penstock
+
+go 1.26.0
+
+require github.com/apache/arrow-go/v18 v18.8.0
+
+require (
+	github.com/goccy/go-json v0.10.6 // indirect
+	github.com/google/flatbuffers v25.12.19+incompatible // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	golang.org/x/exp v0.0.0-20260112195511-716be5621a96 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)
