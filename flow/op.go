@@ -1,0 +1,67 @@
+package flow
+
+import (
+	"context"
+	"errors"
+)
+
+// op is what a stage does with each batch in one pass.
+type op uint8
+
+const (
+	opTransform    op = iota // transform only
+	opFitTransform           // fit, and pass the transformed batch on
+	opFit                    // fit only; the batch goes no further
+)
+
+func (o op) String() string {
+	switch o {
+	case opFitTransform:
+		return "fit-transform"
+	case opFit:
+		return "fit"
+	}
+	return "transform"
+}
+
+// apply runs one operation of s on in (borrowed), recovering panics. For
+// opFit the returned batch is empty. Errors are not yet wrapped with the
+// step's name.
+func apply(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
+	err = guard(func() error {
+		var err error
+		switch o {
+		case opTransform:
+			out, err = s.Transform(ctx, in)
+		case opFitTransform:
+			if ft, ok := s.(FitTransformer); ok {
+				out, err = ft.FitTransform(ctx, in)
+				break
+			}
+			if f, ok := s.(Fitter); ok {
+				if err = f.Fit(ctx, in); err != nil {
+					return err
+				}
+			}
+			out, err = s.Transform(ctx, in)
+		case opFit:
+			switch f := s.(type) {
+			case Fitter:
+				err = f.Fit(ctx, in)
+			case FitTransformer:
+				out, err = f.FitTransform(ctx, in)
+				out.Release()
+				out = Batch{}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		out.Release()
+		return Batch{}, err
+	}
+	if o != opFit && out.X == nil && out.Y == nil {
+		return Batch{}, errors.New("returned an empty batch (X and Y nil) and no error")
+	}
+	return out, nil
+}

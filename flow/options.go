@@ -1,0 +1,106 @@
+package flow
+
+import (
+	"fmt"
+
+	"github.com/penstock-ml/penstock/barrier"
+)
+
+// DefaultQueueCapacity is the capacity of a stage's input queue when neither
+// the stage nor its pipeline sets one.
+const DefaultQueueCapacity = 8
+
+// Option configures how a step runs as a stage of the streaming runner.
+// Given to Named it applies to one stage; given to NewPipeline it sets the
+// default for every stage of that pipeline, nested pipelines included,
+// unless they set their own. The sequential runner ignores them.
+type Option func(*stageConfig)
+
+// stageConfig is a stage's configuration; the zero values mean "not set".
+type stageConfig struct {
+	replicas    int
+	capacity    int
+	capacitySet bool
+	barrier     barrier.Kind
+	barrierSet  bool
+	err         error
+}
+
+// Replicas sets the number of goroutines that run the stage's step, each
+// taking the next batch from the stage's input queue. 0 means 1, the
+// default. On the transform path the replicas share the step; on the fit
+// path each fits its own Merger.Replica and the results are merged.
+func Replicas(n int) Option {
+	return func(c *stageConfig) {
+		if n < 0 {
+			c.fail(fmt.Errorf("Replicas(%d): want 0 or more", n))
+			return
+		}
+		c.replicas = n
+	}
+}
+
+// QueueCapacity sets the capacity of the bounded queue in front of the stage,
+// in batches. 0 makes a rendezvous (the producer waits for the stage). The
+// default is DefaultQueueCapacity.
+func QueueCapacity(n int) Option {
+	return func(c *stageConfig) {
+		if n < 0 {
+			c.fail(fmt.Errorf("QueueCapacity(%d): want 0 or more", n))
+			return
+		}
+		c.capacity, c.capacitySet = n, true
+	}
+}
+
+// Barrier sets the barrier after the stage: barrier.InOrder (the default),
+// barrier.OutOfOrder or barrier.Joiner.
+func Barrier(k barrier.Kind) Option {
+	return func(c *stageConfig) {
+		if !k.Valid() {
+			c.fail(fmt.Errorf("Barrier(%v): unknown barrier", k))
+			return
+		}
+		c.barrier, c.barrierSet = k, true
+	}
+}
+
+func (c *stageConfig) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+func configOf(opts []Option) stageConfig {
+	var c stageConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// inherit fills what c leaves unset from parent (replicas and barrier are
+// never inherited: they belong to one stage).
+func (c stageConfig) inherit(parent stageConfig) stageConfig {
+	if !c.capacitySet {
+		c.capacity, c.capacitySet = parent.capacity, parent.capacitySet
+	}
+	return c
+}
+
+// queueCapacity returns the resolved capacity of the stage's input queue.
+func (c stageConfig) queueCapacity() int {
+	if c.capacitySet {
+		return c.capacity
+	}
+	return DefaultQueueCapacity
+}
+
+func (c stageConfig) replicaCount() int {
+	if c.replicas < 1 {
+		return 1
+	}
+	return c.replicas
+}

@@ -1,0 +1,182 @@
+package flow
+
+import (
+	"fmt"
+
+	"github.com/penstock-ml/penstock/barrier"
+)
+
+// plan is a pipeline flattened into the stages that the runners execute:
+// nested pipelines are inlined (unless replicated, then they are one stage)
+// and each feature union is one stage with a sub-plan per branch.
+type plan struct {
+	stages []*stage
+}
+
+type stage struct {
+	path     string
+	step     Step
+	replicas int
+	capacity int // of the stage's input queue
+	barrier  barrier.Kind
+	setB     bool // barrier set explicitly
+
+	branches []*plan // feature union: one plan per branch
+	names    []Node  // feature union: the branch nodes, for naming outputs
+
+	c counters
+}
+
+func (s *stage) isUnion() bool { return s.branches != nil }
+
+// buildPlan flattens p. It is also NewPipeline's last check, so every error
+// that only shows once nesting is resolved is found before any run.
+func buildPlan(p *Pipeline) (*plan, error) {
+	pl := &plan{}
+	visiting := map[*Pipeline]bool{p: true}
+	if err := pl.addPipeline(p, "", stageConfig{}, visiting); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+func (pl *plan) addPipeline(p *Pipeline, prefix string, parent stageConfig, visiting map[*Pipeline]bool) error {
+	defaults := p.defaults.inherit(parent)
+	for _, n := range p.nodes {
+		if err := pl.addNode(n, prefix, defaults, visiting); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (pl *plan) addNode(n Node, prefix string, defaults stageConfig, visiting map[*Pipeline]bool) error {
+	cfg := configOf(n.opts).inherit(defaults)
+	path := prefix + n.Name
+	st := &stage{
+		path:     path,
+		step:     n.Step,
+		replicas: cfg.replicaCount(),
+		capacity: cfg.queueCapacity(),
+		barrier:  cfg.barrier,
+		setB:     cfg.barrierSet,
+	}
+	switch s := n.Step.(type) {
+	case *Pipeline:
+		if visiting[s] {
+			return fmt.Errorf("penstock: step %q: the pipeline contains itself", path)
+		}
+		if cfg.replicas > 1 {
+			if s.hasJoiner() {
+				return fmt.Errorf("penstock: step %q: a replicated sub-pipeline runs batch by batch and cannot hold a Joiner", path)
+			}
+			break // one stage that runs the whole sub-pipeline
+		}
+		visiting[s] = true
+		first := len(pl.stages)
+		if err := pl.addPipeline(s, path+"/", cfg, visiting); err != nil {
+			return err
+		}
+		delete(visiting, s)
+		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && !last.setB {
+			last.barrier, last.setB = cfg.barrier, true
+		}
+		if first < len(pl.stages) && cfg.capacitySet {
+			pl.stages[first].capacity = cfg.capacity
+		}
+		return nil
+	case *Union:
+		if cfg.replicas > 1 {
+			return fmt.Errorf("penstock: step %q: Replicas on a feature union: set them on its branches", path)
+		}
+		st.names = s.branches
+		for _, b := range s.branches {
+			sub := &plan{}
+			if err := sub.addNode(b, path+"/", defaults, visiting); err != nil {
+				return err
+			}
+			for _, bs := range sub.stages {
+				if bs.barrier == barrier.Joiner {
+					return fmt.Errorf("penstock: step %q: a Joiner inside a feature union branch; put it after the union", bs.path)
+				}
+			}
+			st.branches = append(st.branches, sub)
+		}
+	}
+	pl.stages = append(pl.stages, st)
+	return nil
+}
+
+// each calls fn for every stage of the plan, branches included, depth first.
+func (pl *plan) each(fn func(*stage)) {
+	for _, s := range pl.stages {
+		fn(s)
+		for _, b := range s.branches {
+			b.each(fn)
+		}
+	}
+}
+
+// pass is one run over the source: the stages to run and what each does.
+type pass struct {
+	stages []*stage
+	ops    []op
+	last   bool // the pass whose output the caller sees (transform paths)
+}
+
+// passes returns the passes that mode takes. A transform is one pass. A fit
+// takes one pass per segment (the stages up to and including a Joiner, and
+// the stages after the last Joiner) that has something to fit: the segments
+// before it transform, its stages fit, and the stages after its last
+// fittable step do not run. A fit-transform fits like a fit up to the last
+// Joiner and ends with one pass that fit-transforms the last segment and
+// returns its output.
+func (pl *plan) passes(m mode) []pass {
+	n := len(pl.stages)
+	if m == modeTransform {
+		return []pass{{stages: pl.stages, ops: make([]op, n), last: true}}
+	}
+	var bounds []int // exclusive end of each segment
+	for i, s := range pl.stages {
+		if s.barrier == barrier.Joiner && i < n-1 {
+			bounds = append(bounds, i+1)
+		}
+	}
+	bounds = append(bounds, n)
+	var out []pass
+	start := 0
+	for si, end := range bounds {
+		finalSeg := si == len(bounds)-1
+		if m == modeFitTransform && finalSeg {
+			ops := make([]op, n)
+			for i := start; i < n; i++ {
+				if fittable(pl.stages[i].step) {
+					ops[i] = opFitTransform
+				}
+			}
+			out = append(out, pass{stages: pl.stages, ops: ops, last: true})
+			break
+		}
+		lastFit := -1
+		for i := start; i < end; i++ {
+			if fittable(pl.stages[i].step) {
+				lastFit = i
+			}
+		}
+		if lastFit >= 0 {
+			ops := make([]op, lastFit+1)
+			for i := start; i < lastFit; i++ {
+				if fittable(pl.stages[i].step) {
+					ops[i] = opFitTransform
+				}
+			}
+			ops[lastFit] = opFit
+			if pl.stages[lastFit].isUnion() {
+				ops[lastFit] = opFitTransform // a union's output is discarded by the runner
+			}
+			out = append(out, pass{stages: pl.stages[:lastFit+1], ops: ops})
+		}
+		start = end
+	}
+	return out
+}

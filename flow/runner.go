@@ -1,0 +1,195 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Engine selects how a Runner executes a pipeline.
+type Engine uint8
+
+const (
+	// Sequential runs every step in the caller's goroutine, one batch at a
+	// time: the lowest overhead, and the reference for the streaming engine.
+	Sequential Engine = iota
+	// Streaming runs every step as a stage of one or more goroutines linked
+	// by bounded queues, with the barriers of package barrier between them.
+	Streaming
+)
+
+func (e Engine) String() string {
+	if e == Streaming {
+		return "streaming"
+	}
+	return "sequential"
+}
+
+// Runner runs pipelines over sources. The zero value is a sequential runner
+// that uses memory.DefaultAllocator and os.TempDir. A Runner holds no state
+// between runs and may be used for many runs at once; a pipeline must not be
+// fitted by two runs at once.
+//
+// For deterministic steps the two engines give identical results: the
+// streaming engine's default in-order barriers keep sequence order.
+type Runner struct {
+	Engine Engine
+	// Allocator allocates what the runner itself builds: batches read back
+	// from a spill. nil means memory.DefaultAllocator.
+	Allocator memory.Allocator
+	// SpillDir is where a Joiner's fit spills a source that cannot rewind.
+	// "" means os.TempDir().
+	SpillDir string
+}
+
+type mode uint8
+
+const (
+	modeFit mode = iota
+	modeTransform
+	modeFitTransform
+)
+
+// Fit fits p on the whole of src and returns the run's statistics. Fittable
+// steps are fitted batch by batch (partial fit); with a Joiner, the steps
+// before it are fitted on the whole stream before the steps after it see
+// any batch (see package barrier). The steps after the last fittable step
+// do not run.
+func (r Runner) Fit(ctx context.Context, p *Pipeline, src Source) (Stats, error) {
+	s, err := r.start(ctx, p, modeFit, src)
+	if err != nil {
+		return Stats{}, err
+	}
+	for {
+		b, err := s.Next(ctx)
+		if err != nil {
+			cerr := s.Close()
+			if errors.Is(err, io.EOF) {
+				err = cerr
+			}
+			return s.Stats(), err
+		}
+		b.Release() // a fit yields no batches; be safe if one comes
+	}
+}
+
+// Transform runs src through p's Transform path and returns the output
+// stream, which the caller reads to io.EOF or closes early; either way it
+// must call Close. The source is read as the stream is read.
+func (r Runner) Transform(ctx context.Context, p *Pipeline, src Source) (*Stream, error) {
+	return r.start(ctx, p, modeTransform, src)
+}
+
+// FitTransform fits p on src as Fit does and returns the output of the last
+// pass, as Transform does: each batch transformed by the steps as fitted so
+// far (or, after a Joiner, by fully fitted steps).
+func (r Runner) FitTransform(ctx context.Context, p *Pipeline, src Source) (*Stream, error) {
+	return r.start(ctx, p, modeFitTransform, src)
+}
+
+func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*Stream, error) {
+	if p == nil {
+		return nil, errors.New("penstock: run: nil pipeline")
+	}
+	if src == nil {
+		return nil, errors.New("penstock: run: nil source")
+	}
+	pl, err := buildPlan(p)
+	if err != nil {
+		return nil, err
+	}
+	passes := pl.passes(m)
+	if r.Engine == Streaming && m != modeTransform {
+		if err := checkReplicaFit(passes); err != nil {
+			return nil, err
+		}
+	}
+	alloc := r.Allocator
+	if alloc == nil {
+		alloc = memory.DefaultAllocator
+	}
+	rp := newReplay(src, len(passes), alloc, r.SpillDir)
+	if r.Engine == Streaming {
+		return startStreaming(ctx, pl, passes, rp), nil
+	}
+	return startSequential(ctx, pl, passes, rp), nil
+}
+
+// checkReplicaFit refuses a run that would fit a replicated stage whose
+// replicas' states cannot be merged.
+func checkReplicaFit(passes []pass) error {
+	var err error
+	for _, ps := range passes {
+		for i, st := range ps.stages {
+			if ps.ops[i] == opTransform {
+				continue
+			}
+			check := func(s *stage) {
+				if err == nil && s.replicas > 1 && fittable(s.step) {
+					if e := CanMerge(s.step); e != nil {
+						err = fmt.Errorf("penstock: step %q: cannot fit %d replicas: %w", s.path, s.replicas, e)
+					}
+				}
+			}
+			check(st)
+			for _, b := range st.branches {
+				b.each(check)
+			}
+		}
+	}
+	return err
+}
+
+// setupAll sets up the step of every stage of pl (a union's branches
+// stand for the union), tearing down those already set up if one fails.
+func setupAll(ctx context.Context, pl *plan) error {
+	var done []*stage
+	var err error
+	pl.each(func(s *stage) {
+		if err != nil || s.isUnion() {
+			return
+		}
+		if err = setup(ctx, s.path, s.step); err == nil {
+			done = append(done, s)
+		}
+	})
+	if err != nil {
+		for i := len(done) - 1; i >= 0; i-- {
+			_ = teardown(ctx, done[i].path, done[i].step)
+		}
+	}
+	return err
+}
+
+// teardownAll tears down every stage's step, in reverse order.
+func teardownAll(ctx context.Context, pl *plan) error {
+	var all []*stage
+	pl.each(func(s *stage) {
+		if !s.isUnion() {
+			all = append(all, s)
+		}
+	})
+	var errs []error
+	for i := len(all) - 1; i >= 0; i-- {
+		errs = append(errs, teardown(ctx, all[i].path, all[i].step))
+	}
+	return errors.Join(errs...)
+}
+
+// branchOps returns what each stage of a feature union's branch does when
+// the union does o.
+func branchOps(br *plan, o op) []op {
+	ops := make([]op, len(br.stages))
+	if o == opTransform {
+		return ops
+	}
+	for i, s := range br.stages {
+		if fittable(s.step) {
+			ops[i] = opFitTransform
+		}
+	}
+	return ops
+}

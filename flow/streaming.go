@@ -1,0 +1,561 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/penstock-ml/penstock/barrier"
+	"github.com/penstock-ml/penstock/queue"
+)
+
+// item is a batch in flight with its position in the pass, which the
+// barriers order by. Positions are dense (0, 1, 2, …) whatever the source's
+// Seq values are.
+type item struct {
+	pos int64
+	b   Batch
+}
+
+func releaseItem(it item) { it.b.Release() }
+
+// streamRun is a run of the streaming engine. Its driver goroutine, owned
+// by the Stream (Close waits for it), runs the passes one after the other;
+// each pass is a queue.Group of goroutines: a feeder that reads the source,
+// the workers of every stage, the reorder and join goroutines of the
+// barriers, and a sink where nobody reads the output.
+type streamRun struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	pl     *plan
+	passes []pass
+	src    *replay
+
+	out *queue.Queue[item] // what Stream.Next reads; closed by the driver
+	sem chan struct{}      // the last pass's window, released by Next
+
+	done    chan struct{} // closed when the driver has returned
+	err     error         // the run's result; read after done
+	begin   time.Time
+	elapsed atomic.Int64
+}
+
+func startStreaming(ctx context.Context, pl *plan, passes []pass, src *replay) *Stream {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	sr := &streamRun{
+		ctx: runCtx, cancel: cancel, pl: pl, passes: passes, src: src,
+		out:   queue.New[item](DefaultQueueCapacity),
+		done:  make(chan struct{}),
+		begin: time.Now(),
+	}
+	go sr.drive()
+	return &Stream{next: sr.next, close: sr.close, stats: sr.stats}
+}
+
+func (sr *streamRun) drive() {
+	defer close(sr.done)
+	sr.err = sr.runAll()
+	sr.elapsed.Store(int64(time.Since(sr.begin)))
+	sr.out.Close()
+	if sr.err != nil {
+		sr.cancel(sr.err)
+	}
+}
+
+func (sr *streamRun) runAll() (err error) {
+	if err := setupAll(sr.ctx, sr.pl); err != nil {
+		return errors.Join(err, sr.src.close())
+	}
+	defer func() {
+		terr := teardownAll(sr.ctx, sr.pl)
+		serr := sr.src.close()
+		if err == nil {
+			err = errors.Join(terr, serr)
+		}
+	}()
+	for i, ps := range sr.passes {
+		if i > 0 {
+			if err := sr.src.rewind(); err != nil {
+				return err
+			}
+		}
+		if err := sr.runPass(ps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sr *streamRun) next(ctx context.Context) (Batch, error) {
+	if sr.ctx.Err() != nil {
+		<-sr.done
+		return Batch{}, sr.result()
+	}
+	it, err := sr.out.Get(ctx)
+	switch {
+	case err == nil:
+		release(sr.sem)
+		return it.b, nil
+	case errors.Is(err, io.EOF):
+		<-sr.done
+		return Batch{}, sr.result()
+	}
+	return Batch{}, err // the caller's ctx; the run goes on
+}
+
+func (sr *streamRun) result() error {
+	if sr.err != nil {
+		return sr.err
+	}
+	return io.EOF
+}
+
+func (sr *streamRun) close() error {
+	sr.cancel(ErrClosed)
+	<-sr.done
+	sr.out.Drain(releaseItem)
+	if quiet(sr.err) {
+		return nil
+	}
+	return sr.err
+}
+
+func (sr *streamRun) stats() Stats {
+	elapsed := time.Duration(sr.elapsed.Load())
+	if elapsed == 0 {
+		elapsed = time.Since(sr.begin)
+	}
+	return sr.pl.stats(elapsed)
+}
+
+// passRun is one pass of a streaming run.
+type passRun struct {
+	src    *replay
+	g      *queue.Group
+	sem    chan struct{} // admission window; nil when nothing reorders
+	queues []*queue.Queue[item]
+	reps   map[*stage][]Step
+}
+
+func (sr *streamRun) runPass(ps pass) error {
+	pr := &passRun{src: sr.src, reps: map[*stage][]Step{}}
+	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
+		return err
+	}
+	if needWindow(ps.stages) {
+		pr.sem = make(chan struct{}, window(ps.stages)+DefaultQueueCapacity+2)
+	}
+	pr.g = queue.NewGroup(sr.ctx)
+	in := pr.newQueue(ps.stages[0].capacity)
+	pr.g.Go(func(ctx context.Context) error { return pr.feed(ctx, in) })
+	var final *queue.Queue[item]
+	if ps.last {
+		final, sr.sem = sr.out, pr.sem
+	}
+	if out, _ := pr.chain(ps.stages, ps.ops, in, true, final); out != nil && !ps.last {
+		pr.g.Go(func(ctx context.Context) error { return pr.sink(ctx, out) })
+	}
+	err := pr.g.Wait()
+	for _, q := range pr.queues {
+		q.Drain(releaseItem)
+	}
+	if err == nil {
+		err = pr.merge()
+	}
+	if terr := pr.teardownReplicas(sr.ctx); err == nil {
+		err = terr
+	}
+	return err
+}
+
+func (pr *passRun) newQueue(capacity int) *queue.Queue[item] {
+	q := queue.New[item](capacity)
+	pr.queues = append(pr.queues, q)
+	return q
+}
+
+// needWindow reports whether anything in stages can hold batches back to
+// restore order: replicas, an out-of-order barrier, a feature union.
+func needWindow(stages []*stage) bool {
+	for _, s := range stages {
+		if s.replicas > 1 || s.barrier == barrier.OutOfOrder || s.isUnion() {
+			return true
+		}
+	}
+	return false
+}
+
+// window bounds the batches in flight in a pass: every queue full, every
+// replica busy, every hand-off occupied. It never limits a pass more than
+// its queues already do, and it bounds every reorder buffer.
+func window(stages []*stage) int {
+	w := 0
+	for _, s := range stages {
+		w += s.capacity + 2*s.replicas + 2
+		for _, b := range s.branches {
+			w += window(b.stages) + DefaultQueueCapacity + 2
+		}
+	}
+	return w
+}
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	if sem == nil {
+		return nil
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func release(sem chan struct{}) {
+	if sem == nil {
+		return
+	}
+	select {
+	case <-sem:
+	default:
+	}
+}
+
+// feed reads the source into in, numbering the batches. It is in's only
+// producer and closes it at the end of the source.
+func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) error {
+	for pos := int64(0); ; pos++ {
+		if err := acquire(ctx, pr.sem); err != nil {
+			return err
+		}
+		b, err := pr.src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			in.Close()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := in.Put(ctx, item{pos, b}); err != nil {
+			b.Release()
+			return err
+		}
+	}
+}
+
+// sink reads and releases the output of a pass that nobody sees.
+func (pr *passRun) sink(ctx context.Context, q *queue.Queue[item]) error {
+	for {
+		it, err := q.Get(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		it.b.Release()
+		release(pr.sem)
+	}
+}
+
+// chain starts stages one after the other from in and returns the last
+// stage's output queue (nil after a fit-only stage) and whether batches
+// leave it in order. final, if not nil, is the last stage's output queue.
+func (pr *passRun) chain(stages []*stage, ops []op, in *queue.Queue[item], ordered bool, final *queue.Queue[item]) (*queue.Queue[item], bool) {
+	cur := in
+	for i, st := range stages {
+		var out *queue.Queue[item]
+		switch {
+		case ops[i] == opFit:
+		case i < len(stages)-1:
+			out = pr.newQueue(stages[i+1].capacity)
+		case final != nil:
+			out = final
+		default:
+			out = pr.newQueue(DefaultQueueCapacity)
+		}
+		ordered = pr.stage(st, ops[i], cur, out, ordered)
+		cur = out
+	}
+	return cur, ordered
+}
+
+// stage starts the goroutines of one stage and reports whether its output
+// is in order.
+func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered bool) bool {
+	if st.isUnion() {
+		pr.union(st, o, in, out, inOrdered)
+		return true
+	}
+	n := st.replicas
+	reps := pr.reps[st]
+	reorder := o != opFit && st.barrier.Ordered() && (n > 1 || !inOrdered)
+	target := out
+	if reorder {
+		target = pr.newQueue(n)
+	}
+	var done func()
+	if target != nil {
+		done = target.Close
+	}
+	pr.g.GoN(n, func(ctx context.Context, w int) error {
+		s := st.step
+		if reps != nil {
+			s = reps[w]
+		}
+		return pr.work(ctx, st, o, s, in, target)
+	}, done)
+	if reorder {
+		pr.g.Go(func(ctx context.Context) error { return pr.reorder(ctx, target, out) })
+	}
+	return o != opFit && (st.barrier.Ordered() || (n == 1 && inOrdered))
+}
+
+// work is one replica of a stage: take a batch, run the step, pass the
+// result on. out is nil for a fit-only stage.
+func (pr *passRun) work(ctx context.Context, st *stage, o op, s Step, in, out *queue.Queue[item]) error {
+	t0 := time.Now()
+	for {
+		it, err := in.Get(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		t1 := time.Now()
+		st.c.waitIn.Add(int64(t1.Sub(t0)))
+		st.c.in(it.b)
+		res, err := apply(ctx, s, o, it.b)
+		t2 := time.Now()
+		st.c.busy.Add(int64(t2.Sub(t1)))
+		if err != nil {
+			err = stepError(st.path, s, o.String(), &it.b, err)
+			it.b.Release()
+			return err
+		}
+		if out == nil {
+			it.b.Release()
+			release(pr.sem)
+			t0 = t2
+			continue
+		}
+		res.Seq, res.Epoch = it.b.Seq, it.b.Epoch
+		it.b.Release()
+		st.c.out(res)
+		if err := out.Put(ctx, item{it.pos, res}); err != nil {
+			res.Release()
+			return err
+		}
+		t0 = time.Now()
+		st.c.waitOut.Add(int64(t0.Sub(t2)))
+	}
+}
+
+// reorder restores position order between a stage's replicas (or an
+// unordered input) and the stage's output queue, which it alone fills and
+// closes.
+func (pr *passRun) reorder(ctx context.Context, in, out *queue.Queue[item]) error {
+	rb := barrier.NewReorder[item](0, cap(pr.sem))
+	defer rb.Drain(releaseItem)
+	for {
+		it, err := in.Get(ctx)
+		if errors.Is(err, io.EOF) {
+			if rb.Len() > 0 {
+				return fmt.Errorf("penstock: internal: input ended with %d batches waiting for position %d", rb.Len(), rb.Next())
+			}
+			out.Close()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := rb.Push(it.pos, it); err != nil {
+			it.b.Release()
+			return fmt.Errorf("penstock: internal: %w", err)
+		}
+		for {
+			v, ok := rb.Pop()
+			if !ok {
+				break
+			}
+			if err := out.Put(ctx, v); err != nil {
+				v.b.Release()
+				return err
+			}
+		}
+	}
+}
+
+// union starts a feature union: a distributor that hands every batch to
+// each branch, the branches' own stages, and a join that zips the
+// branches' outputs (each in position order) back into one batch.
+func (pr *passRun) union(st *stage, o op, in, out *queue.Queue[item], inOrdered bool) {
+	ins := make([]*queue.Queue[item], len(st.branches))
+	outs := make([]*queue.Queue[item], len(st.branches))
+	for i, br := range st.branches {
+		ins[i] = pr.newQueue(br.stages[0].capacity)
+		bout, ordered := pr.chain(br.stages, branchOps(br, o), ins[i], inOrdered, nil)
+		if !ordered {
+			q := pr.newQueue(DefaultQueueCapacity)
+			pr.g.Go(func(ctx context.Context) error { return pr.reorder(ctx, bout, q) })
+			bout = q
+		}
+		outs[i] = bout
+	}
+	pr.g.Go(func(ctx context.Context) error { return pr.distribute(ctx, st, in, ins) })
+	pr.g.Go(func(ctx context.Context) error { return pr.zip(ctx, st, o, outs, out) })
+}
+
+func (pr *passRun) distribute(ctx context.Context, st *stage, in *queue.Queue[item], ins []*queue.Queue[item]) error {
+	t0 := time.Now()
+	for {
+		it, err := in.Get(ctx)
+		if errors.Is(err, io.EOF) {
+			for _, q := range ins {
+				q.Close()
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st.c.waitIn.Add(int64(time.Since(t0)))
+		st.c.in(it.b)
+		for range len(ins) - 1 {
+			it.b.Retain()
+		}
+		for i, q := range ins {
+			if err := q.Put(ctx, it); err != nil {
+				for range len(ins) - i {
+					it.b.Release()
+				}
+				return err
+			}
+		}
+		t0 = time.Now()
+	}
+}
+
+func (pr *passRun) zip(ctx context.Context, st *stage, o op, outs []*queue.Queue[item], out *queue.Queue[item]) error {
+	parts := make([]Batch, len(outs))
+	for {
+		var pos int64
+		for i, q := range outs {
+			it, err := q.Get(ctx)
+			if err != nil {
+				for _, p := range parts[:i] {
+					p.Release()
+				}
+				if !errors.Is(err, io.EOF) {
+					return err
+				}
+				if i > 0 {
+					return fmt.Errorf("penstock: internal: union %q: branch %q ended before branch %q", st.path, st.names[i].Name, st.names[0].Name)
+				}
+				for j, q := range outs[1:] {
+					if it, err := q.Get(ctx); !errors.Is(err, io.EOF) {
+						it.b.Release()
+						return fmt.Errorf("penstock: internal: union %q: branch %q goes on after branch %q ended (%v)", st.path, st.names[j+1].Name, st.names[0].Name, err)
+					}
+				}
+				if out != nil {
+					out.Close()
+				}
+				return nil
+			}
+			if i == 0 {
+				pos = it.pos
+			} else if it.pos != pos {
+				it.b.Release()
+				for _, p := range parts[:i] {
+					p.Release()
+				}
+				return fmt.Errorf("penstock: internal: union %q: branch %q at position %d, branch %q at %d", st.path, st.names[i].Name, it.pos, st.names[0].Name, pos)
+			}
+			parts[i] = it.b
+		}
+		t1 := time.Now()
+		joined, err := joinBranches(st.names, parts)
+		first := parts[0]
+		err = stepErrorIf(st, o, &first, err)
+		for _, p := range parts {
+			p.Release()
+		}
+		t2 := time.Now()
+		st.c.busy.Add(int64(t2.Sub(t1)))
+		if err != nil {
+			return err
+		}
+		st.c.out(joined)
+		if err := out.Put(ctx, item{pos, joined}); err != nil {
+			joined.Release()
+			return err
+		}
+		st.c.waitOut.Add(int64(time.Since(t2)))
+	}
+}
+
+func stepErrorIf(st *stage, o op, b *Batch, err error) error {
+	if err == nil {
+		return nil
+	}
+	return stepError(st.path, st.step, o.String(), b, err)
+}
+
+// makeReplicas makes and sets up the replicas of every replicated stage
+// that this pass fits, branches included.
+func (pr *passRun) makeReplicas(ctx context.Context, stages []*stage, ops []op) error {
+	for i, st := range stages {
+		if ops[i] == opTransform {
+			continue
+		}
+		for _, br := range st.branches {
+			if err := pr.makeReplicas(ctx, br.stages, branchOps(br, ops[i])); err != nil {
+				return err
+			}
+		}
+		if st.isUnion() || st.replicas < 2 || !fittable(st.step) {
+			continue
+		}
+		m := st.step.(Merger) // checked by checkReplicaFit
+		reps := make([]Step, 0, st.replicas)
+		for range st.replicas {
+			var r Step
+			if err := guard(func() error { r = m.Replica(); return nil }); err != nil {
+				pr.reps[st] = reps
+				return stepError(st.path, st.step, "replica", nil, err)
+			}
+			if err := setup(ctx, st.path, r); err != nil {
+				pr.reps[st] = reps
+				return err
+			}
+			reps = append(reps, r)
+		}
+		pr.reps[st] = reps
+	}
+	return nil
+}
+
+func (pr *passRun) merge() error {
+	for st, reps := range pr.reps {
+		m := st.step.(Merger)
+		if err := guard(func() error { return m.Merge(reps) }); err != nil {
+			return stepError(st.path, st.step, "merge", nil, err)
+		}
+	}
+	return nil
+}
+
+func (pr *passRun) teardownReplicas(ctx context.Context) error {
+	var errs []error
+	for st, reps := range pr.reps {
+		for _, r := range reps {
+			errs = append(errs, teardown(ctx, st.path, r))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,182 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Union is a feature union: it sends each batch to several branches and
+// joins their outputs side by side, row by row. Output column c of branch b
+// is named "b__c", in the order the branches were declared; Y is the first
+// branch's. Every branch must return the same number of rows.
+//
+// In the streaming runner each branch is its own chain of stages, with its
+// own replicas, fed with the same batches; their outputs are joined batch by
+// batch, by sequence number. Used directly as a step, a Union runs its
+// branches one after the other.
+type Union struct {
+	branches []Node
+}
+
+var (
+	_ FitTransformer = (*Union)(nil)
+	_ Setupper       = (*Union)(nil)
+	_ Teardowner     = (*Union)(nil)
+	_ Merger         = (*Union)(nil)
+)
+
+// NewUnion checks the branches as NewPipeline checks nodes and returns the
+// union of them. A branch may be a pipeline.
+func NewUnion(branches ...Node) (*Union, error) {
+	if err := checkNodes("union", branches); err != nil {
+		return nil, err
+	}
+	u := &Union{branches: append([]Node(nil), branches...)}
+	for _, b := range branches {
+		if sub, ok := b.Step.(*Pipeline); ok && sub.hasJoiner() {
+			return nil, fmt.Errorf("penstock: union: branch %q has a Joiner; a Joiner belongs to the outer pipeline", b.Name)
+		}
+		if configOf(b.opts).barrierSet {
+			return nil, fmt.Errorf("penstock: union: branch %q sets a Barrier; branch outputs are always joined in order", b.Name)
+		}
+	}
+	return u, nil
+}
+
+// Branches returns the union's branches, in declared order.
+func (u *Union) Branches() []Node { return append([]Node(nil), u.branches...) }
+
+func (u *Union) fittable() bool {
+	for _, b := range u.branches {
+		if fittable(b.Step) {
+			return true
+		}
+	}
+	return false
+}
+
+// Transform transforms in with every branch and joins the outputs.
+func (u *Union) Transform(ctx context.Context, in Batch) (Batch, error) {
+	return u.run(ctx, in, opTransform)
+}
+
+// FitTransform fits every fittable branch on in and joins the outputs.
+func (u *Union) FitTransform(ctx context.Context, in Batch) (Batch, error) {
+	return u.run(ctx, in, opFitTransform)
+}
+
+func (u *Union) run(ctx context.Context, in Batch, o op) (Batch, error) {
+	outs := make([]Batch, 0, len(u.branches))
+	defer func() {
+		for _, b := range outs {
+			b.Release()
+		}
+	}()
+	for _, br := range u.branches {
+		bo := o
+		if !fittable(br.Step) {
+			bo = opTransform
+		}
+		out, err := apply(ctx, br.Step, bo, in)
+		if err != nil {
+			return Batch{}, stepError(br.Name, br.Step, bo.String(), &in, err)
+		}
+		outs = append(outs, out)
+	}
+	return joinBranches(u.branches, outs)
+}
+
+// joinBranches concatenates the X columns of outs (borrowed), one per
+// branch, prefixing each column with its branch's name.
+func joinBranches(branches []Node, outs []Batch) (Batch, error) {
+	rows := outs[0].Rows()
+	var fields []arrow.Field
+	var cols []arrow.Array
+	for i, o := range outs {
+		if o.Rows() != rows {
+			return Batch{}, fmt.Errorf("penstock: union: branch %q returned %d rows, branch %q %d; branches must keep the row count equal",
+				branches[i].Name, o.Rows(), branches[0].Name, rows)
+		}
+		if o.X == nil {
+			return Batch{}, fmt.Errorf("penstock: union: branch %q returned no X", branches[i].Name)
+		}
+		for j, f := range o.X.Schema().Fields() {
+			f.Name = branches[i].Name + "__" + f.Name
+			fields = append(fields, f)
+			cols = append(cols, o.X.Column(j))
+		}
+	}
+	var out Batch
+	err := guard(func() error { // NewRecordBatch panics on inconsistent input
+		out.X = array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rows)
+		return nil
+	})
+	if err != nil {
+		return Batch{}, errors.Join(errors.New("penstock: union: joining branch outputs"), err)
+	}
+	if out.Y = outs[0].Y; out.Y != nil {
+		out.Y.Retain()
+	}
+	out.Seq, out.Epoch = outs[0].Seq, outs[0].Epoch
+	return out, nil
+}
+
+// Setup sets up every branch; if one fails, those already set up are torn
+// down.
+func (u *Union) Setup(ctx context.Context) error {
+	for i, b := range u.branches {
+		if err := setup(ctx, b.Name, b.Step); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				_ = teardown(ctx, u.branches[j].Name, u.branches[j].Step)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Teardown tears down every branch and returns their errors joined.
+func (u *Union) Teardown(ctx context.Context) error {
+	var errs []error
+	for _, b := range u.branches {
+		errs = append(errs, teardown(ctx, b.Name, b.Step))
+	}
+	return errors.Join(errs...)
+}
+
+// Replica returns a union whose fittable branches are replicas.
+func (u *Union) Replica() Step {
+	r := &Union{branches: make([]Node, len(u.branches))}
+	for i, b := range u.branches {
+		if fittable(b.Step) {
+			b.Step = b.Step.(Merger).Replica()
+		}
+		r.branches[i] = b
+	}
+	return r
+}
+
+// Merge merges each fittable branch of the replicas into u's.
+func (u *Union) Merge(replicas []Step) error {
+	for i, b := range u.branches {
+		if !fittable(b.Step) {
+			continue
+		}
+		parts := make([]Step, len(replicas))
+		for j, r := range replicas {
+			ru, ok := r.(*Union)
+			if !ok || len(ru.branches) != len(u.branches) {
+				return fmt.Errorf("penstock: merge: replica %d is %T, not a replica of this union", j, r)
+			}
+			parts[j] = ru.branches[i].Step
+		}
+		if err := b.Step.(Merger).Merge(parts); err != nil {
+			return stepError(b.Name, b.Step, "merge", nil, err)
+		}
+	}
+	return nil
+}

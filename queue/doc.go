@@ -1,0 +1,22 @@
+// Package queue holds the bounded queues that link the stages of a
+// streaming run, and the worker group that runs a stage's replicas.
+//
+// A Queue is a bounded FIFO safe for any number of producers and consumers.
+// Put blocks while the queue is full (backpressure) and Get while it is
+// empty; both also return as soon as their context is done, with the
+// context's cause, so that the first error of a run is what every blocked
+// goroutine reports. The owner of a queue — the code that started all of
+// its producers — closes it once after the last producer has returned; Get
+// then drains what is left and reports io.EOF. A queue never releases what
+// it holds: after a cancelled run its owner calls Drain to hand each
+// leftover item back for release.
+//
+// Cost per item: one channel send and one receive, plus two atomic
+// additions for the metrics. Put and Get try the channel without blocking
+// first and read the clock only on the slow path, so an uncontended queue
+// pays nothing for its blocked-time metrics.
+//
+// A Group runs goroutines that share one fate: the first error cancels the
+// group's context with that error as its cause (golang.org/x/sync/errgroup),
+// and Wait returns it.
+package queue

@@ -1,0 +1,63 @@
+package queue
+
+import (
+	"context"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Group runs goroutines that share one fate. The first non-nil error
+// returned by a goroutine cancels the group's context with that error as its
+// cause; Wait waits for every goroutine and returns that first error. The
+// goroutines must return once the context is done.
+//
+// Group does not recover panics: recover them where user code is called and
+// turn them into errors there.
+type Group struct {
+	eg  *errgroup.Group
+	ctx context.Context
+}
+
+// NewGroup returns a group whose context derives from ctx.
+func NewGroup(ctx context.Context) *Group {
+	eg, gctx := errgroup.WithContext(ctx)
+	return &Group{eg: eg, ctx: gctx}
+}
+
+// Context returns the group's context, done when ctx is or when a goroutine
+// has failed.
+func (g *Group) Context() context.Context { return g.ctx }
+
+// Go runs fn in a new goroutine with the group's context.
+func (g *Group) Go(fn func(ctx context.Context) error) {
+	g.eg.Go(func() error { return fn(g.ctx) })
+}
+
+// GoN runs n workers, fn(ctx, 0) … fn(ctx, n-1), each in its own goroutine:
+// the worker pool of a replicated stage. done, if not nil, runs once after
+// the last of the n workers has returned, if every one of them returned
+// nil; a stage uses it to close its output queue at the end of its input.
+func (g *Group) GoN(n int, fn func(ctx context.Context, worker int) error, done func()) {
+	if n < 1 {
+		n = 1
+	}
+	var left atomic.Int64
+	var failed atomic.Bool
+	left.Store(int64(n))
+	for i := range n {
+		g.eg.Go(func() error {
+			err := fn(g.ctx, i)
+			if err != nil {
+				failed.Store(true)
+			}
+			if left.Add(-1) == 0 && done != nil && !failed.Load() {
+				done()
+			}
+			return err
+		})
+	}
+}
+
+// Wait waits for every goroutine and returns the first error, if any.
+func (g *Group) Wait() error { return g.eg.Wait() }
