@@ -1,0 +1,481 @@
+package minibatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/penstock-ml/penstock/flow"
+)
+
+// Remainder is the policy for an incomplete batch: the rows left at the end
+// of a stream, or at the end of an epoch, when they do not fill a batch. Its
+// zero value is Keep.
+type Remainder struct {
+	kind remainderKind
+	pad  float64
+}
+
+type remainderKind uint8
+
+const (
+	remainderKeep remainderKind = iota
+	remainderDrop
+	remainderPad
+)
+
+var (
+	// Keep returns the incomplete batch as it is, with fewer rows.
+	Keep = Remainder{kind: remainderKeep}
+	// Drop discards the incomplete batch; its rows are never seen.
+	Drop = Remainder{kind: remainderDrop}
+)
+
+// Pad returns the policy that fills the incomplete batch up to the full
+// number of rows with value, in X and in Y alike. The padded rows are the
+// last rows of the batch. Numeric columns (integers take value truncated
+// toward zero; unsigned integers take 0 for a negative value) hold value; FixedSizeList columns of
+// a numeric type hold value in every element; columns of any other type
+// (strings, booleans, …) hold nulls.
+func Pad(value float64) Remainder { return Remainder{kind: remainderPad, pad: value} }
+
+// String returns "keep", "drop" or "pad(value)".
+func (r Remainder) String() string {
+	switch r.kind {
+	case remainderDrop:
+		return "drop"
+	case remainderPad:
+		return fmt.Sprintf("pad(%g)", r.pad)
+	}
+	return "keep"
+}
+
+// Rebatcher re-batches a source into batches of exactly N rows (see
+// NewRebatcher). It implements flow.Source, and flow.Rewinder when its source
+// does.
+//
+// Ownership: the Rebatcher borrows its source (it never releases or closes
+// it) and holds references to at most one input batch and to the pieces of
+// the batch being assembled; Release drops them. Every batch that Next
+// returns is owned by the caller. A Rebatcher is read by one goroutine.
+type Rebatcher struct {
+	src  flow.Source
+	mem  memory.Allocator
+	rows int64
+	last Remainder
+
+	cur    flow.Batch // input batch being consumed, rows [off, cur.Rows())
+	hasCur bool
+	off    int64
+
+	pieces     []flow.Batch // zero-copy slices waiting to be concatenated
+	pieceRows  int64
+	pieceEpoch int
+	havePieces bool // pieces is non-empty and pieceEpoch is valid
+
+	xSchema, ySchema *arrow.Schema
+	hasY             bool
+	inSeq            int64 // number of input batches read in this pass
+	outSeq           int64
+	eof              bool
+	released         bool
+}
+
+var _ flow.Source = (*Rebatcher)(nil)
+var _ flow.Rewinder = (*Rebatcher)(nil)
+
+// NewRebatcher returns a source that reads src and returns batches of
+// exactly rows rows, X and Y cut in lockstep. Batches are renumbered Seq 0,
+// 1, 2, … and keep the Epoch of their input rows; a batch never mixes two
+// epochs: where the input's Epoch changes, the rows gathered so far form an
+// incomplete batch, handled like the incomplete batch at the end of the
+// stream by the policy last (Keep, Drop or Pad).
+//
+// Cost: an output batch that lies within one input batch is a zero-copy
+// slice of it (O(columns)); one that spans input batches is concatenated
+// into new buffers from mem (nil means memory.DefaultAllocator), O(rows ×
+// row width). Memory held: one input batch plus less than rows rows of
+// pieces.
+//
+// Every input batch must have the same columns (names and types) as the
+// first; otherwise Next returns an error wrapping a *SchemaError. The error
+// for rows < 1 is returned here, so that a bad pipeline fails before it
+// runs.
+func NewRebatcher(src flow.Source, mem memory.Allocator, rows int, last Remainder) (*Rebatcher, error) {
+	if src == nil {
+		return nil, errors.New("minibatch: rebatch: source is nil")
+	}
+	if rows < 1 {
+		return nil, fmt.Errorf("minibatch: rebatch: rows is %d, want at least 1", rows)
+	}
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	return &Rebatcher{src: src, mem: mem, rows: int64(rows), last: last}, nil
+}
+
+// Next returns the next batch of exactly N rows (fewer or padded for an
+// incomplete batch, according to the policy), which the caller owns, or
+// io.EOF after the last one. Errors from the source are returned wrapped;
+// after an error the Rebatcher should be released.
+func (r *Rebatcher) Next(ctx context.Context) (flow.Batch, error) {
+	if r.released {
+		return flow.Batch{}, errors.New("minibatch: rebatch: Next after Release")
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return flow.Batch{}, err
+		}
+		if r.hasCur && r.off < r.cur.Rows() {
+			// A new epoch starts: the pieces of the previous one form an
+			// incomplete batch.
+			if r.havePieces && r.cur.Epoch != r.pieceEpoch {
+				out, ok, err := r.flushIncomplete()
+				if err != nil {
+					return flow.Batch{}, err
+				}
+				if ok {
+					return out, nil
+				}
+				continue
+			}
+			avail := r.cur.Rows() - r.off
+			if !r.havePieces && avail >= r.rows {
+				out := sliceBatch(r.cur, r.off, r.off+r.rows)
+				r.off += r.rows
+				return r.emit(out), nil
+			}
+			k := min(r.rows-r.pieceRows, avail)
+			r.addPiece(sliceBatch(r.cur, r.off, r.off+k))
+			r.off += k
+			if r.pieceRows == r.rows {
+				out, err := r.concatPieces()
+				if err != nil {
+					return flow.Batch{}, err
+				}
+				return r.emit(out), nil
+			}
+			continue
+		}
+		if r.hasCur {
+			r.cur.Release()
+			r.cur, r.hasCur, r.off = flow.Batch{}, false, 0
+		}
+		if r.eof {
+			if r.havePieces {
+				out, ok, err := r.flushIncomplete()
+				if err != nil {
+					return flow.Batch{}, err
+				}
+				if ok {
+					return out, nil
+				}
+			}
+			return flow.Batch{}, io.EOF
+		}
+		b, err := r.src.Next(ctx)
+		if err == io.EOF {
+			r.eof = true
+			continue
+		}
+		if err != nil {
+			return flow.Batch{}, fmt.Errorf("minibatch: rebatch: reading input batch %d: %w", r.inSeq, err)
+		}
+		if err := r.check(b); err != nil {
+			b.Release()
+			return flow.Batch{}, fmt.Errorf("minibatch: rebatch: %w", err)
+		}
+		r.inSeq++
+		r.cur, r.hasCur, r.off = b, true, 0
+	}
+}
+
+// check verifies that b has the columns of the first input batch.
+func (r *Rebatcher) check(b flow.Batch) error {
+	if b.X == nil {
+		return fmt.Errorf("input batch %d has no X", r.inSeq)
+	}
+	if b.Y != nil && b.Y.NumRows() != b.X.NumRows() {
+		return fmt.Errorf("input batch %d has %d Y rows and %d X rows, want equal", r.inSeq, b.Y.NumRows(), b.X.NumRows())
+	}
+	if r.xSchema == nil {
+		r.xSchema = b.X.Schema()
+		r.hasY = b.Y != nil
+		if r.hasY {
+			r.ySchema = b.Y.Schema()
+		}
+		return nil
+	}
+	if (b.Y != nil) != r.hasY {
+		return fmt.Errorf("input batch %d has Y: %t, but the first batch has Y: %t", r.inSeq, b.Y != nil, r.hasY)
+	}
+	if err := sameColumns("X", r.xSchema, b.X.Schema(), r.inSeq); err != nil {
+		return err
+	}
+	if r.hasY {
+		return sameColumns("Y", r.ySchema, b.Y.Schema(), r.inSeq)
+	}
+	return nil
+}
+
+func (r *Rebatcher) emit(b flow.Batch) flow.Batch {
+	b.Seq = r.outSeq
+	r.outSeq++
+	return b
+}
+
+func (r *Rebatcher) addPiece(p flow.Batch) {
+	if !r.havePieces {
+		r.pieceEpoch = p.Epoch
+		r.havePieces = true
+	}
+	r.pieces = append(r.pieces, p)
+	r.pieceRows += p.Rows()
+}
+
+func (r *Rebatcher) dropPieces() {
+	for _, p := range r.pieces {
+		p.Release()
+	}
+	clear(r.pieces)
+	r.pieces = r.pieces[:0]
+	r.pieceRows = 0
+	r.havePieces = false
+}
+
+// concatPieces joins the pieces into one batch that the caller owns and
+// empties the list of pieces.
+func (r *Rebatcher) concatPieces() (flow.Batch, error) {
+	defer r.dropPieces()
+	if len(r.pieces) == 1 {
+		out := r.pieces[0]
+		out.Retain()
+		return out, nil
+	}
+	out := flow.Batch{Epoch: r.pieceEpoch}
+	xs := make([]arrow.RecordBatch, len(r.pieces))
+	for i, p := range r.pieces {
+		xs[i] = p.X
+	}
+	var err error
+	if out.X, err = concatRecords(r.mem, xs); err != nil {
+		return flow.Batch{}, fmt.Errorf("minibatch: rebatch: %w", err)
+	}
+	if r.hasY {
+		for i, p := range r.pieces {
+			xs[i] = p.Y
+		}
+		if out.Y, err = concatRecords(r.mem, xs); err != nil {
+			out.Release()
+			return flow.Batch{}, fmt.Errorf("minibatch: rebatch: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// flushIncomplete applies the remainder policy to the pieces. ok is false
+// when the policy drops them.
+func (r *Rebatcher) flushIncomplete() (out flow.Batch, ok bool, err error) {
+	if r.last.kind == remainderDrop {
+		r.dropPieces()
+		return flow.Batch{}, false, nil
+	}
+	n := r.pieceRows
+	if out, err = r.concatPieces(); err != nil {
+		return flow.Batch{}, false, err
+	}
+	if r.last.kind == remainderPad && n < r.rows {
+		padded, err := padBatch(r.mem, out, r.rows-n, r.last.pad)
+		out.Release()
+		if err != nil {
+			return flow.Batch{}, false, fmt.Errorf("minibatch: rebatch: pad: %w", err)
+		}
+		out = padded
+	}
+	return r.emit(out), true, nil
+}
+
+// Rewind rewinds the source and starts again from its first batch: Seq
+// starts again at 0 and the pieces held are released. It returns an error if
+// the source does not implement flow.Rewinder.
+func (r *Rebatcher) Rewind() error {
+	if r.released {
+		return errors.New("minibatch: rebatch: Rewind after Release")
+	}
+	rw, ok := r.src.(flow.Rewinder)
+	if !ok {
+		return fmt.Errorf("minibatch: rebatch: cannot rewind: source %T does not implement flow.Rewinder", r.src)
+	}
+	if err := rw.Rewind(); err != nil {
+		return fmt.Errorf("minibatch: rebatch: rewind source: %w", err)
+	}
+	r.reset()
+	return nil
+}
+
+func (r *Rebatcher) reset() {
+	r.dropPieces()
+	if r.hasCur {
+		r.cur.Release()
+	}
+	r.cur, r.hasCur, r.off = flow.Batch{}, false, 0
+	r.xSchema, r.ySchema, r.hasY = nil, nil, false
+	r.inSeq, r.outSeq, r.eof = 0, 0, false
+}
+
+// Release drops the input batch and the pieces that the Rebatcher holds, for
+// a stream abandoned before io.EOF. It does not release the source. Calling
+// it more than once is safe; Next and Rewind fail afterwards.
+func (r *Rebatcher) Release() {
+	if r.released {
+		return
+	}
+	r.reset()
+	r.released = true
+}
+
+// sliceBatch returns a zero-copy slice [i, j) of b's X and Y that the
+// caller owns.
+func sliceBatch(b flow.Batch, i, j int64) flow.Batch {
+	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch, X: b.X.NewSlice(i, j)}
+	if b.Y != nil {
+		out.Y = b.Y.NewSlice(i, j)
+	}
+	return out
+}
+
+// concatRecords concatenates records of identical columns into one record
+// of new buffers allocated from mem, with the schema of the first.
+func concatRecords(mem memory.Allocator, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
+	schema := recs[0].Schema()
+	cols := make([]arrow.Array, schema.NumFields())
+	parts := make([]arrow.Array, len(recs))
+	var rows int64
+	for _, rec := range recs {
+		rows += rec.NumRows()
+	}
+	for c := range cols {
+		for i, rec := range recs {
+			parts[i] = rec.Column(c)
+		}
+		col, err := array.Concatenate(parts, mem)
+		if err != nil {
+			releaseArrays(cols[:c])
+			return nil, fmt.Errorf("concatenate column %q: %w", schema.Field(c).Name, err)
+		}
+		cols[c] = col
+	}
+	out := array.NewRecordBatch(schema, cols, rows)
+	releaseArrays(cols)
+	return out, nil
+}
+
+func releaseArrays(arrs []arrow.Array) {
+	for _, a := range arrs {
+		if a != nil {
+			a.Release()
+		}
+	}
+}
+
+// padBatch returns b with n rows of value appended to X and Y (see Pad).
+func padBatch(mem memory.Allocator, b flow.Batch, n int64, value float64) (flow.Batch, error) {
+	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch}
+	var err error
+	if out.X, err = padRecord(mem, b.X, n, value); err != nil {
+		return flow.Batch{}, err
+	}
+	if b.Y != nil {
+		if out.Y, err = padRecord(mem, b.Y, n, value); err != nil {
+			out.Release()
+			return flow.Batch{}, err
+		}
+	}
+	return out, nil
+}
+
+func padRecord(mem memory.Allocator, rec arrow.RecordBatch, n int64, value float64) (arrow.RecordBatch, error) {
+	schema := rec.Schema()
+	cols := make([]arrow.Array, schema.NumFields())
+	for c := range cols {
+		fill := padArray(mem, schema.Field(c).Type, int(n), value)
+		col, err := array.Concatenate([]arrow.Array{rec.Column(c), fill}, mem)
+		fill.Release()
+		if err != nil {
+			releaseArrays(cols[:c])
+			return nil, fmt.Errorf("column %q: %w", schema.Field(c).Name, err)
+		}
+		cols[c] = col
+	}
+	out := array.NewRecordBatch(schema, cols, rec.NumRows()+n)
+	releaseArrays(cols)
+	return out, nil
+}
+
+// padArray returns an array of n values of type dt holding value (see Pad),
+// which the caller releases.
+func padArray(mem memory.Allocator, dt arrow.DataType, n int, value float64) arrow.Array {
+	switch t := dt.(type) {
+	case *arrow.FixedSizeListType:
+		if !isNumeric(t.Elem()) {
+			break
+		}
+		child := padArray(mem, t.Elem(), n*int(t.Len()), value)
+		defer child.Release()
+		data := array.NewData(dt, n, []*memory.Buffer{nil}, []arrow.ArrayData{child.Data()}, 0, 0)
+		defer data.Release()
+		return array.MakeFromData(data)
+	}
+	if !isNumeric(dt) {
+		return array.MakeArrayOfNull(mem, dt, n)
+	}
+	b := array.NewBuilder(mem, dt)
+	defer b.Release()
+	b.Reserve(n)
+	switch b := b.(type) {
+	case *array.Float64Builder:
+		fill(b, n, value)
+	case *array.Float32Builder:
+		fill(b, n, float32(value))
+	case *array.Int64Builder:
+		fill(b, n, int64(value))
+	case *array.Int32Builder:
+		fill(b, n, int32(value))
+	case *array.Int16Builder:
+		fill(b, n, int16(value))
+	case *array.Int8Builder:
+		fill(b, n, int8(value))
+	case *array.Uint64Builder:
+		fill(b, n, uint64(math.Max(value, 0)))
+	case *array.Uint32Builder:
+		fill(b, n, uint32(math.Max(value, 0)))
+	case *array.Uint16Builder:
+		fill(b, n, uint16(math.Max(value, 0)))
+	case *array.Uint8Builder:
+		fill(b, n, uint8(math.Max(value, 0)))
+	}
+	return b.NewArray()
+}
+
+func fill[T any](b interface{ UnsafeAppend(T) }, n int, v T) {
+	for range n {
+		b.UnsafeAppend(v)
+	}
+}
+
+// isNumeric reports whether dt is an integer or a float32/float64 type.
+func isNumeric(dt arrow.DataType) bool {
+	switch dt.ID() {
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
+		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
+		arrow.FLOAT32, arrow.FLOAT64:
+		return true
+	}
+	return false
+}
