@@ -122,9 +122,9 @@ func FromSlices(mem memory.Allocator, rowsPerBatch int, x []Column, y []Column) 
 	m := &Memory{starts: []int64{0}}
 	for lo := 0; lo < rows; lo += rowsPerBatch {
 		hi := min(lo+rowsPerBatch, rows)
-		m.x = append(m.x, buildRecord(mem, xs, x, lo, hi))
+		m.x = append(m.x, recordFromColumns(mem, xs, x, lo, hi))
 		if ys != nil {
-			m.y = append(m.y, buildRecord(mem, ys, y, lo, hi))
+			m.y = append(m.y, recordFromColumns(mem, ys, y, lo, hi))
 		}
 		m.starts = append(m.starts, int64(hi))
 	}
@@ -147,7 +147,7 @@ func columnsSchema(role string, cols []Column) (*arrow.Schema, error) {
 	return arrow.NewSchema(fields, nil), nil
 }
 
-func buildRecord(mem memory.Allocator, schema *arrow.Schema, cols []Column, lo, hi int) arrow.RecordBatch {
+func recordFromColumns(mem memory.Allocator, schema *arrow.Schema, cols []Column, lo, hi int) arrow.RecordBatch {
 	arrs := make([]arrow.Array, len(cols))
 	for i, c := range cols {
 		b := array.NewBuilder(mem, c.typ)

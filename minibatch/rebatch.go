@@ -79,12 +79,10 @@ type Rebatcher struct {
 	pieceEpoch int
 	havePieces bool // pieces is non-empty and pieceEpoch is valid
 
-	xSchema, ySchema *arrow.Schema
-	hasY             bool
-	inSeq            int64 // number of input batches read in this pass
-	outSeq           int64
-	eof              bool
-	released         bool
+	schemas  batchSchemas
+	outSeq   int64
+	eof      bool
+	released bool
 }
 
 var _ flow.Source = (*Rebatcher)(nil)
@@ -185,43 +183,14 @@ func (r *Rebatcher) Next(ctx context.Context) (flow.Batch, error) {
 			continue
 		}
 		if err != nil {
-			return flow.Batch{}, fmt.Errorf("minibatch: rebatch: reading input batch %d: %w", r.inSeq, err)
+			return flow.Batch{}, fmt.Errorf("minibatch: rebatch: reading input batch %d: %w", r.schemas.batches, err)
 		}
-		if err := r.check(b); err != nil {
+		if err := r.schemas.check(b); err != nil {
 			b.Release()
 			return flow.Batch{}, fmt.Errorf("minibatch: rebatch: %w", err)
 		}
-		r.inSeq++
 		r.cur, r.hasCur, r.off = b, true, 0
 	}
-}
-
-// check verifies that b has the columns of the first input batch.
-func (r *Rebatcher) check(b flow.Batch) error {
-	if b.X == nil {
-		return fmt.Errorf("input batch %d has no X", r.inSeq)
-	}
-	if b.Y != nil && b.Y.NumRows() != b.X.NumRows() {
-		return fmt.Errorf("input batch %d has %d Y rows and %d X rows, want equal", r.inSeq, b.Y.NumRows(), b.X.NumRows())
-	}
-	if r.xSchema == nil {
-		r.xSchema = b.X.Schema()
-		r.hasY = b.Y != nil
-		if r.hasY {
-			r.ySchema = b.Y.Schema()
-		}
-		return nil
-	}
-	if (b.Y != nil) != r.hasY {
-		return fmt.Errorf("input batch %d has Y: %t, but the first batch has Y: %t", r.inSeq, b.Y != nil, r.hasY)
-	}
-	if err := sameColumns("X", r.xSchema, b.X.Schema(), r.inSeq); err != nil {
-		return err
-	}
-	if r.hasY {
-		return sameColumns("Y", r.ySchema, b.Y.Schema(), r.inSeq)
-	}
-	return nil
 }
 
 func (r *Rebatcher) emit(b flow.Batch) flow.Batch {
@@ -267,7 +236,7 @@ func (r *Rebatcher) concatPieces() (flow.Batch, error) {
 	if out.X, err = concatRecords(r.mem, xs); err != nil {
 		return flow.Batch{}, fmt.Errorf("minibatch: rebatch: %w", err)
 	}
-	if r.hasY {
+	if r.schemas.hasY {
 		for i, p := range r.pieces {
 			xs[i] = p.Y
 		}
@@ -302,15 +271,15 @@ func (r *Rebatcher) flushIncomplete() (out flow.Batch, ok bool, err error) {
 }
 
 // Rewind rewinds the source and starts again from its first batch: Seq
-// starts again at 0 and the pieces held are released. It returns an error if
-// the source does not implement flow.Rewinder.
+// starts again at 0 and the pieces held are released. It returns an error
+// wrapping ErrNotReplayable if the source does not implement flow.Rewinder.
 func (r *Rebatcher) Rewind() error {
 	if r.released {
 		return errors.New("minibatch: rebatch: Rewind after Release")
 	}
 	rw, ok := r.src.(flow.Rewinder)
 	if !ok {
-		return fmt.Errorf("minibatch: rebatch: cannot rewind: source %T does not implement flow.Rewinder", r.src)
+		return fmt.Errorf("minibatch: rebatch: cannot rewind: source %T does not implement flow.Rewinder: %w", r.src, ErrNotReplayable)
 	}
 	if err := rw.Rewind(); err != nil {
 		return fmt.Errorf("minibatch: rebatch: rewind source: %w", err)
@@ -325,8 +294,8 @@ func (r *Rebatcher) reset() {
 		r.cur.Release()
 	}
 	r.cur, r.hasCur, r.off = flow.Batch{}, false, 0
-	r.xSchema, r.ySchema, r.hasY = nil, nil, false
-	r.inSeq, r.outSeq, r.eof = 0, 0, false
+	r.schemas = batchSchemas{}
+	r.outSeq, r.eof = 0, false
 }
 
 // Release drops the input batch and the pieces that the Rebatcher holds, for
