@@ -16,13 +16,13 @@ import (
 // caller owns every batch that Next returns. A Repeater is read by one
 // goroutine.
 type Repeater struct {
-	src       flow.Source
-	rw        flow.Rewinder
-	epochs    int
-	epoch     int
-	seq       int64
+	src          flow.Source
+	rw           flow.Rewinder
+	epochs       int
+	epoch        int
+	seq          int64
 	epochBatches int64 // batches returned in the current epoch
-	done      bool
+	done         bool
 }
 
 var _ flow.Source = (*Repeater)(nil)
