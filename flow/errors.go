@@ -51,13 +51,21 @@ func (e *PanicError) Unwrap() error {
 	return nil
 }
 
-// guard calls fn, turning a panic into a *PanicError: the one place where
-// user code is called and recovered.
+// guard calls fn, turning a panic into a *PanicError. The hot path (a
+// step's Transform or Fit) recovers with recovered instead, to save the
+// closure.
 func guard(fn func() error) (err error) {
-	if r := panics.Try(func() { err = fn() }); r != nil {
-		return &PanicError{Value: r.Value, Stack: r.Stack}
+	defer recovered(&err)
+	return fn()
+}
+
+// recovered, deferred where user code is called, turns a panic into a
+// *PanicError in *err, with the panicking goroutine's stack.
+func recovered(err *error) {
+	if v := recover(); v != nil {
+		r := panics.NewRecovered(1, v)
+		*err = &PanicError{Value: r.Value, Stack: r.Stack}
 	}
-	return err
 }
 
 func stepError(path string, s Step, op string, b *Batch, err error) error {

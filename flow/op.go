@@ -28,34 +28,7 @@ func (o op) String() string {
 // opFit the returned batch is empty. Errors are not yet wrapped with the
 // step's name.
 func apply(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
-	err = guard(func() error {
-		var err error
-		switch o {
-		case opTransform:
-			out, err = s.Transform(ctx, in)
-		case opFitTransform:
-			if ft, ok := s.(FitTransformer); ok {
-				out, err = ft.FitTransform(ctx, in)
-				break
-			}
-			if f, ok := s.(Fitter); ok {
-				if err = f.Fit(ctx, in); err != nil {
-					return err
-				}
-			}
-			out, err = s.Transform(ctx, in)
-		case opFit:
-			switch f := s.(type) {
-			case Fitter:
-				err = f.Fit(ctx, in)
-			case FitTransformer:
-				out, err = f.FitTransform(ctx, in)
-				out.Release()
-				out = Batch{}
-			}
-		}
-		return err
-	})
+	out, err = call(ctx, s, o, in)
 	if err != nil {
 		out.Release()
 		return Batch{}, err
@@ -64,4 +37,34 @@ func apply(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
 		return Batch{}, errors.New("returned an empty batch (X and Y nil) and no error")
 	}
 	return out, nil
+}
+
+// call is apply's unchecked part: the boundary where user code runs and
+// its panics are recovered.
+func call(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
+	defer recovered(&err)
+	switch o {
+	case opTransform:
+		return s.Transform(ctx, in)
+	case opFitTransform:
+		if ft, ok := s.(FitTransformer); ok {
+			return ft.FitTransform(ctx, in)
+		}
+		if f, ok := s.(Fitter); ok {
+			if err := f.Fit(ctx, in); err != nil {
+				return Batch{}, err
+			}
+		}
+		return s.Transform(ctx, in)
+	case opFit:
+		switch f := s.(type) {
+		case Fitter:
+			return Batch{}, f.Fit(ctx, in)
+		case FitTransformer:
+			out, err := f.FitTransform(ctx, in)
+			out.Release()
+			return Batch{}, err
+		}
+	}
+	return Batch{}, nil
 }
