@@ -288,26 +288,37 @@ func TestKFold(t *testing.T) {
 }
 
 func TestKFoldSeed(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	ctx := splitCtx(t)
-	src := splitSource(t, mem, splitLabels(40, 20), 10)
-	defer src.Release()
+	unique := make([]int64, 60) // every row a class of its own
+	for i := range unique {
+		unique[i] = int64(i)
+	}
+	for _, tt := range []struct {
+		name   string
+		labels []int64
+	}{{"two classes", splitLabels(40, 20)}, {"unique labels", unique}} {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			ctx := splitCtx(t)
+			src := splitSource(t, mem, tt.labels, 10)
+			defer src.Release()
 
-	firstFold := func(seed uint64) []int64 {
-		folds, err := minibatch.KFold(ctx, src, mem, 3, minibatch.SplitSeed(seed))
-		if err != nil {
-			t.Fatalf("KFold: %v", err)
-		}
-		rows, _ := splitRows(t, ctx, folds[0].Validation)
-		return rows
-	}
-	a, b, c := firstFold(5), firstFold(5), firstFold(6)
-	if !slices.Equal(a, b) {
-		t.Errorf("seed 5 twice gave different folds:\n%v\n%v", a, b)
-	}
-	if slices.Equal(a, c) {
-		t.Errorf("seeds 5 and 6 gave the same fold %v; want different", a)
+			firstFold := func(seed uint64) []int64 {
+				folds, err := minibatch.KFold(ctx, src, mem, 3, minibatch.SplitSeed(seed))
+				if err != nil {
+					t.Fatalf("KFold: %v", err)
+				}
+				rows, _ := splitRows(t, ctx, folds[0].Validation)
+				return rows
+			}
+			a, b, c := firstFold(5), firstFold(5), firstFold(6)
+			if !slices.Equal(a, b) {
+				t.Errorf("seed 5 twice gave different folds:\n%v\n%v", a, b)
+			}
+			if slices.Equal(a, c) {
+				t.Errorf("seeds 5 and 6 gave the same fold %v; want different", a)
+			}
+		})
 	}
 }
 
