@@ -144,11 +144,14 @@ func newOrdered(op string, src flow.Source, mem memory.Allocator, batchRows int,
 		o.memSrc = m
 		return o, nil
 	}
-	if _, ok := src.(flow.Rewinder); !ok {
-		return nil, fmt.Errorf("minibatch: %s: source %T does not implement flow.Rewinder; an order over all rows needs a replayable source (a *Memory, or one that can Rewind): %w", op, src, ErrNotReplayable)
+	if !replayable(src) {
+		return nil, fmt.Errorf("minibatch: %s: source %T is not replayable (it does not implement flow.Rewinder, or its Replayable method says no); an order over all rows needs a replayable source (a *Memory, or one that can Rewind): %w", op, src, ErrNotReplayable)
 	}
 	return o, nil
 }
+
+// Replayable reports true: an Ordered is made only over replayable sources.
+func (o *Ordered) Replayable() bool { return true }
 
 // Next returns the next batch of the pass, which the caller owns, or io.EOF
 // at the end of the pass (call Rewind for the next one).

@@ -255,6 +255,9 @@ func (m *Memory) Release() {
 	m.x, m.y = nil, nil
 }
 
+// Replayable reports true until Release: a Memory can always be rewound.
+func (m *Memory) Replayable() bool { return !m.released }
+
 // Len returns the number of batches that one pass returns.
 func (m *Memory) Len() int { return len(m.x) }
 

@@ -288,6 +288,10 @@ func (r *Rebatcher) Rewind() error {
 	return nil
 }
 
+// Replayable reports whether Rewind can succeed: whether the source is
+// replayable (see Repeat).
+func (r *Rebatcher) Replayable() bool { return replayable(r.src) }
+
 func (r *Rebatcher) reset() {
 	r.dropPieces()
 	if r.hasCur {

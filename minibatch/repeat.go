@@ -44,8 +44,29 @@ func Repeat(src flow.Source, epochs int) (*Repeater, error) {
 	if !ok {
 		return nil, fmt.Errorf("minibatch: repeat: source %T does not implement flow.Rewinder, so it cannot be read again; repeat a replayable source (a *minibatch.Memory, or a source that can Rewind): %w", src, ErrNotReplayable)
 	}
+	if !replayable(src) {
+		return nil, fmt.Errorf("minibatch: repeat: source %T reports that it is not replayable (Replayable() is false), so it cannot be read again: %w", src, ErrNotReplayable)
+	}
 	return &Repeater{src: src, rw: rw, epochs: epochs}, nil
 }
+
+// replayable reports whether src can be read again: it implements
+// flow.Rewinder and, where it has a Replayable method (sources whose
+// replayability depends on their input, such as a CSV stream), that method
+// says so.
+func replayable(src flow.Source) bool {
+	if _, ok := src.(flow.Rewinder); !ok {
+		return false
+	}
+	if r, ok := src.(interface{ Replayable() bool }); ok {
+		return r.Replayable()
+	}
+	return true
+}
+
+// Replayable reports whether Rewind can succeed: whether the source is
+// replayable. A Repeater is made only over replayable sources.
+func (r *Repeater) Replayable() bool { return replayable(r.src) }
 
 // Next returns the next batch, which the caller owns, or io.EOF after the
 // last epoch. Errors from the source are returned wrapped with the epoch.

@@ -278,6 +278,10 @@ func (s *Shuffler) Rewind() error {
 	return nil
 }
 
+// Replayable reports whether Rewind can succeed: whether the source is
+// replayable (see Repeat).
+func (s *Shuffler) Replayable() bool { return replayable(s.src) }
+
 func (s *Shuffler) reset() {
 	s.dropHeld()
 	s.live, s.sizes = s.live[:0], s.sizes[:0]
