@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -443,6 +444,9 @@ func TestJoinerFitsOnWholeStream(t *testing.T) {
 					if c.n != 100 {
 						t.Errorf("center fitted on %d rows; want 100 (one pass)", c.n)
 					}
+					if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+						t.Errorf("spill left %d files behind", len(left))
+					}
 					slices.Sort(rec.seen)
 					if len(rec.seen) != 100 {
 						t.Fatalf("record saw %d rows; want 100", len(rec.seen))
@@ -600,5 +604,50 @@ func TestStreamIsSource(t *testing.T) {
 	}
 	if _, err := first.Next(ctx); !errors.Is(err, io.EOF) {
 		t.Fatalf("first stream after its end: got %v; want io.EOF", err)
+	}
+}
+
+// fragile is a mergeable step whose replicas fail to set up after the
+// first; every replica that was set up must be torn down.
+type fragile struct {
+	center
+	made     *int
+	downs    *int
+	failFrom int
+}
+
+func (f *fragile) Replica() flow.Step {
+	*f.made++
+	return &fragile{center: center{mem: f.mem}, made: f.made, downs: f.downs, failFrom: f.failFrom}
+}
+
+func (f *fragile) Merge([]flow.Step) error { return nil }
+
+func (f *fragile) Setup(context.Context) error {
+	if *f.made >= f.failFrom && f.failFrom > 0 {
+		return errors.New("no device left")
+	}
+	return nil
+}
+
+func (f *fragile) Teardown(context.Context) error { *f.downs++; return nil }
+
+func TestReplicaSetupFailureTearsDown(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	var made, downs int
+	// The step itself sets up (made == 0); its second replica fails.
+	f := &fragile{center: center{mem: mem}, made: &made, downs: &downs, failFrom: 2}
+	p := pipeline(t, []flow.Node{flow.Named("f", f, flow.Replicas(3))})
+	src := numbers(t, mem, 0, 10, 5)
+	defer src.Release()
+	_, err := flow.Runner{Engine: flow.Streaming, Allocator: mem}.Fit(ctx, p, src)
+	if err == nil || !strings.Contains(err.Error(), "no device left") || !strings.Contains(err.Error(), `step "f"`) {
+		t.Fatalf("got %v; want the setup error naming step \"f\"", err)
+	}
+	// Torn down: the first replica, and the step itself.
+	if downs != 2 {
+		t.Fatalf("%d teardowns; want 2 (the replica that was set up, and the step)", downs)
 	}
 }

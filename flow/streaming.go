@@ -143,7 +143,7 @@ type passRun struct {
 func (sr *streamRun) runPass(ps pass) error {
 	pr := &passRun{src: sr.src, reps: map[*stage][]Step{}}
 	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
-		return err
+		return errors.Join(err, pr.teardownReplicas(sr.ctx))
 	}
 	if needWindow(ps.stages) {
 		pr.sem = make(chan struct{}, window(ps.stages)+DefaultQueueCapacity+2)
