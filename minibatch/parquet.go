@@ -1,0 +1,255 @@
+package minibatch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/penstock-ml/penstock/flow"
+)
+
+// ParquetSource reads a Parquet file through Arrow's pqarrow as batches of
+// up to WithBatchRows rows, split into X and Y by the source's Roles. Only
+// the columns of X and Y are read (all of them when no inputs are named),
+// from the row groups chosen by WithRowGroups (default: all). It is
+// replayable.
+//
+// Cost: the decoding of the chosen column chunks, one batch at a time;
+// memory is bounded by the batch size and the pages being decoded. A
+// source is read by one goroutine at a time.
+type ParquetSource struct {
+	name    string
+	cfg     *sourceConfig
+	file    *os.File // owned, when opened from a path
+	pf      *file.Reader
+	fr      *pqarrow.FileReader
+	leaves  []int // the leaf columns to read
+	schema  *arrow.Schema
+	rr      pqarrow.RecordReader // the current pass; nil before the first Next
+	started bool
+	seq     int64
+	err     error
+	done    bool
+}
+
+var (
+	_ flow.Source   = (*ParquetSource)(nil)
+	_ flow.Rewinder = (*ParquetSource)(nil)
+)
+
+// OpenParquet opens the Parquet file at path. The source owns the open file
+// and Close closes it. Errors name the path.
+func OpenParquet(path string, opts ...SourceOption) (*ParquetSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("minibatch: parquet: %w", err)
+	}
+	s, err := newParquet(f, path, opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.file = f
+	return s, nil
+}
+
+// NewParquet reads a Parquet file from r, which the caller keeps open while
+// the source is used and closes after Close. Errors name the source by
+// WithName (default "<reader>").
+func NewParquet(r parquet.ReaderAtSeeker, opts ...SourceOption) (*ParquetSource, error) {
+	return newParquet(r, "<reader>", opts)
+}
+
+func newParquet(r parquet.ReaderAtSeeker, name string, opts []SourceOption) (_ *ParquetSource, err error) {
+	cfg, err := newSourceConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.name != "" {
+		name = cfg.name
+	}
+	s := &ParquetSource{name: name, cfg: cfg}
+	// Wrapped so that file.Reader.Close does not close the caller's r.
+	s.pf, err = file.NewParquetReader(struct{ parquet.ReaderAtSeeker }{r}, file.WithReadProps(parquet.NewReaderProperties(cfg.mem)))
+	if err != nil {
+		return nil, s.errorf("not a readable Parquet file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.pf.Close()
+		}
+	}()
+	s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.batchRows)}, cfg.mem)
+	if err != nil {
+		return nil, s.errorf("%w", err)
+	}
+	for _, g := range cfg.rowGroups {
+		if g < 0 || g >= s.pf.NumRowGroups() {
+			return nil, s.errorf("row group %d does not exist; the file has %d", g, s.pf.NumRowGroups())
+		}
+	}
+	full, err := s.fr.Schema()
+	if err != nil {
+		return nil, s.errorf("%w", err)
+	}
+	if _, _, err := cfg.roles.Columns(full); err != nil {
+		return nil, s.errorf("%w", err)
+	}
+	// The leaf columns of the needed top-level fields.
+	needed := cfg.roles.Needed()
+	fields := s.fr.Manifest.Fields
+	for i := range fields {
+		if needed != nil && !slices.Contains(needed, fields[i].Field.Name) {
+			continue
+		}
+		s.leaves = appendLeaves(s.leaves, &fields[i])
+	}
+	s.schema = full
+	return s, nil
+}
+
+func appendLeaves(out []int, f *pqarrow.SchemaField) []int {
+	if f.IsLeaf() {
+		return append(out, f.ColIndex)
+	}
+	for i := range f.Children {
+		out = appendLeaves(out, &f.Children[i])
+	}
+	return out
+}
+
+func (s *ParquetSource) errorf(format string, args ...any) error {
+	return fmt.Errorf("minibatch: parquet %q: "+format, append([]any{s.name}, args...)...)
+}
+
+// Schema returns the Arrow schema of the whole file (before the choice of
+// columns and the split into X and Y).
+func (s *ParquetSource) Schema() *arrow.Schema { return s.schema }
+
+// NumRows returns the number of rows in the chosen row groups.
+func (s *ParquetSource) NumRows() int64 {
+	if len(s.cfg.rowGroups) == 0 {
+		return s.pf.NumRows()
+	}
+	var n int64
+	for _, g := range s.cfg.rowGroups {
+		n += s.pf.MetaData().RowGroup(g).NumRows()
+	}
+	return n
+}
+
+// Next returns the next batch of up to WithBatchRows rows, split into X and
+// Y, with Seq 0, 1, 2, … in this pass and Epoch 0; the caller owns and
+// releases it. It returns io.EOF after the last row; a corrupt page is an
+// error naming the file and the batch, which ends the pass.
+func (s *ParquetSource) Next(ctx context.Context) (flow.Batch, error) {
+	switch {
+	case s.err != nil:
+		return flow.Batch{}, s.err
+	case s.done:
+		return flow.Batch{}, io.EOF
+	case s.fr == nil:
+		return flow.Batch{}, s.errorf("read after Close")
+	}
+	if err := ctx.Err(); err != nil {
+		return flow.Batch{}, context.Cause(ctx)
+	}
+	if s.rr == nil {
+		// pqarrow keeps the context of the reader for the whole pass; the
+		// pass outlives this call, so it gets ctx without its cancellation
+		// (Next checks ctx itself).
+		rr, err := s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.rowGroups)
+		if err != nil {
+			s.err = s.errorf("%w", err)
+			return flow.Batch{}, s.err
+		}
+		s.rr = rr
+	}
+	rec, err := readParquetBatch(s.rr)
+	if err != nil {
+		if err == io.EOF {
+			s.done = true
+			return flow.Batch{}, io.EOF
+		}
+		s.err = s.errorf("batch %d (rows from %d): %w", s.seq, s.seq*int64(s.cfg.batchRows), err)
+		return flow.Batch{}, s.err
+	}
+	defer rec.Release()
+	x, y, err := s.cfg.roles.Split(rec)
+	if err != nil {
+		s.err = s.errorf("batch %d: %w", s.seq, err)
+		return flow.Batch{}, s.err
+	}
+	b := flow.Batch{Seq: s.seq, X: x, Y: y}
+	s.seq++
+	return b, nil
+}
+
+// readParquetBatch reads the next record, owned by the caller, or io.EOF.
+// pqarrow's page decoders panic on some corrupt input instead of returning
+// an error; this is the boundary where such input becomes an error.
+func readParquetBatch(rr pqarrow.RecordReader) (rec arrow.RecordBatch, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rec, err = nil, fmt.Errorf("corrupt data: %v", p)
+		}
+	}()
+	rec, err = rr.Read()
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, io.EOF
+	}
+	rec.Retain()
+	return rec, nil
+}
+
+// Rewind starts a new pass from the first chosen row group. It always
+// succeeds on an open source.
+func (s *ParquetSource) Rewind() error {
+	if s.fr == nil {
+		return s.errorf("rewind after Close")
+	}
+	if s.rr != nil {
+		s.rr.Release()
+		s.rr = nil
+	}
+	s.seq, s.err, s.done = 0, nil, false
+	return nil
+}
+
+// Replayable reports true: a Parquet file can always be read again.
+func (s *ParquetSource) Replayable() bool { return true }
+
+// Close releases the reader and what it holds, and closes the file if the
+// source opened it. Batches already returned stay valid. Close is
+// idempotent.
+func (s *ParquetSource) Close() error {
+	if s.rr != nil {
+		s.rr.Release()
+		s.rr = nil
+	}
+	var err error
+	if s.pf != nil {
+		err = s.pf.Close()
+		s.pf, s.fr = nil, nil
+	}
+	if s.file != nil {
+		if cerr := s.file.Close(); err == nil {
+			err = cerr
+		}
+		s.file = nil
+	}
+	if err != nil {
+		return s.errorf("close: %w", err)
+	}
+	return nil
+}
