@@ -651,3 +651,37 @@ func TestReplicaSetupFailureTearsDown(t *testing.T) {
 		t.Fatalf("%d teardowns; want 2 (the replica that was set up, and the step)", downs)
 	}
 }
+
+func TestFailureAfterSpilledJoiner(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			r.SpillDir = t.TempDir()
+			u, err := flow.NewUnion(flow.Named("ok", scale{mem, 1}), flow.Named("bad", failing{scale{mem, 2}, 3, false}, flow.Replicas(2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := pipeline(t, []flow.Node{
+				flow.Named("center", &center{mem: mem}, flow.Barrier(barrier.Joiner), flow.Replicas(2)),
+				flow.Named("union", u),
+			})
+			src := numbers(t, mem, 0, 100, 10)
+			defer src.Release()
+			s, err := r.FitTransform(ctx, p, once{src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = flow.Collect(ctx, s)
+			var se *flow.StepError
+			if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Path != "union/bad" || se.Seq != 3 {
+				t.Fatalf("got %v; want boom from step \"union/bad\" at batch 3", err)
+			}
+			if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+				t.Errorf("spill left %d files behind", len(left))
+			}
+		})
+	}
+}
