@@ -123,9 +123,10 @@ type Fold struct {
 // validation fully, or the reverse, or one fold after another — and is cheap
 // when each side is read to the end before the next one starts. Switching
 // sides in the middle of a pass is correct but re-reads the parent up to
-// the switching side's position. Sides of one split lock the parent while
-// they read it, so using them from several goroutines is safe, but it is
-// then slow for the same reason; read them one at a time.
+// the switching side's position. Like any source, each side is read by one
+// goroutine at a time; different sides of one split lock the parent while
+// they read it, so reading them from different goroutines at once is safe,
+// but slow for the same reason: read them one after another.
 type SplitSource struct {
 	name   string
 	parent *splitParent

@@ -8,12 +8,14 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/goleak"
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
@@ -848,5 +850,60 @@ func TestSplitSideErrors(t *testing.T) {
 	}
 	if _, _, err := minibatch.Holdout(cctx, inner, mem, 0.5); !errors.Is(err, context.Canceled) {
 		t.Errorf("Holdout on a cancelled context: got %v; want context.Canceled", err)
+	}
+}
+
+// TestSplitSidesConcurrently reads every side of a k-fold split, each from
+// its own goroutine, at the same time: slow (the parent is re-read at each
+// switch) but correct and race-free.
+func TestSplitSidesConcurrently(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := splitCtx(t)
+	labels := splitLabels(40, 25, 15)
+	src := splitSource(t, mem, labels, 6)
+	defer src.Release()
+	folds, err := minibatch.KFold(ctx, src, mem, 3, minibatch.SplitSeed(2))
+	if err != nil {
+		t.Fatalf("KFold: %v", err)
+	}
+	var sides []*minibatch.SplitSource
+	for _, f := range folds {
+		sides = append(sides, f.Train, f.Validation)
+	}
+	want := make([][]int64, len(sides))
+	for i, s := range sides {
+		want[i], _ = splitRows(t, ctx, s)
+		if err := s.Rewind(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([][]int64, len(sides))
+	errs := make([]error, len(sides))
+	var wg sync.WaitGroup
+	for i, s := range sides {
+		wg.Go(func() {
+			for {
+				b, err := s.Next(ctx)
+				if errors.Is(err, io.EOF) {
+					return
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				got[i] = append(got[i], b.X.Column(0).(*array.Int64).Int64Values()...)
+				b.Release()
+			}
+		})
+	}
+	wg.Wait()
+	for i, s := range sides {
+		if errs[i] != nil {
+			t.Errorf("%v: %v", s, errs[i])
+		} else if !slices.Equal(got[i], want[i]) {
+			t.Errorf("%v: got rows %v; want %v", s, got[i], want[i])
+		}
 	}
 }
