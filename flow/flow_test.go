@@ -521,9 +521,17 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	first, err := s.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Release()
+	if mid := s.Stats(); mid.Elapsed <= 0 || mid.Stages[2].BatchesOut < 1 {
+		t.Fatalf("stats during the run: %v; want time passed and a batch out of the last stage", mid)
+	}
 	got := collect(ctx, t, s, "x")
-	if len(got.cols["x"]) != 200 {
-		t.Fatalf("got %d rows; want 200", len(got.cols["x"]))
+	if len(got.cols["x"]) != 190 {
+		t.Fatalf("got %d rows; want 190 after the first batch", len(got.cols["x"]))
 	}
 	st := s.Stats()
 	if len(st.Stages) != 3 {

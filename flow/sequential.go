@@ -37,6 +37,9 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 	if err := context.Cause(r.ctx); err != nil {
 		return Batch{}, r.fail(err)
 	}
+	if ctx.Err() != nil {
+		return Batch{}, context.Cause(ctx) // the caller's wait, not the run
+	}
 	if !r.started {
 		r.started = true
 		if err := setupAll(r.ctx, r.pl); err != nil {
