@@ -11,6 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"go.uber.org/goleak"
+
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
 )
@@ -301,6 +303,7 @@ func TestRebatchReleaseMidStream(t *testing.T) {
 }
 
 func TestRebatchCancelled(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx, cancel := context.WithCancel(testCtx(t))

@@ -462,7 +462,7 @@ func fixedByteWidth(dt arrow.DataType) int {
 }
 
 func childNulls(srcs []arrow.Array, refs []rowRef) bool {
-	seen := make(map[int32]bool)
+	seen := make([]bool, len(srcs))
 	for _, ref := range refs {
 		if seen[ref.src] {
 			continue

@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"go.uber.org/goleak"
+
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
 )
@@ -143,6 +145,7 @@ func TestShuffleEpochs(t *testing.T) {
 }
 
 func TestShuffleErrors(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	if _, err := minibatch.Shuffle(&rowsSource{mem: mem}, mem, 0, 1); err == nil {
@@ -213,6 +216,7 @@ func peakShuffle(t *testing.T, mem *memory.CheckedAllocator, batches, buffer int
 }
 
 func TestShuffleBufferMemoryBounded(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const buffer = 512
