@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync/atomic"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/penstock-ml/penstock/flow"
 )
@@ -48,7 +51,11 @@ var ipcFileMagic = []byte("ARROW1")
 // footer. It is replayable.
 //
 // Each batch is the file's record batch as written (re-batch it to change
-// its size), split into X and Y by the source's Roles. Reading a batch costs
+// its size), split into X and Y by the source's Roles. Its buffers are
+// slices of the message body, which is held in Go memory (freed by the
+// garbage collector once every batch that uses it is released), not in the
+// WithAllocator allocator: arrow's decoder can drop references to a body on
+// corrupt input, which a counting allocator would report as a leak. Reading a batch costs
 // one read of its message, the decompression of its buffers if any, and
 // O(columns) checks. A source is read by one goroutine at a time.
 type IPCFileSource struct {
@@ -227,7 +234,7 @@ func (s *IPCFileSource) Rewind() error {
 		s.rd = nil
 	}
 	s.seq, s.err, s.done = 0, nil, false
-	msgs := &fileMessages{src: s}
+	msgs := &fileMessages{src: s, dec: ipcDecoder{cfg: s.cfg}}
 	msgs.refs.Store(1)
 	rd, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(s.cfg.mem))
 	if err != nil {
@@ -265,6 +272,7 @@ func (s *IPCFileSource) Close() error {
 // the record batches in footer order.
 type fileMessages struct {
 	src  *IPCFileSource
+	dec  ipcDecoder
 	next int // 0: schema; then dictionaries, then record batches
 	cur  *ipc.Message
 	refs atomic.Int64
@@ -299,7 +307,7 @@ func (m *fileMessages) Message() (*ipc.Message, error) {
 		r, at = io.NewSectionReader(s.r, blk.offset, blk.metaLen+blk.bodyLen), blk.offset
 	}
 	m.next++
-	msg, hdr, bodyLen, err := readMessage(r, s.cfg)
+	msg, hdr, bodyLen, err := m.dec.readMessage(r)
 	if err == nil && i > 0 && bodyLen != blk.bodyLen {
 		msg.Release()
 		err = fmt.Errorf("body is %d bytes but the footer says %d", bodyLen, blk.bodyLen)
@@ -330,6 +338,7 @@ func (m *fileMessages) Retain() { m.refs.Add(1) }
 func (m *fileMessages) Release() {
 	if m.refs.Add(-1) == 0 {
 		m.releaseCur()
+		m.dec.close()
 	}
 }
 
@@ -417,7 +426,7 @@ func (s *IPCStreamSource) errorf(format string, args ...any) error {
 }
 
 func (s *IPCStreamSource) open() error {
-	msgs := &streamMessages{r: s.r, cfg: s.cfg, pos: s.start}
+	msgs := &streamMessages{r: s.r, dec: ipcDecoder{cfg: s.cfg}, pos: s.start}
 	msgs.refs.Store(1)
 	rd, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(s.cfg.mem))
 	if err != nil {
@@ -488,7 +497,7 @@ func (s *IPCStreamSource) Close() error {
 // checked.
 type streamMessages struct {
 	r     io.Reader
-	cfg   *sourceConfig
+	dec   ipcDecoder
 	pos   int64 // byte offset of the next message, for errors
 	index int
 	cur   *ipc.Message
@@ -501,7 +510,7 @@ func (m *streamMessages) Message() (*ipc.Message, error) {
 		m.cur = nil
 	}
 	cr := &countingReader{r: m.r}
-	msg, _, _, err := readMessage(cr, m.cfg)
+	msg, _, _, err := m.dec.readMessage(cr)
 	at := m.pos
 	m.pos += cr.n
 	i := m.index
@@ -519,9 +528,12 @@ func (m *streamMessages) Message() (*ipc.Message, error) {
 func (m *streamMessages) Retain() { m.refs.Add(1) }
 
 func (m *streamMessages) Release() {
-	if m.refs.Add(-1) == 0 && m.cur != nil {
-		m.cur.Release()
-		m.cur = nil
+	if m.refs.Add(-1) == 0 {
+		if m.cur != nil {
+			m.cur.Release()
+			m.cur = nil
+		}
+		m.dec.close()
 	}
 }
 
@@ -573,13 +585,57 @@ func nextIPC(ctx context.Context, rd *ipc.Reader, seq *int64, stuck *error, done
 	return b, nil
 }
 
+// ipcDecoder frames and checks the messages of one pass over an IPC file or
+// stream. It learns the schema's layout from the schema message and checks
+// each record and dictionary batch against it, so that arrow's decoder never
+// runs out of field nodes or buffers (it panics then, and the buffers it had
+// taken are lost to the allocator). It decompresses the buffers of
+// compressed batches itself, into the sizes that were checked, and hands
+// arrow bodies whose buffers are marked as stored uncompressed.
+type ipcDecoder struct {
+	cfg    *sourceConfig
+	layout *schemaLayout // nil before the schema message
+	zstd   *zstd.Decoder
+	lz4    *lz4.Reader
+}
+
+func (d *ipcDecoder) close() {
+	if d.zstd != nil {
+		d.zstd.Close()
+		d.zstd = nil
+	}
+	d.lz4 = nil
+}
+
+// batchLayout is what arrow's decoder takes from a batch of a schema: field
+// nodes, buffers, variadic buffer counts (one per binary or string view
+// array) and the extra validity buffers of unions and run-end encoded
+// arrays in metadata before version 5.
+type batchLayout struct {
+	nodes, buffers, variadic, preV5 int
+}
+
+type schemaLayout struct {
+	record batchLayout
+	dicts  map[int64]batchLayout // by dictionary id: the dictionary's values
+}
+
+// Metadata version 5 (MetadataVersion.V5 in Schema.fbs).
+const metadataV5 = 4
+
 // readMessage reads one framed IPC message from r and checks it: the
 // metadata is a well-formed Message flatbuffer, the body is within the
-// limit, and a record or dictionary batch's buffers lie within its body and
-// decompress to at most the limit. It returns io.EOF at an end-of-stream
-// marker or at the end of r before the first byte. The message's body is
-// allocated from cfg.mem; the caller releases the message.
-func readMessage(r io.Reader, cfg *sourceConfig) (msg *ipc.Message, header byte, bodyLen int64, err error) {
+// limit, and a record or dictionary batch has the nodes and buffers of its
+// schema, lying inside its body and decompressing to at most the limit. It
+// returns io.EOF at an end-of-stream marker or at the end of r before the
+// first byte. The caller releases the message.
+//
+// The body is Go memory, not cfg.mem's: on some corrupt batches arrow's
+// decoder panics (and recovers) after taking references to the body that
+// it never drops, which an allocator that counts (memory.CheckedAllocator,
+// a C allocator) would see as a leak. The garbage collector frees such a
+// body; arrow's own allocations (dictionary deltas) still use cfg.mem.
+func (d *ipcDecoder) readMessage(r io.Reader) (msg *ipc.Message, header byte, bodyLen int64, err error) {
 	var word [4]byte
 	if _, err := io.ReadFull(r, word[:]); err != nil {
 		return nil, 0, 0, err
@@ -605,17 +661,46 @@ func readMessage(r io.Reader, cfg *sourceConfig) (msg *ipc.Message, header byte,
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("metadata: %w", err)
 	}
-	if info.bodyLen > cfg.maxBatchBytes {
-		return nil, 0, 0, fmt.Errorf("body of %d bytes exceeds the limit of %d bytes (WithMaxBatchBytes)", info.bodyLen, cfg.maxBatchBytes)
+	limit := d.cfg.maxBatchBytes
+	if info.bodyLen > limit {
+		return nil, 0, 0, fmt.Errorf("body of %d bytes exceeds the limit of %d bytes (WithMaxBatchBytes)", info.bodyLen, limit)
 	}
-	body := memory.NewResizableBuffer(cfg.mem)
-	defer body.Release()
-	body.Resize(int(info.bodyLen))
+	var want batchLayout
+	switch {
+	case info.header == headerSchema && d.layout != nil:
+		return nil, 0, 0, errors.New("a second schema message")
+	case info.header == headerSchema:
+		if d.layout, err = layoutOf(info.schema); err != nil {
+			return nil, 0, 0, fmt.Errorf("schema: %w", err)
+		}
+	case d.layout == nil:
+		return nil, 0, 0, errors.New("a batch before the schema message")
+	case info.header == headerRecordBatch:
+		want = d.layout.record
+	default:
+		var ok bool
+		if want, ok = d.layout.dicts[info.dictID]; !ok {
+			return nil, 0, 0, fmt.Errorf("dictionary batch for id %d, which the schema does not have", info.dictID)
+		}
+	}
+	body := memory.NewBufferBytes(make([]byte, info.bodyLen))
+	defer func() { body.Release() }()
 	if _, err := io.ReadFull(r, body.Bytes()); err != nil {
 		return nil, 0, 0, fmt.Errorf("reading %d bytes of body: %w", info.bodyLen, noEOF(err))
 	}
-	if err := info.checkBody(body.Bytes(), cfg.maxBatchBytes); err != nil {
-		return nil, 0, 0, err
+	if info.isBatch {
+		sizes, err := info.checkBatch(body.Bytes(), want, limit)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if info.codec >= 0 {
+			plain, err := d.decompress(info, body.Bytes(), sizes)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			body.Release()
+			body = plain
+		}
 	}
 	metaBuf := memory.NewBufferBytes(meta)
 	defer metaBuf.Release()
@@ -629,21 +714,101 @@ func noEOF(err error) error {
 	return err
 }
 
+// decompress returns a new body holding the batch's buffers uncompressed,
+// each behind the 8-byte length -1 that marks a buffer stored uncompressed,
+// and points the metadata's buffers at them (the metadata is the decoder's
+// own copy). sizes are the checked uncompressed sizes.
+func (d *ipcDecoder) decompress(info messageInfo, body []byte, sizes []int64) (*memory.Buffer, error) {
+	var total int64
+	for _, size := range sizes {
+		if size >= 0 {
+			total += pad8(8 + size)
+		}
+	}
+	out := memory.NewBufferBytes(make([]byte, total))
+	dst := out.Bytes()
+	var at int64
+	for i, size := range sizes {
+		p := info.batch.buf[info.bufStart+16*i:]
+		if size < 0 { // an empty buffer
+			binary.LittleEndian.PutUint64(p, uint64(at))
+			continue
+		}
+		off, length := int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:]))
+		src := body[off+8 : off+length]
+		binary.LittleEndian.PutUint64(dst[at:], math.MaxUint64) // -1: stored uncompressed
+		into := dst[at+8 : at+8+size]
+		if int64(binary.LittleEndian.Uint64(body[off:])) == -1 {
+			copy(into, src)
+		} else if err := d.decode(info.codec, src, into); err != nil {
+			out.Release()
+			return nil, fmt.Errorf("buffer %d: %w", i, err)
+		}
+		binary.LittleEndian.PutUint64(p, uint64(at))
+		binary.LittleEndian.PutUint64(p[8:], uint64(8+size))
+		at += pad8(8 + size)
+	}
+	return out, nil
+}
+
+func pad8(n int64) int64 { return (n + 7) &^ 7 }
+
+// decode decompresses src, which must hold exactly len(dst) bytes.
+func (d *ipcDecoder) decode(codec int, src, dst []byte) error {
+	var r io.Reader
+	switch codec {
+	case 0:
+		if d.lz4 == nil {
+			d.lz4 = lz4.NewReader(nil)
+		}
+		d.lz4.Reset(bytes.NewReader(src))
+		r = d.lz4
+	default:
+		if d.zstd == nil {
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(d.cfg.maxBatchBytes)))
+			if err != nil {
+				return fmt.Errorf("zstd: %w", err)
+			}
+			d.zstd = dec
+		}
+		if err := d.zstd.Reset(bytes.NewReader(src)); err != nil {
+			return fmt.Errorf("zstd: %w", err)
+		}
+		r = d.zstd
+	}
+	if _, err := io.ReadFull(r, dst); err != nil {
+		return fmt.Errorf("%s: %d bytes expected: %w", [2]string{"lz4", "zstd"}[codec], len(dst), noEOF(err))
+	}
+	return nil
+}
+
 // messageInfo is what readMessage needs from a Message flatbuffer.
 type messageInfo struct {
-	header  byte
-	bodyLen int64
-	batch   fbTable // the RecordBatch table, for record and dictionary batches
-	isBatch bool
+	version  int
+	header   byte
+	bodyLen  int64
+	schema   fbTable // the Schema table, for a schema message
+	batch    fbTable // the RecordBatch table, for record and dictionary batches
+	isBatch  bool
+	dictID   int64
+	codec    int // -1: uncompressed; 0: lz4 frame; 1: zstd
+	bufStart int // position of the buffers vector in the metadata
 }
 
 // parseMessage reads the Message table (Message.fbs): version (0),
-// header_type (1), header (2), bodyLength (3).
+// header_type (1), header (2), bodyLength (3), custom_metadata (4).
 func parseMessage(meta []byte) (messageInfo, error) {
-	var info messageInfo
+	info := messageInfo{codec: -1}
 	msg, err := fbRoot(meta)
 	if err != nil {
 		return info, err
+	}
+	p, ok, err := msg.field(0, 2)
+	if err != nil {
+		return info, err
+	}
+	if ok {
+		info.version = int(int16(binary.LittleEndian.Uint16(meta[p:])))
 	}
 	if info.header, err = msg.uint8(1); err != nil {
 		return info, err
@@ -654,8 +819,18 @@ func parseMessage(meta []byte) (messageInfo, error) {
 	if info.bodyLen < 0 {
 		return info, fmt.Errorf("negative body length %d", info.bodyLen)
 	}
+	if err := verifyKeyValues(msg, 4); err != nil {
+		return info, fmt.Errorf("custom metadata: %w", err)
+	}
 	switch info.header {
 	case headerSchema:
+		info.schema, err = msg.table(2)
+		if err == nil {
+			err = verifySchema(info.schema)
+		}
+		if err != nil {
+			return info, fmt.Errorf("schema: %w", err)
+		}
 		return info, nil
 	case headerRecordBatch:
 		info.batch, err = msg.table(2)
@@ -663,7 +838,9 @@ func parseMessage(meta []byte) (messageInfo, error) {
 		// DictionaryBatch: id (0), data (1), isDelta (2).
 		var dict fbTable
 		if dict, err = msg.table(2); err == nil {
-			info.batch, err = dict.table(1)
+			if info.dictID, err = dict.int64(0); err == nil {
+				info.batch, err = dict.table(1)
+			}
 		}
 	default:
 		return info, fmt.Errorf("unsupported message type %d (want a schema, dictionary or record batch)", info.header)
@@ -675,75 +852,339 @@ func parseMessage(meta []byte) (messageInfo, error) {
 	return info, nil
 }
 
-// checkBody checks a record batch's buffers (RecordBatch: length (0), nodes
-// (1), buffers (2), compression (3)) against its body: each lies inside it,
-// and, when compressed, the uncompressed lengths written in front of the
-// buffers are valid and sum to at most limit.
-func (info messageInfo) checkBody(body []byte, limit int64) error {
-	if !info.isBatch {
-		return nil
-	}
+// checkBatch checks a record batch (RecordBatch: length (0), nodes (1),
+// buffers (2), compression (3), variadicBufferCounts (4)) against the
+// layout of its schema and against its body: it has the nodes and buffers
+// that the schema needs, each buffer lies inside the body, and, when
+// compressed, the uncompressed lengths written in front of the buffers are
+// valid and sum to at most limit. It returns each buffer's size once
+// uncompressed (-1 for an empty buffer) when the batch is compressed.
+func (info *messageInfo) checkBatch(body []byte, want batchLayout, limit int64) ([]int64, error) {
 	rows, err := info.batch.int64(0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if rows < 0 {
-		return fmt.Errorf("negative row count %d", rows)
+		return nil, fmt.Errorf("negative row count %d", rows)
 	}
 	// struct FieldNode { length: long; null_count: long }
 	start, n, err := info.batch.vector(1, 16)
 	if err != nil {
-		return fmt.Errorf("field nodes: %w", err)
+		return nil, fmt.Errorf("field nodes: %w", err)
+	}
+	if n < want.nodes {
+		return nil, fmt.Errorf("%d field nodes; the schema needs %d", n, want.nodes)
 	}
 	for i := range n {
 		p := info.batch.buf[start+16*i:]
 		length, nulls := int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:]))
 		if length < 0 || nulls < 0 || nulls > length {
-			return fmt.Errorf("field node %d: length %d, null count %d", i, length, nulls)
+			return nil, fmt.Errorf("field node %d: length %d, null count %d", i, length, nulls)
 		}
 	}
-	compressed := false
+	// struct Buffer { offset: long; length: long }
+	bufStart, nbufs, err := info.batch.vector(2, 16)
+	if err != nil {
+		return nil, fmt.Errorf("buffers: %w", err)
+	}
+	info.bufStart = bufStart
+	needBufs := want.buffers
+	if info.version < metadataV5 {
+		needBufs += want.preV5
+	}
+	vstart, vn, err := info.batch.vector(4, 8)
+	if err != nil {
+		return nil, fmt.Errorf("variadic buffer counts: %w", err)
+	}
+	if vn < want.variadic {
+		return nil, fmt.Errorf("%d variadic buffer counts; the schema needs %d", vn, want.variadic)
+	}
+	for i := range vn {
+		c := int64(binary.LittleEndian.Uint64(info.batch.buf[vstart+8*i:]))
+		if c < 0 || c > int64(nbufs) {
+			return nil, fmt.Errorf("variadic buffer count %d is out of range [0, %d]", c, nbufs)
+		}
+		if i < want.variadic {
+			needBufs += int(c)
+		}
+	}
+	if nbufs < needBufs {
+		return nil, fmt.Errorf("%d buffers; the schema needs %d", nbufs, needBufs)
+	}
 	if comp, ok, err := info.batch.optTable(3); err != nil {
-		return fmt.Errorf("compression: %w", err)
+		return nil, fmt.Errorf("compression: %w", err)
 	} else if ok {
 		codec, err := comp.uint8(0) // BodyCompression: codec (0), LZ4_FRAME = 0, ZSTD = 1
 		if err != nil {
-			return fmt.Errorf("compression: %w", err)
+			return nil, fmt.Errorf("compression: %w", err)
 		}
 		if codec > 1 {
-			return fmt.Errorf("unsupported compression codec %d (want lz4 frame or zstd)", codec)
+			return nil, fmt.Errorf("unsupported compression codec %d (want lz4 frame or zstd)", codec)
 		}
-		compressed = true
+		info.codec = int(codec)
 	}
-	// struct Buffer { offset: long; length: long }
-	start, n, err = info.batch.vector(2, 16)
-	if err != nil {
-		return fmt.Errorf("buffers: %w", err)
+	var sizes []int64
+	if info.codec >= 0 {
+		sizes = make([]int64, nbufs)
 	}
 	var total int64
-	for i := range n {
-		p := info.batch.buf[start+16*i:]
+	for i := range nbufs {
+		p := info.batch.buf[bufStart+16*i:]
 		off, length := int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:]))
 		if off < 0 || length < 0 || off > int64(len(body)) || length > int64(len(body))-off {
-			return fmt.Errorf("buffer %d (offset %d, %d bytes) lies outside the %d-byte body", i, off, length, len(body))
+			return nil, fmt.Errorf("buffer %d (offset %d, %d bytes) lies outside the %d-byte body", i, off, length, len(body))
 		}
-		if !compressed || length == 0 {
+		if info.codec < 0 {
+			continue
+		}
+		if length == 0 {
+			sizes[i] = -1
 			continue
 		}
 		if length < 8 {
-			return fmt.Errorf("compressed buffer %d has %d bytes, too few for its 8-byte length prefix", i, length)
+			return nil, fmt.Errorf("compressed buffer %d has %d bytes, too few for its 8-byte length prefix", i, length)
 		}
 		size := int64(binary.LittleEndian.Uint64(body[off:]))
 		switch {
 		case size == -1: // stored uncompressed
 			size = length - 8
 		case size < 0:
-			return fmt.Errorf("compressed buffer %d: invalid uncompressed length %d", i, size)
+			return nil, fmt.Errorf("compressed buffer %d: invalid uncompressed length %d", i, size)
 		}
 		if size > limit-total {
-			return fmt.Errorf("buffers decompress to more than the limit of %d bytes (WithMaxBatchBytes)", limit)
+			return nil, fmt.Errorf("buffers decompress to more than the limit of %d bytes (WithMaxBatchBytes)", limit)
 		}
-		total += size
+		total += pad8(8 + size)
+		sizes[i] = size
+	}
+	return sizes, nil
+}
+
+// Arrow's decoder trusts the lengths of the vectors in a schema's
+// flatbuffer and allocates them up front, so a few corrupt bytes could ask
+// for any amount of memory. verifySchema checks that every vector and
+// string of a Schema table (Schema.fbs) lies inside the buffer.
+func verifySchema(schema fbTable) error {
+	// Schema: endianness (0), fields (1), custom_metadata (2), features (3).
+	if err := verifyFields(schema, 1, 0); err != nil {
+		return err
+	}
+	if err := verifyKeyValues(schema, 2); err != nil {
+		return fmt.Errorf("custom metadata: %w", err)
+	}
+	_, _, err := schema.vector(3, 8)
+	return err
+}
+
+// maxFieldDepth bounds the nesting of a schema's fields, below arrow's own
+// bound of 64 (which it enforces by panicking mid-batch).
+const maxFieldDepth = 32
+
+// Members of the Type union of Schema.fbs.
+const (
+	typeNull = iota + 1
+	typeInt
+	typeFloatingPoint
+	typeBinary
+	typeUtf8
+	typeBool
+	typeDecimal
+	typeDate
+	typeTime
+	typeTimestamp
+	typeInterval
+	typeList
+	typeStruct
+	typeUnion
+	typeFixedSizeBinary
+	typeFixedSizeList
+	typeMap
+	typeDuration
+	typeLargeBinary
+	typeLargeUtf8
+	typeLargeList
+	typeRunEndEncoded
+	typeBinaryView
+	typeUtf8View
+	typeListView
+	typeLargeListView
+)
+
+func verifyFields(t fbTable, id, depth int) error {
+	if depth > maxFieldDepth {
+		return fmt.Errorf("fields nested deeper than %d", maxFieldDepth)
+	}
+	start, n, err := t.vector(id, 4)
+	if err != nil {
+		return fmt.Errorf("fields: %w", err)
+	}
+	for i := range n {
+		// Field: name (0), nullable (1), type_type (2), type (3),
+		// dictionary (4), children (5), custom_metadata (6).
+		f, err := t.vectorTable(start, i)
+		if err != nil {
+			return fmt.Errorf("field %d: %w", i, err)
+		}
+		if _, _, err := f.vector(0, 1); err != nil {
+			return fmt.Errorf("field %d: name: %w", i, err)
+		}
+		kind, err := f.uint8(2)
+		if err != nil {
+			return fmt.Errorf("field %d: %w", i, err)
+		}
+		typ, ok, err := f.optTable(3)
+		if err != nil {
+			return fmt.Errorf("field %d: type: %w", i, err)
+		}
+		if ok {
+			switch kind {
+			case typeTimestamp: // Timestamp: unit (0), timezone (1)
+				_, _, err = typ.vector(1, 1)
+			case typeUnion: // Union: mode (0), typeIds (1)
+				_, _, err = typ.vector(1, 4)
+			}
+			if err != nil {
+				return fmt.Errorf("field %d: type: %w", i, err)
+			}
+		}
+		// DictionaryEncoding: id (0), indexType (1), isOrdered (2).
+		if dict, ok, err := f.optTable(4); err != nil {
+			return fmt.Errorf("field %d: dictionary: %w", i, err)
+		} else if ok {
+			if _, _, err := dict.optTable(1); err != nil {
+				return fmt.Errorf("field %d: dictionary index type: %w", i, err)
+			}
+		}
+		if err := verifyFields(f, 5, depth+1); err != nil {
+			return fmt.Errorf("field %d: %w", i, err)
+		}
+		if err := verifyKeyValues(f, 6); err != nil {
+			return fmt.Errorf("field %d: custom metadata: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// layoutOf returns the layout of the batches of a verified Schema table,
+// following arrow's decoder: one field node per array, and per type the
+// buffers that it reads.
+func layoutOf(schema fbTable) (*schemaLayout, error) {
+	l := &schemaLayout{dicts: map[int64]batchLayout{}}
+	if err := l.fields(schema, 1, &l.record, 0); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *schemaLayout) fields(t fbTable, id int, out *batchLayout, depth int) error {
+	if depth > maxFieldDepth {
+		return fmt.Errorf("fields nested deeper than %d", maxFieldDepth)
+	}
+	start, n, err := t.vector(id, 4)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		f, err := t.vectorTable(start, i)
+		if err != nil {
+			return err
+		}
+		dict, ok, err := f.optTable(4)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if err := l.values(f, out, depth); err != nil {
+				return err
+			}
+			continue
+		}
+		// A dictionary-encoded array carries its indices: a node, the
+		// validity and the values buffers. Its values come in dictionary
+		// batches.
+		out.nodes++
+		out.buffers += 2
+		dictID, err := dict.int64(0)
+		if err != nil {
+			return err
+		}
+		if _, dup := l.dicts[dictID]; dup {
+			return fmt.Errorf("dictionary id %d used twice", dictID)
+		}
+		var values batchLayout
+		if err := l.values(f, &values, depth); err != nil {
+			return err
+		}
+		l.dicts[dictID] = values
+	}
+	return nil
+}
+
+// values adds the layout of field f's values (ignoring a dictionary
+// encoding).
+func (l *schemaLayout) values(f fbTable, out *batchLayout, depth int) error {
+	kind, err := f.uint8(2)
+	if err != nil {
+		return err
+	}
+	out.nodes++
+	switch kind {
+	case typeNull:
+	case typeInt, typeFloatingPoint, typeBool, typeDecimal, typeDate, typeTime, typeTimestamp,
+		typeInterval, typeFixedSizeBinary, typeDuration:
+		out.buffers += 2
+	case typeBinary, typeUtf8, typeLargeBinary, typeLargeUtf8:
+		out.buffers += 3
+	case typeBinaryView, typeUtf8View:
+		out.buffers += 2
+		out.variadic++
+	case typeList, typeLargeList, typeMap:
+		out.buffers += 2
+	case typeListView, typeLargeListView:
+		out.buffers += 3
+	case typeFixedSizeList, typeStruct:
+		out.buffers++
+	case typeUnion:
+		out.preV5++
+		out.buffers++ // type ids
+		typ, ok, err := f.optTable(3)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p, has, err := typ.field(0, 2) // Union: mode (0), Sparse = 0, Dense = 1
+			if err != nil {
+				return err
+			}
+			if has && binary.LittleEndian.Uint16(typ.buf[p:]) == 1 {
+				out.buffers++ // offsets
+			}
+		}
+	case typeRunEndEncoded:
+		out.preV5++
+	default:
+		return fmt.Errorf("unsupported type %d", kind)
+	}
+	return l.fields(f, 5, out, depth+1)
+}
+
+// verifyKeyValues checks the vector of KeyValue tables (key (0), value (1))
+// in field id of t.
+func verifyKeyValues(t fbTable, id int) error {
+	start, n, err := t.vector(id, 4)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		kv, err := t.vectorTable(start, i)
+		if err != nil {
+			return err
+		}
+		for f := range 2 {
+			if _, _, err := kv.vector(f, 1); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -831,6 +1272,13 @@ func (t fbTable) table(id int) (fbTable, error) {
 	return sub, err
 }
 
+// vectorTable returns the table that element i of a vector of tables
+// starting at start refers to.
+func (t fbTable) vectorTable(start, i int) (fbTable, error) {
+	p := start + 4*i
+	return fbAt(t.buf, int64(p)+int64(binary.LittleEndian.Uint32(t.buf[p:])))
+}
+
 // vector returns the position of the first element and the length of the
 // vector of elemSize-byte structs in field id (0 elements when absent).
 func (t fbTable) vector(id, elemSize int) (start, n int, err error) {
@@ -850,57 +1298,169 @@ func (t fbTable) vector(id, elemSize int) (start, n int, err error) {
 }
 
 // validateRecord checks that every array of rec has buffers long enough for
-// its length, offsets and validity bitmap, so that reading its values cannot
-// panic. Its cost is O(columns) for fixed-width columns and O(rows) for
-// variable-length ones (their offsets are checked).
+// its length, offsets within its values and dictionary indices within its
+// dictionary, so that reading its values cannot panic (arrow's decoder and
+// its ValidateFull trust the offsets). Its cost is O(columns) for
+// fixed-width columns and O(rows) for variable-length and dictionary ones.
+// View, union and run-end encoded types are refused.
 func validateRecord(rec arrow.RecordBatch) error {
 	for i, col := range rec.Columns() {
 		if int64(col.Len()) != rec.NumRows() {
 			return fmt.Errorf("column %q has %d rows, want %d", rec.Schema().Field(i).Name, col.Len(), rec.NumRows())
 		}
-		if err := validateArray(col.Data()); err != nil {
+		if err := validateArray(col.Data(), 0); err != nil {
 			return fmt.Errorf("column %q: %w", rec.Schema().Field(i).Name, err)
 		}
-		if v, ok := col.(interface{ ValidateFull() error }); ok {
-			if err := v.ValidateFull(); err != nil {
-				return fmt.Errorf("column %q: %w", rec.Schema().Field(i).Name, err)
+	}
+	return nil
+}
+
+func validateArray(d arrow.ArrayData, depth int) error {
+	if depth > maxFieldDepth {
+		return fmt.Errorf("nested deeper than %d", maxFieldDepth)
+	}
+	dt := d.DataType()
+	off, n := int64(d.Offset()), int64(d.Len())
+	if off < 0 || n < 0 || n > math.MaxInt64/2-off {
+		return fmt.Errorf("invalid offset %d or length %d", off, n)
+	}
+	end := off + n
+	bufs := d.Buffers()
+	buf := func(i int) []byte {
+		if i < len(bufs) && bufs[i] != nil {
+			return bufs[i].Bytes()
+		}
+		return nil
+	}
+	switch dt.ID() {
+	case arrow.BINARY_VIEW, arrow.STRING_VIEW, arrow.LIST_VIEW, arrow.LARGE_LIST_VIEW,
+		arrow.SPARSE_UNION, arrow.DENSE_UNION, arrow.RUN_END_ENCODED:
+		return fmt.Errorf("type %s is not supported by the IPC sources", dt)
+	}
+	if d.NullN() > 0 && dt.ID() != arrow.NULL && int64(len(buf(0)))*8 < end {
+		return fmt.Errorf("validity bitmap of %d bytes too short for %d rows", len(buf(0)), end)
+	}
+	if dt.ID() == arrow.NULL || n == 0 {
+		return nil
+	}
+	children := d.Children()
+	switch dt := dt.(type) {
+	case *arrow.DictionaryType:
+		dict, ok := d.Dictionary().(*array.Data)
+		if !ok || dict == nil {
+			return errors.New("dictionary missing")
+		}
+		if err := validateArray(dict, depth+1); err != nil {
+			return fmt.Errorf("dictionary: %w", err)
+		}
+		return validateIndices(d, dt.IndexType, buf, int64(dict.Len()))
+	case arrow.FixedWidthDataType:
+		bits := int64(dt.BitWidth())
+		if bits > 0 && end > int64(len(buf(1)))*8/bits {
+			return fmt.Errorf("values buffer of %d bytes too short for %d rows of %s", len(buf(1)), end, dt)
+		}
+	case *arrow.StringType, *arrow.BinaryType:
+		return validateOffsets(buf(1), 4, off, n, int64(len(buf(2))))
+	case *arrow.LargeStringType, *arrow.LargeBinaryType:
+		return validateOffsets(buf(1), 8, off, n, int64(len(buf(2))))
+	case *arrow.ListType, *arrow.MapType:
+		if len(children) != 1 {
+			return errors.New("list without its values")
+		}
+		if err := validateOffsets(buf(1), 4, off, n, int64(children[0].Len())); err != nil {
+			return err
+		}
+	case *arrow.LargeListType:
+		if len(children) != 1 {
+			return errors.New("list without its values")
+		}
+		if err := validateOffsets(buf(1), 8, off, n, int64(children[0].Len())); err != nil {
+			return err
+		}
+	case *arrow.FixedSizeListType:
+		if len(children) != 1 || (dt.Len() > 0 && end > int64(children[0].Len())/int64(dt.Len())) {
+			return fmt.Errorf("fixed-size list of %d rows × %d without enough values", end, dt.Len())
+		}
+	case *arrow.StructType:
+		for i, c := range children {
+			if int64(c.Len()) < end {
+				return fmt.Errorf("struct field %d has %d rows, want %d", i, c.Len(), end)
 			}
 		}
 	}
-	return nil
-}
-
-func validateArray(d arrow.ArrayData) error {
-	end := int64(d.Offset()) + int64(d.Len())
-	bufs := d.Buffers()
-	if d.NullN() > 0 && len(bufs) > 0 && d.DataType().ID() != arrow.NULL && d.DataType().ID() != arrow.SPARSE_UNION && d.DataType().ID() != arrow.DENSE_UNION && d.DataType().ID() != arrow.RUN_END_ENCODED {
-		if bufs[0] == nil || int64(bufs[0].Len())*8 < end {
-			return fmt.Errorf("validity bitmap too short for %d rows", end)
-		}
-	}
-	if fw, ok := d.DataType().(arrow.FixedWidthDataType); ok && len(bufs) > 1 {
-		bits := int64(fw.BitWidth())
-		need := (end*bits + 7) / 8
-		if end > 0 && bits > 0 && (bufs[1] == nil || int64(bufs[1].Len()) < need) {
-			return fmt.Errorf("values buffer of %d bytes too short for %d rows of %s", bufLen(bufs[1]), end, d.DataType())
-		}
-	}
-	for _, c := range d.Children() {
-		if err := validateArray(c); err != nil {
+	for _, c := range children {
+		if err := validateArray(c, depth+1); err != nil {
 			return err
 		}
 	}
-	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
-		if err := validateArray(dict); err != nil {
-			return fmt.Errorf("dictionary: %w", err)
+	return nil
+}
+
+// validateOffsets checks n+1 offsets of width bytes from row off: inside
+// the buffer, non-decreasing, and within [0, limit].
+func validateOffsets(b []byte, width int, off, n, limit int64) error {
+	if off < 0 || n < 0 || off+n+1 > int64(len(b))/int64(width) {
+		return fmt.Errorf("offsets buffer of %d bytes too short for %d rows", len(b), off+n)
+	}
+	prev := int64(0)
+	for i := off; i <= off+n; i++ {
+		var v int64
+		if width == 4 {
+			v = int64(int32(binary.LittleEndian.Uint32(b[i*4:])))
+		} else {
+			v = int64(binary.LittleEndian.Uint64(b[i*8:]))
 		}
+		if v < prev || v > limit {
+			return fmt.Errorf("offset %d at row %d is out of order or past the %d values", v, i-off, limit)
+		}
+		prev = v
 	}
 	return nil
 }
 
-func bufLen(b *memory.Buffer) int {
-	if b == nil {
-		return 0
+// validateIndices checks that the non-null indices of a dictionary array
+// are within [0, size).
+func validateIndices(d arrow.ArrayData, it arrow.DataType, buf func(int) []byte, size int64) error {
+	fw, ok := it.(arrow.FixedWidthDataType)
+	if !ok {
+		return fmt.Errorf("dictionary index type %s", it)
 	}
-	return b.Len()
+	w := int64(fw.BitWidth() / 8)
+	off, n := int64(d.Offset()), int64(d.Len())
+	vals, valid := buf(1), buf(0)
+	if w == 0 || off+n > int64(len(vals))/w {
+		return fmt.Errorf("indices buffer of %d bytes too short for %d rows", len(vals), off+n)
+	}
+	signed := arrow.IsSignedInteger(it.ID())
+	for i := off; i < off+n; i++ {
+		if d.NullN() > 0 && valid[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		var v int64
+		switch w {
+		case 1:
+			v = int64(vals[i])
+			if signed {
+				v = int64(int8(vals[i]))
+			}
+		case 2:
+			u := binary.LittleEndian.Uint16(vals[i*2:])
+			v = int64(u)
+			if signed {
+				v = int64(int16(u))
+			}
+		case 4:
+			u := binary.LittleEndian.Uint32(vals[i*4:])
+			v = int64(u)
+			if signed {
+				v = int64(int32(u))
+			}
+		default:
+			v = int64(binary.LittleEndian.Uint64(vals[i*8:]))
+		}
+		if v < 0 || v >= size {
+			return fmt.Errorf("dictionary index %d at row %d is outside the %d values", v, i-off, size)
+		}
+	}
+	return nil
 }

@@ -228,7 +228,9 @@ func WithBatchRows(n int) SourceOption {
 }
 
 // WithAllocator sets the allocator of the batches' buffers. The default is
-// memory.DefaultAllocator. All sources.
+// memory.DefaultAllocator. CSV and Parquet allocate every buffer from it;
+// the IPC sources read message bodies into Go memory (see IPCFileSource)
+// and use it for arrow's own allocations (dictionary deltas).
 func WithAllocator(mem memory.Allocator) SourceOption {
 	return func(c *sourceConfig) { c.mem = mem }
 }
