@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -57,10 +58,15 @@ func shuffleData(b *testing.B, mem memory.Allocator) *minibatch.Memory {
 		if err != nil {
 			b.Fatal(err)
 		}
-		x, err := minibatch.Pack(bt.X, mem, "features", names...)
+		packed, err := minibatch.Pack(bt.X, mem, "features", names...)
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Pack keeps the source columns; keep only the packed one.
+		last := int(packed.NumCols()) - 1
+		x := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{packed.Schema().Field(last)}, nil),
+			[]arrow.Array{packed.Column(last)}, packed.NumRows())
+		packed.Release()
 		xs, ys = append(xs, x), append(ys, bt.Y)
 		bt.Y.Retain()
 		bt.Release()
