@@ -864,8 +864,8 @@ func (info *messageInfo) checkBatch(body []byte, want batchLayout, limit int64) 
 	if err != nil {
 		return nil, err
 	}
-	if rows < 0 {
-		return nil, fmt.Errorf("negative row count %d", rows)
+	if rows < 0 || rows > limit {
+		return nil, fmt.Errorf("row count %d is out of range [0, %d] (one row per byte of WithMaxBatchBytes at most)", rows, limit)
 	}
 	// struct FieldNode { length: long; null_count: long }
 	start, n, err := info.batch.vector(1, 16)
@@ -878,7 +878,7 @@ func (info *messageInfo) checkBatch(body []byte, want batchLayout, limit int64) 
 	for i := range n {
 		p := info.batch.buf[start+16*i:]
 		length, nulls := int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:]))
-		if length < 0 || nulls < 0 || nulls > length {
+		if length < 0 || nulls < 0 || nulls > length || length > limit {
 			return nil, fmt.Errorf("field node %d: length %d, null count %d", i, length, nulls)
 		}
 	}

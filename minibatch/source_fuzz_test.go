@@ -155,7 +155,7 @@ func FuzzIPC(f *testing.F) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)
 		ctx := t.Context()
-		opts := []minibatch.SourceOption{minibatch.WithAllocator(mem), minibatch.WithMaxBatchBytes(1 << 20)}
+		opts := []minibatch.SourceOption{minibatch.WithAllocator(mem), minibatch.WithMaxBatchBytes(1 << 16)}
 		if s, err := minibatch.NewIPCStream(bytes.NewReader(data), opts...); err == nil {
 			drainFuzz(ctx, s)
 			s.Close()
