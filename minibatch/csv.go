@@ -15,7 +15,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -62,6 +61,9 @@ type CSVSource struct {
 	labels  []int
 	xSchema *arrow.Schema
 	ySchema *arrow.Schema
+	xb, yb  []array.Builder // reused from batch to batch
+	xput    []csvAppender   // appenders bound to xb, by input
+	yput    []csvAppender
 
 	// The current pass.
 	in      *csvInput
@@ -83,11 +85,12 @@ type csvRow struct {
 
 type csvColumn struct {
 	field arrow.Field
-	// append parses s and appends it to b; it returns what was expected on
-	// failure.
-	append func(b array.Builder, s string) (ok bool)
-	want   string
+	want  string // what a value must be, for errors
 }
+
+// csvAppender parses a field's text and appends the value to its builder;
+// it returns false when the text is not a valid value.
+type csvAppender func(v string) bool
 
 // OpenCSV opens the CSV file at path (plain or gzip-compressed). The
 // source is replayable: Rewind reopens the file. It holds the file open
@@ -300,17 +303,38 @@ func (s *CSVSource) readHead() error {
 	for i, f := range fields {
 		s.cols[i].field = f
 	}
-	for _, i := range append(slices.Clone(s.inputs), s.labels...) {
-		c := &s.cols[i]
-		if c.append, c.want = csvParser(c.field, s.nullChecker()); c.append == nil {
-			return s.errorf("column %q: unsupported type %s (want bool, an integer, a float or string)", c.field.Name, c.field.Type)
-		}
-	}
 	s.xSchema = projectSchema(s.schema, s.inputs)
+	if s.xb, s.xput, err = s.appenders(s.inputs); err != nil {
+		return err
+	}
 	if len(s.labels) > 0 {
 		s.ySchema = projectSchema(s.schema, s.labels)
+		if s.yb, s.yput, err = s.appenders(s.labels); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// appenders makes a builder and its appender for each column in idx.
+func (s *CSVSource) appenders(idx []int) ([]array.Builder, []csvAppender, error) {
+	isNull := s.nullChecker()
+	bs := make([]array.Builder, 0, len(idx))
+	puts := make([]csvAppender, 0, len(idx))
+	for _, i := range idx {
+		c := &s.cols[i]
+		b := array.NewBuilder(s.cfg.mem, c.field.Type)
+		put, want := csvParser(c.field, b, isNull, s.cfg.nullValues)
+		if put == nil {
+			b.Release()
+			releaseBuilders(bs)
+			return nil, nil, s.errorf("column %q: unsupported type %s (want bool, an integer, a float or string)", c.field.Name, c.field.Type)
+		}
+		c.want = want
+		bs = append(bs, b)
+		puts = append(puts, put)
+	}
+	return bs, puts, nil
 }
 
 func projectSchema(schema *arrow.Schema, idx []int) *arrow.Schema {
@@ -415,6 +439,19 @@ func (s *CSVSource) nullChecker() func(string) bool {
 	}
 }
 
+func parsesAsNumber(dt arrow.DataType, v string) bool {
+	var err error
+	switch {
+	case arrow.IsFloating(dt.ID()):
+		_, err = strconv.ParseFloat(v, 64)
+	case arrow.IsSignedInteger(dt.ID()):
+		_, err = strconv.ParseInt(v, 10, 64)
+	default:
+		_, err = strconv.ParseUint(v, 10, 64)
+	}
+	return err == nil
+}
+
 func parseBool(v string) (bool, bool) {
 	switch {
 	case strings.EqualFold(v, "true"):
@@ -425,93 +462,121 @@ func parseBool(v string) (bool, bool) {
 	return false, false
 }
 
-// csvParser returns the function that parses and appends a value of field,
-// and the name of what it expects; nil for an unsupported type. Null values
-// are nulls only in a nullable field.
-func csvParser(field arrow.Field, isNull func(string) bool) (func(array.Builder, string) bool, string) {
-	dt := field.Type
-	nullable := func(parse func(array.Builder, string) bool) func(array.Builder, string) bool {
-		if !field.Nullable {
-			return parse
+// csvParser returns the appender of field's values to b, and the name of
+// what it expects; nil for an unsupported type. Null values are nulls only
+// in a nullable field. Numbers are parsed first and checked for null only
+// when they do not parse, unless a null value parses as a number ("NaN").
+func csvParser(field arrow.Field, b array.Builder, isNull func(string) bool, nulls []string) (csvAppender, string) {
+	// value parses v and appends it, reporting whether v was valid.
+	var value func(v string) bool
+	var want string
+	ints := func(bits int, put func(int64)) func(string) bool {
+		return func(v string) bool {
+			n, err := strconv.ParseInt(v, 10, bits)
+			if err == nil {
+				put(n)
+			}
+			return err == nil
 		}
-		return func(b array.Builder, v string) bool {
+	}
+	uints := func(bits int, put func(uint64)) func(string) bool {
+		return func(v string) bool {
+			n, err := strconv.ParseUint(v, 10, bits)
+			if err == nil {
+				put(n)
+			}
+			return err == nil
+		}
+	}
+	switch dt := field.Type; dt.ID() {
+	case arrow.FLOAT64:
+		fb := b.(*array.Float64Builder)
+		value, want = func(v string) bool {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				fb.Append(f)
+			}
+			return err == nil
+		}, "float64"
+	case arrow.FLOAT32:
+		fb := b.(*array.Float32Builder)
+		value, want = func(v string) bool {
+			f, err := strconv.ParseFloat(v, 32)
+			if err == nil {
+				fb.Append(float32(f))
+			}
+			return err == nil
+		}, "float32"
+	case arrow.INT64:
+		ib := b.(*array.Int64Builder)
+		value, want = ints(64, func(n int64) { ib.Append(n) }), "int64"
+	case arrow.INT32:
+		ib := b.(*array.Int32Builder)
+		value, want = ints(32, func(n int64) { ib.Append(int32(n)) }), "int32"
+	case arrow.INT16:
+		ib := b.(*array.Int16Builder)
+		value, want = ints(16, func(n int64) { ib.Append(int16(n)) }), "int16"
+	case arrow.INT8:
+		ib := b.(*array.Int8Builder)
+		value, want = ints(8, func(n int64) { ib.Append(int8(n)) }), "int8"
+	case arrow.UINT64:
+		ub := b.(*array.Uint64Builder)
+		value, want = uints(64, func(n uint64) { ub.Append(n) }), "uint64"
+	case arrow.UINT32:
+		ub := b.(*array.Uint32Builder)
+		value, want = uints(32, func(n uint64) { ub.Append(uint32(n)) }), "uint32"
+	case arrow.UINT16:
+		ub := b.(*array.Uint16Builder)
+		value, want = uints(16, func(n uint64) { ub.Append(uint16(n)) }), "uint16"
+	case arrow.UINT8:
+		ub := b.(*array.Uint8Builder)
+		value, want = uints(8, func(n uint64) { ub.Append(uint8(n)) }), "uint8"
+	case arrow.BOOL:
+		bb := b.(*array.BooleanBuilder)
+		value, want = func(v string) bool {
+			x, ok := parseBool(v)
+			if ok {
+				bb.Append(x)
+			}
+			return ok
+		}, "bool (true or false)"
+	case arrow.STRING:
+		sb := b.(*array.StringBuilder)
+		value, want = func(v string) bool {
+			sb.Append(v)
+			return true
+		}, "string"
+	default:
+		return nil, ""
+	}
+	if !field.Nullable {
+		return value, want
+	}
+	nullFirst := field.Type.ID() == arrow.STRING || field.Type.ID() == arrow.BOOL
+	for _, n := range nulls {
+		if parsesAsNumber(field.Type, n) {
+			nullFirst = true // a null value that parses, e.g. "NaN"
+		}
+	}
+	if nullFirst {
+		return func(v string) bool {
 			if isNull(v) {
 				b.AppendNull()
 				return true
 			}
-			return parse(b, v)
+			return value(v)
+		}, want
+	}
+	return func(v string) bool {
+		if value(v) {
+			return true
 		}
-	}
-	ints := func(bits int, put func(array.Builder, int64)) func(array.Builder, string) bool {
-		return nullable(func(b array.Builder, v string) bool {
-			n, err := strconv.ParseInt(v, 10, bits)
-			if err != nil {
-				return false
-			}
-			put(b, n)
+		if isNull(v) {
+			b.AppendNull()
 			return true
-		})
-	}
-	uints := func(bits int, put func(array.Builder, uint64)) func(array.Builder, string) bool {
-		return nullable(func(b array.Builder, v string) bool {
-			n, err := strconv.ParseUint(v, 10, bits)
-			if err != nil {
-				return false
-			}
-			put(b, n)
-			return true
-		})
-	}
-	switch dt.ID() {
-	case arrow.FLOAT64:
-		return nullable(func(b array.Builder, v string) bool {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return false
-			}
-			b.(*array.Float64Builder).UnsafeAppend(f)
-			return true
-		}), "float64"
-	case arrow.FLOAT32:
-		return nullable(func(b array.Builder, v string) bool {
-			f, err := strconv.ParseFloat(v, 32)
-			if err != nil {
-				return false
-			}
-			b.(*array.Float32Builder).UnsafeAppend(float32(f))
-			return true
-		}), "float32"
-	case arrow.INT64:
-		return ints(64, func(b array.Builder, n int64) { b.(*array.Int64Builder).UnsafeAppend(n) }), "int64"
-	case arrow.INT32:
-		return ints(32, func(b array.Builder, n int64) { b.(*array.Int32Builder).UnsafeAppend(int32(n)) }), "int32"
-	case arrow.INT16:
-		return ints(16, func(b array.Builder, n int64) { b.(*array.Int16Builder).UnsafeAppend(int16(n)) }), "int16"
-	case arrow.INT8:
-		return ints(8, func(b array.Builder, n int64) { b.(*array.Int8Builder).UnsafeAppend(int8(n)) }), "int8"
-	case arrow.UINT64:
-		return uints(64, func(b array.Builder, n uint64) { b.(*array.Uint64Builder).UnsafeAppend(n) }), "uint64"
-	case arrow.UINT32:
-		return uints(32, func(b array.Builder, n uint64) { b.(*array.Uint32Builder).UnsafeAppend(uint32(n)) }), "uint32"
-	case arrow.UINT16:
-		return uints(16, func(b array.Builder, n uint64) { b.(*array.Uint16Builder).UnsafeAppend(uint16(n)) }), "uint16"
-	case arrow.UINT8:
-		return uints(8, func(b array.Builder, n uint64) { b.(*array.Uint8Builder).UnsafeAppend(uint8(n)) }), "uint8"
-	case arrow.BOOL:
-		return nullable(func(b array.Builder, v string) bool {
-			x, ok := parseBool(v)
-			if ok {
-				b.(*array.BooleanBuilder).UnsafeAppend(x)
-			}
-			return ok
-		}), "bool (true or false)"
-	case arrow.STRING:
-		return nullable(func(b array.Builder, v string) bool {
-			b.(*array.StringBuilder).Append(v)
-			return true
-		}), "string"
-	}
-	return nil, ""
+		}
+		return false
+	}, want
 }
 
 // Schema returns the schema of every column of the table, as given or
@@ -546,16 +611,20 @@ func (s *CSVSource) Next(ctx context.Context) (flow.Batch, error) {
 	return b, nil
 }
 
-func (s *CSVSource) nextBatch(ctx context.Context) (flow.Batch, error) {
-	mem := s.cfg.mem
+func (s *CSVSource) nextBatch(ctx context.Context) (_ flow.Batch, err error) {
 	n := s.cfg.batchRows
-	xb := newBuilders(mem, s.xSchema, n)
-	defer releaseBuilders(xb)
-	var yb []array.Builder
-	if s.ySchema != nil {
-		yb = newBuilders(mem, s.ySchema, n)
-		defer releaseBuilders(yb)
+	for _, b := range s.xb {
+		b.Reserve(n)
 	}
+	for _, b := range s.yb {
+		b.Reserve(n)
+	}
+	defer func() {
+		if err != nil { // drop the rows of the failed batch
+			resetBuilders(s.xb)
+			resetBuilders(s.yb)
+		}
+	}()
 	rows := 0
 	for rows < n {
 		var (
@@ -567,9 +636,9 @@ func (s *CSVSource) nextBatch(ctx context.Context) (flow.Batch, error) {
 			s.pending[0] = csvRow{}
 			s.pending = s.pending[1:]
 		} else {
-			var err error
 			rec, line, err = s.read()
 			if err == io.EOF {
+				err = nil
 				break
 			}
 			if err != nil {
@@ -579,11 +648,15 @@ func (s *CSVSource) nextBatch(ctx context.Context) (flow.Batch, error) {
 		if len(rec) != len(s.cols) {
 			return flow.Batch{}, s.errorf("line %d: has %d fields, want %d (columns %s)", line, len(rec), len(s.cols), quoteList(s.names))
 		}
-		if err := s.appendRow(xb, s.inputs, rec, line); err != nil {
-			return flow.Batch{}, err
+		for k, i := range s.inputs {
+			if !s.xput[k](rec[i]) {
+				return flow.Batch{}, s.parseError(i, rec[i], line)
+			}
 		}
-		if err := s.appendRow(yb, s.labels, rec, line); err != nil {
-			return flow.Batch{}, err
+		for k, i := range s.labels {
+			if !s.yput[k](rec[i]) {
+				return flow.Batch{}, s.parseError(i, rec[i], line)
+			}
 		}
 		rows++
 		if rows%1024 == 0 {
@@ -595,31 +668,24 @@ func (s *CSVSource) nextBatch(ctx context.Context) (flow.Batch, error) {
 	if rows == 0 {
 		return flow.Batch{}, io.EOF
 	}
-	b := flow.Batch{Seq: s.seq, X: buildRecord(s.xSchema, xb, rows)}
-	if yb != nil {
-		b.Y = buildRecord(s.ySchema, yb, rows)
+	b := flow.Batch{Seq: s.seq, X: csvRecord(s.xSchema, s.xb, rows)}
+	if s.yb != nil {
+		b.Y = csvRecord(s.ySchema, s.yb, rows)
 	}
 	s.seq++
 	return b, nil
 }
 
-func (s *CSVSource) appendRow(bs []array.Builder, idx []int, rec []string, line int) error {
-	for k, i := range idx {
-		c := &s.cols[i]
-		v := rec[i]
-		if c.append(bs[k], v) {
-			continue
-		}
-		if !c.field.Nullable && slices.Contains(s.cfg.nullValues, v) {
-			return s.errorf("line %d: column %q: null value %q in a column that is not nullable", line, c.field.Name, v)
-		}
-		hint := ""
-		if s.cfg.schema == nil {
-			hint = fmt.Sprintf(" (type inferred from the first %d rows; set WithSchema or WithInferRows)", s.cfg.inferRows)
-		}
-		return s.errorf("line %d: column %q: cannot parse %s as %s%s", line, c.field.Name, quoteField(v), c.want, hint)
+func (s *CSVSource) parseError(col int, v string, line int) error {
+	c := &s.cols[col]
+	if !c.field.Nullable && slices.Contains(s.cfg.nullValues, v) {
+		return s.errorf("line %d: column %q: null value %q in a column that is not nullable", line, c.field.Name, v)
 	}
-	return nil
+	hint := ""
+	if s.cfg.schema == nil {
+		hint = fmt.Sprintf(" (type inferred from the first %d rows; set WithSchema or WithInferRows)", s.cfg.inferRows)
+	}
+	return s.errorf("line %d: column %q: cannot parse %s as %s%s", line, c.field.Name, quoteField(v), c.want, hint)
 }
 
 func quoteField(v string) string {
@@ -630,22 +696,21 @@ func quoteField(v string) string {
 	return strconv.Quote(v)
 }
 
-func newBuilders(mem memory.Allocator, schema *arrow.Schema, n int) []array.Builder {
-	bs := make([]array.Builder, schema.NumFields())
-	for i, f := range schema.Fields() {
-		bs[i] = array.NewBuilder(mem, f.Type)
-		bs[i].Reserve(n)
-	}
-	return bs
-}
-
 func releaseBuilders(bs []array.Builder) {
 	for _, b := range bs {
 		b.Release()
 	}
 }
 
-func buildRecord(schema *arrow.Schema, bs []array.Builder, rows int) arrow.RecordBatch {
+// resetBuilders drops what the builders hold.
+func resetBuilders(bs []array.Builder) {
+	for _, b := range bs {
+		b.NewArray().Release()
+	}
+}
+
+// csvRecord makes a record of what the builders hold, which resets them.
+func csvRecord(schema *arrow.Schema, bs []array.Builder, rows int) arrow.RecordBatch {
 	cols := make([]arrow.Array, len(bs))
 	for i, b := range bs {
 		cols[i] = b.NewArray()
@@ -701,6 +766,9 @@ func (s *CSVSource) Rewind() error {
 // Batches already returned stay valid. Close is idempotent.
 func (s *CSVSource) Close() error {
 	s.pending = nil
+	releaseBuilders(s.xb)
+	releaseBuilders(s.yb)
+	s.xb, s.yb, s.xput, s.yput = nil, nil, nil, nil
 	if s.in == nil {
 		return nil
 	}

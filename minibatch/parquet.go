@@ -25,18 +25,17 @@ import (
 // memory is bounded by the batch size and the pages being decoded. A
 // source is read by one goroutine at a time.
 type ParquetSource struct {
-	name    string
-	cfg     *sourceConfig
-	file    *os.File // owned, when opened from a path
-	pf      *file.Reader
-	fr      *pqarrow.FileReader
-	leaves  []int // the leaf columns to read
-	schema  *arrow.Schema
-	rr      pqarrow.RecordReader // the current pass; nil before the first Next
-	started bool
-	seq     int64
-	err     error
-	done    bool
+	name   string
+	cfg    *sourceConfig
+	file   *os.File // owned, when opened from a path
+	pf     *file.Reader
+	fr     *pqarrow.FileReader
+	leaves []int // the leaf columns to read
+	schema *arrow.Schema
+	rr     pqarrow.RecordReader // the current pass; nil before the first Next
+	seq    int64
+	err    error
+	done   bool
 }
 
 var (

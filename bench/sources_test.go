@@ -1,0 +1,260 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	arrowcsv "github.com/apache/arrow-go/v18/arrow/csv"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/minibatch"
+)
+
+const (
+	sourceRows      = 200_000
+	sourceFeatures  = 16
+	sourceBatchRows = 4096
+)
+
+// sourceFiles writes the same table (16 float64 features and an int64
+// label) as CSV, Parquet and an IPC file into dir.
+func sourceFiles(b *testing.B, dir string) (schema *arrow.Schema, csvPath, pqPath, ipcPath string) {
+	b.Helper()
+	mem := memory.NewGoAllocator()
+	fields := make([]arrow.Field, 0, sourceFeatures+1)
+	for i := range sourceFeatures {
+		fields = append(fields, arrow.Field{Name: fmt.Sprintf("f%d", i), Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+	}
+	fields = append(fields, arrow.Field{Name: "label", Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+	schema = arrow.NewSchema(fields, nil)
+	var recs []arrow.RecordBatch
+	for lo := 0; lo < sourceRows; lo += sourceBatchRows {
+		hi := min(lo+sourceBatchRows, sourceRows)
+		bld := array.NewRecordBuilder(mem, schema)
+		for r := lo; r < hi; r++ {
+			for c := range sourceFeatures {
+				bld.Field(c).(*array.Float64Builder).Append(float64(r%997)*0.25 + float64(c))
+			}
+			bld.Field(sourceFeatures).(*array.Int64Builder).Append(int64(r % 10))
+		}
+		recs = append(recs, bld.NewRecordBatch())
+		bld.Release()
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+
+	csvPath = filepath.Join(dir, "data.csv")
+	var buf bytes.Buffer
+	cw := arrowcsv.NewWriter(&buf, schema, arrowcsv.WithHeader(true))
+	for _, r := range recs {
+		if err := cw.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cw.Flush()
+	if err := os.WriteFile(csvPath, buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+
+	pqPath = filepath.Join(dir, "data.parquet")
+	f, err := os.Create(pqPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pw, err := pqarrow.NewFileWriter(schema, f, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(64*1024)), pqarrow.DefaultWriterProps())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := pw.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := pw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+
+	ipcPath = filepath.Join(dir, "data.arrow")
+	f, err = os.Create(ipcPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	iw, err := ipc.NewFileWriter(f, ipc.WithSchema(schema))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := iw.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := iw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return schema, csvPath, pqPath, ipcPath
+}
+
+// readArrowCSV, readArrowParquet and readArrowIPC read a file with Arrow's
+// reader alone and return the number of rows.
+func readArrowCSV(b *testing.B, path string, schema *arrow.Schema) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	r := arrowcsv.NewReader(f, schema, arrowcsv.WithHeader(true), arrowcsv.WithChunk(sourceBatchRows))
+	defer r.Release()
+	var n int64
+	for r.Next() {
+		n += r.RecordBatch().NumRows()
+	}
+	if r.Err() != nil {
+		b.Fatal(r.Err())
+	}
+	return n
+}
+
+func readArrowParquet(b *testing.B, path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: sourceBatchRows}, memory.DefaultAllocator)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rr, err := fr.GetRecordReader(b.Context(), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rr.Release()
+	var n int64
+	for rr.Next() {
+		n += rr.RecordBatch().NumRows()
+	}
+	if rr.Err() != nil {
+		b.Fatal(rr.Err())
+	}
+	return n
+}
+
+func readArrowIPC(b *testing.B, path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	r, err := ipc.NewFileReader(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	var n int64
+	for i := range r.NumRecords() {
+		rec, err := r.RecordBatchAt(i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += rec.NumRows()
+		rec.Release()
+	}
+	return n
+}
+
+// readSource opens a minibatch source, reads it to the end and returns the
+// number of rows.
+func readSource(b *testing.B, open func() (flow.Source, io.Closer, error)) int64 {
+	src, c, err := open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	var n int64
+	for {
+		batch, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += batch.Rows()
+		batch.Release()
+	}
+}
+
+// BenchmarkSources reads the same 200 000 × (16 features + label) table as
+// CSV, Parquet and an Arrow IPC file, through minibatch and through Arrow's
+// reader alone, alternating the two in each iteration. It reports the
+// minibatch rate (rows/s) and its ratio to Arrow's (x-vs-arrow; 1 is par).
+func BenchmarkSources(b *testing.B) {
+	schema, csvPath, pqPath, ipcPath := sourceFiles(b, b.TempDir())
+	opts := []minibatch.SourceOption{minibatch.WithLabels("label"), minibatch.WithBatchRows(sourceBatchRows)}
+	for _, tc := range []struct {
+		name  string
+		ours  func() (flow.Source, io.Closer, error)
+		arrow func() int64
+	}{
+		{"csv", func() (flow.Source, io.Closer, error) {
+			s, err := minibatch.OpenCSV(csvPath, append(opts, minibatch.WithSchema(schema))...)
+			return s, s, err
+		}, func() int64 { return readArrowCSV(b, csvPath, schema) }},
+		{"parquet", func() (flow.Source, io.Closer, error) {
+			s, err := minibatch.OpenParquet(pqPath, opts...)
+			return s, s, err
+		}, func() int64 { return readArrowParquet(b, pqPath) }},
+		{"ipc", func() (flow.Source, io.Closer, error) {
+			s, err := minibatch.OpenIPCFile(ipcPath, opts...)
+			return s, s, err
+		}, func() int64 { return readArrowIPC(b, ipcPath) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var ours, theirs time.Duration
+			var rows int64
+			for b.Loop() {
+				start := time.Now()
+				n := readSource(b, tc.ours)
+				ours += time.Since(start)
+				if n != sourceRows {
+					b.Fatalf("minibatch read %d rows; want %d", n, sourceRows)
+				}
+				rows += n
+				b.StopTimer()
+				start = time.Now()
+				if n := tc.arrow(); n != sourceRows {
+					b.Fatalf("arrow read %d rows; want %d", n, sourceRows)
+				}
+				theirs += time.Since(start)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(rows)/ours.Seconds(), "rows/s")
+			b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x-vs-arrow")
+		})
+	}
+}
