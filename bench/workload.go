@@ -179,18 +179,11 @@ func Drain(ctx context.Context, r flow.Runner, p *flow.Pipeline, src flow.Source
 		return 0, err
 	}
 	var rows int64
-	for {
-		b, err := s.Next(ctx)
-		if err != nil {
-			cerr := s.Close()
-			if errors.Is(err, io.EOF) {
-				return rows, cerr
-			}
-			return rows, err
-		}
+	err = s.Each(ctx, func(b flow.Batch) error {
 		rows += b.Rows()
-		b.Release()
-	}
+		return nil
+	})
+	return rows, err
 }
 
 // Direct calls the steps of p one after the other on every batch of src,

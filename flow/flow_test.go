@@ -693,3 +693,31 @@ func TestFailureAfterSpilledJoiner(t *testing.T) {
 		})
 	}
 }
+
+func TestEachStopsOnCallbackError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	stop := errors.New("enough")
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			src := numbers(t, mem, 0, 1000, 10)
+			defer src.Release()
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("a", scale{mem, 2}, flow.Replicas(2))}), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := 0
+			err = s.Each(ctx, func(b flow.Batch) error {
+				if seen++; seen == 3 {
+					return stop
+				}
+				return nil
+			})
+			if !errors.Is(err, stop) || seen != 3 {
+				t.Fatalf("got %v after %d batches; want the callback's error after 3", err, seen)
+			}
+		})
+	}
+}

@@ -188,61 +188,27 @@ func (p *Pipeline) through(ctx context.Context, in Batch, k int, op op) (Batch, 
 
 // Setup sets up every step, in order. If one fails, those already set up
 // are torn down.
-func (p *Pipeline) Setup(ctx context.Context) error {
-	for i, n := range p.nodes {
-		if err := setup(ctx, n.Name, n.Step); err != nil {
-			for j := i - 1; j >= 0; j-- {
-				_ = teardown(ctx, p.nodes[j].Name, p.nodes[j].Step)
-			}
-			return err
-		}
-	}
-	return nil
-}
+func (p *Pipeline) Setup(ctx context.Context) error { return setupNodes(ctx, p.nodes) }
 
 // Teardown tears down every step, in reverse order, and returns their
 // errors joined.
-func (p *Pipeline) Teardown(ctx context.Context) error {
-	var errs []error
-	for i := len(p.nodes) - 1; i >= 0; i-- {
-		errs = append(errs, teardown(ctx, p.nodes[i].Name, p.nodes[i].Step))
-	}
-	return errors.Join(errs...)
-}
+func (p *Pipeline) Teardown(ctx context.Context) error { return teardownNodes(ctx, p.nodes) }
 
 // Replica returns a pipeline whose fittable steps are replicas (see Merger)
 // and whose other steps are shared. It panics if a fittable step is not a
 // Merger: the runners check CanMerge first.
 func (p *Pipeline) Replica() Step {
-	r := &Pipeline{nodes: make([]Node, len(p.nodes)), defaults: p.defaults}
-	for i, n := range p.nodes {
-		if fittable(n.Step) {
-			n.Step = n.Step.(Merger).Replica()
-		}
-		r.nodes[i] = n
-	}
-	return r
+	return &Pipeline{nodes: replicaNodes(p.nodes), defaults: p.defaults}
 }
 
 // Merge merges each fittable step of the replicas into p's.
 func (p *Pipeline) Merge(replicas []Step) error {
-	for i, n := range p.nodes {
-		if !fittable(n.Step) {
-			continue
+	return mergeNodes(p.nodes, replicas, func(r Step) []Node {
+		if rp, ok := r.(*Pipeline); ok {
+			return rp.nodes
 		}
-		parts := make([]Step, len(replicas))
-		for j, r := range replicas {
-			rp, ok := r.(*Pipeline)
-			if !ok || len(rp.nodes) != len(p.nodes) {
-				return fmt.Errorf("penstock: merge: replica %d is %T, not a replica of this pipeline", j, r)
-			}
-			parts[j] = rp.nodes[i].Step
-		}
-		if err := n.Step.(Merger).Merge(parts); err != nil {
-			return stepError(n.Name, n.Step, "merge", nil, err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // CanMerge reports whether s can be fitted as several replicas: it is not

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -63,17 +62,8 @@ func (r Runner) Fit(ctx context.Context, p *Pipeline, src Source) (Stats, error)
 	if err != nil {
 		return Stats{}, err
 	}
-	for {
-		b, err := s.Next(ctx)
-		if err != nil {
-			cerr := s.Close()
-			if errors.Is(err, io.EOF) {
-				err = cerr
-			}
-			return s.Stats(), err
-		}
-		b.Release() // a fit yields no batches; be safe if one comes
-	}
+	err = s.Each(ctx, func(Batch) error { return nil }) // a fit yields no batches
+	return s.Stats(), err
 }
 
 // Transform runs src through p's Transform path and returns the output

@@ -57,27 +57,45 @@ func (s *Stream) Close() error {
 // Stats returns the run's statistics so far; after the run, its totals.
 func (s *Stream) Stats() Stats { return s.stats() }
 
-// Collect reads s to the end, closes it and returns every batch. On error
-// it releases what it read and returns the error.
-func Collect(ctx context.Context, s *Stream) ([]Batch, error) {
-	var out []Batch
+// Each calls fn with every batch of s, in order, then closes s. fn borrows
+// the batch: Each releases it when fn returns, so fn retains what it keeps.
+// The first error from s, fn or Close is returned; an error from fn stops
+// the run.
+func (s *Stream) Each(ctx context.Context, fn func(Batch) error) error {
 	for {
 		b, err := s.Next(ctx)
 		if err != nil {
 			cerr := s.Close()
 			if errors.Is(err, io.EOF) {
-				err = cerr
+				return cerr
 			}
-			if err != nil {
-				for _, b := range out {
-					b.Release()
-				}
-				return nil, err
-			}
-			return out, nil
+			return err
 		}
-		out = append(out, b)
+		err = fn(b)
+		b.Release()
+		if err != nil {
+			s.Close()
+			return err
+		}
 	}
+}
+
+// Collect reads s to the end, closes it and returns every batch, which the
+// caller releases. On error it releases what it read and returns the error.
+func Collect(ctx context.Context, s *Stream) ([]Batch, error) {
+	var out []Batch
+	err := s.Each(ctx, func(b Batch) error {
+		b.Retain()
+		out = append(out, b)
+		return nil
+	})
+	if err != nil {
+		for _, b := range out {
+			b.Release()
+		}
+		return nil, err
+	}
+	return out, nil
 }
 
 // quiet reports whether err is only the sign of a run that was closed

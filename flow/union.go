@@ -127,56 +127,21 @@ func joinBranches(branches []Node, outs []Batch) (Batch, error) {
 
 // Setup sets up every branch; if one fails, those already set up are torn
 // down.
-func (u *Union) Setup(ctx context.Context) error {
-	for i, b := range u.branches {
-		if err := setup(ctx, b.Name, b.Step); err != nil {
-			for j := i - 1; j >= 0; j-- {
-				_ = teardown(ctx, u.branches[j].Name, u.branches[j].Step)
-			}
-			return err
-		}
-	}
-	return nil
-}
+func (u *Union) Setup(ctx context.Context) error { return setupNodes(ctx, u.branches) }
 
-// Teardown tears down every branch and returns their errors joined.
-func (u *Union) Teardown(ctx context.Context) error {
-	var errs []error
-	for _, b := range u.branches {
-		errs = append(errs, teardown(ctx, b.Name, b.Step))
-	}
-	return errors.Join(errs...)
-}
+// Teardown tears down every branch, in reverse order, and returns their
+// errors joined.
+func (u *Union) Teardown(ctx context.Context) error { return teardownNodes(ctx, u.branches) }
 
 // Replica returns a union whose fittable branches are replicas.
-func (u *Union) Replica() Step {
-	r := &Union{branches: make([]Node, len(u.branches))}
-	for i, b := range u.branches {
-		if fittable(b.Step) {
-			b.Step = b.Step.(Merger).Replica()
-		}
-		r.branches[i] = b
-	}
-	return r
-}
+func (u *Union) Replica() Step { return &Union{branches: replicaNodes(u.branches)} }
 
 // Merge merges each fittable branch of the replicas into u's.
 func (u *Union) Merge(replicas []Step) error {
-	for i, b := range u.branches {
-		if !fittable(b.Step) {
-			continue
+	return mergeNodes(u.branches, replicas, func(r Step) []Node {
+		if ru, ok := r.(*Union); ok {
+			return ru.branches
 		}
-		parts := make([]Step, len(replicas))
-		for j, r := range replicas {
-			ru, ok := r.(*Union)
-			if !ok || len(ru.branches) != len(u.branches) {
-				return fmt.Errorf("penstock: merge: replica %d is %T, not a replica of this union", j, r)
-			}
-			parts[j] = ru.branches[i].Step
-		}
-		if err := b.Step.(Merger).Merge(parts); err != nil {
-			return stepError(b.Name, b.Step, "merge", nil, err)
-		}
-	}
-	return nil
+		return nil
+	})
 }

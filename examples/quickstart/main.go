@@ -75,17 +75,9 @@ func run(ctx context.Context, w io.Writer, rows int) error {
 	if err != nil {
 		return err
 	}
-	defer out.Close()
 	var n int
 	var sse, sum, sumSq float64
-	for {
-		b, err := out.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err = out.Each(ctx, func(b flow.Batch) error {
 		pred := b.X.Column(0).(*array.Float32).Float32Values()
 		y := b.Y.Column(0).(*array.Float32).Float32Values()
 		for i := range pred {
@@ -95,13 +87,16 @@ func run(ctx context.Context, w io.Writer, rows int) error {
 			sumSq += float64(y[i]) * float64(y[i])
 			n++
 		}
-		b.Release()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	variance := sumSq/float64(n) - (sum/float64(n))*(sum/float64(n))
 	fmt.Fprintf(w, "validation: %d rows, mean squared error %.4f (variance of y %.2f, noise floor %.4f)\n", n, sse/float64(n), variance, noise*noise)
 	fmt.Fprintf(w, "learned: z0 %.2f (true 3), z1 %.2f (true -2), z2² %.2f (true 1)\n", model.w[0], model.w[1], model.w[width+2])
 	fmt.Fprintf(w, "transform stages: %v\n", out.Stats())
-	return out.Close()
+	return nil
 }
 
 // generate returns a replayable source of rows rows: features in a
