@@ -67,6 +67,9 @@ type IPCFileSource struct {
 	dicts  []ipcBlock
 	blocks []ipcBlock
 	schema *arrow.Schema
+	// schemaMsg is the framed schema message that the decoder reads first,
+	// made from the footer's schema (see footerSchemaMessage).
+	schemaMsg []byte
 
 	rd   *ipc.Reader
 	seq  int64
@@ -159,7 +162,7 @@ func (s *IPCFileSource) readFooter(size int64) error {
 	}
 	footerLen := int64(int32(binary.LittleEndian.Uint32(tail)))
 	s.end = size - trailer - footerLen
-	if footerLen <= 0 || footerLen > maxMetadataBytes || s.end < 8 {
+	if footerLen <= 0 || footerLen > maxMetadataBytes-48 || s.end < 8 { // 48: footerSchemaMessage's frame
 		return fmt.Errorf("footer length %d at byte %d is out of range for a %d-byte file", footerLen, size-trailer, size)
 	}
 	buf := make([]byte, footerLen)
@@ -171,6 +174,21 @@ func (s *IPCFileSource) readFooter(size int64) error {
 		return fmt.Errorf("footer at byte %d: %w", s.end, err)
 	}
 	// Footer: version (0), schema (1), dictionaries (2), recordBatches (3).
+	schema, ok, err := footer.optTable(1)
+	if err == nil && !ok {
+		err = errors.New("no schema")
+	}
+	if err == nil {
+		err = verifySchema(schema)
+	}
+	if err != nil {
+		return fmt.Errorf("footer at byte %d: schema: %w", s.end, err)
+	}
+	version, err := footer.int16(0)
+	if err != nil {
+		return fmt.Errorf("footer at byte %d: version: %w", s.end, err)
+	}
+	s.schemaMsg = footerSchemaMessage(buf, schema.pos, version)
 	if s.dicts, err = s.readBlocks(footer, 2, "dictionary"); err != nil {
 		return fmt.Errorf("footer at byte %d: %w", s.end, err)
 	}
@@ -178,6 +196,43 @@ func (s *IPCFileSource) readFooter(size int64) error {
 		return fmt.Errorf("footer at byte %d: %w", s.end, err)
 	}
 	return nil
+}
+
+// footerSchemaMessage returns a framed IPC schema message for the schema
+// table at schemaPos of footer (a file's footer flatbuffer, verified).
+//
+// The file format's footer holds the authoritative schema; the schema
+// message after the leading magic is optional, and some writers (Arrow's
+// JavaScript implementation) leave it out. Flatbuffer offsets are relative
+// and point forward, so a Message table placed in front of a copy of the
+// footer bytes can refer to the footer's schema table as its header
+// without rebuilding it.
+func footerSchemaMessage(footer []byte, schemaPos int, version int16) []byte {
+	const (
+		vtPos   = 4  // the Message vtable: 4 fields
+		tabPos  = 16 // the Message table
+		copyPos = 40 // the footer's bytes, 8-aligned
+	)
+	metaLen := (copyPos + len(footer) + 7) &^ 7
+	frame := make([]byte, 8+metaLen)
+	le := binary.LittleEndian
+	le.PutUint32(frame, 0xFFFFFFFF) // continuation marker
+	le.PutUint32(frame[4:], uint32(metaLen))
+	m := frame[8:]
+	le.PutUint32(m, tabPos)                // root: the Message table
+	le.PutUint16(m[vtPos:], 4+2*4)         // vtable size
+	le.PutUint16(m[vtPos+2:], 24)          // table size
+	le.PutUint16(m[vtPos+4:], 4)           // version at +4
+	le.PutUint16(m[vtPos+6:], 6)           // header_type at +6
+	le.PutUint16(m[vtPos+8:], 8)           // header at +8
+	le.PutUint16(m[vtPos+10:], 16)         // bodyLength at +16
+	le.PutUint32(m[tabPos:], tabPos-vtPos) // soffset to the vtable
+	le.PutUint16(m[tabPos+4:], uint16(version))
+	m[tabPos+6] = headerSchema
+	le.PutUint32(m[tabPos+8:], uint32(copyPos+schemaPos-(tabPos+8)))
+	le.PutUint64(m[tabPos+16:], 0) // no body
+	copy(m[copyPos:], footer)
+	return frame
 }
 
 func (s *IPCFileSource) readBlocks(footer fbTable, field int, what string) ([]ipcBlock, error) {
@@ -293,7 +348,7 @@ func (m *fileMessages) Message() (*ipc.Message, error) {
 	)
 	switch {
 	case i == 0:
-		r, what, at = io.NewSectionReader(s.r, 8, s.end-8), "schema message", 8
+		r, what, at = bytes.NewReader(s.schemaMsg), "footer schema", s.end
 	case i-1 < len(s.dicts):
 		blk = s.dicts[i-1]
 		what = fmt.Sprintf("dictionary %d", i-1)
@@ -1244,6 +1299,14 @@ func (t fbTable) uint8(id int) (byte, error) {
 		return 0, err
 	}
 	return t.buf[p], nil
+}
+
+func (t fbTable) int16(id int) (int16, error) {
+	p, ok, err := t.field(id, 2)
+	if !ok {
+		return 0, err
+	}
+	return int16(binary.LittleEndian.Uint16(t.buf[p:])), nil
 }
 
 func (t fbTable) int64(id int) (int64, error) {
