@@ -59,22 +59,14 @@ var ipcFileMagic = []byte("ARROW1")
 // one read of its message, the decompression of its buffers if any, and
 // O(columns) checks. A source is read by one goroutine at a time.
 type IPCFileSource struct {
-	name   string
-	cfg    *sourceConfig
-	file   *os.File // owned, when opened from a path
+	ipcPass
 	r      io.ReaderAt
 	end    int64 // offset of the footer: the end of the messages
 	dicts  []ipcBlock
 	blocks []ipcBlock
-	schema *arrow.Schema
 	// schemaMsg is the framed schema message that the decoder reads first,
 	// made from the footer's schema (see footerSchemaMessage).
 	schemaMsg []byte
-
-	rd   *ipc.Reader
-	seq  int64
-	err  error
-	done bool
 }
 
 var (
@@ -124,7 +116,7 @@ func newIPCFile(r io.ReaderAt, size int64, name string, opts []SourceOption) (*I
 	if cfg.name != "" {
 		name = cfg.name
 	}
-	s := &IPCFileSource{name: name, cfg: cfg, r: r}
+	s := &IPCFileSource{ipcPass: ipcPass{kind: "ipc file", name: name, cfg: cfg}, r: r}
 	if err := s.readFooter(size); err != nil {
 		return nil, s.errorf("%w", err)
 	}
@@ -137,10 +129,6 @@ func newIPCFile(r io.ReaderAt, size int64, name string, opts []SourceOption) (*I
 		return nil, s.errorf("%w", err)
 	}
 	return s, nil
-}
-
-func (s *IPCFileSource) errorf(format string, args ...any) error {
-	return fmt.Errorf("minibatch: ipc file %q: "+format, append([]any{s.name}, args...)...)
 }
 
 // readFooter reads and checks the file's magic numbers and footer.
@@ -266,17 +254,11 @@ func (s *IPCFileSource) readBlocks(footer fbTable, field int, what string) ([]ip
 // NumBatches returns the number of record batches in the file.
 func (s *IPCFileSource) NumBatches() int { return len(s.blocks) }
 
-// Schema returns the schema of the file's record batches (before the split
-// into X and Y).
-func (s *IPCFileSource) Schema() *arrow.Schema { return s.schema }
-
 // Next returns the next record batch, split into X and Y, with Seq 0, 1, 2,
 // … in this pass and Epoch 0; the caller owns and releases it. It returns
 // io.EOF after the last batch; an error names the file, the batch, its byte
 // offset and what is wrong, and ends the pass (Rewind starts a new one).
-func (s *IPCFileSource) Next(ctx context.Context) (flow.Batch, error) {
-	return nextIPC(ctx, s.rd, &s.seq, &s.err, &s.done, s.cfg.roles, s.errorf)
-}
+func (s *IPCFileSource) Next(ctx context.Context) (flow.Batch, error) { return s.next(ctx) }
 
 // Rewind starts a new pass from the first record batch. It fails only if
 // the source is closed or the schema message cannot be read.
@@ -284,20 +266,9 @@ func (s *IPCFileSource) Rewind() error {
 	if s.r == nil {
 		return s.errorf("rewind after Close")
 	}
-	if s.rd != nil {
-		s.rd.Release()
-		s.rd = nil
-	}
-	s.seq, s.err, s.done = 0, nil, false
 	msgs := &fileMessages{src: s, dec: ipcDecoder{cfg: s.cfg}}
 	msgs.refs.Store(1)
-	rd, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(s.cfg.mem))
-	if err != nil {
-		msgs.Release()
-		return s.errorf("%w", err)
-	}
-	s.rd = rd
-	return nil
+	return s.begin(msgs)
 }
 
 // Replayable reports true: an IPC file can always be read again.
@@ -307,19 +278,8 @@ func (s *IPCFileSource) Replayable() bool { return true }
 // source opened it. Batches already returned stay valid. Close is
 // idempotent.
 func (s *IPCFileSource) Close() error {
-	if s.rd != nil {
-		s.rd.Release()
-		s.rd = nil
-	}
 	s.r = nil
-	if s.file != nil {
-		err := s.file.Close()
-		s.file = nil
-		if err != nil {
-			return fmt.Errorf("minibatch: ipc file %q: close: %w", s.name, err)
-		}
-	}
-	return nil
+	return s.close()
 }
 
 // fileMessages gives arrow's decoder the messages of an IPC file, checked:
@@ -407,18 +367,10 @@ func (m *fileMessages) Release() {
 // while the underlying reader does; it checks ctx only between batches. A
 // source is read by one goroutine at a time.
 type IPCStreamSource struct {
-	name   string
-	cfg    *sourceConfig
-	file   *os.File // owned, when opened from a path
+	ipcPass
 	r      io.Reader
 	seeker io.Seeker // nil when not replayable
 	start  int64
-	schema *arrow.Schema
-
-	rd   *ipc.Reader
-	seq  int64
-	err  error
-	done bool
 }
 
 var (
@@ -459,7 +411,7 @@ func newIPCStream(r io.Reader, name string, opts []SourceOption) (*IPCStreamSour
 	if cfg.name != "" {
 		name = cfg.name
 	}
-	s := &IPCStreamSource{name: name, cfg: cfg, r: r}
+	s := &IPCStreamSource{ipcPass: ipcPass{kind: "ipc stream", name: name, cfg: cfg}, r: r}
 	if sk, ok := r.(io.Seeker); ok {
 		if s.start, err = sk.Seek(0, io.SeekCurrent); err == nil {
 			s.seeker = sk
@@ -476,34 +428,17 @@ func newIPCStream(r io.Reader, name string, opts []SourceOption) (*IPCStreamSour
 	return s, nil
 }
 
-func (s *IPCStreamSource) errorf(format string, args ...any) error {
-	return fmt.Errorf("minibatch: ipc stream %q: "+format, append([]any{s.name}, args...)...)
-}
-
 func (s *IPCStreamSource) open() error {
 	msgs := &streamMessages{r: s.r, dec: ipcDecoder{cfg: s.cfg}, pos: s.start}
 	msgs.refs.Store(1)
-	rd, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(s.cfg.mem))
-	if err != nil {
-		msgs.Release()
-		return s.errorf("%w", err)
-	}
-	s.rd = rd
-	s.seq, s.err, s.done = 0, nil, false
-	return nil
+	return s.begin(msgs)
 }
-
-// Schema returns the schema of the stream's record batches (before the
-// split into X and Y).
-func (s *IPCStreamSource) Schema() *arrow.Schema { return s.schema }
 
 // Next returns the next record batch, split into X and Y, with Seq 0, 1, 2,
 // … in this pass and Epoch 0; the caller owns and releases it. It returns
 // io.EOF after the last batch; an error names the stream, the message, its
 // byte offset and what is wrong, and ends the pass.
-func (s *IPCStreamSource) Next(ctx context.Context) (flow.Batch, error) {
-	return nextIPC(ctx, s.rd, &s.seq, &s.err, &s.done, s.cfg.roles, s.errorf)
-}
+func (s *IPCStreamSource) Next(ctx context.Context) (flow.Batch, error) { return s.next(ctx) }
 
 // Replayable reports whether Rewind can work: the source was opened from a
 // path or made from an io.Seeker.
@@ -519,10 +454,7 @@ func (s *IPCStreamSource) Rewind() error {
 	if s.seeker == nil {
 		return s.errorf("rewind: %w (made from an io.Reader that is not an io.Seeker)", ErrNotReplayable)
 	}
-	if s.rd != nil {
-		s.rd.Release()
-		s.rd = nil
-	}
+	s.end()
 	if _, err := s.seeker.Seek(s.start, io.SeekStart); err != nil {
 		return s.errorf("rewind: %w", err)
 	}
@@ -533,19 +465,8 @@ func (s *IPCStreamSource) Rewind() error {
 // source opened it. Batches already returned stay valid. Close is
 // idempotent.
 func (s *IPCStreamSource) Close() error {
-	if s.rd != nil {
-		s.rd.Release()
-		s.rd = nil
-	}
 	s.r = nil
-	if s.file != nil {
-		err := s.file.Close()
-		s.file = nil
-		if err != nil {
-			return fmt.Errorf("minibatch: ipc stream %q: close: %w", s.name, err)
-		}
-	}
-	return nil
+	return s.close()
 }
 
 // streamMessages gives arrow's decoder the messages of an IPC stream,
@@ -603,40 +524,96 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// nextIPC is Next for both IPC sources.
-func nextIPC(ctx context.Context, rd *ipc.Reader, seq *int64, stuck *error, done *bool, roles Roles,
-	errorf func(string, ...any) error) (flow.Batch, error) {
+// ipcPass is what the two IPC sources share: their name, configuration and
+// file, and the decoder of the current pass with its position in it.
+type ipcPass struct {
+	kind   string // "ipc file" or "ipc stream", for errors
+	name   string
+	cfg    *sourceConfig
+	file   *os.File // owned, when opened from a path
+	schema *arrow.Schema
+
+	rd   *ipc.Reader
+	seq  int64
+	err  error // sticky: the pass failed
+	done bool
+}
+
+func (p *ipcPass) errorf(format string, args ...any) error {
+	return fmt.Errorf("minibatch: %s %q: "+format, append([]any{p.kind, p.name}, args...)...)
+}
+
+// Schema returns the schema of the record batches (before the split into X
+// and Y).
+func (p *ipcPass) Schema() *arrow.Schema { return p.schema }
+
+// begin starts a pass that decodes the messages of msgs, which it owns.
+func (p *ipcPass) begin(msgs ipc.MessageReader) error {
+	p.end()
+	p.seq, p.err, p.done = 0, nil, false
+	rd, err := ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(p.cfg.mem))
+	if err != nil {
+		msgs.Release()
+		return p.errorf("%w", err)
+	}
+	p.rd = rd
+	return nil
+}
+
+// end releases the decoder of the current pass, if any.
+func (p *ipcPass) end() {
+	if p.rd != nil {
+		p.rd.Release()
+		p.rd = nil
+	}
+}
+
+// close ends the pass and closes the file if the source opened it.
+func (p *ipcPass) close() error {
+	p.end()
+	if p.file != nil {
+		err := p.file.Close()
+		p.file = nil
+		if err != nil {
+			return p.errorf("close: %w", err)
+		}
+	}
+	return nil
+}
+
+// next returns the pass's next record batch, split by the source's roles.
+func (p *ipcPass) next(ctx context.Context) (flow.Batch, error) {
 	switch {
-	case *stuck != nil:
-		return flow.Batch{}, *stuck
-	case *done:
+	case p.err != nil:
+		return flow.Batch{}, p.err
+	case p.done:
 		return flow.Batch{}, io.EOF
-	case rd == nil:
-		return flow.Batch{}, errorf("read after Close")
+	case p.rd == nil:
+		return flow.Batch{}, p.errorf("read after Close")
 	}
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
 	}
-	if !rd.Next() {
-		if err := rd.Err(); err != nil {
-			*stuck = errorf("batch %d: %w", *seq, err)
-			return flow.Batch{}, *stuck
+	if !p.rd.Next() {
+		if err := p.rd.Err(); err != nil {
+			p.err = p.errorf("batch %d: %w", p.seq, err)
+			return flow.Batch{}, p.err
 		}
-		*done = true
+		p.done = true
 		return flow.Batch{}, io.EOF
 	}
-	rec := rd.RecordBatch()
+	rec := p.rd.RecordBatch()
 	if err := validateRecord(rec); err != nil {
-		*stuck = errorf("batch %d: %w", *seq, err)
-		return flow.Batch{}, *stuck
+		p.err = p.errorf("batch %d: %w", p.seq, err)
+		return flow.Batch{}, p.err
 	}
-	x, y, err := roles.Split(rec)
+	x, y, err := p.cfg.roles.Split(rec)
 	if err != nil {
-		*stuck = errorf("batch %d: %w", *seq, err)
-		return flow.Batch{}, *stuck
+		p.err = p.errorf("batch %d: %w", p.seq, err)
+		return flow.Batch{}, p.err
 	}
-	b := flow.Batch{Seq: *seq, X: x, Y: y}
-	*seq++
+	b := flow.Batch{Seq: p.seq, X: x, Y: y}
+	p.seq++
 	return b, nil
 }
 
