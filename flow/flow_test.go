@@ -721,3 +721,39 @@ func TestEachStopsOnCallbackError(t *testing.T) {
 		})
 	}
 }
+
+func TestInOrderAfterOutOfOrder(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	defer goleak.VerifyNone(t)
+	u, err := flow.NewUnion(
+		flow.Named("x1", scale{mem, 1}),
+		flow.Named("x3", jitter{scale{mem, 3}, time.Millisecond}, flow.Replicas(2)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pipeline(t, []flow.Node{
+		flow.Named("shake", jitter{scale{mem, 2}, 2 * time.Millisecond}, flow.Replicas(3), flow.Barrier(barrier.OutOfOrder)),
+		flow.Named("one", scale{mem, 1}), // one replica, unordered input: must reorder
+		flow.Named("again", jitter{scale{mem, 1}, time.Millisecond}, flow.Replicas(2), flow.Barrier(barrier.OutOfOrder)),
+		flow.Named("union", u), // branches see unordered input
+	}, flow.QueueCapacity(1))
+	src := numbers(t, mem, 0, 300, 3)
+	defer src.Release()
+	got := transform(ctx, t, flow.Runner{Engine: flow.Streaming, Allocator: mem}, p, src, "x1__x", "x3__x", "x1__id")
+	if want := 100; len(got.seqs) != want {
+		t.Fatalf("got %d batches; want %d", len(got.seqs), want)
+	}
+	for i, s := range got.seqs {
+		if s != int64(i) {
+			t.Fatalf("batch %d has seq %d; want batches in order", i, s)
+		}
+	}
+	for i := range 300 {
+		if got.cols["x1__id"][i] != float64(i) || got.cols["x1__x"][i] != 2*float64(i) || got.cols["x3__x"][i] != 6*float64(i) {
+			t.Fatalf("row %d: id %v x1 %v x3 %v", i, got.cols["x1__id"][i], got.cols["x1__x"][i], got.cols["x3__x"][i])
+		}
+	}
+}
