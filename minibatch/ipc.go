@@ -123,10 +123,9 @@ func newIPCFile(r io.ReaderAt, size int64, name string, opts []SourceOption) (*I
 	if err := s.Rewind(); err != nil {
 		return nil, err
 	}
-	s.schema = s.rd.Schema()
-	if _, _, err := cfg.roles.Columns(s.schema); err != nil {
+	if err := s.adoptSchema(); err != nil {
 		s.Close()
-		return nil, s.errorf("%w", err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -420,10 +419,9 @@ func newIPCStream(r io.Reader, name string, opts []SourceOption) (*IPCStreamSour
 	if err := s.open(); err != nil {
 		return nil, err
 	}
-	s.schema = s.rd.Schema()
-	if _, _, err := cfg.roles.Columns(s.schema); err != nil {
+	if err := s.adoptSchema(); err != nil {
 		s.Close()
-		return nil, s.errorf("%w", err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -546,6 +544,16 @@ func (p *ipcPass) errorf(format string, args ...any) error {
 // Schema returns the schema of the record batches (before the split into X
 // and Y).
 func (p *ipcPass) Schema() *arrow.Schema { return p.schema }
+
+// adoptSchema takes the schema of the first pass's decoder and checks that
+// the source's roles name columns of it.
+func (p *ipcPass) adoptSchema() error {
+	p.schema = p.rd.Schema()
+	if _, _, err := p.cfg.roles.Columns(p.schema); err != nil {
+		return p.errorf("%w", err)
+	}
+	return nil
+}
 
 // begin starts a pass that decodes the messages of msgs, which it owns.
 func (p *ipcPass) begin(msgs ipc.MessageReader) error {
