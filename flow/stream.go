@@ -20,8 +20,7 @@ type Stream struct {
 	close func() error
 	stats func() Stats
 
-	mu   sync.Mutex // serialises close
-	once sync.Once
+	once sync.Once // Close runs close once; concurrent callers wait for it
 	cerr error
 	end  error // sticky result of Next once the stream has ended
 }
@@ -48,8 +47,6 @@ func (s *Stream) Next(ctx context.Context) (Batch, error) {
 // included), or a teardown error; closing a stream early is not an error.
 // Close is idempotent.
 func (s *Stream) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.once.Do(func() { s.cerr = s.close() })
 	return s.cerr
 }
