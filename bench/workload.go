@@ -52,11 +52,11 @@ func (g *Generator) Next(ctx context.Context) (flow.Batch, error) {
 		return flow.Batch{}, io.EOF
 	}
 	n := min(int64(BatchRows), g.Rows-g.pos)
-	buf, vals := newFeatures(g.Mem, n)
+	col, vals := newFeatures(g.Mem, n)
 	for i := range vals {
 		vals[i] = float32((g.pos*Width + int64(i)) % 1000)
 	}
-	rec := featuresFrom(buf, n)
+	rec := featuresFrom(col, n)
 	b := flow.Batch{Seq: g.seq, X: rec}
 	g.pos += n
 	g.seq++
@@ -134,11 +134,11 @@ func (s Scale) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
 	src := col.ListValues().(*array.Float32).Float32Values()
 	off := col.Data().Offset() * Width
 	src = src[off : off+col.Len()*Width]
-	buf, vals := newFeatures(s.Mem, int64(col.Len()))
+	out, vals := newFeatures(s.Mem, int64(col.Len()))
 	for i, v := range src {
 		vals[i] = v * s.F
 	}
-	return flow.Batch{X: featuresFrom(buf, int64(col.Len()))}, nil
+	return flow.Batch{X: featuresFrom(out, int64(col.Len()))}, nil
 }
 
 // Spin burns CPU for D per batch and passes the batch on: the CPU-bound
