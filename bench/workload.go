@@ -63,6 +63,9 @@ func (g *Generator) Next(ctx context.Context) (flow.Batch, error) {
 	return b, nil
 }
 
+// Replayable reports true: the generator can always start over.
+func (g *Generator) Replayable() bool { return true }
+
 // Rewind starts again from the first row.
 func (g *Generator) Rewind() error {
 	g.pos, g.seq = 0, 0
@@ -118,6 +121,9 @@ func (r *Replay) Next(ctx context.Context) (flow.Batch, error) {
 
 // Rewind starts again from the first batch.
 func (r *Replay) Rewind() error { r.pos = 0; return nil }
+
+// Replayable reports true.
+func (r *Replay) Replayable() bool { return true }
 
 // Scale multiplies every feature by F into a new batch.
 type Scale struct {

@@ -65,10 +65,24 @@ type Source interface {
 	Next(ctx context.Context) (Batch, error)
 }
 
-// Rewinder is implemented by sources that can be read again from the start
-// (replayable sources). Rewind makes the next call to Next return the first
-// batch again. Runners use it for the extra passes that a Joiner needs in
-// fit mode; a source without it is spilled to disk instead.
+// Rewinder is implemented by sources that may be read again from the
+// start. Replayable reports whether this source can (a wrapper can when
+// what it wraps can; a CSV source can when it reads a file, not a pipe);
+// it is the one place where replayability is decided. Rewind, called only
+// when Replayable reports true, makes the next call to Next return the
+// first batch again.
+//
+// Runners rewind a replayable source for the extra passes that a Joiner
+// needs in fit mode; any other source is spilled to disk instead.
 type Rewinder interface {
+	Source
+	Replayable() bool
 	Rewind() error
+}
+
+// Replayable reports whether src can be read again from the start: it is a
+// Rewinder whose Replayable method says so.
+func Replayable(src Source) bool {
+	r, ok := src.(Rewinder)
+	return ok && r.Replayable()
 }

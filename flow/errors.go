@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/sourcegraph/conc/panics"
 )
@@ -11,13 +12,13 @@ import (
 var ErrClosed = errors.New("penstock: stream closed")
 
 // StepError is the error of a step, as returned by the runners: it names the
-// step by its path in the pipeline ("outer/inner"), its type, the operation
-// and the sequence number of the batch. Unwrap gives the step's own error;
-// a panic in a step arrives as a *PanicError.
+// step by its path in the pipeline (printed "outer/inner"), its type, the
+// operation and the sequence number of the batch. Unwrap gives the step's
+// own error; a panic in a step arrives as a *PanicError.
 type StepError struct {
-	Path   string // names from the outermost pipeline, joined by "/"
+	Path   Path   // from the outermost pipeline
 	Type   string // the step's Go type, as %T prints it
-	Op     string // "fit", "transform", "fit-transform", "setup", "teardown", "merge"
+	Op     string // "fit", "transform", "fit-transform", "setup", "teardown", "replica", "merge", "copy", "rebuild"
 	Seq    int64  // the batch's Seq, where HasSeq
 	HasSeq bool
 	Err    error
@@ -33,14 +34,25 @@ func (e *StepError) Error() string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 // PanicError is a panic recovered from a step, with the stack of the
-// goroutine that panicked.
+// goroutine that panicked. Error is one line; %+v prints the stack too.
 type PanicError struct {
 	Value any
 	Stack []byte
 }
 
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("panic: %v\n%s", e.Value, e.Stack)
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Format prints Error for %v and %s, and Error followed by the stack for
+// %+v.
+func (e *PanicError) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "panic: %v\n%s", e.Value, e.Stack)
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", e.Error())
+	default:
+		io.WriteString(f, e.Error())
+	}
 }
 
 // Unwrap returns the panic value when it is an error.
@@ -68,10 +80,18 @@ func recovered(err *error) {
 	}
 }
 
-func stepError(path string, s Step, op string, b *Batch, err error) error {
-	var se *StepError
-	if errors.As(err, &se) && se.Path == path {
-		return err
+// stepError wraps err, if not nil, in a *StepError for the step at path.
+// An err that is itself a *StepError comes from a composite about one of
+// its children, with a path relative to the composite: it gets path as a
+// prefix instead.
+func stepError(path Path, s Step, op string, b *Batch, err error) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := err.(*StepError); ok {
+		cp := *se
+		cp.Path = join(path, se.Path)
+		return &cp
 	}
 	e := &StepError{Path: path, Type: fmt.Sprintf("%T", s), Op: op, Err: err}
 	if b != nil {

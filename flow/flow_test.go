@@ -297,7 +297,7 @@ func TestFailures(t *testing.T) {
 						t.Fatalf("got %v; want the step's %s", err, tc.name)
 					}
 					var se *flow.StepError
-					if !errors.As(err, &se) || se.Path != "bad" || se.Seq != 1 || !se.HasSeq {
+					if !errors.As(err, &se) || se.Path.String() != "bad" || se.Seq != 1 || !se.HasSeq {
 						t.Fatalf("got %#v; want a StepError for step \"bad\", batch 1", err)
 					}
 					if msg := err.Error(); !strings.Contains(msg, `step "bad"`) || !strings.Contains(msg, tc.message) {
@@ -542,7 +542,7 @@ func TestStats(t *testing.T) {
 			t.Errorf("stage %s: in %d/%d out %d/%d; want 20 batches, 200 rows each way", ss.Path, ss.BatchesIn, ss.RowsIn, ss.BatchesOut, ss.RowsOut)
 		}
 	}
-	if bn, _ := st.Bottleneck(); bn.Path != "slow" {
+	if bn, _ := st.Bottleneck(); bn.Path.String() != "slow" {
 		t.Errorf("bottleneck %q; want \"slow\" (%v)", bn.Path, st)
 	}
 	if last := st.Stages[2]; last.WaitIn < last.Busy {
@@ -684,7 +684,7 @@ func TestFailureAfterSpilledJoiner(t *testing.T) {
 			}
 			_, err = flow.Collect(ctx, s)
 			var se *flow.StepError
-			if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Path != "union/bad" || se.Seq != 3 {
+			if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Path.String() != "union/bad" || se.Seq != 3 {
 				t.Fatalf("got %v; want boom from step \"union/bad\" at batch 3", err)
 			}
 			if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {

@@ -9,19 +9,6 @@ import (
 	"github.com/penstock-ml/penstock/barrier"
 )
 
-// Node is a named step of a pipeline, with the options of its stage.
-type Node struct {
-	Name string
-	Step Step
-	opts []Option
-}
-
-// Named returns the node called name that runs s. Options set how the
-// streaming runner runs it (Replicas, QueueCapacity, Barrier).
-func Named(name string, s Step, opts ...Option) Node {
-	return Node{Name: name, Step: s, opts: opts}
-}
-
 // Pipeline is a step made of named steps run one after the other; it is
 // itself a Step, so pipelines nest. Build it with NewPipeline, which checks
 // it; run it over a stream with a Runner. Fitting changes the steps in
@@ -38,17 +25,17 @@ type Pipeline struct {
 var (
 	_ Fitter         = (*Pipeline)(nil)
 	_ FitTransformer = (*Pipeline)(nil)
-	_ Setupper       = (*Pipeline)(nil)
-	_ Teardowner     = (*Pipeline)(nil)
-	_ Merger         = (*Pipeline)(nil)
+	_ Composite      = (*Pipeline)(nil)
 )
 
 // NewPipeline checks nodes and returns the pipeline made of them. The
 // options are defaults for every stage of this pipeline (see Option).
 // It returns an error for an empty pipeline, an empty, reserved ("/" or
-// "__") or duplicate name, a nil step, a pipeline that contains itself, an
-// impossible option, a Joiner inside a feature union or inside a replicated
-// sub-pipeline, and replicas on a feature union.
+// "__") or duplicate name, a nil step (typed nil pointers included), a
+// pipeline that contains itself, an impossible option, a Joiner anywhere
+// that runs batch by batch (inside a feature union, a replicated
+// sub-pipeline or any other composite but a pipeline), and replicas on a
+// feature union.
 func NewPipeline(nodes []Node, defaults ...Option) (*Pipeline, error) {
 	p := &Pipeline{nodes: append([]Node(nil), nodes...), defaults: configOf(defaults)}
 	if p.defaults.err != nil {
@@ -79,8 +66,8 @@ func checkNodes(what string, nodes []Node) error {
 			return fmt.Errorf("penstock: %s: step name %q: \"/\" and \"__\" are reserved for paths", what, n.Name)
 		case seen[n.Name]:
 			return fmt.Errorf("penstock: %s: duplicate step name %q", what, n.Name)
-		case n.Step == nil:
-			return fmt.Errorf("penstock: %s: step %q is nil", what, n.Name)
+		case isNil(n.Step):
+			return fmt.Errorf("penstock: %s: step %q is nil (%T)", what, n.Name, n.Step)
 		}
 		seen[n.Name] = true
 		if c := configOf(n.opts); c.err != nil {
@@ -103,25 +90,48 @@ func (p *Pipeline) Step(name string) Step {
 	return nil
 }
 
-func (p *Pipeline) fittable() bool {
-	for _, n := range p.nodes {
-		if fittable(n.Step) {
-			return true
-		}
+// Children returns the pipeline's nodes, in order (see Composite).
+func (p *Pipeline) Children() []Node { return p.Nodes() }
+
+// WithChildren returns a pipeline with p's defaults and the given nodes,
+// checked as NewPipeline checks them.
+func (p *Pipeline) WithChildren(children []Node) (Composite, error) {
+	if err := sameNames(p.nodes, children); err != nil {
+		return nil, err
 	}
-	return false
+	q := &Pipeline{nodes: append([]Node(nil), children...), defaults: p.defaults}
+	if _, err := buildPlan(q); err != nil {
+		return nil, err
+	}
+	return q, nil
 }
 
-func (p *Pipeline) hasJoiner() bool {
-	for _, n := range p.nodes {
-		if configOf(n.opts).barrier == barrier.Joiner {
-			return true
+// sameNames checks that children are old with steps replaced.
+func sameNames(old, children []Node) error {
+	if len(children) != len(old) {
+		return fmt.Errorf("penstock: WithChildren: %d children, want %d", len(children), len(old))
+	}
+	for i, n := range children {
+		if n.Name != old[i].Name {
+			return fmt.Errorf("penstock: WithChildren: child %d is %q, want %q", i, n.Name, old[i].Name)
 		}
-		if sub, ok := n.Step.(*Pipeline); ok && sub.hasJoiner() {
-			return true
+		if isNil(n.Step) {
+			return fmt.Errorf("penstock: WithChildren: child %q is nil", n.Name)
 		}
 	}
-	return false
+	return nil
+}
+
+// hasJoiner reports whether any node of the tree below s has a Joiner
+// barrier.
+func hasJoiner(s Step) bool {
+	err := Walk(s, func(v Visit) error {
+		if v.Depth > 0 && configOf(v.Node.opts).barrier == barrier.Joiner {
+			return errFound
+		}
+		return nil
+	})
+	return errors.Is(err, errFound)
 }
 
 // Transform runs in through every step's Transform, in order.
@@ -133,7 +143,7 @@ func (p *Pipeline) Transform(ctx context.Context, in Batch) (Batch, error) {
 // before it, and returns the output of the last step. A pipeline with a
 // Joiner refuses: fitting on the whole stream takes a Runner.
 func (p *Pipeline) FitTransform(ctx context.Context, in Batch) (Batch, error) {
-	if p.hasJoiner() {
+	if hasJoiner(p) {
 		return Batch{}, errors.New("penstock: a pipeline with a Joiner fits on a whole stream: use a Runner")
 	}
 	return p.through(ctx, in, len(p.nodes), opFitTransform)
@@ -142,7 +152,7 @@ func (p *Pipeline) FitTransform(ctx context.Context, in Batch) (Batch, error) {
 // Fit fits every fittable step on in (partial fit). The steps after the
 // last fittable one do not run.
 func (p *Pipeline) Fit(ctx context.Context, in Batch) error {
-	if p.hasJoiner() {
+	if hasJoiner(p) {
 		return errors.New("penstock: a pipeline with a Joiner fits on a whole stream: use a Runner")
 	}
 	last := -1
@@ -161,7 +171,7 @@ func (p *Pipeline) Fit(ctx context.Context, in Batch) error {
 	defer b.Release()
 	n := p.nodes[last]
 	_, err = apply(ctx, n.Step, opFit, b)
-	return stepError(n.Name, n.Step, "fit", &b, err)
+	return stepError(Path{n.Name}, n.Step, "fit", &b, err)
 }
 
 // through runs the first k steps of p on in with op. The result is owned by
@@ -177,7 +187,7 @@ func (p *Pipeline) through(ctx context.Context, in Batch, k int, op op) (Batch, 
 		next, err := apply(ctx, n.Step, o, cur)
 		if err != nil {
 			cur.Release()
-			return Batch{}, stepError(n.Name, n.Step, o.String(), &cur, err)
+			return Batch{}, stepError(Path{n.Name}, n.Step, o.String(), &cur, err)
 		}
 		next.Seq, next.Epoch = cur.Seq, cur.Epoch
 		cur.Release()
@@ -186,91 +196,3 @@ func (p *Pipeline) through(ctx context.Context, in Batch, k int, op op) (Batch, 
 	return cur, nil
 }
 
-// Setup sets up every step, in order. If one fails, those already set up
-// are torn down.
-func (p *Pipeline) Setup(ctx context.Context) error { return setupNodes(ctx, p.nodes) }
-
-// Teardown tears down every step, in reverse order, and returns their
-// errors joined.
-func (p *Pipeline) Teardown(ctx context.Context) error { return teardownNodes(ctx, p.nodes) }
-
-// Replica returns a pipeline whose fittable steps are replicas (see Merger)
-// and whose other steps are shared. It panics if a fittable step is not a
-// Merger: the runners check CanMerge first.
-func (p *Pipeline) Replica() Step {
-	return &Pipeline{nodes: replicaNodes(p.nodes), defaults: p.defaults}
-}
-
-// Merge merges each fittable step of the replicas into p's.
-func (p *Pipeline) Merge(replicas []Step) error {
-	return mergeNodes(p.nodes, replicas, func(r Step) []Node {
-		if rp, ok := r.(*Pipeline); ok {
-			return rp.nodes
-		}
-		return nil
-	})
-}
-
-// CanMerge reports whether s can be fitted as several replicas: it is not
-// fittable, or it is a Merger, or it is a pipeline or union whose fittable
-// steps all can. The error names the first step that cannot.
-func CanMerge(s Step) error {
-	switch s := s.(type) {
-	case *Pipeline:
-		for _, n := range s.nodes {
-			if err := CanMerge(n.Step); err != nil {
-				return fmt.Errorf("%q: %w", n.Name, err)
-			}
-		}
-		return nil
-	case *Union:
-		for _, n := range s.branches {
-			if err := CanMerge(n.Step); err != nil {
-				return fmt.Errorf("%q: %w", n.Name, err)
-			}
-		}
-		return nil
-	}
-	if !fittable(s) {
-		return nil
-	}
-	if _, ok := s.(Merger); !ok {
-		return fmt.Errorf("%T does not implement flow.Merger, so its replicas' states cannot be merged", s)
-	}
-	return nil
-}
-
-// fittable reports whether s learns anything.
-func fittable(s Step) bool {
-	switch s := s.(type) {
-	case *Pipeline:
-		return s.fittable()
-	case *Union:
-		return s.fittable()
-	case Fitter, FitTransformer:
-		return true
-	}
-	return false
-}
-
-func setup(ctx context.Context, path string, s Step) error {
-	su, ok := s.(Setupper)
-	if !ok {
-		return nil
-	}
-	if err := guard(func() error { return su.Setup(ctx) }); err != nil {
-		return stepError(path, s, "setup", nil, err)
-	}
-	return nil
-}
-
-func teardown(ctx context.Context, path string, s Step) error {
-	td, ok := s.(Teardowner)
-	if !ok {
-		return nil
-	}
-	if err := guard(func() error { return td.Teardown(context.WithoutCancel(ctx)) }); err != nil {
-		return stepError(path, s, "teardown", nil, err)
-	}
-	return nil
-}

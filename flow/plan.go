@@ -14,7 +14,7 @@ type plan struct {
 }
 
 type stage struct {
-	path     string
+	path     Path
 	step     Step
 	replicas int
 	capacity int // of the stage's input queue
@@ -31,28 +31,48 @@ func (s *stage) isUnion() bool { return s.branches != nil }
 
 // buildPlan flattens p. It is also NewPipeline's last check, so every error
 // that only shows once nesting is resolved is found before any run.
+//
+// The plan knows two composites: a pipeline is inlined (its steps become
+// stages of the outer chain) unless it is replicated, and a union's
+// branches become chains of their own. Any other composite is one stage
+// that runs its children itself.
 func buildPlan(p *Pipeline) (*plan, error) {
+	// The walk finds cycles, and checks every composite's children, before
+	// the plan recurses into pipelines and unions.
+	if err := Walk(p, func(v Visit) error {
+		if v.Depth == 0 {
+			return nil
+		}
+		if isNil(v.Node.Step) {
+			return fmt.Errorf("penstock: step %q is nil", v.Path)
+		}
+		if c := configOf(v.Node.opts); c.err != nil {
+			return fmt.Errorf("penstock: step %q: %w", v.Path, c.err)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	pl := &plan{}
-	visiting := map[*Pipeline]bool{p: true}
-	if err := pl.addPipeline(p, "", stageConfig{}, visiting); err != nil {
+	if err := pl.addPipeline(p, nil, stageConfig{}); err != nil {
 		return nil, err
 	}
 	return pl, nil
 }
 
-func (pl *plan) addPipeline(p *Pipeline, prefix string, parent stageConfig, visiting map[*Pipeline]bool) error {
+func (pl *plan) addPipeline(p *Pipeline, prefix Path, parent stageConfig) error {
 	defaults := p.defaults.inherit(parent)
 	for _, n := range p.nodes {
-		if err := pl.addNode(n, prefix, defaults, visiting); err != nil {
+		if err := pl.addNode(n, prefix, defaults); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (pl *plan) addNode(n Node, prefix string, defaults stageConfig, visiting map[*Pipeline]bool) error {
+func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 	cfg := configOf(n.opts).inherit(defaults)
-	path := prefix + n.Name
+	path := prefix.Child(n.Name)
 	st := &stage{
 		path:     path,
 		step:     n.Step,
@@ -63,21 +83,16 @@ func (pl *plan) addNode(n Node, prefix string, defaults stageConfig, visiting ma
 	}
 	switch s := n.Step.(type) {
 	case *Pipeline:
-		if visiting[s] {
-			return fmt.Errorf("penstock: step %q: the pipeline contains itself", path)
-		}
 		if cfg.replicas > 1 {
-			if s.hasJoiner() {
+			if hasJoiner(s) {
 				return fmt.Errorf("penstock: step %q: a replicated sub-pipeline runs batch by batch and cannot hold a Joiner", path)
 			}
 			break // one stage that runs the whole sub-pipeline
 		}
-		visiting[s] = true
 		first := len(pl.stages)
-		if err := pl.addPipeline(s, path+"/", cfg, visiting); err != nil {
+		if err := pl.addPipeline(s, path, cfg); err != nil {
 			return err
 		}
-		delete(visiting, s)
 		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && !last.setB {
 			last.barrier, last.setB = cfg.barrier, true
 		}
@@ -92,7 +107,7 @@ func (pl *plan) addNode(n Node, prefix string, defaults stageConfig, visiting ma
 		st.names = s.branches
 		for _, b := range s.branches {
 			sub := &plan{}
-			if err := sub.addNode(b, path+"/", defaults, visiting); err != nil {
+			if err := sub.addNode(b, path, defaults); err != nil {
 				return err
 			}
 			for _, bs := range sub.stages {
@@ -101,6 +116,10 @@ func (pl *plan) addNode(n Node, prefix string, defaults stageConfig, visiting ma
 				}
 			}
 			st.branches = append(st.branches, sub)
+		}
+	case Composite:
+		if hasJoiner(s) {
+			return fmt.Errorf("penstock: step %q: %T runs its children batch by batch and cannot hold a Joiner; put the Joiner after it", path, s)
 		}
 	}
 	pl.stages = append(pl.stages, st)

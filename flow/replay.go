@@ -13,8 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// replay is the source of a run, readable once per pass. A source that
-// rewinds is rewound; one that cannot is spilled to disk (Arrow IPC) on the
+// replay is the source of a run, readable once per pass. A replayable
+// source (see Replayable) is rewound; any other is spilled to disk (Arrow IPC) on the
 // first pass and read back from there on later passes, so that memory stays
 // bounded however long the stream.
 type replay struct {
@@ -25,7 +25,7 @@ type replay struct {
 
 func newReplay(src Source, passes int, alloc memory.Allocator, dir string) *replay {
 	r := &replay{src: src}
-	if _, ok := src.(Rewinder); !ok && passes > 1 {
+	if !Replayable(src) && passes > 1 {
 		r.spill = &spill{alloc: alloc, dir: dir}
 	}
 	return r

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -101,11 +102,69 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 	if alloc == nil {
 		alloc = memory.DefaultAllocator
 	}
-	rp := newReplay(src, len(passes), alloc, r.SpillDir)
-	if r.Engine == Streaming {
-		return startStreaming(ctx, pl, passes, rp), nil
+	release, err := claimTree(p, m != modeTransform)
+	if err != nil {
+		return nil, err
 	}
-	return startSequential(ctx, pl, passes, rp), nil
+	ctx = WithAllocator(ctx, alloc)
+	base := &runBase{pl: pl, passes: passes, release: release}
+	if err := base.log.setup(ctx, p, nil); err != nil {
+		err = errors.Join(err, base.log.teardown(ctx))
+		release()
+		return nil, err
+	}
+	base.src = newReplay(src, len(passes), alloc, r.SpillDir)
+	if r.Engine == Streaming {
+		return startStreaming(ctx, base), nil
+	}
+	return startSequential(ctx, base), nil
+}
+
+// runBase is what both engines share in a run: the plan, its passes, the
+// source, and the steps set up and claimed at its start.
+type runBase struct {
+	pl      *plan
+	passes  []pass
+	src     *replay
+	log     setupLog
+	release func()
+
+	stepsOnce sync.Once
+	stepsErr  error
+	srcOnce   sync.Once
+	srcErr    error
+}
+
+// endSteps tears down what the run set up and releases the steps for other
+// runs, once; later calls return the first call's error.
+func (b *runBase) endSteps(ctx context.Context) error {
+	b.stepsOnce.Do(func() {
+		b.stepsErr = b.log.teardown(ctx)
+		b.release()
+	})
+	return b.stepsErr
+}
+
+// closeSource removes the run's spill, if any, once. The source itself is
+// the caller's.
+func (b *runBase) closeSource() error {
+	b.srcOnce.Do(func() { b.srcErr = b.src.close() })
+	return b.srcErr
+}
+
+// runError keeps the cause of the run's cancellation: a step or a source
+// that reports a cancellation with ctx.Err() gets the cause joined to it,
+// so that errors.Is(err, cause) holds however the cancellation was
+// reported.
+func runError(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	cause := context.Cause(ctx)
+	if errors.Is(err, cause) || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w (cause: %w)", err, cause)
 }
 
 // checkReplicaFit refuses a run that would fit a replicated stage whose
@@ -131,42 +190,6 @@ func checkReplicaFit(passes []pass) error {
 		}
 	}
 	return err
-}
-
-// setupAll sets up the step of every stage of pl (a union's branches
-// stand for the union), tearing down those already set up if one fails.
-func setupAll(ctx context.Context, pl *plan) error {
-	var done []*stage
-	var err error
-	pl.each(func(s *stage) {
-		if err != nil || s.isUnion() {
-			return
-		}
-		if err = setup(ctx, s.path, s.step); err == nil {
-			done = append(done, s)
-		}
-	})
-	if err != nil {
-		for i := len(done) - 1; i >= 0; i-- {
-			_ = teardown(ctx, done[i].path, done[i].step)
-		}
-	}
-	return err
-}
-
-// teardownAll tears down every stage's step, in reverse order.
-func teardownAll(ctx context.Context, pl *plan) error {
-	var all []*stage
-	pl.each(func(s *stage) {
-		if !s.isUnion() {
-			all = append(all, s)
-		}
-	})
-	var errs []error
-	for i := len(all) - 1; i >= 0; i-- {
-		errs = append(errs, teardown(ctx, all[i].path, all[i].step))
-	}
-	return errors.Join(errs...)
 }
 
 // branchOps returns what each stage of a feature union's branch does when

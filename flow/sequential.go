@@ -5,32 +5,45 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // seqRun is a run of the sequential engine: no goroutine of its own; every
-// step runs inside Stream.Next.
+// step runs inside Stream.Next, in the caller's goroutine.
+//
+// Close may come from another goroutine while Next runs. Next holds mu for
+// as long as it runs; Close cancels the run and waits for mu, unless Next
+// is blocked inside the source (a read that ignores ctx, such as a pipe
+// that sends nothing): then no step is running, so Close tears the steps
+// down at once and leaves the source to Next, which closes the run's spill
+// when its read returns and is refused every step after it.
 type seqRun struct {
+	*runBase
 	ctx    context.Context
-	pl     *plan
-	passes []pass
-	src    *replay
+	cancel context.CancelCauseFunc
 
-	started, finished bool
-	setUp             bool
-	err               error // first error, sticky
+	mu       sync.Mutex // held by next
+	started  bool       // the passes before the last have run
+	finished bool
+	err      error // first error, sticky
 
-	mu      sync.Mutex
+	inSource atomic.Bool // next is inside the source's Next
+	closed   atomic.Bool // Close has been called
+
 	begin   time.Time
-	elapsed time.Duration
+	elapsed atomic.Int64
 }
 
-func startSequential(ctx context.Context, pl *plan, passes []pass, src *replay) *Stream {
-	r := &seqRun{ctx: ctx, pl: pl, passes: passes, src: src, begin: time.Now()}
-	return &Stream{next: r.next, close: r.close, stats: r.stats}
+func startSequential(ctx context.Context, base *runBase) *Stream {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	r := &seqRun{runBase: base, ctx: runCtx, cancel: cancel, begin: time.Now()}
+	return newStream(r.next, r.close, r.stats)
 }
 
 func (r *seqRun) next(ctx context.Context) (Batch, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.finished {
 		return Batch{}, r.errOrEOF()
 	}
@@ -42,10 +55,6 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 	}
 	if !r.started {
 		r.started = true
-		if err := setupAll(r.ctx, r.pl); err != nil {
-			return Batch{}, r.fail(err)
-		}
-		r.setUp = true
 		if len(r.passes) == 0 { // a fit with nothing to fit
 			return Batch{}, r.finish()
 		}
@@ -54,10 +63,8 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 			if ps.last {
 				break
 			}
-			if i > 0 {
-				if err := r.src.rewind(); err != nil {
-					return Batch{}, r.fail(err)
-				}
+			if err := r.startPass(i); err != nil {
+				return Batch{}, r.fail(err)
 			}
 			if err := r.drain(ps); err != nil {
 				return Batch{}, r.fail(err)
@@ -67,34 +74,58 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 		if !last.last {
 			return Batch{}, r.finish()
 		}
-		if len(r.passes) > 1 {
-			if err := r.src.rewind(); err != nil {
-				return Batch{}, r.fail(err)
-			}
+		if err := r.startPass(len(r.passes) - 1); err != nil {
+			return Batch{}, r.fail(err)
 		}
 	}
 	last := r.passes[len(r.passes)-1]
+	for {
+		b, err := r.read()
+		if errors.Is(err, io.EOF) {
+			return Batch{}, r.finish()
+		}
+		if err != nil {
+			return Batch{}, r.fail(err)
+		}
+		out, emitted, err := seqProcess(r.ctx, last.stages, last.ops, b)
+		if err != nil {
+			return Batch{}, r.fail(err)
+		}
+		if r.closed.Load() {
+			out.Release()
+			return Batch{}, r.fail(ErrClosed)
+		}
+		if emitted {
+			return out, nil
+		}
+	}
+}
+
+// startPass rewinds the source for pass i (the first needs nothing).
+func (r *seqRun) startPass(i int) error {
+	if i == 0 {
+		return nil
+	}
+	return r.src.rewind()
+}
+
+// read reads the next batch of the current pass; see seqRun for why it
+// marks the time spent inside the source.
+func (r *seqRun) read() (Batch, error) {
+	r.inSource.Store(true)
 	b, err := r.src.Next(r.ctx)
-	if errors.Is(err, io.EOF) {
-		return Batch{}, r.finish()
+	r.inSource.Store(false)
+	if r.closed.Load() {
+		b.Release()
+		return Batch{}, ErrClosed
 	}
-	if err != nil {
-		return Batch{}, r.fail(err)
-	}
-	out, emitted, err := seqProcess(r.ctx, last.stages, last.ops, b)
-	if err != nil {
-		return Batch{}, r.fail(err)
-	}
-	if !emitted {
-		return r.next(ctx)
-	}
-	return out, nil
+	return b, runError(r.ctx, err)
 }
 
 // drain runs one whole pass whose output nobody sees.
 func (r *seqRun) drain(ps pass) error {
 	for {
-		b, err := r.src.Next(r.ctx)
+		b, err := r.read()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -121,8 +152,9 @@ func seqProcess(ctx context.Context, stages []*stage, ops []op, b Batch) (Batch,
 		var err error
 		if st.isUnion() {
 			out, err = seqUnion(ctx, st, ops[i], cur)
-		} else if out, err = apply(ctx, st.step, ops[i], cur); err != nil {
-			err = stepError(st.path, st.step, ops[i].String(), &cur, err)
+		} else {
+			out, err = apply(ctx, st.step, ops[i], cur)
+			err = stepError(st.path, st.step, ops[i].String(), &cur, runError(ctx, err))
 		}
 		st.c.busy.Add(int64(time.Since(start)))
 		if err != nil {
@@ -156,7 +188,8 @@ func seqUnion(ctx context.Context, st *stage, o op, in Batch) (Batch, error) {
 		}
 		outs = append(outs, out)
 	}
-	return joinBranches(st.names, outs)
+	out, err := joinBranches(st.names, outs)
+	return out, stepError(st.path, st.step, o.String(), &in, err)
 }
 
 func (r *seqRun) errOrEOF() error {
@@ -180,32 +213,33 @@ func (r *seqRun) fail(err error) error {
 	return r.err
 }
 
+// end ends the run; r.mu is held.
 func (r *seqRun) end() {
 	if r.finished {
 		return
 	}
 	r.finished = true
-	var errs []error
-	if r.setUp {
-		errs = append(errs, teardownAll(r.ctx, r.pl))
-	}
-	errs = append(errs, r.src.close())
-	if err := errors.Join(errs...); err != nil && r.err == nil {
+	if err := r.endSteps(r.ctx); err != nil && r.err == nil {
 		r.err = err
 	}
-	r.mu.Lock()
-	r.elapsed = time.Since(r.begin)
-	r.mu.Unlock()
+	if err := r.closeSource(); err != nil && r.err == nil {
+		r.err = err
+	}
+	r.cancel(ErrClosed)
+	r.elapsed.Store(int64(time.Since(r.begin)))
 }
 
 func (r *seqRun) close() error {
-	if !r.finished {
-		r.end()
-		if r.err != nil && !quiet(r.err) {
-			return r.err
-		}
-		return nil
+	r.closed.Store(true)
+	r.cancel(ErrClosed)
+	if r.inSource.Load() {
+		// Next is blocked in the source and runs no step: tear down now.
+		r.elapsed.Store(int64(time.Since(r.begin)))
+		return r.endSteps(r.ctx)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.end()
 	if quiet(r.err) {
 		return nil
 	}
@@ -213,11 +247,9 @@ func (r *seqRun) close() error {
 }
 
 func (r *seqRun) stats() Stats {
-	r.mu.Lock()
-	elapsed := r.elapsed
+	elapsed := time.Duration(r.elapsed.Load())
 	if elapsed == 0 {
 		elapsed = time.Since(r.begin)
 	}
-	r.mu.Unlock()
 	return r.pl.stats(elapsed)
 }

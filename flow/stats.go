@@ -20,7 +20,7 @@ type counters struct {
 // StageStats are the statistics of one stage, summed over its replicas and
 // over every pass of a run.
 type StageStats struct {
-	Path       string // the step's path in the pipeline, "outer/inner"
+	Path       Path // the step's path in the pipeline, printed "outer/inner"
 	Replicas   int
 	BatchesIn  int64
 	RowsIn     int64

@@ -37,7 +37,14 @@ type FitTransformer interface {
 // Setupper is a step that acquires heavy resources (a network, a device)
 // before a run. Setup is never called by a constructor, so that a step can be
 // copied for trials and replicas first. The runners call Setup once per run
-// and per replica, before the first batch.
+// on every active step value of the tree (and on each replica of a
+// replicated stage that fits), before the first batch; composites never
+// forward it to their children (see Composite).
+//
+// Resources are not learned state: Setup and Teardown acquire and release
+// what one run needs, and what a step learned (weights, statistics)
+// survives Teardown, so Fit in one run and Transform in the next use the
+// same model.
 type Setupper interface {
 	Setup(ctx context.Context) error
 }
@@ -51,13 +58,37 @@ type Teardowner interface {
 }
 
 // Merger is a step whose replicas can be fitted in parallel and combined
-// afterwards (map-reduce fitting). Replica returns an independent copy in
-// the step's current state that Fit can change without touching the
-// receiver; after the replicas have been fitted, each on its share of the
-// stream, Merge folds their learned state into the receiver. A replicated
-// stage whose fittable step is not a Merger refuses to fit.
+// afterwards (map-reduce fitting).
+//
+// Replica returns a step with the receiver's configuration (its
+// hyperparameters) and no learned state: what a replica learns is its share
+// of the stream only. After the replicas have been fitted, each on its
+// share, Merge folds their learned state into the receiver's current
+// state. So a step that was already fitted and is fitted again with
+// replicas ends as if it had been fitted again sequentially: its old state,
+// counted once, plus every batch of the new fit, counted once. Replica and
+// Merge are never called concurrently with Fit on the receiver.
+//
+// A replicated stage whose fittable steps are not all Mergers refuses to
+// fit (see CanMerge); on the transform path replicas share one step.
 type Merger interface {
 	Step
 	Replica() Step
 	Merge(replicas []Step) error
+}
+
+// Copier is a step that can be copied: Copy returns an independent step in
+// the receiver's current state, learned state included, that shares
+// nothing that Fit, Setup or Teardown change. Copy is called on a step that
+// is not set up and returns one that is not. Copy (the function) copies
+// whole trees with it.
+type Copier interface {
+	Copy() Step
+}
+
+// Resetter is a step that can forget what it learned: after Reset, the next
+// Fit starts from the initial state (the hyperparameters stay). Reset (the
+// function) resets whole trees with it.
+type Resetter interface {
+	Reset()
 }

@@ -3,26 +3,61 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"iter"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Stream is the output of a run: the batches that the pipeline's last
 // step returns, read with Next like a Source. Reading to io.EOF (or to an
 // error) ends the run; Close ends it early. Either way the caller calls
 // Close, which waits until every goroutine of the run has returned and every
-// batch in flight has been released, and tears the steps down.
+// batch in flight has been released, and tears the steps down. All reads
+// the stream and closes it.
 //
-// Next must not be called from several goroutines at once; Stats and Close
-// may be called at any time from any goroutine.
+// Next must not be called from several goroutines at once. Close and Stats
+// may be called at any time from any goroutine, also while Next runs: Next
+// then returns what it was producing or an error wrapping ErrClosed, and
+// every Next after Close returns an error wrapping ErrClosed, in both
+// engines. A source whose Next ignores ctx (a read from a pipe that sends
+// nothing) does not hold Close up: the run abandons that read, and the
+// goroutine inside it returns once the read does, releasing what it read.
+//
+// A Stream that is dropped without Close does not hold its goroutines and
+// Arrow buffers forever: once it becomes unreachable, the garbage
+// collector's cleanup (runtime.AddCleanup) closes it. That is a safety
+// net, not a way to close: it runs at an unknown time, and its error is
+// lost.
 type Stream struct {
 	next  func(ctx context.Context) (Batch, error)
-	close func() error
+	c     *closer
 	stats func() Stats
 
-	once sync.Once // Close runs close once; concurrent callers wait for it
-	cerr error
-	end  error // sticky result of Next once the stream has ended
+	cleanup runtime.Cleanup
+	closed  atomic.Bool
+	end     error // sticky result of Next once the stream has ended
+}
+
+// closer runs a run's close once; Stream.Close and the stream's cleanup
+// share it, and it holds no reference to the Stream.
+type closer struct {
+	once  sync.Once
+	close func() error
+	err   error
+}
+
+func (c *closer) do() error {
+	c.once.Do(func() { c.err = c.close() })
+	return c.err
+}
+
+func newStream(next func(context.Context) (Batch, error), closeRun func() error, stats func() Stats) *Stream {
+	s := &Stream{next: next, c: &closer{close: closeRun}, stats: stats}
+	s.cleanup = runtime.AddCleanup(s, func(c *closer) { _ = c.do() }, s.c)
+	return s
 }
 
 var _ Source = (*Stream)(nil)
@@ -31,6 +66,9 @@ var _ Source = (*Stream)(nil)
 // or io.EOF once the run has finished, or the run's first error. An error
 // that only comes from ctx (the caller's wait) leaves the run going.
 func (s *Stream) Next(ctx context.Context) (Batch, error) {
+	if s.closed.Load() {
+		return Batch{}, fmt.Errorf("penstock: Next after Close: %w", ErrClosed)
+	}
 	if s.end != nil {
 		return Batch{}, s.end
 	}
@@ -45,36 +83,72 @@ func (s *Stream) Next(ctx context.Context) (Batch, error) {
 // in flight and tears the steps down. It returns the run's error, if the
 // run failed on its own (a failure the caller has already seen from Next
 // included), or a teardown error; closing a stream early is not an error.
-// Close is idempotent.
+// Close is idempotent; concurrent calls wait for the first.
 func (s *Stream) Close() error {
-	s.once.Do(func() { s.cerr = s.close() })
-	return s.cerr
+	s.closed.Store(true)
+	s.cleanup.Stop()
+	return s.c.do()
 }
 
 // Stats returns the run's statistics so far; after the run, its totals.
 func (s *Stream) Stats() Stats { return s.stats() }
+
+// All returns an iterator over the stream's batches that closes the stream
+// when the loop ends, however it ends (to the end, break, return or panic):
+//
+//	for b, err := range stream.All(ctx) {
+//		if err != nil {
+//			return err // the run's error, or the Close error
+//		}
+//		use(b)
+//		b.Release()
+//	}
+//
+// Each batch is the loop body's, to release. The loop yields an error at
+// most once, as its last element; an early break is not an error.
+func (s *Stream) All(ctx context.Context) iter.Seq2[Batch, error] {
+	return func(yield func(Batch, error) bool) {
+		closed := false
+		defer func() {
+			if !closed {
+				s.Close()
+			}
+		}()
+		for {
+			b, err := s.Next(ctx)
+			if err != nil {
+				closed = true
+				cerr := s.Close()
+				if !errors.Is(err, io.EOF) {
+					yield(Batch{}, err)
+				} else if cerr != nil {
+					yield(Batch{}, cerr)
+				}
+				return
+			}
+			if !yield(b, nil) {
+				return
+			}
+		}
+	}
+}
 
 // Each calls fn with every batch of s, in order, then closes s. fn borrows
 // the batch: Each releases it when fn returns, so fn retains what it keeps.
 // The first error from s, fn or Close is returned; an error from fn stops
 // the run.
 func (s *Stream) Each(ctx context.Context, fn func(Batch) error) error {
-	for {
-		b, err := s.Next(ctx)
+	for b, err := range s.All(ctx) {
 		if err != nil {
-			cerr := s.Close()
-			if errors.Is(err, io.EOF) {
-				return cerr
-			}
 			return err
 		}
 		err = fn(b)
 		b.Release()
 		if err != nil {
-			s.Close()
 			return err
 		}
 	}
+	return nil
 }
 
 // Collect reads s to the end, closes it and returns every batch, which the

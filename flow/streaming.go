@@ -28,11 +28,9 @@ func releaseItem(it item) { it.b.Release() }
 // the workers of every stage, the reorder and join goroutines of the
 // barriers, and a sink where nobody reads the output.
 type streamRun struct {
+	*runBase
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	pl     *plan
-	passes []pass
-	src    *replay
 
 	out *queue.Queue[item] // what Stream.Next reads; closed by the driver
 	sem chan struct{}      // the last pass's window, released by Next
@@ -43,16 +41,16 @@ type streamRun struct {
 	elapsed atomic.Int64
 }
 
-func startStreaming(ctx context.Context, pl *plan, passes []pass, src *replay) *Stream {
+func startStreaming(ctx context.Context, base *runBase) *Stream {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	sr := &streamRun{
-		ctx: runCtx, cancel: cancel, pl: pl, passes: passes, src: src,
+		runBase: base, ctx: runCtx, cancel: cancel,
 		out:   queue.New[item](DefaultQueueCapacity),
 		done:  make(chan struct{}),
 		begin: time.Now(),
 	}
 	go sr.drive()
-	return &Stream{next: sr.next, close: sr.close, stats: sr.stats}
+	return newStream(sr.next, sr.close, sr.stats)
 }
 
 func (sr *streamRun) drive() {
@@ -66,12 +64,13 @@ func (sr *streamRun) drive() {
 }
 
 func (sr *streamRun) runAll() (err error) {
-	if err := setupAll(sr.ctx, sr.pl); err != nil {
-		return errors.Join(err, sr.src.close())
-	}
+	abandoned := false
 	defer func() {
-		terr := teardownAll(sr.ctx, sr.pl)
-		serr := sr.src.close()
+		terr := sr.endSteps(sr.ctx)
+		var serr error
+		if !abandoned { // else the abandoned feeder closes the source
+			serr = sr.closeSource()
+		}
 		if err == nil {
 			err = errors.Join(terr, serr)
 		}
@@ -82,7 +81,7 @@ func (sr *streamRun) runAll() (err error) {
 				return err
 			}
 		}
-		if err := sr.runPass(ps); err != nil {
+		if abandoned, err = sr.runPass(ps); err != nil {
 			return err
 		}
 	}
@@ -133,24 +132,44 @@ func (sr *streamRun) stats() Stats {
 
 // passRun is one pass of a streaming run.
 type passRun struct {
-	src    *replay
+	run    *streamRun
 	g      *queue.Group
 	sem    chan struct{} // admission window; nil when nothing reorders
 	queues []*queue.Queue[item]
 	reps   map[*stage][]Step
+	repLog setupLog // the replicas' new steps, set up for this pass
+
+	feeder atomic.Int32  // feederIdle, feederReading or feederAbandoned
+	fed    chan struct{} // closed when the feeder has returned
 }
 
-func (sr *streamRun) runPass(ps pass) error {
-	pr := &passRun{src: sr.src, reps: map[*stage][]Step{}}
+// The states of a pass's feeder. Only the feeder moves idle → reading →
+// idle; only runPass moves reading → abandoned, and then the feeder, once
+// its read returns, releases what it read and closes the run's source.
+const (
+	feederIdle int32 = iota
+	feederReading
+	feederAbandoned
+)
+
+// runPass runs one pass. It reports whether it abandoned the feeder inside
+// a source read that ignores ctx; the feeder then closes the run's source
+// when the read returns.
+func (sr *streamRun) runPass(ps pass) (abandoned bool, err error) {
+	pr := &passRun{run: sr, reps: map[*stage][]Step{}, fed: make(chan struct{})}
 	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
-		return errors.Join(err, pr.teardownReplicas(sr.ctx))
+		return false, errors.Join(err, pr.repLog.teardown(sr.ctx))
 	}
 	if needWindow(ps.stages) {
 		pr.sem = make(chan struct{}, window(ps.stages)+DefaultQueueCapacity+2)
 	}
 	pr.g = queue.NewGroup(sr.ctx)
 	in := pr.newQueue(ps.stages[0].capacity)
-	pr.g.Go(func(ctx context.Context) error { return pr.feed(ctx, in) })
+	feedErr := make(chan error, 1)
+	go func() { // owned by runPass: waited for unless abandoned in a read
+		defer close(pr.fed)
+		feedErr <- pr.feed(pr.g.Context(), in)
+	}()
 	var final *queue.Queue[item]
 	if ps.last {
 		final, sr.sem = sr.out, pr.sem
@@ -158,17 +177,56 @@ func (sr *streamRun) runPass(ps pass) error {
 	if out, _ := pr.chain(ps.stages, ps.ops, in, true, final); out != nil && !ps.last {
 		pr.g.Go(func(ctx context.Context) error { return pr.sink(ctx, out) })
 	}
-	err := pr.g.Wait()
+	err = pr.g.Wait()
+	abandoned = pr.waitFeeder()
+	if !abandoned {
+		if ferr := <-feedErr; ferr != nil && (err == nil || isCancel(err)) && !isCancel(ferr) {
+			err = ferr
+		} else if err == nil {
+			err = ferr
+		}
+	}
 	for _, q := range pr.queues {
 		q.Drain(releaseItem)
 	}
 	if err == nil {
 		err = pr.merge()
 	}
-	if terr := pr.teardownReplicas(sr.ctx); err == nil {
+	if terr := pr.repLog.teardown(sr.ctx); err == nil {
 		err = terr
 	}
-	return err
+	if err == nil && context.Cause(sr.ctx) != nil {
+		err = context.Cause(sr.ctx)
+	}
+	return abandoned, err
+}
+
+// waitFeeder waits for the feeder, unless the pass is cancelled while the
+// feeder is inside the source: then it abandons it and reports so. Every
+// other wait of the feeder listens to the pass's context.
+func (pr *passRun) waitFeeder() bool {
+	ctx := pr.g.Context()
+	select {
+	case <-pr.fed:
+		return false
+	case <-ctx.Done():
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if pr.feeder.CompareAndSwap(feederReading, feederAbandoned) {
+			return true
+		}
+		select {
+		case <-pr.fed:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+func isCancel(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
 }
 
 func (pr *passRun) newQueue(capacity int) *queue.Queue[item] {
@@ -225,19 +283,36 @@ func release(sem chan struct{}) {
 }
 
 // feed reads the source into in, numbering the batches. It is in's only
-// producer and closes it at the end of the source.
-func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) error {
+// producer and closes it at the end of the source. A failure cancels the
+// pass's group.
+func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) {
+	defer func() {
+		if err != nil {
+			pr.g.Cancel(err)
+		}
+	}()
+	src := pr.run.src
 	for pos := int64(0); ; pos++ {
 		if err := acquire(ctx, pr.sem); err != nil {
 			return err
 		}
-		b, err := pr.src.Next(ctx)
+		pr.feeder.Store(feederReading)
+		b, err := src.Next(ctx)
+		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
+			b.Release() // abandoned: the run has ended without us
+			_ = pr.run.closeSource()
+			return context.Cause(ctx)
+		}
+		if ctx.Err() != nil {
+			b.Release()
+			return context.Cause(ctx)
+		}
 		if errors.Is(err, io.EOF) {
 			in.Close()
 			return nil
 		}
 		if err != nil {
-			return err
+			return runError(ctx, err)
 		}
 		if err := in.Put(ctx, item{pos, b}); err != nil {
 			b.Release()
@@ -333,7 +408,7 @@ func (pr *passRun) work(ctx context.Context, st *stage, o op, s Step, in, out *q
 		t2 := time.Now()
 		st.c.busy.Add(int64(t2.Sub(t1)))
 		if err != nil {
-			err = stepError(st.path, s, o.String(), &it.b, err)
+			err = stepError(st.path, s, o.String(), &it.b, runError(ctx, err))
 			it.b.Release()
 			return err
 		}
@@ -521,19 +596,19 @@ func (pr *passRun) makeReplicas(ctx context.Context, stages []*stage, ops []op) 
 		if st.isUnion() || st.replicas < 2 || !fittable(st.step) {
 			continue
 		}
-		m := st.step.(Merger) // checked by checkReplicaFit
 		reps := make([]Step, 0, st.replicas)
 		for range st.replicas {
-			var r Step
-			if err := guard(func() error { r = m.Replica(); return nil }); err != nil {
-				pr.reps[st] = reps
+			var fresh []Step
+			r, err := replicate(st.step, func(_ Visit, s Step) { fresh = append(fresh, s) })
+			if err != nil {
 				return stepError(st.path, st.step, "replica", nil, err)
 			}
-			if err := setup(ctx, st.path, r); err != nil {
-				pr.reps[st] = reps
-				return err
-			}
 			reps = append(reps, r)
+			for _, f := range fresh {
+				if err := pr.repLog.setup(ctx, f, st.path); err != nil {
+					return err
+				}
+			}
 		}
 		pr.reps[st] = reps
 	}
@@ -542,20 +617,9 @@ func (pr *passRun) makeReplicas(ctx context.Context, stages []*stage, ops []op) 
 
 func (pr *passRun) merge() error {
 	for st, reps := range pr.reps {
-		m := st.step.(Merger)
-		if err := guard(func() error { return m.Merge(reps) }); err != nil {
+		if err := mergeReplicas(st.step, reps); err != nil {
 			return stepError(st.path, st.step, "merge", nil, err)
 		}
 	}
 	return nil
-}
-
-func (pr *passRun) teardownReplicas(ctx context.Context) error {
-	var errs []error
-	for st, reps := range pr.reps {
-		for _, r := range reps {
-			errs = append(errs, teardown(ctx, st.path, r))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -24,9 +24,7 @@ type Union struct {
 
 var (
 	_ FitTransformer = (*Union)(nil)
-	_ Setupper       = (*Union)(nil)
-	_ Teardowner     = (*Union)(nil)
-	_ Merger         = (*Union)(nil)
+	_ Composite      = (*Union)(nil)
 )
 
 // NewUnion checks the branches as NewPipeline checks nodes and returns the
@@ -37,7 +35,7 @@ func NewUnion(branches ...Node) (*Union, error) {
 	}
 	u := &Union{branches: append([]Node(nil), branches...)}
 	for _, b := range branches {
-		if sub, ok := b.Step.(*Pipeline); ok && sub.hasJoiner() {
+		if hasJoiner(b.Step) {
 			return nil, fmt.Errorf("penstock: union: branch %q has a Joiner; a Joiner belongs to the outer pipeline", b.Name)
 		}
 		if configOf(b.opts).barrierSet {
@@ -50,13 +48,16 @@ func NewUnion(branches ...Node) (*Union, error) {
 // Branches returns the union's branches, in declared order.
 func (u *Union) Branches() []Node { return append([]Node(nil), u.branches...) }
 
-func (u *Union) fittable() bool {
-	for _, b := range u.branches {
-		if fittable(b.Step) {
-			return true
-		}
+// Children returns the union's branches (see Composite).
+func (u *Union) Children() []Node { return u.Branches() }
+
+// WithChildren returns a union of the given branches, checked as NewUnion
+// checks them.
+func (u *Union) WithChildren(children []Node) (Composite, error) {
+	if err := sameNames(u.branches, children); err != nil {
+		return nil, err
 	}
-	return false
+	return NewUnion(children...)
 }
 
 // Transform transforms in with every branch and joins the outputs.
@@ -83,7 +84,7 @@ func (u *Union) run(ctx context.Context, in Batch, o op) (Batch, error) {
 		}
 		out, err := apply(ctx, br.Step, bo, in)
 		if err != nil {
-			return Batch{}, stepError(br.Name, br.Step, bo.String(), &in, err)
+			return Batch{}, stepError(Path{br.Name}, br.Step, bo.String(), &in, err)
 		}
 		outs = append(outs, out)
 	}
@@ -125,23 +126,3 @@ func joinBranches(branches []Node, outs []Batch) (Batch, error) {
 	return out, nil
 }
 
-// Setup sets up every branch; if one fails, those already set up are torn
-// down.
-func (u *Union) Setup(ctx context.Context) error { return setupNodes(ctx, u.branches) }
-
-// Teardown tears down every branch, in reverse order, and returns their
-// errors joined.
-func (u *Union) Teardown(ctx context.Context) error { return teardownNodes(ctx, u.branches) }
-
-// Replica returns a union whose fittable branches are replicas.
-func (u *Union) Replica() Step { return &Union{branches: replicaNodes(u.branches)} }
-
-// Merge merges each fittable branch of the replicas into u's.
-func (u *Union) Merge(replicas []Step) error {
-	return mergeNodes(u.branches, replicas, func(r Step) []Node {
-		if ru, ok := r.(*Union); ok {
-			return ru.branches
-		}
-		return nil
-	})
-}

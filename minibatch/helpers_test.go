@@ -64,6 +64,8 @@ func (s *rowsSource) Next(ctx context.Context) (flow.Batch, error) {
 	return b, nil
 }
 
+func (s *rowsSource) Replayable() bool { return true }
+
 func (s *rowsSource) Rewind() error {
 	s.pos, s.start = 0, 0
 	return nil

@@ -163,6 +163,9 @@ func (s *SplitSource) Rows() int64 { return s.rows }
 // "k-fold 2/5 train".
 func (s *SplitSource) String() string { return s.name }
 
+// Replayable reports true: a side re-reads its replayable parent.
+func (s *SplitSource) Replayable() bool { return true }
+
 // Rewind makes the next call to Next return this side's first batch again.
 // It costs O(1); the parent is rewound lazily by the next Next.
 func (s *SplitSource) Rewind() error {

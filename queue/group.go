@@ -2,9 +2,8 @@ package queue
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Group runs goroutines that share one fate. The first non-nil error
@@ -15,14 +14,39 @@ import (
 // Group does not recover panics: recover them where user code is called and
 // turn them into errors there.
 type Group struct {
-	eg  *errgroup.Group
-	ctx context.Context
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	once   sync.Once
+	err    error
 }
 
 // NewGroup returns a group whose context derives from ctx.
 func NewGroup(ctx context.Context) *Group {
-	eg, gctx := errgroup.WithContext(ctx)
-	return &Group{eg: eg, ctx: gctx}
+	gctx, cancel := context.WithCancelCause(ctx)
+	return &Group{ctx: gctx, cancel: cancel}
+}
+
+// Cancel fails the group with err, as if a goroutine had returned it: the
+// first error wins, and the group's context is cancelled with it as the
+// cause. A nil err does nothing. It is for goroutines that the group does
+// not wait for.
+func (g *Group) Cancel(err error) {
+	if err == nil {
+		return
+	}
+	g.once.Do(func() {
+		g.err = err
+		g.cancel(err)
+	})
+}
+
+func (g *Group) run(fn func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.Cancel(fn())
+	}()
 }
 
 // Context returns the group's context, done when ctx is or when a goroutine
@@ -31,7 +55,7 @@ func (g *Group) Context() context.Context { return g.ctx }
 
 // Go runs fn in a new goroutine with the group's context.
 func (g *Group) Go(fn func(ctx context.Context) error) {
-	g.eg.Go(func() error { return fn(g.ctx) })
+	g.run(func() error { return fn(g.ctx) })
 }
 
 // GoN runs n workers, fn(ctx, 0) … fn(ctx, n-1), each in its own goroutine:
@@ -46,7 +70,7 @@ func (g *Group) GoN(n int, fn func(ctx context.Context, worker int) error, done 
 	var failed atomic.Bool
 	left.Store(int64(n))
 	for i := range n {
-		g.eg.Go(func() error {
+		g.run(func() error {
 			err := fn(g.ctx, i)
 			if err != nil {
 				failed.Store(true)
@@ -59,5 +83,10 @@ func (g *Group) GoN(n int, fn func(ctx context.Context, worker int) error, done 
 	}
 }
 
-// Wait waits for every goroutine and returns the first error, if any.
-func (g *Group) Wait() error { return g.eg.Wait() }
+// Wait waits for every goroutine and returns the first error, if any. The
+// group's context is cancelled when Wait returns.
+func (g *Group) Wait() error {
+	g.wg.Wait()
+	g.cancel(context.Canceled)
+	return g.err
+}
