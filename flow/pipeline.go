@@ -195,4 +195,3 @@ func (p *Pipeline) through(ctx context.Context, in Batch, k int, op op) (Batch, 
 	}
 	return cur, nil
 }
-

@@ -125,4 +125,3 @@ func joinBranches(branches []Node, outs []Batch) (Batch, error) {
 	out.Seq, out.Epoch = outs[0].Seq, outs[0].Epoch
 	return out, nil
 }
-
