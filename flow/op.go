@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // op is what a stage does with each batch in one pass.
@@ -33,8 +34,16 @@ func apply(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
 		out.Release()
 		return Batch{}, err
 	}
-	if o != opFit && out.X == nil && out.Y == nil {
+	if o == opFit {
+		return out, nil
+	}
+	if out.X == nil && out.Y == nil {
 		return Batch{}, errors.New("returned an empty batch (X and Y nil) and no error")
+	}
+	if out.X != nil && out.Y != nil && out.X.NumRows() != out.Y.NumRows() {
+		x, y := out.X.NumRows(), out.Y.NumRows()
+		out.Release()
+		return Batch{}, fmt.Errorf("returned X with %d rows and Y with %d rows; X and Y must have the same number of rows", x, y)
 	}
 	return out, nil
 }

@@ -38,6 +38,7 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 	}
 	b, err := r.src.Next(ctx)
 	if err != nil {
+		b.Release() // a source may return a batch with its error
 		if errors.Is(err, io.EOF) {
 			return Batch{}, io.EOF
 		}

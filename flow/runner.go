@@ -107,7 +107,7 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 		return nil, err
 	}
 	ctx = WithAllocator(ctx, alloc)
-	base := &runBase{pl: pl, passes: passes, release: release}
+	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{})}
 	if err := base.log.setup(ctx, p, nil); err != nil {
 		err = errors.Join(err, base.log.teardown(ctx))
 		release()
@@ -133,6 +133,7 @@ type runBase struct {
 	stepsErr  error
 	srcOnce   sync.Once
 	srcErr    error
+	srcDone   chan struct{} // closed by closeSource
 }
 
 // endSteps tears down what the run set up and releases the steps for other
@@ -148,7 +149,10 @@ func (b *runBase) endSteps(ctx context.Context) error {
 // closeSource removes the run's spill, if any, once. The source itself is
 // the caller's.
 func (b *runBase) closeSource() error {
-	b.srcOnce.Do(func() { b.srcErr = b.src.close() })
+	b.srcOnce.Do(func() {
+		b.srcErr = b.src.close()
+		close(b.srcDone)
+	})
 	return b.srcErr
 }
 

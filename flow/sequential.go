@@ -38,7 +38,7 @@ type seqRun struct {
 func startSequential(ctx context.Context, base *runBase) *Stream {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	r := &seqRun{runBase: base, ctx: runCtx, cancel: cancel, begin: time.Now()}
-	return newStream(r.next, r.close, r.stats)
+	return newStream(base, r.next, r.close, r.stats)
 }
 
 func (r *seqRun) next(ctx context.Context) (Batch, error) {

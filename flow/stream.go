@@ -25,6 +25,7 @@ import (
 // engines. A source whose Next ignores ctx (a read from a pipe that sends
 // nothing) does not hold Close up: the run abandons that read, and the
 // goroutine inside it returns once the read does, releasing what it read.
+// Done tells when the run has let go of its source.
 //
 // A Stream that is dropped without Close does not hold its goroutines and
 // Arrow buffers forever: once it becomes unreachable, the garbage
@@ -35,6 +36,7 @@ type Stream struct {
 	next  func(ctx context.Context) (Batch, error)
 	c     *closer
 	stats func() Stats
+	done  <-chan struct{}
 
 	cleanup runtime.Cleanup
 	closed  atomic.Bool
@@ -54,8 +56,8 @@ func (c *closer) do() error {
 	return c.err
 }
 
-func newStream(next func(context.Context) (Batch, error), closeRun func() error, stats func() Stats) *Stream {
-	s := &Stream{next: next, c: &closer{close: closeRun}, stats: stats}
+func newStream(base *runBase, next func(context.Context) (Batch, error), closeRun func() error, stats func() Stats) *Stream {
+	s := &Stream{next: next, c: &closer{close: closeRun}, stats: stats, done: base.srcDone}
 	s.cleanup = runtime.AddCleanup(s, func(c *closer) { _ = c.do() }, s.c)
 	return s
 }
@@ -89,6 +91,11 @@ func (s *Stream) Close() error {
 	s.cleanup.Stop()
 	return s.c.do()
 }
+
+// Done returns a channel that is closed once the run has ended and no
+// longer touches its source, a read abandoned by Close included: from then
+// on the caller may close the source, or give it to another run.
+func (s *Stream) Done() <-chan struct{} { return s.done }
 
 // Stats returns the run's statistics so far; after the run, its totals.
 func (s *Stream) Stats() Stats { return s.stats() }

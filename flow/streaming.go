@@ -50,7 +50,7 @@ func startStreaming(ctx context.Context, base *runBase) *Stream {
 		begin: time.Now(),
 	}
 	go sr.drive()
-	return newStream(sr.next, sr.close, sr.stats)
+	return newStream(base, sr.next, sr.close, sr.stats)
 }
 
 func (sr *streamRun) drive() {
@@ -474,12 +474,12 @@ func (pr *passRun) union(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 	for i, br := range st.branches {
 		ins[i] = pr.newQueue(br.stages[0].capacity)
 		bout, ordered := pr.chain(br.stages, branchOps(br, o), ins[i], inOrdered, nil)
+		outs[i] = bout
 		if !ordered {
 			q := pr.newQueue(DefaultQueueCapacity)
 			pr.g.Go(func(ctx context.Context) error { return pr.reorder(ctx, bout, q) })
-			bout = q
+			outs[i] = q
 		}
-		outs[i] = bout
 	}
 	pr.g.Go(func(ctx context.Context) error { return pr.distribute(ctx, st, in, ins) })
 	pr.g.Go(func(ctx context.Context) error { return pr.zip(ctx, st, o, outs, out) })
