@@ -58,7 +58,8 @@ func (c *closer) do() error {
 
 func newStream(base *runBase, next func(context.Context) (Batch, error), closeRun func() error, stats func() Stats) *Stream {
 	s := &Stream{next: next, c: &closer{close: closeRun}, stats: stats, done: base.srcDone}
-	s.cleanup = runtime.AddCleanup(s, func(c *closer) { _ = c.do() }, s.c)
+	// The cleanup must not block the runtime's cleanup goroutine.
+	s.cleanup = runtime.AddCleanup(s, func(c *closer) { go c.do() }, s.c)
 	return s
 }
 
