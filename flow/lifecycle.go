@@ -290,18 +290,19 @@ func (l *setupLog) setup(ctx context.Context, root Step, base Path) error {
 			}
 			l.seen[key] = true
 		}
-		su, ok := s.(Setupper)
-		if !ok {
-			l.done = append(l.done, setUpStep{join(base, v.Path), s})
-			return nil
-		}
-		path := join(base, v.Path)
+		return l.setupOne(ctx, join(base, v.Path), s)
+	})
+}
+
+// setupOne sets up s alone (not its children) and logs it for teardown.
+func (l *setupLog) setupOne(ctx context.Context, path Path, s Step) error {
+	if su, ok := s.(Setupper); ok {
 		if err := guard(func() error { return su.Setup(ctx) }); err != nil {
 			return stepError(path, s, "setup", nil, err)
 		}
-		l.done = append(l.done, setUpStep{path, s})
-		return nil
-	})
+	}
+	l.done = append(l.done, setUpStep{path, s})
+	return nil
 }
 
 // teardown tears down what was set up, in reverse order, and empties the

@@ -13,6 +13,7 @@ const (
 	opTransform    op = iota // transform only
 	opFitTransform           // fit, and pass the transformed batch on
 	opFit                    // fit only; the batch goes no further
+	opSkip                   // a fit-only stage past its FitEpochs: nothing
 )
 
 func (o op) String() string {
@@ -21,6 +22,8 @@ func (o op) String() string {
 		return "fit-transform"
 	case opFit:
 		return "fit"
+	case opSkip:
+		return "skip"
 	}
 	return "transform"
 }

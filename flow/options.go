@@ -23,6 +23,8 @@ type stageConfig struct {
 	capacitySet bool
 	barrier     barrier.Kind
 	barrierSet  bool
+	fitEpochs   int // fit on epochs < fitEpochs; meaningful where fitSet
+	fitSet      bool
 	err         error
 }
 
@@ -65,6 +67,36 @@ func Barrier(k barrier.Kind) Option {
 	}
 }
 
+// FitEpochs limits fitting the stage's step to the first n epochs of a fit
+// (batches whose Epoch is below n): on later batches the step transforms
+// only, as if it were not fittable. FitEpochs(1) fits a standardizer on the
+// first epoch of a Repeat stream only; FitEpochs(0) freezes the step. The
+// default is no limit. Both engines honour it, and so does a Pipeline used
+// directly as a step.
+//
+// A fit pass whose fitted steps are all limited ends once the source
+// reaches an epoch that none of them fits: with a Joiner after a
+// FitEpochs(1) standardizer, the first pass reads one epoch (and the first
+// batch of the next), not all of them. A source that must be spilled for
+// later passes is still read to its end, without running the steps.
+func FitEpochs(n int) Option {
+	return func(c *stageConfig) {
+		if n < 0 {
+			c.fail(fmt.Errorf("FitEpochs(%d): want 0 or more", n))
+			return
+		}
+		c.fitEpochs, c.fitSet = n, true
+	}
+}
+
+// fitLimit returns the stage's FitEpochs, or -1 for no limit.
+func (c stageConfig) fitLimit() int {
+	if c.fitSet {
+		return c.fitEpochs
+	}
+	return -1
+}
+
 func (c *stageConfig) fail(err error) {
 	if c.err == nil {
 		c.err = err
@@ -81,8 +113,8 @@ func configOf(opts []Option) stageConfig {
 	return c
 }
 
-// inherit fills what c leaves unset from parent (replicas and barrier are
-// never inherited: they belong to one stage).
+// inherit fills what c leaves unset from parent (replicas, barrier and
+// FitEpochs are never inherited: they belong to one stage).
 func (c stageConfig) inherit(parent stageConfig) stageConfig {
 	if !c.capacitySet {
 		c.capacity, c.capacitySet = parent.capacity, parent.capacitySet

@@ -157,7 +157,7 @@ func (p *Pipeline) Fit(ctx context.Context, in Batch) error {
 	}
 	last := -1
 	for i, n := range p.nodes {
-		if fittable(n.Step) {
+		if nodeFits(n, in.Epoch) {
 			last = i
 		}
 	}
@@ -174,6 +174,13 @@ func (p *Pipeline) Fit(ctx context.Context, in Batch) error {
 	return stepError(Path{n.Name}, n.Step, "fit", &b, err)
 }
 
+// nodeFits reports whether fitting on a batch of the given epoch fits n:
+// its step is fittable and its FitEpochs, if any, is above epoch.
+func nodeFits(n Node, epoch int) bool {
+	limit := configOf(n.opts).fitLimit()
+	return (limit < 0 || epoch < limit) && fittable(n.Step)
+}
+
 // through runs the first k steps of p on in with op. The result is owned by
 // the caller; in is borrowed.
 func (p *Pipeline) through(ctx context.Context, in Batch, k int, op op) (Batch, error) {
@@ -181,7 +188,7 @@ func (p *Pipeline) through(ctx context.Context, in Batch, k int, op op) (Batch, 
 	cur.Retain()
 	for _, n := range p.nodes[:k] {
 		o := op
-		if o != opTransform && !fittable(n.Step) {
+		if o != opTransform && !nodeFits(n, cur.Epoch) {
 			o = opTransform
 		}
 		next, err := apply(ctx, n.Step, o, cur)

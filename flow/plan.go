@@ -20,6 +20,7 @@ type stage struct {
 	capacity int // of the stage's input queue
 	barrier  barrier.Kind
 	setB     bool // barrier set explicitly
+	fitLimit int  // FitEpochs, or -1
 
 	branches []*plan // feature union: one plan per branch
 	names    []Node  // feature union: the branch nodes, for naming outputs
@@ -28,6 +29,23 @@ type stage struct {
 }
 
 func (s *stage) isUnion() bool { return s.branches != nil }
+
+// fits reports whether a fit fits the stage: its step is fittable and not
+// frozen with FitEpochs(0).
+func (s *stage) fits() bool { return s.fitLimit != 0 && fittable(s.step) }
+
+// opFor returns what the stage does with a batch of the given epoch when
+// the pass asks o of it: past its FitEpochs it only transforms, and a
+// fit-only stage skips the batch (opSkip).
+func (s *stage) opFor(o op, epoch int) op {
+	if o == opTransform || s.fitLimit < 0 || epoch < s.fitLimit {
+		return o
+	}
+	if o == opFit {
+		return opSkip
+	}
+	return opTransform
+}
 
 // buildPlan flattens p. It is also NewPipeline's last check, so every error
 // that only shows once nesting is resolved is found before any run.
@@ -80,6 +98,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 		capacity: cfg.queueCapacity(),
 		barrier:  cfg.barrier,
 		setB:     cfg.barrierSet,
+		fitLimit: cfg.fitLimit(),
 	}
 	switch s := n.Step.(type) {
 	case *Pipeline:
@@ -141,6 +160,9 @@ type pass struct {
 	stages []*stage
 	ops    []op
 	last   bool // the pass whose output the caller sees (transform paths)
+	// stopAt is the first epoch that no stage of the pass fits, where
+	// every stage that the pass fits has a FitEpochs limit; else -1.
+	stopAt int
 }
 
 // passes returns the passes that mode takes. A transform is one pass. A fit
@@ -153,7 +175,7 @@ type pass struct {
 func (pl *plan) passes(m mode) []pass {
 	n := len(pl.stages)
 	if m == modeTransform {
-		return []pass{{stages: pl.stages, ops: make([]op, n), last: true}}
+		return []pass{{stages: pl.stages, ops: make([]op, n), last: true, stopAt: -1}}
 	}
 	var bounds []int // exclusive end of each segment
 	for i, s := range pl.stages {
@@ -169,23 +191,23 @@ func (pl *plan) passes(m mode) []pass {
 		if m == modeFitTransform && finalSeg {
 			ops := make([]op, n)
 			for i := start; i < n; i++ {
-				if fittable(pl.stages[i].step) {
+				if pl.stages[i].fits() {
 					ops[i] = opFitTransform
 				}
 			}
-			out = append(out, pass{stages: pl.stages, ops: ops, last: true})
+			out = append(out, pass{stages: pl.stages, ops: ops, last: true, stopAt: -1})
 			break
 		}
 		lastFit := -1
 		for i := start; i < end; i++ {
-			if fittable(pl.stages[i].step) {
+			if pl.stages[i].fits() {
 				lastFit = i
 			}
 		}
 		if lastFit >= 0 {
 			ops := make([]op, lastFit+1)
 			for i := start; i < lastFit; i++ {
-				if fittable(pl.stages[i].step) {
+				if pl.stages[i].fits() {
 					ops[i] = opFitTransform
 				}
 			}
@@ -193,9 +215,40 @@ func (pl *plan) passes(m mode) []pass {
 			if pl.stages[lastFit].isUnion() {
 				ops[lastFit] = opFitTransform // a union's output is discarded by the runner
 			}
-			out = append(out, pass{stages: pl.stages[:lastFit+1], ops: ops})
+			ps := pass{stages: pl.stages[:lastFit+1], ops: ops}
+			ps.stopAt = stopEpoch(ps)
+			out = append(out, ps)
 		}
 		start = end
 	}
 	return out
+}
+
+// stopEpoch returns the pass's stopAt: the largest FitEpochs of the stages
+// that it fits, branches included, or -1 if one of them has no limit.
+func stopEpoch(ps pass) int {
+	stop := 0
+	limited := func(s *stage) bool {
+		if !s.fits() || s.isUnion() {
+			return true
+		}
+		if s.fitLimit < 0 {
+			return false
+		}
+		stop = max(stop, s.fitLimit)
+		return true
+	}
+	for i, s := range ps.stages {
+		if ps.ops[i] == opTransform {
+			continue
+		}
+		ok := limited(s)
+		for _, b := range s.branches {
+			b.each(func(bs *stage) { ok = limited(bs) && ok })
+		}
+		if !ok {
+			return -1
+		}
+	}
+	return stop
 }

@@ -53,6 +53,10 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 	return b, nil
 }
 
+// spilling reports whether this pass writes the spill that later passes
+// read: it must then read the source to its end.
+func (r *replay) spilling() bool { return r.spill != nil && r.pass == 0 }
+
 // rewind starts the next pass.
 func (r *replay) rewind() error {
 	r.pass++

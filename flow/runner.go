@@ -43,7 +43,31 @@ type Runner struct {
 	// SpillDir is where a Joiner's fit spills a source that cannot rewind.
 	// "" means os.TempDir().
 	SpillDir string
+	// OnEpoch, if set, is called at the end of every epoch of every pass
+	// (the runner sees the boundaries in Batch.Epoch) and at the end of
+	// every pass, from one goroutine at a time; see EpochEnd. It runs at a
+	// consistent cut: every batch of the epoch has been through every
+	// stage of the pass, replicas have been merged into their steps, and
+	// nothing of the next epoch has started, so it may read the steps'
+	// state (evaluate a model, save a checkpoint). Returning ErrStop ends
+	// the pass early (the fit of its steps stops there; later passes still
+	// run); any other error fails the run.
+	OnEpoch func(ctx context.Context, e EpochEnd) error
 }
+
+// EpochEnd describes the end of an epoch, or of a pass, to Runner.OnEpoch.
+type EpochEnd struct {
+	Pass      int   // the pass, from 0
+	Passes    int   // the run's number of passes
+	Epoch     int   // the epoch that ended (Batch.Epoch)
+	Batches   int64 // batches of the epoch that the pass read
+	EndOfPass bool  // the pass ends here too
+	Stats     Stats // the run's statistics so far
+}
+
+// ErrStop, returned by Runner.OnEpoch, ends the current pass early
+// without failing the run: early stopping.
+var ErrStop = errors.New("penstock: stop the pass")
 
 type mode uint8
 
@@ -107,7 +131,7 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 		return nil, err
 	}
 	ctx = WithAllocator(ctx, alloc)
-	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{})}
+	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{}), onEpoch: r.OnEpoch}
 	if err := base.log.setup(ctx, p, nil); err != nil {
 		err = errors.Join(err, base.log.teardown(ctx))
 		release()
@@ -134,6 +158,54 @@ type runBase struct {
 	srcOnce   sync.Once
 	srcErr    error
 	srcDone   chan struct{} // closed by closeSource
+
+	onEpoch func(context.Context, EpochEnd) error
+}
+
+// epochEnd calls the OnEpoch hook, if any, guarding against its panics.
+func (b *runBase) epochEnd(ctx context.Context, e EpochEnd, stats func() Stats) error {
+	if b.onEpoch == nil {
+		return nil
+	}
+	e.Passes = len(b.passes)
+	e.Stats = stats()
+	err := guard(func() error { return b.onEpoch(ctx, e) })
+	if err != nil && !errors.Is(err, ErrStop) {
+		return fmt.Errorf("penstock: OnEpoch after epoch %d of pass %d: %w", e.Epoch, e.Pass, err)
+	}
+	return err
+}
+
+// epochTracker follows the epochs of one pass's input and decides, batch
+// by batch, where the pass's input ends.
+type epochTracker struct {
+	pass     int
+	stopAt   int
+	seen     bool
+	epoch    int
+	batches  int64
+	done     bool // the input has ended
+	reported bool // the hook has seen the last epoch
+}
+
+func newTracker(i int, ps pass) *epochTracker { return &epochTracker{pass: i, stopAt: ps.stopAt} }
+
+// boundary reports whether b starts a new epoch after at least one batch.
+func (t *epochTracker) boundary(b Batch) bool { return t.seen && b.Epoch != t.epoch }
+
+// stops reports whether b is past every epoch that the pass fits.
+func (t *epochTracker) stops(b Batch) bool { return t.stopAt >= 0 && b.Epoch >= t.stopAt }
+
+// take records b as part of the pass.
+func (t *epochTracker) take(b Batch) {
+	if !t.seen || b.Epoch != t.epoch {
+		t.seen, t.epoch, t.batches = true, b.Epoch, 0
+	}
+	t.batches++
+}
+
+func (t *epochTracker) end(endOfPass bool) EpochEnd {
+	return EpochEnd{Pass: t.pass, Epoch: t.epoch, Batches: t.batches, EndOfPass: endOfPass}
 }
 
 // endSteps tears down what the run set up and releases the steps for other
@@ -181,7 +253,7 @@ func checkReplicaFit(passes []pass) error {
 				continue
 			}
 			check := func(s *stage) {
-				if err == nil && s.replicas > 1 && fittable(s.step) {
+				if err == nil && s.replicas > 1 && s.fits() {
 					if e := CanMerge(s.step); e != nil {
 						err = fmt.Errorf("penstock: step %q: cannot fit %d replicas: %w", s.path, s.replicas, e)
 					}
@@ -204,7 +276,7 @@ func branchOps(br *plan, o op) []op {
 		return ops
 	}
 	for i, s := range br.stages {
-		if fittable(s.step) {
+		if s.fits() {
 			ops[i] = opFitTransform
 		}
 	}

@@ -25,6 +25,7 @@ type seqRun struct {
 
 	mu       sync.Mutex // held by next
 	started  bool       // the passes before the last have run
+	input    *epochTracker
 	finished bool
 	err      error // first error, sticky
 
@@ -80,7 +81,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 	}
 	last := r.passes[len(r.passes)-1]
 	for {
-		b, err := r.read()
+		b, err := r.nextInput()
 		if errors.Is(err, io.EOF) {
 			return Batch{}, r.finish()
 		}
@@ -103,10 +104,73 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 
 // startPass rewinds the source for pass i (the first needs nothing).
 func (r *seqRun) startPass(i int) error {
+	r.input = newTracker(i, r.passes[i])
 	if i == 0 {
 		return nil
 	}
 	return r.src.rewind()
+}
+
+// next reads the pass's next input batch: io.EOF at the end of the
+// source, or where the pass stops early (FitEpochs, or ErrStop from the
+// OnEpoch hook). It calls the hook at the end of every epoch.
+func (r *seqRun) nextInput() (Batch, error) {
+	t := r.input
+	if t.done {
+		return Batch{}, io.EOF
+	}
+	b, err := r.read()
+	if errors.Is(err, io.EOF) {
+		return Batch{}, r.endInput(false)
+	}
+	if err != nil {
+		return Batch{}, err
+	}
+	if t.stops(b) {
+		b.Release()
+		return Batch{}, r.endInput(true)
+	}
+	if t.boundary(b) {
+		if err := r.epochEnd(r.ctx, t.end(false), r.stats); err != nil {
+			b.Release()
+			if errors.Is(err, ErrStop) {
+				t.reported = true
+				return Batch{}, r.endInput(true)
+			}
+			return Batch{}, err
+		}
+	}
+	t.take(b)
+	return b, nil
+}
+
+// endInput ends the pass's input: a pass that spills the source for later
+// passes still reads it to its end (early only says so), then the hook
+// hears of the end of the pass. It returns io.EOF, or the error that ended
+// the input.
+func (r *seqRun) endInput(early bool) error {
+	t := r.input
+	t.done = true
+	for early && r.src.spilling() {
+		b, err := r.read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		b.Release()
+	}
+	if t.seen {
+		e := t.end(true)
+		if t.reported { // the hook has seen this epoch end: only the pass ends
+			e.Batches = 0
+		}
+		if err := r.epochEnd(r.ctx, e, r.stats); err != nil && !errors.Is(err, ErrStop) {
+			return err
+		}
+	}
+	return io.EOF
 }
 
 // read reads the next batch of the current pass; see seqRun for why it
@@ -125,7 +189,7 @@ func (r *seqRun) read() (Batch, error) {
 // drain runs one whole pass whose output nobody sees.
 func (r *seqRun) drain(ps pass) error {
 	for {
-		b, err := r.read()
+		b, err := r.nextInput()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -146,22 +210,27 @@ func (r *seqRun) drain(ps pass) error {
 func seqProcess(ctx context.Context, stages []*stage, ops []op, b Batch) (Batch, bool, error) {
 	cur := b
 	for i, st := range stages {
+		o := st.opFor(ops[i], cur.Epoch)
+		if o == opSkip {
+			cur.Release()
+			return Batch{}, false, nil
+		}
 		st.c.in(cur)
 		start := time.Now()
 		var out Batch
 		var err error
 		if st.isUnion() {
-			out, err = seqUnion(ctx, st, ops[i], cur)
+			out, err = seqUnion(ctx, st, o, cur)
 		} else {
-			out, err = apply(ctx, st.step, ops[i], cur)
-			err = stepError(st.path, st.step, ops[i].String(), &cur, runError(ctx, err))
+			out, err = apply(ctx, st.step, o, cur)
+			err = stepError(st.path, st.step, o.String(), &cur, runError(ctx, err))
 		}
 		st.c.busy.Add(int64(time.Since(start)))
 		if err != nil {
 			cur.Release()
 			return Batch{}, false, err
 		}
-		if ops[i] == opFit {
+		if o == opFit {
 			cur.Release()
 			return Batch{}, false, nil
 		}

@@ -81,7 +81,7 @@ func (sr *streamRun) runAll() (err error) {
 				return err
 			}
 		}
-		if abandoned, err = sr.runPass(ps); err != nil {
+		if abandoned, err = sr.runPass(i, ps); err != nil {
 			return err
 		}
 	}
@@ -141,6 +141,15 @@ type passRun struct {
 
 	feeder atomic.Int32  // feederIdle, feederReading or feederAbandoned
 	fed    chan struct{} // closed when the feeder has returned
+	input  *epochTracker // the feeder's; read by runPass once fed is closed
+
+	// With an OnEpoch hook, batches that leave the pass are counted, so
+	// that the feeder can wait for all those it fed (a consistent cut).
+	counting  bool
+	final     *queue.Queue[item] // the run's output queue, in the last pass
+	completed atomic.Int64
+	waiting   atomic.Bool
+	wake      chan struct{}
 }
 
 // The states of a pass's feeder. Only the feeder moves idle → reading →
@@ -155,8 +164,13 @@ const (
 // runPass runs one pass. It reports whether it abandoned the feeder inside
 // a source read that ignores ctx; the feeder then closes the run's source
 // when the read returns.
-func (sr *streamRun) runPass(ps pass) (abandoned bool, err error) {
-	pr := &passRun{run: sr, reps: map[*stage][]Step{}, fed: make(chan struct{})}
+func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
+	pr := &passRun{
+		run: sr, reps: map[*stage][]Step{}, fed: make(chan struct{}),
+		input:    newTracker(i, ps),
+		counting: sr.onEpoch != nil,
+		wake:     make(chan struct{}, 1),
+	}
 	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
 		return false, errors.Join(err, pr.repLog.teardown(sr.ctx))
 	}
@@ -170,15 +184,15 @@ func (sr *streamRun) runPass(ps pass) (abandoned bool, err error) {
 		defer close(pr.fed)
 		feedErr <- pr.feed(pr.g.Context(), in)
 	}()
-	var final *queue.Queue[item]
 	if ps.last {
-		final, sr.sem = sr.out, pr.sem
+		pr.final, sr.sem = sr.out, pr.sem
 	}
-	if out, _ := pr.chain(ps.stages, ps.ops, in, true, final); out != nil && !ps.last {
+	if out, _ := pr.chain(ps.stages, ps.ops, in, true, pr.final); out != nil && !ps.last {
 		pr.g.Go(func(ctx context.Context) error { return pr.sink(ctx, out) })
 	}
 	err = pr.g.Wait()
 	abandoned = pr.waitFeeder()
+	pr.g.Stop()
 	if !abandoned {
 		if ferr := <-feedErr; ferr != nil && (err == nil || isCancel(err)) && !isCancel(ferr) {
 			err = ferr
@@ -192,6 +206,15 @@ func (sr *streamRun) runPass(ps pass) (abandoned bool, err error) {
 	if err == nil {
 		err = pr.merge()
 	}
+	if t := pr.input; err == nil && t.seen {
+		e := t.end(true)
+		if t.reported {
+			e.Batches = 0
+		}
+		if herr := sr.epochEnd(sr.ctx, e, sr.stats); !errors.Is(herr, ErrStop) {
+			err = herr
+		}
+	}
 	if terr := pr.repLog.teardown(sr.ctx); err == nil {
 		err = terr
 	}
@@ -199,6 +222,50 @@ func (sr *streamRun) runPass(ps pass) (abandoned bool, err error) {
 		err = context.Cause(sr.ctx)
 	}
 	return abandoned, err
+}
+
+// complete counts a batch that has left the pass.
+func (pr *passRun) complete() {
+	if !pr.counting {
+		return
+	}
+	pr.completed.Add(1)
+	if pr.waiting.Load() {
+		select {
+		case pr.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// put puts it on q, counting it as complete if q is the run's output.
+func (pr *passRun) put(ctx context.Context, q *queue.Queue[item], it item) error {
+	if err := q.Put(ctx, it); err != nil {
+		return err
+	}
+	if q == pr.final {
+		pr.complete()
+	}
+	return nil
+}
+
+// cut waits until the fed batches have all left the pass, merges and
+// renews the replicas, and calls the OnEpoch hook with e.
+func (pr *passRun) cut(ctx context.Context, fed int64, e EpochEnd) error {
+	pr.waiting.Store(true)
+	for pr.completed.Load() < fed {
+		select {
+		case <-pr.wake:
+		case <-ctx.Done():
+			pr.waiting.Store(false)
+			return context.Cause(ctx)
+		}
+	}
+	pr.waiting.Store(false)
+	if err := pr.renewReplicas(ctx); err != nil {
+		return err
+	}
+	return pr.run.epochEnd(ctx, e, pr.run.stats)
 }
 
 // waitFeeder waits for the feeder, unless the pass is cancelled while the
@@ -209,7 +276,7 @@ func (pr *passRun) waitFeeder() bool {
 	select {
 	case <-pr.fed:
 		return false
-	case <-ctx.Done():
+	case <-ctx.Done(): // the pass failed, or the run was cancelled
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -292,7 +359,8 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		}
 	}()
 	src := pr.run.src
-	for pos := int64(0); ; pos++ {
+	t := pr.input
+	for pos := int64(0); ; {
 		if err := acquire(ctx, pr.sem); err != nil {
 			return err
 		}
@@ -314,11 +382,53 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		if err != nil {
 			return runError(ctx, err)
 		}
+		if t.stops(b) {
+			b.Release()
+			release(pr.sem)
+			return pr.endInput(ctx, in)
+		}
+		if pr.counting && t.boundary(b) {
+			if err := pr.cut(ctx, pos, t.end(false)); err != nil {
+				b.Release()
+				release(pr.sem)
+				if errors.Is(err, ErrStop) {
+					t.reported = true
+					return pr.endInput(ctx, in)
+				}
+				return err
+			}
+		}
+		t.take(b)
 		if err := in.Put(ctx, item{pos, b}); err != nil {
 			b.Release()
 			return err
 		}
+		pos++
 	}
+}
+
+// endInput ends the pass's input early; a pass that spills the source for
+// later passes still reads it to its end.
+func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
+	in.Close()
+	src := pr.run.src
+	for src.spilling() {
+		pr.feeder.Store(feederReading)
+		b, err := src.Next(ctx)
+		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
+			b.Release()
+			_ = pr.run.closeSource()
+			return context.Cause(ctx)
+		}
+		b.Release()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return runError(ctx, err)
+		}
+	}
+	return nil
 }
 
 // sink reads and releases the output of a pass that nobody sees.
@@ -333,6 +443,7 @@ func (pr *passRun) sink(ctx context.Context, q *queue.Queue[item]) error {
 		}
 		it.b.Release()
 		release(pr.sem)
+		pr.complete()
 	}
 }
 
@@ -377,11 +488,7 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 		done = target.Close
 	}
 	pr.g.GoN(n, func(ctx context.Context, w int) error {
-		s := st.step
-		if reps != nil {
-			s = reps[w]
-		}
-		return pr.work(ctx, st, o, s, in, target)
+		return pr.work(ctx, st, o, reps, w, in, target)
 	}, done)
 	if reorder {
 		pr.g.Go(func(ctx context.Context) error { return pr.reorder(ctx, target, out) })
@@ -389,9 +496,11 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 	return o != opFit && (st.barrier.Ordered() || (n == 1 && inOrdered))
 }
 
-// work is one replica of a stage: take a batch, run the step, pass the
-// result on. out is nil for a fit-only stage.
-func (pr *passRun) work(ctx context.Context, st *stage, o op, s Step, in, out *queue.Queue[item]) error {
+// work is replica w of a stage: take a batch, run the step, pass the
+// result on. out is nil for a fit-only stage. reps, if not nil, are the
+// replicas that fit; a cut (see cut) may renew them between two batches,
+// so the replica is looked up for every batch.
+func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w int, in, out *queue.Queue[item]) error {
 	t0 := time.Now()
 	for {
 		it, err := in.Get(ctx)
@@ -403,6 +512,18 @@ func (pr *passRun) work(ctx context.Context, st *stage, o op, s Step, in, out *q
 		}
 		t1 := time.Now()
 		st.c.waitIn.Add(int64(t1.Sub(t0)))
+		o := st.opFor(po, it.b.Epoch)
+		if o == opSkip {
+			it.b.Release()
+			release(pr.sem)
+			pr.complete()
+			t0 = t1
+			continue
+		}
+		s := st.step
+		if reps != nil {
+			s = reps[w]
+		}
 		st.c.in(it.b)
 		res, err := apply(ctx, s, o, it.b)
 		t2 := time.Now()
@@ -415,13 +536,14 @@ func (pr *passRun) work(ctx context.Context, st *stage, o op, s Step, in, out *q
 		if out == nil {
 			it.b.Release()
 			release(pr.sem)
+			pr.complete()
 			t0 = t2
 			continue
 		}
 		res.Seq, res.Epoch = it.b.Seq, it.b.Epoch
 		it.b.Release()
 		st.c.out(res)
-		if err := out.Put(ctx, item{it.pos, res}); err != nil {
+		if err := pr.put(ctx, out, item{it.pos, res}); err != nil {
 			res.Release()
 			return err
 		}
@@ -457,7 +579,7 @@ func (pr *passRun) reorder(ctx context.Context, in, out *queue.Queue[item]) erro
 			if !ok {
 				break
 			}
-			if err := out.Put(ctx, v); err != nil {
+			if err := pr.put(ctx, out, v); err != nil {
 				v.b.Release()
 				return err
 			}
@@ -566,7 +688,7 @@ func (pr *passRun) zip(ctx context.Context, st *stage, o op, outs []*queue.Queue
 			return err
 		}
 		st.c.out(joined)
-		if err := out.Put(ctx, item{pos, joined}); err != nil {
+		if err := pr.put(ctx, out, item{pos, joined}); err != nil {
 			joined.Release()
 			return err
 		}
@@ -593,24 +715,61 @@ func (pr *passRun) makeReplicas(ctx context.Context, stages []*stage, ops []op) 
 				return err
 			}
 		}
-		if st.isUnion() || st.replicas < 2 || !fittable(st.step) {
+		if st.isUnion() || st.replicas < 2 || !st.fits() {
 			continue
 		}
-		reps := make([]Step, 0, st.replicas)
-		for range st.replicas {
-			var fresh []Step
-			r, err := replicate(st.step, func(_ Visit, s Step) { fresh = append(fresh, s) })
+		reps := make([]Step, st.replicas)
+		for w := range reps {
+			r, err := pr.newReplica(ctx, st)
 			if err != nil {
-				return stepError(st.path, st.step, "replica", nil, err)
+				return err
 			}
-			reps = append(reps, r)
-			for _, f := range fresh {
-				if err := pr.repLog.setup(ctx, f, st.path); err != nil {
-					return err
-				}
-			}
+			reps[w] = r
 		}
 		pr.reps[st] = reps
+	}
+	return nil
+}
+
+// newReplica makes one replica of st's step and sets up its new steps.
+func (pr *passRun) newReplica(ctx context.Context, st *stage) (Step, error) {
+	var fresh []setUpStep
+	r, err := replicate(st.step, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
+	if err != nil {
+		return nil, stepError(st.path, st.step, "replica", nil, err)
+	}
+	// Only the new steps: the replica shares the others, set up already.
+	for _, f := range fresh {
+		if err := pr.repLog.setupOne(ctx, f.path, f.step); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// renewReplicas, at a cut, merges what the replicas have learned into
+// their steps and gives every replica a fresh replica, so that the
+// replicas' next merge does not count this epoch again. The workers are
+// idle: they look their replica up after their next batch, which the
+// feeder puts after this returns.
+func (pr *passRun) renewReplicas(ctx context.Context) error {
+	if len(pr.reps) == 0 {
+		return nil
+	}
+	if err := pr.merge(); err != nil {
+		return err
+	}
+	if err := pr.repLog.teardown(ctx); err != nil {
+		return err
+	}
+	for st, reps := range pr.reps {
+		for w := range reps {
+			r, err := pr.newReplica(ctx, st)
+			if err != nil {
+				return err
+			}
+			reps[w] = r
+		}
 	}
 	return nil
 }

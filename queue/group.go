@@ -17,7 +17,7 @@ type Group struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	once   sync.Once
+	mu     sync.Mutex
 	err    error
 }
 
@@ -35,11 +35,25 @@ func (g *Group) Cancel(err error) {
 	if err == nil {
 		return
 	}
-	g.once.Do(func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err == nil {
 		g.err = err
 		g.cancel(err)
-	})
+	}
 }
+
+// Err returns the group's first error so far, or nil.
+func (g *Group) Err() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
+
+// Stop cancels the group's context (without an error) once its work is
+// over, releasing what the context holds. Wait does not: goroutines that
+// the group does not wait for may still be using the context.
+func (g *Group) Stop() { g.cancel(context.Canceled) }
 
 func (g *Group) run(fn func() error) {
 	g.wg.Add(1)
@@ -83,10 +97,9 @@ func (g *Group) GoN(n int, fn func(ctx context.Context, worker int) error, done 
 	}
 }
 
-// Wait waits for every goroutine and returns the first error, if any. The
-// group's context is cancelled when Wait returns.
+// Wait waits for every goroutine and returns the first error, if any. Call
+// Stop once nothing uses the group's context any more.
 func (g *Group) Wait() error {
 	g.wg.Wait()
-	g.cancel(context.Canceled)
-	return g.err
+	return g.Err()
 }
