@@ -296,8 +296,8 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		if err := acquire(ctx, pr.sem); err != nil {
 			return err
 		}
+		t1 := time.Now() // outside the reading state, which stays as narrow as it was
 		pr.feeder.Store(feederReading)
-		t1 := time.Now()
 		b, err := src.Next(ctx)
 		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
 			b.Release() // abandoned: the run has ended without us
