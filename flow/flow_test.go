@@ -506,53 +506,6 @@ func TestReplicatedFitNeedsMerger(t *testing.T) {
 	}
 }
 
-func TestStats(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	ctx := deadline(t)
-	p := pipeline(t, []flow.Node{
-		flow.Named("fast", scale{mem, 2}),
-		flow.Named("slow", jitter{scale{mem, 1}, 4 * time.Millisecond}),
-		flow.Named("last", scale{mem, 2}),
-	})
-	src := numbers(t, mem, 0, 200, 10)
-	defer src.Release()
-	s, err := flow.Runner{Engine: flow.Streaming}.Transform(ctx, p, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := s.Next(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.Release()
-	if mid := s.Stats(); mid.Elapsed <= 0 || mid.Stages[2].BatchesOut < 1 {
-		t.Fatalf("stats during the run: %v; want time passed and a batch out of the last stage", mid)
-	}
-	got := collect(ctx, t, s, "x")
-	if len(got.cols["x"]) != 190 {
-		t.Fatalf("got %d rows; want 190 after the first batch", len(got.cols["x"]))
-	}
-	st := s.Stats()
-	if len(st.Stages) != 3 {
-		t.Fatalf("got %d stages; want 3", len(st.Stages))
-	}
-	for _, ss := range st.Stages {
-		if ss.BatchesIn != 20 || ss.BatchesOut != 20 || ss.RowsIn != 200 || ss.RowsOut != 200 {
-			t.Errorf("stage %s: in %d/%d out %d/%d; want 20 batches, 200 rows each way", ss.Path, ss.BatchesIn, ss.RowsIn, ss.BatchesOut, ss.RowsOut)
-		}
-	}
-	if bn, _ := st.Bottleneck(); bn.Path.String() != "slow" {
-		t.Errorf("bottleneck %q; want \"slow\" (%v)", bn.Path, st)
-	}
-	if last := st.Stages[2]; last.WaitIn < last.Busy {
-		t.Errorf("the stage after the bottleneck waited %v for input, busy %v; want it starved", last.WaitIn, last.Busy)
-	}
-	if line := st.String(); !strings.Contains(line, "bottleneck: slow") || strings.Contains(line, "\n") {
-		t.Errorf("report %q: want one line naming the bottleneck", line)
-	}
-}
-
 func TestBuildErrors(t *testing.T) {
 	s := scale{memory.DefaultAllocator, 1}
 	for _, tc := range []struct {

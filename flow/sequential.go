@@ -34,6 +34,7 @@ type seqRun struct {
 
 	begin   time.Time
 	elapsed atomic.Int64
+	rec     runStats
 }
 
 func startSequential(ctx context.Context, base *runBase) *Stream {
@@ -105,6 +106,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 // startPass rewinds the source for pass i (the first needs nothing).
 func (r *seqRun) startPass(i int) error {
 	r.input = newTracker(i, r.passes[i])
+	r.rec.beginPass(r.pl, r.passes[i])
 	if i == 0 {
 		return nil
 	}
@@ -177,11 +179,17 @@ func (r *seqRun) endInput(early bool) error {
 // marks the time spent inside the source.
 func (r *seqRun) read() (Batch, error) {
 	r.inSource.Store(true)
+	t := time.Now()
 	b, err := r.src.Next(r.ctx)
+	d := time.Since(t)
 	r.inSource.Store(false)
 	if r.closed.Load() {
 		b.Release()
 		return Batch{}, ErrClosed
+	}
+	r.rec.src.busy.Add(int64(d))
+	if err == nil {
+		r.rec.src.out(b)
 	}
 	return b, runError(r.ctx, err)
 }
@@ -295,6 +303,7 @@ func (r *seqRun) end() {
 		r.err = err
 	}
 	r.cancel(ErrClosed)
+	r.rec.endPass()
 	r.elapsed.Store(int64(time.Since(r.begin)))
 }
 
@@ -303,6 +312,7 @@ func (r *seqRun) close() error {
 	r.cancel(ErrClosed)
 	if r.inSource.Load() {
 		// Next is blocked in the source and runs no step: tear down now.
+		r.rec.endPass()
 		r.elapsed.Store(int64(time.Since(r.begin)))
 		return r.endSteps(r.ctx)
 	}
@@ -315,10 +325,8 @@ func (r *seqRun) close() error {
 	return r.err
 }
 
+// stats reports Replicas 1 for every stage: this engine runs each in one
+// goroutine, whatever its Replicas option.
 func (r *seqRun) stats() Stats {
-	elapsed := time.Duration(r.elapsed.Load())
-	if elapsed == 0 {
-		elapsed = time.Since(r.begin)
-	}
-	return r.pl.stats(elapsed)
+	return r.rec.stats(r.pl, r.begin, time.Duration(r.elapsed.Load()), true)
 }

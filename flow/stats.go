@@ -3,95 +3,197 @@ package flow
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 )
 
-// counters are a stage's live statistics, updated with atomics by its
-// goroutines and read at any time.
-type counters struct {
-	batchesIn, rowsIn   atomic.Int64
-	batchesOut, rowsOut atomic.Int64
-	busy                atomic.Int64 // ns inside the step
-	waitIn              atomic.Int64 // ns blocked waiting for input
-	waitOut             atomic.Int64 // ns blocked on a full output queue
-}
-
-// StageStats are the statistics of one stage, summed over its replicas and
-// over every pass of a run.
+// StageStats are the statistics of one stage of a run, or of the run's
+// source (Source is true).
+//
+// Counts (batches and rows) are the stage's own, over all its replicas.
+// Times are per replica: the sum over the stage's goroutines divided by
+// Replicas, so that none of them exceeds the elapsed time of the pass (or
+// run) they belong to; multiply by Replicas for the sum.
+//
+// The source is read by one goroutine (Replicas 1). Its Busy is the time
+// spent inside the source's Next (and, on a pass that reads back a spill,
+// inside the spill), BatchesOut and RowsOut what it read, WaitOut the time
+// its reader was blocked handing batches on (a full first queue, or the
+// streaming engine's admission window); it has no input.
+//
+// In the sequential engine every stage runs in one goroutine, whatever its
+// Replicas option says, so Replicas is 1; nothing waits in that engine (one
+// thing runs at a time), so WaitIn and WaitOut are 0 and Busy is all there
+// is.
 type StageStats struct {
-	Path       Path // the step's path in the pipeline, printed "outer/inner"
-	Replicas   int
+	// Path is the step's path in the pipeline, printed "outer/inner"; nil
+	// (the root's path, which no step has) for the source.
+	Path Path
+	// Source marks the entry of the run's source.
+	Source bool
+	// Replicas is the number of goroutines that ran the stage.
+	Replicas int
+	// Passes is the number of passes over the source that ran the stage:
+	// 1 in a PassStats; in Stats.Stages, the passes that the counts and
+	// times are summed over (0 for a stage that a fit never runs).
+	Passes     int
 	BatchesIn  int64
 	RowsIn     int64
-	BatchesOut int64
+	BatchesOut int64 // 0 for a stage that only fits
 	RowsOut    int64
-	Busy       time.Duration // time inside the step
-	WaitIn     time.Duration // time blocked waiting for input
-	WaitOut    time.Duration // time blocked on a full output queue
+	Busy       time.Duration // time inside the step (or the source's Next), per replica
+	WaitIn     time.Duration // time blocked waiting for input, per replica
+	WaitOut    time.Duration // time blocked on a full output queue, per replica
 }
 
-// Utilization is the share of the run's elapsed time that the stage's
-// replicas spent inside the step, from 0 to 1.
+// Name is the stage's path as printed, or "(source)" for the source.
+func (s StageStats) Name() string {
+	if s.Source {
+		return "(source)"
+	}
+	return s.Path.String()
+}
+
+// Utilization is the share of elapsed that the stage's replicas spent
+// busy, from 0 to 1: Busy (already per replica) over elapsed.
 func (s StageStats) Utilization(elapsed time.Duration) float64 {
-	if elapsed <= 0 || s.Replicas < 1 {
+	if elapsed <= 0 {
 		return 0
 	}
-	return float64(s.Busy) / float64(elapsed) / float64(s.Replicas)
+	return float64(s.Busy) / float64(elapsed)
 }
 
-// Stats are the statistics of a run: one entry per stage, in pipeline order
-// (the stages of a feature union's branches follow the union's own entry),
-// and the time since the run started (or its total time, once finished).
-type Stats struct {
-	Stages  []StageStats
+// PassStats are the statistics of one pass over the source. A Transform
+// is one pass; a Fit or FitTransform with Joiners takes a pass per segment
+// that has something to fit (see Runner.Fit), and each pass reads the whole
+// source again.
+type PassStats struct {
+	// Stages has the source first, then the stages that the pass ran, in
+	// pipeline order (the stages of a feature union's branches follow the
+	// union's own entry).
+	Stages []StageStats
+	// Elapsed is the pass's duration so far, or its total once it ended.
 	Elapsed time.Duration
 }
 
-// Bottleneck returns the stage with the highest utilization: the one whose
-// replicas were busiest, which limits the pipeline's throughput.
-func (s Stats) Bottleneck() (StageStats, bool) {
+// Bottleneck returns the stage of the pass, the source included, with the
+// highest busy fraction per replica: the one that limited the pass's
+// throughput. It reports false when nothing was busy.
+func (p PassStats) Bottleneck() (StageStats, bool) { return bottleneck(p.Stages, p.Elapsed) }
+
+// Stats are the statistics of a run.
+//
+// Passes has one entry per pass over the source begun so far: that is
+// where each figure describes one read of the stream. Stages is the whole
+// run: the source first, then every stage of the pipeline once, in
+// pipeline order (the stages of a feature union's branches follow the
+// union's own entry), with counts and times summed over the passes that
+// ran it (StageStats.Passes says how many; a stage before a Joiner sees
+// each batch once per pass). Elapsed is the time since the run started,
+// or its total once it has finished; no time in Stages or Passes exceeds
+// it.
+//
+// For "which stage limits my run", Bottleneck looks at the whole run; for
+// one pass of a Fit, use that pass's Bottleneck.
+type Stats struct {
+	Stages  []StageStats
+	Passes  []PassStats
+	Elapsed time.Duration
+}
+
+// Bottleneck returns the stage of the run, the source included, with the
+// highest busy fraction per replica over the run (Busy over Elapsed): the
+// one whose replicas were busiest, which limits the pipeline's throughput.
+// It reports false when nothing was busy.
+func (s Stats) Bottleneck() (StageStats, bool) { return bottleneck(s.Stages, s.Elapsed) }
+
+func bottleneck(stages []StageStats, elapsed time.Duration) (StageStats, bool) {
 	best, found := StageStats{}, false
-	for _, st := range s.Stages {
-		if !found || st.Utilization(s.Elapsed) > best.Utilization(s.Elapsed) {
+	for _, st := range stages {
+		if st.Busy > 0 && (!found || st.Utilization(elapsed) > best.Utilization(elapsed)) {
 			best, found = st, true
 		}
 	}
 	return best, found
 }
 
-// String is a one-line report: per stage, batches out, utilization and
-// time blocked on input and output, then the bottleneck.
+// String is a table with one row per stage and pass:
+//
+//	elapsed 52.3ms, 1 pass
+//	stage     replicas  batches in→out  rows in→out  busy  wait-in  wait-out
+//	(source)  1         -→20            -→200        2%    -        1.2ms
+//	scale     4         20→20           200→200      81%   3.1ms    120µs
+//	bottleneck: scale (81% busy)
+//
+// Busy is the busy fraction per replica of the pass's elapsed time, the
+// waits are per replica. With several passes a first column numbers the
+// pass of each row, and a line per pass gives its time and bottleneck
+// before the run's. The string does not end with a newline.
 func (s Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:", s.Elapsed.Round(time.Microsecond))
-	for _, st := range s.Stages {
-		fmt.Fprintf(&b, " %s[×%d %d→%d batches busy %.0f%% in-wait %s out-wait %s]",
-			st.Path, st.Replicas, st.BatchesIn, st.BatchesOut, 100*st.Utilization(s.Elapsed),
-			st.WaitIn.Round(time.Microsecond), st.WaitOut.Round(time.Microsecond))
+	passes := "passes"
+	if len(s.Passes) == 1 {
+		passes = "pass"
+	}
+	fmt.Fprintf(&b, "elapsed %s, %d %s\n", short(s.Elapsed), len(s.Passes), passes)
+	if len(s.Passes) > 0 {
+		several := len(s.Passes) > 1
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		if several {
+			fmt.Fprint(tw, "pass\t")
+		}
+		fmt.Fprint(tw, "stage\treplicas\tbatches in→out\trows in→out\tbusy\twait-in\twait-out\n")
+		for i, ps := range s.Passes {
+			for _, st := range ps.Stages {
+				if several {
+					fmt.Fprintf(tw, "%d\t", i+1)
+				}
+				batchesIn, rowsIn, waitIn := fmt.Sprint(st.BatchesIn), fmt.Sprint(st.RowsIn), short(st.WaitIn)
+				if st.Source {
+					batchesIn, rowsIn, waitIn = "-", "-", "-"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s→%d\t%s→%d\t%.0f%%\t%s\t%s\n",
+					st.Name(), st.Replicas, batchesIn, st.BatchesOut, rowsIn, st.RowsOut,
+					100*st.Utilization(ps.Elapsed), waitIn, short(st.WaitOut))
+			}
+		}
+		tw.Flush()
+		if several {
+			for i, ps := range s.Passes {
+				fmt.Fprintf(&b, "pass %d: %s", i+1, short(ps.Elapsed))
+				if bn, ok := ps.Bottleneck(); ok {
+					fmt.Fprintf(&b, ", bottleneck: %s (%.0f%% busy)", bn.Name(), 100*bn.Utilization(ps.Elapsed))
+				}
+				b.WriteByte('\n')
+			}
+		}
 	}
 	if bn, ok := s.Bottleneck(); ok {
-		fmt.Fprintf(&b, "; bottleneck: %s (%.0f%% busy)", bn.Path, 100*bn.Utilization(s.Elapsed))
+		fmt.Fprintf(&b, "bottleneck: %s (%.0f%% busy)\n", bn.Name(), 100*bn.Utilization(s.Elapsed))
 	}
-	return b.String()
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
-func (pl *plan) stats(elapsed time.Duration) Stats {
-	out := Stats{Elapsed: elapsed}
-	pl.each(func(s *stage) {
-		out.Stages = append(out.Stages, StageStats{
-			Path:       s.path,
-			Replicas:   s.replicas,
-			BatchesIn:  s.c.batchesIn.Load(),
-			RowsIn:     s.c.rowsIn.Load(),
-			BatchesOut: s.c.batchesOut.Load(),
-			RowsOut:    s.c.rowsOut.Load(),
-			Busy:       time.Duration(s.c.busy.Load()),
-			WaitIn:     time.Duration(s.c.waitIn.Load()),
-			WaitOut:    time.Duration(s.c.waitOut.Load()),
-		})
-	})
-	return out
+// short rounds d for printing: to the microsecond under a second, to the
+// millisecond above.
+func short(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// counters are a stage's (or the source's) live statistics, updated with
+// atomics by its goroutines and read at any time. They only grow during a
+// run; see runStats for how they are split into passes.
+type counters struct {
+	batchesIn, rowsIn   atomic.Int64
+	batchesOut, rowsOut atomic.Int64
+	busy                atomic.Int64 // ns inside the step, summed over replicas
+	waitIn              atomic.Int64 // ns blocked waiting for input, summed
+	waitOut             atomic.Int64 // ns blocked on a full output queue, summed
 }
 
 func (c *counters) in(b Batch) {
@@ -102,4 +204,156 @@ func (c *counters) in(b Batch) {
 func (c *counters) out(b Batch) {
 	c.batchesOut.Add(1)
 	c.rowsOut.Add(b.Rows())
+}
+
+// counts is a snapshot of counters.
+type counts struct {
+	batchesIn, rowsIn, batchesOut, rowsOut int64
+	busy, waitIn, waitOut                  int64
+}
+
+func (c *counters) load() counts {
+	return counts{
+		batchesIn: c.batchesIn.Load(), rowsIn: c.rowsIn.Load(),
+		batchesOut: c.batchesOut.Load(), rowsOut: c.rowsOut.Load(),
+		busy: c.busy.Load(), waitIn: c.waitIn.Load(), waitOut: c.waitOut.Load(),
+	}
+}
+
+func (a counts) minus(b counts) counts {
+	return counts{
+		batchesIn: a.batchesIn - b.batchesIn, rowsIn: a.rowsIn - b.rowsIn,
+		batchesOut: a.batchesOut - b.batchesOut, rowsOut: a.rowsOut - b.rowsOut,
+		busy: a.busy - b.busy, waitIn: a.waitIn - b.waitIn, waitOut: a.waitOut - b.waitOut,
+	}
+}
+
+// stageStats makes the entry of a stage (or the source) whose counters
+// moved by c, run by replicas goroutines over passes passes.
+func (c counts) stageStats(path Path, source bool, replicas, passes int) StageStats {
+	n := int64(max(replicas, 1))
+	return StageStats{
+		Path: path, Source: source, Replicas: replicas, Passes: passes,
+		BatchesIn: c.batchesIn, RowsIn: c.rowsIn, BatchesOut: c.batchesOut, RowsOut: c.rowsOut,
+		Busy:    time.Duration(c.busy / n),
+		WaitIn:  time.Duration(c.waitIn / n),
+		WaitOut: time.Duration(c.waitOut / n),
+	}
+}
+
+// runStats are a run's statistics beyond the stages' own counters: the
+// source's counters, and where each pass began and ended. The engines
+// update the counters per batch (atomics only) and call beginPass before
+// each pass (before its rewind) and endPass once the run is over; that is
+// all the locking there is.
+//
+// A pass's figures are the difference of the counters between its end and
+// its start. That is exact because passes run one after the other: a pass
+// has waited for all its goroutines (or abandoned its feeder, which then
+// counts nothing) before the next pass begins.
+type runStats struct {
+	src counters // the source's: out, busy and waitOut
+
+	mu     sync.Mutex
+	stages []*stage // every stage of the plan, in Stats.Stages order
+	index  map[*stage]int
+	passes []passMark
+}
+
+type passMark struct {
+	run        []int     // indices in stages of the stages the pass runs
+	start, end time.Time // end is zero while the pass runs
+	from, to   []counts  // [0] the source, [i+1] stages[i]; to nil while it runs
+}
+
+// init lists the plan's stages, once; rs.mu is held.
+func (rs *runStats) init(pl *plan) {
+	if rs.index != nil {
+		return
+	}
+	rs.index = map[*stage]int{}
+	pl.each(func(s *stage) {
+		rs.index[s] = len(rs.stages)
+		rs.stages = append(rs.stages, s)
+	})
+}
+
+// live reads the counters now; rs.mu is held.
+func (rs *runStats) live() []counts {
+	out := make([]counts, 1+len(rs.stages))
+	out[0] = rs.src.load()
+	for i, s := range rs.stages {
+		out[i+1] = s.c.load()
+	}
+	return out
+}
+
+// beginPass ends the pass before, if any, and begins ps.
+func (rs *runStats) beginPass(pl *plan, ps pass) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.init(pl)
+	rs.endLocked()
+	m := passMark{start: time.Now(), from: rs.live()}
+	(&plan{stages: ps.stages}).each(func(s *stage) { m.run = append(m.run, rs.index[s]) })
+	rs.passes = append(rs.passes, m)
+}
+
+// endPass ends the pass that runs, if any. It may be called more than once.
+func (rs *runStats) endPass() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.endLocked()
+}
+
+func (rs *runStats) endLocked() {
+	if len(rs.passes) == 0 {
+		return
+	}
+	if m := &rs.passes[len(rs.passes)-1]; m.to == nil {
+		m.to = rs.live()
+		m.end = time.Now() // after the counters, so they never exceed it
+	}
+}
+
+// stats returns the run's statistics. begin is when the run started and
+// finished its elapsed time once it has ended (0 before). oneGoroutine
+// says that every stage ran in one goroutine (the sequential engine).
+func (rs *runStats) stats(pl *plan, begin time.Time, finished time.Duration, oneGoroutine bool) Stats {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.init(pl)
+	live := rs.live()
+	now := time.Now() // after the counters, so they never exceed it
+	out := Stats{Elapsed: finished}
+	if out.Elapsed <= 0 {
+		out.Elapsed = now.Sub(begin)
+	}
+	replicas := func(s *stage) int {
+		if oneGoroutine {
+			return 1
+		}
+		return s.replicas
+	}
+	ran := make([]int, len(rs.stages))
+	for _, m := range rs.passes {
+		to, end := m.to, m.end
+		if to == nil {
+			to, end = live, now
+		}
+		ps := PassStats{Elapsed: end.Sub(m.start), Stages: make([]StageStats, 0, 1+len(m.run))}
+		ps.Stages = append(ps.Stages, to[0].minus(m.from[0]).stageStats(nil, true, 1, 1))
+		for _, i := range m.run {
+			ran[i]++
+			s := rs.stages[i]
+			ps.Stages = append(ps.Stages, to[i+1].minus(m.from[i+1]).stageStats(s.path, false, replicas(s), 1))
+		}
+		out.Passes = append(out.Passes, ps)
+	}
+	out.Stages = make([]StageStats, 0, 1+len(rs.stages))
+	out.Stages = append(out.Stages, live[0].stageStats(nil, true, 1, len(rs.passes)))
+	for i, s := range rs.stages {
+		out.Stages = append(out.Stages, live[i+1].stageStats(s.path, false, replicas(s), ran[i]))
+	}
+	return out
 }

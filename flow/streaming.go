@@ -39,6 +39,7 @@ type streamRun struct {
 	err     error         // the run's result; read after done
 	begin   time.Time
 	elapsed atomic.Int64
+	rec     runStats
 }
 
 func startStreaming(ctx context.Context, base *runBase) *Stream {
@@ -56,6 +57,7 @@ func startStreaming(ctx context.Context, base *runBase) *Stream {
 func (sr *streamRun) drive() {
 	defer close(sr.done)
 	sr.err = sr.runAll()
+	sr.rec.endPass()
 	sr.elapsed.Store(int64(time.Since(sr.begin)))
 	sr.out.Close()
 	if sr.err != nil {
@@ -76,6 +78,7 @@ func (sr *streamRun) runAll() (err error) {
 		}
 	}()
 	for i, ps := range sr.passes {
+		sr.rec.beginPass(sr.pl, ps)
 		if i > 0 {
 			if err := sr.src.rewind(); err != nil {
 				return err
@@ -123,11 +126,7 @@ func (sr *streamRun) close() error {
 }
 
 func (sr *streamRun) stats() Stats {
-	elapsed := time.Duration(sr.elapsed.Load())
-	if elapsed == 0 {
-		elapsed = time.Since(sr.begin)
-	}
-	return sr.pl.stats(elapsed)
+	return sr.rec.stats(sr.pl, sr.begin, time.Duration(sr.elapsed.Load()), false)
 }
 
 // passRun is one pass of a streaming run.
@@ -358,12 +357,14 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			pr.g.Cancel(err)
 		}
 	}()
-	src := pr.run.src
+	src, c := pr.run.src, &pr.run.rec.src
 	t := pr.input
+	t2 := time.Now() // end of the last read: what follows is waiting to hand on
 	for pos := int64(0); ; {
 		if err := acquire(ctx, pr.sem); err != nil {
 			return err
 		}
+		t1 := time.Now() // outside the reading state, which stays as narrow as it was
 		pr.feeder.Store(feederReading)
 		b, err := src.Next(ctx)
 		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
@@ -371,6 +372,9 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			_ = pr.run.closeSource()
 			return context.Cause(ctx)
 		}
+		c.waitOut.Add(int64(t1.Sub(t2))) // the window, and the last Put
+		t2 = time.Now()
+		c.busy.Add(int64(t2.Sub(t1)))
 		if ctx.Err() != nil {
 			b.Release()
 			return context.Cause(ctx)
@@ -399,6 +403,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			}
 		}
 		t.take(b)
+		c.out(b)
 		if err := in.Put(ctx, item{pos, b}); err != nil {
 			b.Release()
 			return err

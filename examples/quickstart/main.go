@@ -68,7 +68,7 @@ func run(ctx context.Context, w io.Writer, rows int) error {
 		return err
 	}
 	fmt.Fprintf(w, "fitted on %d rows × %d features in batches of %d (%v)\n", rows, width, batchRows, stats.Elapsed.Round(1e6))
-	fmt.Fprintf(w, "fit stages: %v\n", stats)
+	fmt.Fprintf(w, "fit stages:\n%v\n", stats)
 
 	valid := generate(mem, rows/5, 2)
 	out, err := runner.Transform(ctx, p, valid)
@@ -95,7 +95,7 @@ func run(ctx context.Context, w io.Writer, rows int) error {
 	variance := sumSq/float64(n) - (sum/float64(n))*(sum/float64(n))
 	fmt.Fprintf(w, "validation: %d rows, mean squared error %.4f (variance of y %.2f, noise floor %.4f)\n", n, sse/float64(n), variance, noise*noise)
 	fmt.Fprintf(w, "learned: z0 %.2f (true 3), z1 %.2f (true -2), z2² %.2f (true 1)\n", model.w[0], model.w[1], model.w[width+2])
-	fmt.Fprintf(w, "transform stages: %v\n", out.Stats())
+	fmt.Fprintf(w, "transform stages:\n%v\n", out.Stats())
 	return nil
 }
 

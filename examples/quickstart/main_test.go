@@ -25,9 +25,11 @@ func TestQuickstartLearns(t *testing.T) {
 	if mse > variance/50 {
 		t.Errorf("validation MSE %v; want under a fiftieth of the variance %v\n%s", mse, variance, out.String())
 	}
-	for _, want := range []string{"bottleneck:", "standardize[", "expand[×2"} {
-		if !bytes.Contains(out.Bytes(), []byte(want)) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+	// The statistics' tables: the source and each stage a row, the
+	// replicated stage with its 2 replicas.
+	for _, want := range []string{`(?m)^bottleneck: `, `(?m)^(\d+\s+)?\(source\)\s+1\s`, `(?m)^(\d+\s+)?standardize\s+1\s`, `(?m)^(\d+\s+)?expand\s+2\s`} {
+		if !regexp.MustCompile(want).Match(out.Bytes()) {
+			t.Errorf("output lacks %s:\n%s", want, out.String())
 		}
 	}
 }
