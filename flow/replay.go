@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -17,10 +18,17 @@ import (
 // source (see Replayable) is rewound; any other is spilled to disk (Arrow IPC) on the
 // first pass and read back from there on later passes, so that memory stays
 // bounded however long the stream.
+//
+// close may come while a read abandoned by Close (see Stream) is still
+// inside the source: mu orders the spill's writes and reads after it, and
+// makes them no-ops once closed.
 type replay struct {
 	src   Source
 	spill *spill // nil unless the source cannot rewind and a pass follows
 	pass  int
+
+	mu     sync.Mutex // guards spill and closed
+	closed bool
 }
 
 func newReplay(src Source, passes int, alloc memory.Allocator, dir string) *replay {
@@ -34,6 +42,11 @@ func newReplay(src Source, passes int, alloc memory.Allocator, dir string) *repl
 // Next reads the next batch of the current pass.
 func (r *replay) Next(ctx context.Context) (Batch, error) {
 	if r.spill != nil && r.pass > 0 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.closed {
+			return Batch{}, ErrClosed
+		}
 		return r.spill.next(ctx)
 	}
 	b, err := r.src.Next(ctx)
@@ -45,6 +58,12 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 		return Batch{}, fmt.Errorf("penstock: source: %w", err)
 	}
 	if r.spill != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.closed {
+			b.Release()
+			return Batch{}, ErrClosed
+		}
 		if err := r.spill.write(b); err != nil {
 			b.Release()
 			return Batch{}, err
@@ -71,6 +90,9 @@ func (r *replay) rewind() error {
 
 // close removes the spill, if any. The source is the caller's.
 func (r *replay) close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
 	if r.spill == nil {
 		return nil
 	}

@@ -157,7 +157,8 @@ type runBase struct {
 	stepsErr  error
 	srcOnce   sync.Once
 	srcErr    error
-	srcDone   chan struct{} // closed by closeSource
+	srcDone   chan struct{} // closed by letGo
+	doneOnce  sync.Once
 
 	onEpoch func(context.Context, EpochEnd) error
 }
@@ -221,12 +222,13 @@ func (b *runBase) endSteps(ctx context.Context) error {
 // closeSource removes the run's spill, if any, once. The source itself is
 // the caller's.
 func (b *runBase) closeSource() error {
-	b.srcOnce.Do(func() {
-		b.srcErr = b.src.close()
-		close(b.srcDone)
-	})
+	b.srcOnce.Do(func() { b.srcErr = b.src.close() })
 	return b.srcErr
 }
+
+// letGo marks the source as no longer used by the run (see Stream.Done):
+// called by the last goroutine of the run that could touch it.
+func (b *runBase) letGo() { b.doneOnce.Do(func() { close(b.srcDone) }) }
 
 // runError keeps the cause of the run's cancellation: a step or a source
 // that reports a cancellation with ctx.Err() gets the cause joined to it,

@@ -302,6 +302,7 @@ func (r *seqRun) end() {
 	if err := r.closeSource(); err != nil && r.err == nil {
 		r.err = err
 	}
+	r.letGo()
 	r.cancel(ErrClosed)
 	r.rec.endPass()
 	r.elapsed.Store(int64(time.Since(r.begin)))
@@ -314,7 +315,7 @@ func (r *seqRun) close() error {
 		// Next is blocked in the source and runs no step: tear down now.
 		r.rec.endPass()
 		r.elapsed.Store(int64(time.Since(r.begin)))
-		return r.endSteps(r.ctx)
+		return errors.Join(r.endSteps(r.ctx), r.closeSource())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -69,9 +69,9 @@ func (sr *streamRun) runAll() (err error) {
 	abandoned := false
 	defer func() {
 		terr := sr.endSteps(sr.ctx)
-		var serr error
-		if !abandoned { // else the abandoned feeder closes the source
-			serr = sr.closeSource()
+		serr := sr.closeSource()
+		if !abandoned { // else the abandoned feeder lets go when it returns
+			sr.letGo()
 		}
 		if err == nil {
 			err = errors.Join(terr, serr)
@@ -369,7 +369,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		b, err := src.Next(ctx)
 		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
 			b.Release() // abandoned: the run has ended without us
-			_ = pr.run.closeSource()
+			pr.run.letGo()
 			return context.Cause(ctx)
 		}
 		c.waitOut.Add(int64(t1.Sub(t2))) // the window, and the last Put
@@ -422,7 +422,7 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 		b, err := src.Next(ctx)
 		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
 			b.Release()
-			_ = pr.run.closeSource()
+			pr.run.letGo()
 			return context.Cause(ctx)
 		}
 		b.Release()
