@@ -62,7 +62,7 @@ func (r Remainder) String() string {
 //
 // Ownership: the Rebatcher borrows its source (it never releases or closes
 // it) and holds references to at most one input batch and to the pieces of
-// the batch being assembled; Release drops them. Every batch that Next
+// the batch being assembled; Close drops them. Every batch that Next
 // returns is owned by the caller. A Rebatcher is read by one goroutine.
 type Rebatcher struct {
 	src  flow.Source
@@ -79,14 +79,17 @@ type Rebatcher struct {
 	pieceEpoch int
 	havePieces bool // pieces is non-empty and pieceEpoch is valid
 
-	schemas  batchSchemas
-	outSeq   int64
-	eof      bool
-	released bool
+	schemas batchSchemas
+	outSeq  int64
+	eof     bool
+	closed  bool
 }
 
-var _ flow.Source = (*Rebatcher)(nil)
-var _ flow.Rewinder = (*Rebatcher)(nil)
+var (
+	_ flow.Source   = (*Rebatcher)(nil)
+	_ flow.Rewinder = (*Rebatcher)(nil)
+	_ io.Closer     = (*Rebatcher)(nil)
+)
 
 // NewRebatcher returns a source that reads src and returns batches of
 // exactly rows rows, X and Y cut in lockstep. Batches are renumbered Seq 0,
@@ -97,34 +100,35 @@ var _ flow.Rewinder = (*Rebatcher)(nil)
 //
 // Cost: an output batch that lies within one input batch is a zero-copy
 // slice of it (O(columns)); one that spans input batches is concatenated
-// into new buffers from mem (nil means memory.DefaultAllocator), O(rows ×
-// row width). Memory held: one input batch plus less than rows rows of
-// pieces.
+// into new buffers from WithAllocator (default memory.DefaultAllocator),
+// O(rows × row width). Memory held: one input batch plus less than rows
+// rows of pieces. Options: WithAllocator.
 //
 // Every input batch must have the same columns (names and types) as the
 // first; otherwise Next returns an error wrapping a *SchemaError. The error
 // for rows < 1 is returned here, so that a bad pipeline fails before it
 // runs.
-func NewRebatcher(src flow.Source, mem memory.Allocator, rows int, last Remainder) (*Rebatcher, error) {
+func NewRebatcher(src flow.Source, rows int, last Remainder, opts ...Option) (*Rebatcher, error) {
 	if src == nil {
 		return nil, errors.New("minibatch: rebatch: source is nil")
 	}
 	if rows < 1 {
 		return nil, fmt.Errorf("minibatch: rebatch: rows is %d, want at least 1", rows)
 	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
+	cfg, err := newStageConfig("rebatch", opts)
+	if err != nil {
+		return nil, err
 	}
-	return &Rebatcher{src: src, mem: mem, rows: int64(rows), last: last}, nil
+	return &Rebatcher{src: src, mem: cfg.mem, rows: int64(rows), last: last}, nil
 }
 
 // Next returns the next batch of exactly N rows (fewer or padded for an
 // incomplete batch, according to the policy), which the caller owns, or
 // io.EOF after the last one. Errors from the source are returned wrapped;
-// after an error the Rebatcher should be released.
+// after an error the Rebatcher should be closed.
 func (r *Rebatcher) Next(ctx context.Context) (flow.Batch, error) {
-	if r.released {
-		return flow.Batch{}, errors.New("minibatch: rebatch: Next after Release")
+	if r.closed {
+		return flow.Batch{}, errors.New("minibatch: rebatch: Next after Close")
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -274,8 +278,8 @@ func (r *Rebatcher) flushIncomplete() (out flow.Batch, ok bool, err error) {
 // starts again at 0 and the pieces held are released. It returns an error
 // wrapping ErrNotReplayable if the source does not implement flow.Rewinder.
 func (r *Rebatcher) Rewind() error {
-	if r.released {
-		return errors.New("minibatch: rebatch: Rewind after Release")
+	if r.closed {
+		return errors.New("minibatch: rebatch: Rewind after Close")
 	}
 	rw, ok := r.src.(flow.Rewinder)
 	if !ok {
@@ -288,9 +292,20 @@ func (r *Rebatcher) Rewind() error {
 	return nil
 }
 
-// Replayable reports whether Rewind can succeed: whether the source is
-// replayable (see Repeat).
-func (r *Rebatcher) Replayable() bool { return replayable(r.src) }
+// Replayable reports whether Rewind can succeed: whether the Rebatcher is
+// open and its source is replayable (see Repeat).
+func (r *Rebatcher) Replayable() bool { return !r.closed && replayable(r.src) }
+
+// Schema returns the schema of X: that of the source where it reports one
+// (a Schema method), else that of the first batch read (nil before it).
+// Re-batching never changes columns; padded rows are marked in the
+// schema's metadata of the padded batch only (see RealRows).
+func (r *Rebatcher) Schema() *arrow.Schema {
+	if s := sourceSchema(r.src); s != nil {
+		return s
+	}
+	return r.schemas.x
+}
 
 func (r *Rebatcher) reset() {
 	r.dropPieces()
@@ -302,15 +317,16 @@ func (r *Rebatcher) reset() {
 	r.outSeq, r.eof = 0, false
 }
 
-// Release drops the input batch and the pieces that the Rebatcher holds, for
-// a stream abandoned before io.EOF. It does not release the source. Calling
-// it more than once is safe; Next and Rewind fail afterwards.
-func (r *Rebatcher) Release() {
-	if r.released {
-		return
+// Close drops the input batch and the pieces that the Rebatcher holds. It
+// does not close the source, which the caller closes after the Rebatcher.
+// Calling it more than once is safe; Next and Rewind fail afterwards.
+func (r *Rebatcher) Close() error {
+	if r.closed {
+		return nil
 	}
 	r.reset()
-	r.released = true
+	r.closed = true
+	return nil
 }
 
 // sliceBatch returns a zero-copy slice [i, j) of b's X and Y that the
