@@ -17,12 +17,13 @@ import (
 	arrowcsv "github.com/apache/arrow-go/v18/arrow/csv"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
+	pq "github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/minibatch/parquet"
 )
 
 const (
@@ -79,7 +80,7 @@ func sourceFiles(b *testing.B, dir string) (schema *arrow.Schema, csvPath, pqPat
 	if err != nil {
 		b.Fatal(err)
 	}
-	pw, err := pqarrow.NewFileWriter(schema, f, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(64*1024)), pqarrow.DefaultWriterProps())
+	pw, err := pqarrow.NewFileWriter(schema, f, pq.NewWriterProperties(pq.WithMaxRowGroupLength(64*1024)), pqarrow.DefaultWriterProps())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func readSource(b *testing.B, open func() (flow.Source, io.Closer, error)) int64
 // minibatch rate (rows/s) and its ratio to Arrow's (x-vs-arrow; 1 is par).
 func BenchmarkSources(b *testing.B) {
 	schema, csvPath, pqPath, ipcPath := sourceFiles(b, b.TempDir())
-	opts := []minibatch.SourceOption{minibatch.WithLabels("label"), minibatch.WithBatchRows(sourceBatchRows)}
+	opts := []minibatch.Option{minibatch.WithLabels("label"), minibatch.WithBatchRows(sourceBatchRows)}
 	for _, tc := range []struct {
 		name  string
 		ours  func() (flow.Source, io.Closer, error)
@@ -226,7 +227,7 @@ func BenchmarkSources(b *testing.B) {
 			return s, s, err
 		}, func() int64 { return readArrowCSV(b, csvPath, schema) }},
 		{"parquet", func() (flow.Source, io.Closer, error) {
-			s, err := minibatch.OpenParquet(pqPath, opts...)
+			s, err := parquet.Open(pqPath, opts...)
 			return s, s, err
 		}, func() int64 { return readArrowParquet(b, pqPath) }},
 		{"ipc", func() (flow.Source, io.Closer, error) {
