@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -42,7 +41,10 @@ var (
 // last rows of the batch. Numeric columns (integers take value truncated
 // toward zero; unsigned integers take 0 for a negative value) hold value; FixedSizeList columns of
 // a numeric type hold value in every element; columns of any other type
-// (strings, booleans, …) hold nulls.
+// (strings, booleans, …) hold nulls. A padded batch is marked: the
+// metadata of its X and Y schemas holds RealRowsKey, the number of real
+// rows, which RealRows reads, so that a loss can ignore the padding.
+// Batches that needed no padding carry no mark.
 func Pad(value float64) Remainder { return Remainder{kind: remainderPad, pad: value} }
 
 // String returns "keep", "drop" or "pad(value)".
@@ -373,98 +375,3 @@ func releaseArrays(arrs []arrow.Array) {
 	}
 }
 
-// padBatch returns b with n rows of value appended to X and Y (see Pad).
-func padBatch(mem memory.Allocator, b flow.Batch, n int64, value float64) (flow.Batch, error) {
-	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch}
-	var err error
-	if out.X, err = padRecord(mem, b.X, n, value); err != nil {
-		return flow.Batch{}, err
-	}
-	if b.Y != nil {
-		if out.Y, err = padRecord(mem, b.Y, n, value); err != nil {
-			out.Release()
-			return flow.Batch{}, err
-		}
-	}
-	return out, nil
-}
-
-func padRecord(mem memory.Allocator, rec arrow.RecordBatch, n int64, value float64) (arrow.RecordBatch, error) {
-	schema := rec.Schema()
-	cols := make([]arrow.Array, schema.NumFields())
-	for c := range cols {
-		fill := padArray(mem, schema.Field(c).Type, int(n), value)
-		col, err := array.Concatenate([]arrow.Array{rec.Column(c), fill}, mem)
-		fill.Release()
-		if err != nil {
-			releaseArrays(cols[:c])
-			return nil, fmt.Errorf("column %q: %w", schema.Field(c).Name, err)
-		}
-		cols[c] = col
-	}
-	out := array.NewRecordBatch(schema, cols, rec.NumRows()+n)
-	releaseArrays(cols)
-	return out, nil
-}
-
-// padArray returns an array of n values of type dt holding value (see Pad),
-// which the caller releases.
-func padArray(mem memory.Allocator, dt arrow.DataType, n int, value float64) arrow.Array {
-	switch t := dt.(type) {
-	case *arrow.FixedSizeListType:
-		if !isNumeric(t.Elem()) {
-			break
-		}
-		child := padArray(mem, t.Elem(), n*int(t.Len()), value)
-		defer child.Release()
-		data := array.NewData(dt, n, []*memory.Buffer{nil}, []arrow.ArrayData{child.Data()}, 0, 0)
-		defer data.Release()
-		return array.MakeFromData(data)
-	}
-	if !isNumeric(dt) {
-		return array.MakeArrayOfNull(mem, dt, n)
-	}
-	b := array.NewBuilder(mem, dt)
-	defer b.Release()
-	b.Reserve(n)
-	switch b := b.(type) {
-	case *array.Float64Builder:
-		fill(b, n, value)
-	case *array.Float32Builder:
-		fill(b, n, float32(value))
-	case *array.Int64Builder:
-		fill(b, n, int64(value))
-	case *array.Int32Builder:
-		fill(b, n, int32(value))
-	case *array.Int16Builder:
-		fill(b, n, int16(value))
-	case *array.Int8Builder:
-		fill(b, n, int8(value))
-	case *array.Uint64Builder:
-		fill(b, n, uint64(math.Max(value, 0)))
-	case *array.Uint32Builder:
-		fill(b, n, uint32(math.Max(value, 0)))
-	case *array.Uint16Builder:
-		fill(b, n, uint16(math.Max(value, 0)))
-	case *array.Uint8Builder:
-		fill(b, n, uint8(math.Max(value, 0)))
-	}
-	return b.NewArray()
-}
-
-func fill[T any](b interface{ UnsafeAppend(T) }, n int, v T) {
-	for range n {
-		b.UnsafeAppend(v)
-	}
-}
-
-// isNumeric reports whether dt is an integer or a float32/float64 type.
-func isNumeric(dt arrow.DataType) bool {
-	switch dt.ID() {
-	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
-		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
-		arrow.FLOAT32, arrow.FLOAT64:
-		return true
-	}
-	return false
-}
