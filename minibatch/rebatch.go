@@ -374,4 +374,3 @@ func releaseArrays(arrs []arrow.Array) {
 		}
 	}
 }
-

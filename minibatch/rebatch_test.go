@@ -3,6 +3,7 @@ package minibatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -397,5 +398,55 @@ func TestRebatchPadTypes(t *testing.T) {
 	}
 	if _, err := rb.Next(ctx); err != io.EOF {
 		t.Errorf("got %v; want io.EOF", err)
+	}
+}
+
+// TestRealRows checks that the Pad policy marks the padded batch with its
+// real rows (X and Y), that RealRows reads the mark, and that batches that
+// were not padded, and other policies, report all their rows.
+func TestRealRows(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		last minibatch.Remainder
+		want []int64 // RealRows of each batch
+	}{
+		{minibatch.Pad(0), []int64{4, 4, 2}},
+		{minibatch.Keep, []int64{4, 4, 2}},
+		{minibatch.Drop, []int64{4, 4}},
+	} {
+		t.Run(tc.last.String(), func(t *testing.T) {
+			src := &rowsSource{mem: mem, sizes: []int{3, 7}}
+			rb, err := minibatch.NewRebatcher(src, 4, tc.last, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rb.Close()
+			var got []int64
+			for {
+				b, err := rb.Next(ctx)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, minibatch.RealRows(b))
+				padded := b.Rows() != minibatch.RealRows(b)
+				_, xMark := b.X.Schema().Metadata().GetValue(minibatch.RealRowsKey)
+				_, yMark := b.Y.Schema().Metadata().GetValue(minibatch.RealRowsKey)
+				if xMark != padded || yMark != padded {
+					t.Errorf("batch %d (%d rows, %d real): marked in X %t, in Y %t; want %t", b.Seq, b.Rows(), minibatch.RealRows(b), xMark, yMark, padded)
+				}
+				b.Release()
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("RealRows = %v; want %v", got, tc.want)
+			}
+		})
+	}
+	if got := minibatch.RealRows(flow.Batch{}); got != 0 {
+		t.Errorf("RealRows of an empty batch = %d; want 0", got)
 	}
 }
