@@ -97,10 +97,10 @@ func TestFromSlicesValuesAndY(t *testing.T) {
 	// The batch outlives the source.
 	m.Close()
 	if got := b.Y.Column(0).(*array.Int64).Value(0); got != 7 {
-		t.Errorf("after Release: got %v; want 7", got)
+		t.Errorf("after Close: got %v; want 7", got)
 	}
 	if _, err := m.Next(testCtx(t)); err == nil || errors.Is(err, io.EOF) {
-		t.Errorf("Next after Release: got %v; want an error", err)
+		t.Errorf("Next after Close: got %v; want an error", err)
 	}
 }
 

@@ -296,10 +296,10 @@ func TestRebatchReleaseMidStream(t *testing.T) {
 	}
 	rb.Close()
 	if got := mem.CurrentAlloc(); got != 0 {
-		t.Errorf("after Release: got %d bytes held; want 0", got)
+		t.Errorf("after Close: got %d bytes held; want 0", got)
 	}
 	if _, err := rb.Next(ctx); err == nil {
-		t.Errorf("Next after Release: got no error; want one")
+		t.Errorf("Next after Close: got no error; want one")
 	}
 }
 
