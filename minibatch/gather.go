@@ -56,7 +56,7 @@ func takeBatch(mem memory.Allocator, srcs []flow.Batch, refs []rowRef, hasY bool
 	var out flow.Batch
 	var err error
 	if out.X, err = takeRecord(mem, recs, refs); err != nil {
-		return flow.Batch{}, fmt.Errorf("X: %w", err)
+		return flow.Batch{}, fmt.Errorf("gather X: %w", err)
 	}
 	if hasY {
 		for i, b := range srcs {
@@ -64,7 +64,7 @@ func takeBatch(mem memory.Allocator, srcs []flow.Batch, refs []rowRef, hasY bool
 		}
 		if out.Y, err = takeRecord(mem, recs, refs); err != nil {
 			out.Release()
-			return flow.Batch{}, fmt.Errorf("Y: %w", err)
+			return flow.Batch{}, fmt.Errorf("gather Y: %w", err)
 		}
 	}
 	return out, nil
