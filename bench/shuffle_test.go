@@ -43,11 +43,11 @@ func shuffleData(b *testing.B, mem memory.Allocator) *minibatch.Memory {
 	for i := range label {
 		label[i] = float64(i % 10)
 	}
-	tab, err := minibatch.FromSlices(mem, shuffleInBatch, cols, []minibatch.Column{minibatch.Float64s("label", label)})
+	tab, err := minibatch.FromSlices(shuffleInBatch, cols, []minibatch.Column{minibatch.Float64s("label", label)}, minibatch.WithAllocator(mem))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer tab.Release()
+	defer tab.Close()
 	ctx := b.Context()
 	var xs, ys []arrow.RecordBatch
 	for {
@@ -112,18 +112,18 @@ func drainRows(ctx context.Context, src flow.Source) (int64, error) {
 func BenchmarkShuffle(b *testing.B) {
 	mem := memory.NewGoAllocator()
 	data := shuffleData(b, mem)
-	defer data.Release()
+	defer data.Close()
 	ctx := b.Context()
 
 	rebatch := func() (flow.Source, func(), error) {
 		if err := data.Rewind(); err != nil {
 			return nil, nil, err
 		}
-		rb, err := minibatch.NewRebatcher(data, mem, shuffleBatch, minibatch.Keep)
+		rb, err := minibatch.NewRebatcher(data, shuffleBatch, minibatch.Keep, minibatch.WithAllocator(mem))
 		if err != nil {
 			return nil, nil, err
 		}
-		return rb, rb.Release, nil
+		return rb, func() { rb.Close() }, nil
 	}
 	cases := []struct {
 		name string
@@ -135,29 +135,29 @@ func BenchmarkShuffle(b *testing.B) {
 			if err != nil {
 				return nil, nil, err
 			}
-			s, err := minibatch.Shuffle(rb, mem, shuffleBufRows, 1)
+			s, err := minibatch.Shuffle(rb, shuffleBufRows, minibatch.WithSeed(1), minibatch.WithAllocator(mem))
 			if err != nil {
 				release()
 				return nil, nil, err
 			}
-			return s, func() { s.Release(); release() }, nil
+			return s, func() { s.Close(); release() }, nil
 		}},
 		{"permute-memory", func() (flow.Source, func(), error) {
-			p, err := minibatch.Permute(data, mem, shuffleBatch, 1)
+			p, err := minibatch.Permute(data, shuffleBatch, minibatch.WithSeed(1), minibatch.WithAllocator(mem))
 			if err != nil {
 				return nil, nil, err
 			}
-			return p, p.Release, nil
+			return p, func() { p.Close() }, nil
 		}},
 		{"permute-windowed", func() (flow.Source, func(), error) {
 			if err := data.Rewind(); err != nil {
 				return nil, nil, err
 			}
-			p, err := minibatch.Permute(hidden{data}, mem, shuffleBatch, 1, minibatch.WithWindowRows(shuffleWindowed))
+			p, err := minibatch.Permute(hidden{data}, shuffleBatch, minibatch.WithSeed(1), minibatch.WithAllocator(mem), minibatch.WithWindowRows(shuffleWindowed))
 			if err != nil {
 				return nil, nil, err
 			}
-			return p, p.Release, nil
+			return p, func() { p.Close() }, nil
 		}},
 	}
 	pass := func(b *testing.B, make func() (flow.Source, func(), error)) int64 {

@@ -36,7 +36,7 @@ func TestUnionBranchReplicatedOutOfOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := numbers(t, mem, 0, 200, 10)
-			defer src.Release()
+			defer src.Close()
 			got := transform(ctx, t, r, pipeline(t, []flow.Node{flow.Named("u", u)}), src, "a__x", "b__x")
 			if len(got.seqs) != 20 {
 				t.Fatalf("%d batches; want 20", len(got.seqs))
@@ -65,7 +65,7 @@ func TestRowCountMismatch(t *testing.T) {
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			src := numbers(t, mem, 0, 20, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("uneven", uneven{mem})}), src)
 			if err != nil {
 				t.Fatal(err)
@@ -100,7 +100,7 @@ func TestCancelCauseKept(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(deadline(t))
 			started := make(chan struct{}, 1)
 			src := numbers(t, mem, 0, 20, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("wait", ctxErr{started})}), src)
 			if err != nil {
 				t.Fatal(err)
@@ -135,7 +135,7 @@ func TestSourceBatchWithErrorReleased(t *testing.T) {
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			src := numbers(t, mem, 0, 50, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("a", scale{mem, 1})}), &leaky{src: src})
 			if err != nil {
 				t.Fatal(err)
@@ -219,7 +219,7 @@ func TestCloseDuringNext(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			ctx := deadline(t)
 			src := numbers(t, mem, 0, 100, 10)
-			defer src.Release()
+			defer src.Close()
 			c := &center{mem: mem}
 			p := pipeline(t, []flow.Node{flow.Named("c", c), flow.Named("slow", jitter{scale{mem, 1}, 5 * time.Millisecond})})
 			if _, err := r.Fit(ctx, p, src); err != nil {
@@ -278,7 +278,7 @@ func TestUnionJoinErrorNamesStep(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = flow.Collect(ctx, s)
-		src.Release()
+		src.Close()
 		var se *flow.StepError
 		if !errors.As(err, &se) || se.Path.String() != "u" || !se.HasSeq || se.Seq != 0 {
 			t.Fatalf("%s: got %v; want a StepError of step \"u\" at batch 0", r.Engine, err)

@@ -38,7 +38,7 @@ func epochs(t *testing.T, mem memory.Allocator, n int) (*counting, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &counting{Rewinder: rep}, func() { src.Release() }
+	return &counting{Rewinder: rep}, func() { src.Close() }
 }
 
 // A standardizer fitted on the first epoch only, before a Joiner: the

@@ -16,11 +16,11 @@ import (
 func Example() {
 	ctx := context.Background()
 	mem := memory.NewGoAllocator()
-	src, err := minibatch.FromSlices(mem, 2, []minibatch.Column{minibatch.Float64s("x", []float64{1, 2, 3, 4, 5, 6})}, nil)
+	src, err := minibatch.FromSlices(2, []minibatch.Column{minibatch.Float64s("x", []float64{1, 2, 3, 4, 5, 6})}, nil, minibatch.WithAllocator(mem))
 	if err != nil {
 		panic(err)
 	}
-	defer src.Release()
+	defer src.Close()
 
 	p, err := flow.NewPipeline([]flow.Node{
 		flow.Named("center", &center{mem: mem}, flow.Barrier(barrier.Joiner)),

@@ -29,7 +29,7 @@ func numbers(t *testing.T, mem memory.Allocator, lo, n, size int) *minibatch.Mem
 	for i := range n {
 		xs[i], ids[i] = float64(lo+i), int64(lo+i)
 	}
-	src, err := minibatch.FromSlices(mem, size, []minibatch.Column{minibatch.Float64s("x", xs), minibatch.Int64s("id", ids)}, nil)
+	src, err := minibatch.FromSlices(size, []minibatch.Column{minibatch.Float64s("x", xs), minibatch.Int64s("id", ids)}, nil, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestTimesEight(t *testing.T) {
 							p = pipeline(t, []flow.Node{flow.Named("outer", p)})
 						}
 						src := numbers(t, mem, 0, 100, 10)
-						defer src.Release()
+						defer src.Close()
 						got := transform(ctx, t, r, p, src, "x", "id")
 						for i := range 100 {
 							if got.cols["x"][i] != 8*float64(i) || got.cols["id"][i] != float64(i) {
@@ -144,12 +144,12 @@ func TestIncompleteLastBatch(t *testing.T) {
 					flow.Named("c", scale{mem, 2}, flow.Replicas(2)),
 				})
 				src := numbers(t, mem, 0, 15, 15)
-				defer src.Release()
-				rb, err := minibatch.NewRebatcher(src, mem, 10, tc.last)
+				defer src.Close()
+				rb, err := minibatch.NewRebatcher(src, 10, tc.last, minibatch.WithAllocator(mem))
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer rb.Release()
+				defer rb.Close()
 				got := transform(ctx, t, r, p, rb, "x")
 				if len(got.cols["x"]) != tc.want {
 					t.Fatalf("got %d rows; want %d", len(got.cols["x"]), tc.want)
@@ -178,7 +178,7 @@ func TestInOrderMatchesSequentialUnderJitter(t *testing.T) {
 	}
 	run := func(r flow.Runner, b barrier.Kind) output {
 		src := numbers(t, mem, 0, 200, 5)
-		defer src.Release()
+		defer src.Close()
 		return transform(ctx, t, r, build(b), src, "x", "id")
 	}
 	seq := run(flow.Runner{Allocator: mem}, barrier.InOrder)
@@ -222,7 +222,7 @@ func TestFeatureUnion(t *testing.T) {
 			}
 			p := pipeline(t, []flow.Node{flow.Named("union", u), flow.Named("after", &record{})})
 			src := numbers(t, mem, 0, 100, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
@@ -287,7 +287,7 @@ func TestFailures(t *testing.T) {
 						flow.Named("c", scale{mem, 2}, flow.Replicas(replicas)),
 					}, flow.QueueCapacity(2))
 					src := numbers(t, mem, 0, 1000, 10)
-					defer src.Release()
+					defer src.Close()
 					s, err := r.Transform(ctx, p, src)
 					if err != nil {
 						t.Fatal(err)
@@ -326,7 +326,7 @@ func TestCancelMidRun(t *testing.T) {
 				flow.Named("block", blocking{started}),
 			})
 			src := numbers(t, mem, 0, 1000, 10)
-			defer src.Release()
+			defer src.Close()
 			go func() {
 				select {
 				case <-started:
@@ -358,7 +358,7 @@ func TestConsumerStopsEarly(t *testing.T) {
 				flow.Named("b", scale{mem, 2}, flow.Replicas(2), flow.Barrier(barrier.OutOfOrder)),
 			}, flow.QueueCapacity(3))
 			src := numbers(t, mem, 0, 10000, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
@@ -389,7 +389,7 @@ func TestReuseAfterFit(t *testing.T) {
 			c := &center{mem: mem}
 			p := pipeline(t, []flow.Node{flow.Named("x2", scale{mem, 2}, flow.Replicas(2)), flow.Named("center", c)})
 			fitSrc := numbers(t, mem, 0, 100, 10)
-			defer fitSrc.Release()
+			defer fitSrc.Close()
 			if _, err := r.Fit(ctx, p, fitSrc); err != nil {
 				t.Fatal(err)
 			}
@@ -399,7 +399,7 @@ func TestReuseAfterFit(t *testing.T) {
 			for _, span := range [][2]int{{0, 100}, {300, 50}} {
 				src := numbers(t, mem, span[0], span[1], 10)
 				got := transform(ctx, t, r, p, src, "x")
-				src.Release()
+				src.Close()
 				if len(got.cols["x"]) != span[1] {
 					t.Fatalf("%v: got %d rows; want %d", span, len(got.cols["x"]), span[1])
 				}
@@ -432,7 +432,7 @@ func TestJoinerFitsOnWholeStream(t *testing.T) {
 						flow.Named("record", rec),
 					})
 					mb := numbers(t, mem, 0, 100, 10)
-					defer mb.Release()
+					defer mb.Close()
 					var src flow.Source = mb
 					if spill {
 						src = once{mb}
@@ -473,7 +473,7 @@ func TestFitTransformThroughJoiner(t *testing.T) {
 				flow.Named("x2", scale{mem, 2}),
 			})
 			src := numbers(t, mem, 0, 100, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.FitTransform(ctx, p, once{src})
 			if err != nil {
 				t.Fatal(err)
@@ -494,7 +494,7 @@ func TestReplicatedFitNeedsMerger(t *testing.T) {
 	ctx := deadline(t)
 	p := pipeline(t, []flow.Node{flow.Named("sum", &sumFit{}, flow.Replicas(2))})
 	src := numbers(t, mem, 0, 100, 10)
-	defer src.Release()
+	defer src.Close()
 	_, err := flow.Runner{Engine: flow.Streaming}.Fit(ctx, p, src)
 	if err == nil || !strings.Contains(err.Error(), `step "sum": cannot fit 2 replicas`) || !strings.Contains(err.Error(), "flow.Merger") {
 		t.Fatalf("got %v; want a refusal naming the step and flow.Merger", err)
@@ -551,7 +551,7 @@ func TestStreamIsSource(t *testing.T) {
 	ctx := deadline(t)
 	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
 	src := numbers(t, mem, 0, 50, 10)
-	defer src.Release()
+	defer src.Close()
 	first, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("a", scale{mem, 2})}), src)
 	if err != nil {
 		t.Fatal(err)
@@ -602,7 +602,7 @@ func TestReplicaSetupFailureTearsDown(t *testing.T) {
 	f := &fragile{center: center{mem: mem}, made: &made, downs: &downs, failFrom: 2}
 	p := pipeline(t, []flow.Node{flow.Named("f", f, flow.Replicas(3))})
 	src := numbers(t, mem, 0, 10, 5)
-	defer src.Release()
+	defer src.Close()
 	_, err := flow.Runner{Engine: flow.Streaming, Allocator: mem}.Fit(ctx, p, src)
 	if err == nil || !strings.Contains(err.Error(), "no device left") || !strings.Contains(err.Error(), `step "f"`) {
 		t.Fatalf("got %v; want the setup error naming step \"f\"", err)
@@ -630,7 +630,7 @@ func TestFailureAfterSpilledJoiner(t *testing.T) {
 				flow.Named("union", u),
 			})
 			src := numbers(t, mem, 0, 100, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.FitTransform(ctx, p, once{src})
 			if err != nil {
 				t.Fatal(err)
@@ -656,7 +656,7 @@ func TestEachStopsOnCallbackError(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			src := numbers(t, mem, 0, 1000, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("a", scale{mem, 2}, flow.Replicas(2))}), src)
 			if err != nil {
 				t.Fatal(err)
@@ -694,7 +694,7 @@ func TestInOrderAfterOutOfOrder(t *testing.T) {
 		flow.Named("union", u), // branches see unordered input
 	}, flow.QueueCapacity(1))
 	src := numbers(t, mem, 0, 300, 3)
-	defer src.Release()
+	defer src.Close()
 	got := transform(ctx, t, flow.Runner{Engine: flow.Streaming, Allocator: mem}, p, src, "x1__x", "x3__x", "x1__id")
 	if want := 100; len(got.seqs) != want {
 		t.Fatalf("got %d batches; want %d", len(got.seqs), want)

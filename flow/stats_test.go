@@ -101,7 +101,7 @@ func TestStats(t *testing.T) {
 				flow.Named("last", scale{mem, 2}),
 			})
 			src := numbers(t, mem, 0, 200, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
@@ -170,7 +170,7 @@ func TestStatsSourceBottleneck(t *testing.T) {
 				flow.Named("b", scale{mem, 2}, flow.Replicas(2)),
 			})
 			src := numbers(t, mem, 0, 10*batches, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, p, slowSource{src, wait})
 			if err != nil {
 				t.Fatal(err)
@@ -213,7 +213,7 @@ func TestStatsReplicas(t *testing.T) {
 				flow.Named("after", scale{mem, 2}, flow.Replicas(4)),
 			})
 			src := numbers(t, mem, 0, 10*batches, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
@@ -283,7 +283,7 @@ func TestStatsPasses(t *testing.T) {
 					flow.Named("unfitted", scale{mem, 2}), // after the last fittable step: never runs
 				})
 				mb := numbers(t, mem, 0, 100, 10)
-				defer mb.Release()
+				defer mb.Close()
 				var src flow.Source = mb
 				if spilled {
 					src = once{mb}
@@ -377,7 +377,7 @@ func TestStatsString(t *testing.T) {
 				flow.Named("u", union),
 			})
 			src := numbers(t, mem, 0, 50, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
@@ -414,7 +414,7 @@ func TestStatsString(t *testing.T) {
 				flow.Named("after", &center{mem: mem}),
 			})
 			src := numbers(t, mem, 0, 30, 10)
-			defer src.Release()
+			defer src.Close()
 			st, err := r.Fit(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
@@ -475,11 +475,11 @@ func checkTable(t *testing.T, rows []string, want [][]string, name int) {
 func ExampleStats() {
 	ctx := context.Background()
 	mem := memory.NewGoAllocator()
-	src, err := minibatch.FromSlices(mem, 2, []minibatch.Column{minibatch.Float64s("x", []float64{1, 2, 3, 4, 5, 6})}, nil)
+	src, err := minibatch.FromSlices(2, []minibatch.Column{minibatch.Float64s("x", []float64{1, 2, 3, 4, 5, 6})}, nil, minibatch.WithAllocator(mem))
 	if err != nil {
 		panic(err)
 	}
-	defer src.Release()
+	defer src.Close()
 	p, err := flow.NewPipeline([]flow.Node{
 		flow.Named("center", &center{mem: mem}, flow.Barrier(barrier.Joiner)),
 		flow.Named("recenter", &center{mem: mem}, flow.Replicas(2)),

@@ -20,7 +20,7 @@ func TestAllClosesOnBreak(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			c := &center{mem: mem}
 			src := numbers(t, mem, 0, 100, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.FitTransform(ctx, pipeline(t, []flow.Node{flow.Named("c", c)}), src)
 			if err != nil {
 				t.Fatal(err)
@@ -52,7 +52,7 @@ func TestAllYieldsRunError(t *testing.T) {
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			src := numbers(t, mem, 0, 100, 10)
-			defer src.Release()
+			defer src.Close()
 			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("f", failing{scale{mem, 1}, 4, false})}), src)
 			if err != nil {
 				t.Fatal(err)
@@ -85,7 +85,7 @@ func TestDroppedStreamIsClosed(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			c := &center{mem: mem}
 			src := numbers(t, mem, 0, 1000, 10)
-			defer src.Release()
+			defer src.Close()
 			p := pipeline(t, []flow.Node{flow.Named("c", c)})
 			func() {
 				s, err := r.FitTransform(ctx, p, src)

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sort"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -28,25 +28,6 @@ type OrderFunc func(epoch, n int) ([]int, error)
 // source over a non-*Memory source gathers per pass over its source.
 const DefaultWindowRows = 1 << 16
 
-// OrderOption configures Permute and Curriculum.
-type OrderOption func(*orderConfig)
-
-type orderConfig struct{ window int }
-
-// WithWindowRows sets how many output rows an Ordered source gathers per
-// pass over a source that is not a *Memory (default DefaultWindowRows,
-// rounded up to a multiple of the batch size). A larger window means fewer
-// passes over the source and more memory held: window × row width. It is
-// ignored for a *Memory source, whose rows are read in place. rows < 1
-// keeps the default.
-func WithWindowRows(rows int) OrderOption {
-	return func(c *orderConfig) {
-		if rows >= 1 {
-			c.window = rows
-		}
-	}
-}
-
 // Ordered is a source that returns the rows of a replayable source in an
 // order chosen for each pass: a seeded permutation (Permute) or a
 // user-defined curriculum (Curriculum). It implements flow.Source and
@@ -60,7 +41,7 @@ func WithWindowRows(rows int) OrderOption {
 //
 //   - *Memory: each output batch is gathered straight from the Memory's
 //     records, O(batchRows × row width) copied into new buffers from mem;
-//     nothing else is held. The Memory must not be released before the
+//     nothing else is held. The Memory must not be closed before the
 //     Ordered is done with it.
 //   - any other source, which must implement flow.Rewinder and be at its
 //     start: the first pass reads it once to count its rows; then each pass
@@ -73,7 +54,7 @@ func WithWindowRows(rows int) OrderOption {
 // Both hold the order of the pass: one int per output row.
 //
 // Ownership: the Ordered borrows its source (it never releases it); every
-// batch that Next returns is owned by the caller; Release drops the rows of
+// batch that Next returns is owned by the caller; Close drops the rows of
 // the current window. An Ordered is read by one goroutine.
 type Ordered struct {
 	op        string
@@ -98,48 +79,51 @@ type Ordered struct {
 	pieces           []flow.Batch // rows of the window, gathered from the source
 	winRefs          []rowRef     // winRefs[p-winStart]: where output position p lies in pieces
 	srcUsed          bool         // the source has been read since it was last at its start
-	released         bool
+	closed           bool
 }
 
-var _ flow.Source = (*Ordered)(nil)
-var _ flow.Rewinder = (*Ordered)(nil)
+var (
+	_ flow.Source   = (*Ordered)(nil)
+	_ flow.Rewinder = (*Ordered)(nil)
+	_ io.Closer     = (*Ordered)(nil)
+)
 
 // Curriculum returns a source that returns, for each pass (epoch) over the
 // replayable source src, the rows that order gives for that epoch, in that
 // order, in batches of batchRows rows. Use it for curriculum learning (easy
 // rows first, harder ones added as epochs go: see EasyFirst) or to weight
 // rows (repeat them: see Weighted). See Ordered for the cost, which depends
-// on the kind of src. mem (nil means memory.DefaultAllocator) allocates the
-// output batches.
-func Curriculum(src flow.Source, mem memory.Allocator, batchRows int, order OrderFunc, opts ...OrderOption) (*Ordered, error) {
+// on the kind of src. Options: WithWindowRows, and WithAllocator (default
+// memory.DefaultAllocator) for the output batches.
+func Curriculum(src flow.Source, batchRows int, order OrderFunc, opts ...Option) (*Ordered, error) {
 	if order == nil {
 		return nil, errors.New("minibatch: curriculum: order function is nil")
 	}
-	return newOrdered("curriculum", src, mem, batchRows, func(epoch, n int) ([]int, error) {
-		idx, err := order(epoch, n)
-		if err != nil {
-			return nil, fmt.Errorf("order for epoch %d: %w", epoch, err)
+	return newOrdered("curriculum", src, batchRows, func(*sourceConfig) OrderFunc {
+		return func(epoch, n int) ([]int, error) {
+			idx, err := order(epoch, n)
+			if err != nil {
+				return nil, fmt.Errorf("order for epoch %d: %w", epoch, err)
+			}
+			return idx, nil
 		}
-		return idx, nil
 	}, opts)
 }
 
-func newOrdered(op string, src flow.Source, mem memory.Allocator, batchRows int, order OrderFunc, opts []OrderOption) (*Ordered, error) {
+// newOrdered makes an Ordered whose order is made from the options.
+func newOrdered(op string, src flow.Source, batchRows int, order func(*sourceConfig) OrderFunc, opts []Option, reads ...string) (*Ordered, error) {
 	if src == nil {
 		return nil, fmt.Errorf("minibatch: %s: source is nil", op)
 	}
 	if batchRows < 1 {
 		return nil, fmt.Errorf("minibatch: %s: batchRows is %d, want at least 1", op, batchRows)
 	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
+	cfg, err := newStageConfig(op, opts, append(reads, "WithWindowRows")...)
+	if err != nil {
+		return nil, err
 	}
-	cfg := orderConfig{window: DefaultWindowRows}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	o := &Ordered{op: op, src: src, mem: mem, batchRows: batchRows, order: order, n: -1}
-	o.window = (max(cfg.window, batchRows) + batchRows - 1) / batchRows * batchRows
+	o := &Ordered{op: op, src: src, mem: cfg.mem, batchRows: batchRows, order: order(cfg), n: -1}
+	o.window = (max(cfg.windowRows, batchRows) + batchRows - 1) / batchRows * batchRows
 	if m, ok := src.(*Memory); ok {
 		o.memSrc = m
 		return o, nil
@@ -150,14 +134,28 @@ func newOrdered(op string, src flow.Source, mem memory.Allocator, batchRows int,
 	return o, nil
 }
 
-// Replayable reports true: an Ordered is made only over replayable sources.
-func (o *Ordered) Replayable() bool { return true }
+// Replayable reports true until Close: an Ordered is made only over
+// replayable sources.
+func (o *Ordered) Replayable() bool { return !o.closed }
+
+// Schema returns the schema of X: that of the source where it reports one
+// (a Schema method), else that of the first batch read (nil before the
+// first Next). Rows are reordered, columns never change.
+func (o *Ordered) Schema() *arrow.Schema {
+	if o.memSrc != nil {
+		return o.memSrc.Schema()
+	}
+	if s := sourceSchema(o.src); s != nil {
+		return s
+	}
+	return o.schemas.x
+}
 
 // Next returns the next batch of the pass, which the caller owns, or io.EOF
 // at the end of the pass (call Rewind for the next one).
 func (o *Ordered) Next(ctx context.Context) (flow.Batch, error) {
-	if o.released {
-		return flow.Batch{}, fmt.Errorf("minibatch: %s: Next after Release", o.op)
+	if o.closed {
+		return flow.Batch{}, fmt.Errorf("minibatch: %s: Next after Close", o.op)
 	}
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, err
@@ -174,8 +172,8 @@ func (o *Ordered) Next(ctx context.Context) (flow.Batch, error) {
 	var out flow.Batch
 	var err error
 	if o.memSrc != nil {
-		if o.memSrc.released {
-			return flow.Batch{}, fmt.Errorf("minibatch: %s: the *Memory source was released", o.op)
+		if o.memSrc.closed {
+			return flow.Batch{}, fmt.Errorf("minibatch: %s: the *Memory source was closed", o.op)
 		}
 		refs := make([]rowRef, k)
 		starts := o.memSrc.starts
@@ -207,8 +205,8 @@ func (o *Ordered) Next(ctx context.Context) (flow.Batch, error) {
 func (o *Ordered) startPass(ctx context.Context) error {
 	if o.memSrc != nil {
 		m := o.memSrc
-		if m.released {
-			return errors.New("the *Memory source was released")
+		if m.closed {
+			return errors.New("the *Memory source was closed")
 		}
 		o.n = int(m.Rows())
 		o.memBatches = make([]flow.Batch, len(m.x))
@@ -346,8 +344,8 @@ func (o *Ordered) dropPieces() {
 // window are released; the source itself is rewound when the next window is
 // read (never for a *Memory), so its errors surface from Next.
 func (o *Ordered) Rewind() error {
-	if o.released {
-		return fmt.Errorf("minibatch: %s: Rewind after Release", o.op)
+	if o.closed {
+		return fmt.Errorf("minibatch: %s: Rewind after Close", o.op)
 	}
 	o.dropPieces()
 	o.started, o.idx, o.pos, o.outSeq = false, nil, 0, 0
@@ -355,16 +353,17 @@ func (o *Ordered) Rewind() error {
 	return nil
 }
 
-// Release drops the rows of the current window, for a stream abandoned
-// before io.EOF. It does not release the source. Calling it more than once
-// is safe; Next and Rewind fail afterwards.
-func (o *Ordered) Release() {
-	if o.released {
-		return
+// Close drops the rows of the current window. It does not close the
+// source, which the caller closes after the Ordered. Calling it more than
+// once is safe; Next and Rewind fail afterwards.
+func (o *Ordered) Close() error {
+	if o.closed {
+		return nil
 	}
 	o.dropPieces()
 	o.memBatches = nil
-	o.released = true
+	o.closed = true
+	return nil
 }
 
 // Epoch returns the number of the current pass (0 for the first).
@@ -408,7 +407,7 @@ func EasyFirst(difficulty []float64, start float64, epochsToAll int, seed uint64
 		}
 		k := min(n, max(1, int(math.Ceil(frac*float64(n)))))
 		out := slices.Clone(rank[:k])
-		rng := rand.New(rand.NewPCG(seed, passStream(uint64(epoch))))
+		rng := seededRand(seed, uint64(epoch))
 		rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 		return out, nil
 	}, nil
@@ -439,7 +438,7 @@ func Weighted(weights []float64, seed uint64) (OrderFunc, error) {
 		if n != len(weights) {
 			return nil, fmt.Errorf("weighted: source has %d rows, want %d (one per weight)", n, len(weights))
 		}
-		rng := rand.New(rand.NewPCG(seed, passStream(uint64(epoch))))
+		rng := seededRand(seed, uint64(epoch))
 		out := make([]int, n)
 		for i := range out {
 			u := rng.Float64() * total

@@ -25,15 +25,15 @@ func TestCurriculumOrder(t *testing.T) {
 	sources := []struct {
 		name string
 		make func(mem memory.Allocator) (flow.Source, func())
-		opts []minibatch.OrderOption
+		opts []minibatch.Option
 	}{
 		{"memory", func(mem memory.Allocator) (flow.Source, func()) {
 			m := newMemory(t, mem, 10, 3)
-			return m, m.Release
+			return m, func() { m.Close() }
 		}, nil},
 		{"replayable, window 4", func(mem memory.Allocator) (flow.Source, func()) {
 			return &rowsSource{mem: mem, sizes: []int{4, 4, 2}}, func() {}
-		}, []minibatch.OrderOption{minibatch.WithWindowRows(4)}},
+		}, []minibatch.Option{minibatch.WithWindowRows(4)}},
 	}
 	for _, s := range sources {
 		t.Run(s.name, func(t *testing.T) {
@@ -41,11 +41,11 @@ func TestCurriculumOrder(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			src, release := s.make(mem)
 			defer release()
-			c, err := minibatch.Curriculum(src, mem, 4, order, s.opts...)
+			c, err := minibatch.Curriculum(src, 4, order, append(s.opts, minibatch.WithAllocator(mem))...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Release()
+			defer c.Close()
 			for e := range 3 {
 				shapes, xs, ys := drain(t, testCtx(t), c)
 				checkPaired(t, xs, ys)
@@ -73,28 +73,28 @@ func TestCurriculumErrors(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	m := newMemory(t, mem, 10, 4)
-	defer m.Release()
+	defer m.Close()
 	bad := func(epoch, n int) ([]int, error) { return []int{0, n}, nil }
-	c, err := minibatch.Curriculum(m, mem, 4, bad)
+	c, err := minibatch.Curriculum(m, 4, bad, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Release()
+	defer c.Close()
 	if _, err := c.Next(testCtx(t)); err == nil || !strings.Contains(err.Error(), "has row 10 at position 1, want 0 ≤ row < 10") {
 		t.Errorf("out-of-range row: got %v; want an error naming row 10 at position 1", err)
 	}
 	boom := errors.New("boom")
-	c2, err := minibatch.Curriculum(m, mem, 4, func(int, int) ([]int, error) { return nil, boom })
+	c2, err := minibatch.Curriculum(m, 4, func(int, int) ([]int, error) { return nil, boom }, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c2.Next(testCtx(t)); !errors.Is(err, boom) {
 		t.Errorf("order error: got %v; want it wrapped", err)
 	}
-	if _, err := minibatch.Curriculum(m, mem, 0, bad); err == nil {
+	if _, err := minibatch.Curriculum(m, 0, bad, minibatch.WithAllocator(mem)); err == nil {
 		t.Errorf("batchRows 0: got no error; want one")
 	}
-	if _, err := minibatch.Curriculum(onceSource{m}, mem, 4, bad); !errors.Is(err, minibatch.ErrNotReplayable) {
+	if _, err := minibatch.Curriculum(onceSource{m}, 4, bad, minibatch.WithAllocator(mem)); !errors.Is(err, minibatch.ErrNotReplayable) {
 		t.Errorf("one-pass source: got %v; want ErrNotReplayable", err)
 	}
 }

@@ -11,35 +11,61 @@
 //
 // The sources are: Memory (FromSlices, FromRecords), Arrow IPC files and
 // streams (OpenIPCFile, NewIPCFile, OpenIPCStream, NewIPCStream), CSV
-// (OpenCSV, NewCSV), Parquet (OpenParquet, NewParquet), a Go channel
-// (FromChannel) and a generator function (Generate). Tabular sources choose
-// which columns form X and which Y with Roles (WithInputs, WithLabels).
+// (OpenCSV, NewCSV), a Go channel (FromChannel) and a generator function
+// (Generate). Parquet lives in package minibatch/parquet (parquet.Open,
+// parquet.New), so that importing this package does not compile the
+// Parquet stack and gRPC. Tabular sources choose which columns form X and
+// which Y with Roles (WithInputs, WithLabels), whose column index a source
+// builds once per schema (RoleSplitter).
+//
+// # One lifecycle: Close
+//
+// Every source and every wrapper (Rebatcher, Shuffler, Ordered, Repeater,
+// the sides of a split, Cache) is an io.Closer: Close releases what it
+// holds (records, buffered batches, open files), may be called twice, and
+// after it Next and Rewind return an error and Replayable reports false.
+// Every source and wrapper reports Schema() *arrow.Schema, the schema of
+// the X records that Next returns. Wrappers return their source's Schema
+// where it has one, else the schema of the first batch they read; sources
+// that learn it from their data (ChannelSource, GeneratorSource) return nil
+// until their first batch.
 //
 // # Ownership
 //
 // Arrow reference counting, as in package flow: the caller owns every batch
 // that Next returns and releases it (flow.Batch.Release), whenever it
-// likes; batches stay valid after their source is released. A stage that
-// wraps a source (Rebatcher, Shuffler, Ordered, Repeater, …) borrows it: it
-// never releases it, and the caller releases both, the wrapper first. A
-// wrapper abandoned before io.EOF is released with its Release method, which
-// drops the batches that it holds. Every allocation comes from the
-// memory.Allocator given (nil means memory.DefaultAllocator).
+// likes; batches stay valid after their source is closed. A stage that
+// wraps a source borrows it: it never closes it, and the caller closes
+// both, the wrapper first.
+//
+// # Options and allocators
+//
+// Constructors take functional options of one type, Option, all named
+// With…; each option's doc says which constructors read it. Sources ignore
+// options meant for others (one list can configure several sources);
+// stages, splits and NewResampler reject them with an error naming the
+// option. The allocator is given the same way everywhere: WithAllocator(mem)
+// (default memory.DefaultAllocator), never a positional argument of a
+// constructor. Values that are not constructed — the PackStep struct (its
+// Mem field) and the one-shot functions Pack and AllocTensor, which take
+// mem like arrow's own functions — are the exception.
 //
 // # Replayable sources
 //
-// A source that can be read again implements flow.Rewinder. Memory,
-// GeneratorSource, IPC files, Parquet and the file-backed CSV and IPC stream
-// sources are replayable; a ChannelSource, or a source made from a plain
-// io.Reader, is not (its Rewind, where it has one, returns an error wrapping
-// ErrNotReplayable, and its Replayable method reports false). Wrappers are
-// replayable when what they wrap is: Rewind on a Rebatcher or a Shuffler
-// rewinds its source. Repeat, Permute and Curriculum need a replayable
-// source and say so at construction.
+// A source that can be read again implements flow.Rewinder and reports it
+// with Replayable, which is true exactly when Rewind will succeed. Memory,
+// GeneratorSource, Cache, IPC files, Parquet and the file-backed CSV and IPC
+// stream sources are replayable; a ChannelSource, or a source made from a
+// plain io.Reader, is not (its Rewind, where it has one, returns an error
+// wrapping ErrNotReplayable, and its Replayable method reports false).
+// Wrappers are replayable when what they wrap is: Rewind on a Rebatcher or
+// a Shuffler rewinds its source. NewCache makes any source replayable by
+// holding it in memory (up to WithMaxBytes). Repeat, Permute, Curriculum
+// and the splits need a replayable source and say so at construction.
 //
 // # Concurrency
 //
-// A source is read by one goroutine at a time: Next, Rewind and Release of
+// A source is read by one goroutine at a time: Next, Rewind and Close of
 // one source must not be called concurrently. Functions that build values
 // (FromSlices, Pack, …) and PackStep.Transform are safe for concurrent use.
 // Nothing in this package starts a goroutine, except where a source's doc
@@ -53,7 +79,11 @@
 //   - NewRebatcher (exactly N rows; Keep, Drop or Pad the incomplete batch
 //     at the end of the stream and of each epoch): one input batch plus
 //     fewer than N rows; cuts inside an input batch are zero-copy slices,
-//     batches that span input batches are concatenated.
+//     batches that span input batches are concatenated. A padded batch is
+//     marked (RealRowsKey in its schemas' metadata): RealRows tells a loss
+//     how many of its rows are real.
+//   - NewCache (read any source once, replay it): the whole stream, at
+//     most WithMaxBytes of buffers; past that, an error and nothing held.
 //   - Shuffle (a buffer of B rows, like tf.data's shuffle): O(B + largest
 //     input batch) rows.
 //   - Permute (a seeded permutation of all rows per epoch) and Curriculum
@@ -70,6 +100,6 @@
 //     their docs for what they keep per row.
 //
 // Seeded stages (Shuffle, Permute, EasyFirst, Weighted, splits,
-// re-sampling) use math/rand/v2 PCG: the same seed and input give the same
-// output in every run.
+// re-sampling; WithSeed, default 0) use math/rand/v2 PCG: the same seed and
+// input give the same output in every run.
 package minibatch

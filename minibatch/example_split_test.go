@@ -27,15 +27,13 @@ func ExampleHoldout() {
 			y[i] = "b"
 		}
 	}
-	src, err := minibatch.FromSlices(mem, 16,
-		[]minibatch.Column{minibatch.Float64s("x", x)},
-		[]minibatch.Column{minibatch.Strings("y", y)})
+	src, err := minibatch.FromSlices(16, []minibatch.Column{minibatch.Float64s("x", x)}, []minibatch.Column{minibatch.Strings("y", y)}, minibatch.WithAllocator(mem))
 	if err != nil {
 		panic(err)
 	}
-	defer src.Release() // after the sides: they re-read src
+	defer src.Close() // after the sides: they re-read src
 
-	train, val, err := minibatch.Holdout(ctx, src, mem, 0.2, minibatch.SplitSeed(42))
+	train, val, err := minibatch.Holdout(ctx, src, 0.2, minibatch.WithSeed(42), minibatch.WithAllocator(mem))
 	if err != nil {
 		panic(err)
 	}

@@ -21,21 +21,19 @@ func ExampleNewRebatcher() {
 	for i := range x {
 		x[i], y[i] = float64(i), int64(i%2)
 	}
-	src, err := minibatch.FromSlices(mem, 4,
-		[]minibatch.Column{minibatch.Float64s("a", x), minibatch.Float64s("b", x)},
-		[]minibatch.Column{minibatch.Int64s("label", y)})
+	src, err := minibatch.FromSlices(4, []minibatch.Column{minibatch.Float64s("a", x), minibatch.Float64s("b", x)}, []minibatch.Column{minibatch.Int64s("label", y)}, minibatch.WithAllocator(mem))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer src.Release()
+	defer src.Close()
 
-	rb, err := minibatch.NewRebatcher(src, mem, 3, minibatch.Pad(-1))
+	rb, err := minibatch.NewRebatcher(src, 3, minibatch.Pad(-1), minibatch.WithAllocator(mem))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer rb.Release()
+	defer rb.Close()
 	for {
 		b, err := rb.Next(ctx)
 		if errors.Is(err, io.EOF) {

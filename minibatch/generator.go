@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/penstock-ml/penstock/flow"
 )
 
@@ -19,15 +21,18 @@ type GeneratorFunc func(ctx context.Context, seq int64) (flow.Batch, error)
 // deterministic in seq (same seq, same data, e.g. seeded from seq) gives the
 // same stream on every pass; one that is not gives whatever it gives.
 type GeneratorSource struct {
-	fn   GeneratorFunc
-	seq  int64
-	done bool
-	err  error
+	fn     GeneratorFunc
+	seq    int64
+	done   bool
+	err    error
+	schema *arrow.Schema // X's schema of the first batch made
+	closed bool
 }
 
 var (
 	_ flow.Source   = (*GeneratorSource)(nil)
 	_ flow.Rewinder = (*GeneratorSource)(nil)
+	_ io.Closer     = (*GeneratorSource)(nil)
 )
 
 // Generate returns a source that calls fn for seq = 0, 1, 2, … until fn
@@ -41,6 +46,8 @@ func Generate(fn GeneratorFunc) *GeneratorSource {
 // the caller owns it. Its cost is one call to fn.
 func (g *GeneratorSource) Next(ctx context.Context) (flow.Batch, error) {
 	switch {
+	case g.closed:
+		return flow.Batch{}, errors.New("minibatch: generator: Next after Close")
 	case g.err != nil:
 		return flow.Batch{}, g.err
 	case g.done:
@@ -60,16 +67,33 @@ func (g *GeneratorSource) Next(ctx context.Context) (flow.Batch, error) {
 		return flow.Batch{}, g.err
 	}
 	b.Seq, b.Epoch = g.seq, 0
+	if g.schema == nil && b.X != nil {
+		g.schema = b.X.Schema()
+	}
 	g.seq++
 	return b, nil
 }
 
 // Rewind makes the next call to Next call fn with seq 0 again and clears a
-// previous error. It always succeeds.
+// previous error. It fails only after Close.
 func (g *GeneratorSource) Rewind() error {
+	if g.closed {
+		return errors.New("minibatch: generator: Rewind after Close")
+	}
 	g.seq, g.done, g.err = 0, false, nil
 	return nil
 }
 
-// Replayable reports true.
-func (g *GeneratorSource) Replayable() bool { return true }
+// Replayable reports true until Close.
+func (g *GeneratorSource) Replayable() bool { return !g.closed }
+
+// Schema returns the schema of X of the first batch that the function
+// made: nil until then, since a function announces no schema.
+func (g *GeneratorSource) Schema() *arrow.Schema { return g.schema }
+
+// Close ends the stream: Next and Rewind fail afterwards. The source holds
+// no batches. Calling it twice is safe.
+func (g *GeneratorSource) Close() error {
+	g.closed = true
+	return nil
+}

@@ -146,9 +146,7 @@ func newMemory(t *testing.T, mem memory.Allocator, n, per int) *minibatch.Memory
 	for i := range ys {
 		ys[i] *= 10
 	}
-	m, err := minibatch.FromSlices(mem, per,
-		[]minibatch.Column{minibatch.Float64s("i", iota64(n))},
-		[]minibatch.Column{minibatch.Float64s("y", ys)})
+	m, err := minibatch.FromSlices(per, []minibatch.Column{minibatch.Float64s("i", iota64(n))}, []minibatch.Column{minibatch.Float64s("y", ys)}, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("FromSlices: %v", err)
 	}

@@ -58,23 +58,25 @@ func Strings(name string, v []string) Column {
 // batches, returned in order with Seq 0, 1, 2, … and Epoch 0. It implements
 // flow.Source and flow.Rewinder.
 //
-// Memory holds one reference to each of its records until Release. Every
+// Memory holds one reference to each of its records until Close. Every
 // batch that Next returns carries its own references (Retain), which the
-// caller releases; they stay valid after the Memory is released. Next costs
+// caller releases; they stay valid after the Memory is closed. Next costs
 // O(1) and copies nothing.
 //
 // Like every source, a Memory is read by one goroutine at a time; Next,
-// Rewind and Release must not be called concurrently.
+// Rewind and Close must not be called concurrently.
 type Memory struct {
-	x, y     []arrow.RecordBatch
-	starts   []int64 // starts[i] is the global index of the first row of x[i]; len(x)+1 entries
-	pos      int
-	released bool
+	x, y   []arrow.RecordBatch
+	schema *arrow.Schema // X's schema; nil when there are no records
+	starts []int64       // starts[i] is the global index of the first row of x[i]; len(x)+1 entries
+	pos    int
+	closed bool
 }
 
 var (
 	_ flow.Source   = (*Memory)(nil)
 	_ flow.Rewinder = (*Memory)(nil)
+	_ io.Closer     = (*Memory)(nil)
 )
 
 // FromSlices builds a Memory source from Go slices: batches of rowsPerBatch
@@ -83,13 +85,16 @@ var (
 // (Batch.Y is then nil). Every column, of x and of y, must have the same
 // length; names must be unique within x and within y.
 //
-// The values are copied into Arrow buffers allocated from mem (nil means
-// memory.DefaultAllocator): O(rows × columns) time and memory, held by the
-// returned Memory until its Release. The caller keeps its slices.
-func FromSlices(mem memory.Allocator, rowsPerBatch int, x []Column, y []Column) (*Memory, error) {
-	if mem == nil {
-		mem = memory.DefaultAllocator
+// The values are copied into Arrow buffers allocated from WithAllocator
+// (default memory.DefaultAllocator): O(rows × columns) time and memory,
+// held by the returned Memory until its Close. The caller keeps its slices.
+// Options: WithAllocator.
+func FromSlices(rowsPerBatch int, x []Column, y []Column, opts ...Option) (*Memory, error) {
+	cfg, err := newStageConfig("from slices", opts)
+	if err != nil {
+		return nil, err
 	}
+	mem := cfg.mem
 	if rowsPerBatch < 1 {
 		return nil, fmt.Errorf("minibatch: from slices: rowsPerBatch is %d, want at least 1", rowsPerBatch)
 	}
@@ -119,7 +124,7 @@ func FromSlices(mem memory.Allocator, rowsPerBatch int, x []Column, y []Column) 
 		}
 	}
 
-	m := &Memory{starts: []int64{0}}
+	m := &Memory{starts: []int64{0}, schema: xs}
 	for lo := 0; lo < rows; lo += rowsPerBatch {
 		hi := min(lo+rowsPerBatch, rows)
 		m.x = append(m.x, recordFromColumns(mem, xs, x, lo, hi))
@@ -194,6 +199,9 @@ func FromRecords(x, y []arrow.RecordBatch) (*Memory, error) {
 		}
 	}
 	m := &Memory{starts: make([]int64, 1, len(x)+1)}
+	if len(x) > 0 {
+		m.schema = x[0].Schema()
+	}
 	for i, r := range x {
 		r.Retain()
 		m.x = append(m.x, r)
@@ -213,8 +221,8 @@ func (m *Memory) Next(ctx context.Context) (flow.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, err
 	}
-	if m.released {
-		return flow.Batch{}, errors.New("minibatch: memory: Next after Release")
+	if m.closed {
+		return flow.Batch{}, errors.New("minibatch: memory: Next after Close")
 	}
 	if m.pos >= len(m.x) {
 		return flow.Batch{}, io.EOF
@@ -229,23 +237,23 @@ func (m *Memory) Next(ctx context.Context) (flow.Batch, error) {
 }
 
 // Rewind makes the next call to Next return the first batch again. It costs
-// O(1) and fails only after Release.
+// O(1) and fails only after Close.
 func (m *Memory) Rewind() error {
-	if m.released {
-		return errors.New("minibatch: memory: Rewind after Release")
+	if m.closed {
+		return errors.New("minibatch: memory: Rewind after Close")
 	}
 	m.pos = 0
 	return nil
 }
 
-// Release drops the source's references to its records. Batches already
+// Close drops the source's references to its records. Batches already
 // returned by Next stay valid until their holders release them. Calling
-// Release more than once is safe; Next and Rewind fail afterwards.
-func (m *Memory) Release() {
-	if m.released {
-		return
+// Close more than once is safe; Next and Rewind fail afterwards.
+func (m *Memory) Close() error {
+	if m.closed {
+		return nil
 	}
-	m.released = true
+	m.closed = true
 	for _, r := range m.x {
 		r.Release()
 	}
@@ -253,10 +261,15 @@ func (m *Memory) Release() {
 		r.Release()
 	}
 	m.x, m.y = nil, nil
+	return nil
 }
 
-// Replayable reports true until Release: a Memory can always be rewound.
-func (m *Memory) Replayable() bool { return !m.released }
+// Replayable reports true until Close: a Memory can always be rewound.
+func (m *Memory) Replayable() bool { return !m.closed }
+
+// Schema returns the schema of X (that of the first record), or nil for a
+// Memory without records.
+func (m *Memory) Schema() *arrow.Schema { return m.schema }
 
 // Len returns the number of batches that one pass returns.
 func (m *Memory) Len() int { return len(m.x) }

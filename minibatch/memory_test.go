@@ -41,11 +41,11 @@ func TestFromSlicesShapes(t *testing.T) {
 			if tt.withY {
 				y = []minibatch.Column{minibatch.Float64s("label", iota64(tt.rows)), minibatch.Int64s("n", n)}
 			}
-			m, err := minibatch.FromSlices(mem, tt.per, x, y)
+			m, err := minibatch.FromSlices(tt.per, x, y, minibatch.WithAllocator(mem))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.Release()
+			defer m.Close()
 			if m.Len() != len(tt.want) || m.Rows() != int64(tt.rows) {
 				t.Fatalf("got Len %d, Rows %d; want %d, %d", m.Len(), m.Rows(), len(tt.want), tt.rows)
 			}
@@ -75,13 +75,11 @@ func TestFromSlicesShapes(t *testing.T) {
 func TestFromSlicesValuesAndY(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	m, err := minibatch.FromSlices(mem, 2,
-		[]minibatch.Column{minibatch.Strings("s", []string{"a", "b", "c"}), minibatch.Float32s("f", []float32{1, 2, 3})},
-		[]minibatch.Column{minibatch.Int64s("y", []int64{7, 8, 9})})
+	m, err := minibatch.FromSlices(2, []minibatch.Column{minibatch.Strings("s", []string{"a", "b", "c"}), minibatch.Float32s("f", []float32{1, 2, 3})}, []minibatch.Column{minibatch.Int64s("y", []int64{7, 8, 9})}, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Release()
+	defer m.Close()
 	b, err := m.Next(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -97,12 +95,12 @@ func TestFromSlicesValuesAndY(t *testing.T) {
 		t.Errorf("Y y[1]: got %v; want 8", got)
 	}
 	// The batch outlives the source.
-	m.Release()
+	m.Close()
 	if got := b.Y.Column(0).(*array.Int64).Value(0); got != 7 {
-		t.Errorf("after Release: got %v; want 7", got)
+		t.Errorf("after Close: got %v; want 7", got)
 	}
 	if _, err := m.Next(testCtx(t)); err == nil || errors.Is(err, io.EOF) {
-		t.Errorf("Next after Release: got %v; want an error", err)
+		t.Errorf("Next after Close: got %v; want an error", err)
 	}
 }
 
@@ -125,9 +123,9 @@ func TestFromSlicesErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			m, err := minibatch.FromSlices(mem, tt.per, tt.x, tt.y)
+			m, err := minibatch.FromSlices(tt.per, tt.x, tt.y, minibatch.WithAllocator(mem))
 			if err == nil {
-				m.Release()
+				m.Close()
 				t.Fatalf("got no error; want one containing %q", tt.want)
 			}
 			if !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "minibatch: from slices: ") {
@@ -156,7 +154,7 @@ func TestFromRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	shapes, xs, ys := drain(t, ctx, m)
-	m.Release()
+	m.Close()
 	if len(shapes) != 2 || len(xs) != 3 || ys[2] != 30 {
 		t.Errorf("got %v, x %v, y %v; want 2 batches, x [1 2 3], y [10 20 30]", shapes, xs, ys)
 	}
@@ -174,7 +172,7 @@ func TestFromRecords(t *testing.T) {
 	for _, tt := range tests {
 		m, err := minibatch.FromRecords(tt.x, tt.y)
 		if err == nil {
-			m.Release()
+			m.Close()
 			t.Errorf("%s: got no error; want %q", tt.name, tt.want)
 			continue
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -42,7 +41,10 @@ var (
 // last rows of the batch. Numeric columns (integers take value truncated
 // toward zero; unsigned integers take 0 for a negative value) hold value; FixedSizeList columns of
 // a numeric type hold value in every element; columns of any other type
-// (strings, booleans, …) hold nulls.
+// (strings, booleans, …) hold nulls. A padded batch is marked: the
+// metadata of its X and Y schemas holds RealRowsKey, the number of real
+// rows, which RealRows reads, so that a loss can ignore the padding.
+// Batches that needed no padding carry no mark.
 func Pad(value float64) Remainder { return Remainder{kind: remainderPad, pad: value} }
 
 // String returns "keep", "drop" or "pad(value)".
@@ -62,7 +64,7 @@ func (r Remainder) String() string {
 //
 // Ownership: the Rebatcher borrows its source (it never releases or closes
 // it) and holds references to at most one input batch and to the pieces of
-// the batch being assembled; Release drops them. Every batch that Next
+// the batch being assembled; Close drops them. Every batch that Next
 // returns is owned by the caller. A Rebatcher is read by one goroutine.
 type Rebatcher struct {
 	src  flow.Source
@@ -79,14 +81,17 @@ type Rebatcher struct {
 	pieceEpoch int
 	havePieces bool // pieces is non-empty and pieceEpoch is valid
 
-	schemas  batchSchemas
-	outSeq   int64
-	eof      bool
-	released bool
+	schemas batchSchemas
+	outSeq  int64
+	eof     bool
+	closed  bool
 }
 
-var _ flow.Source = (*Rebatcher)(nil)
-var _ flow.Rewinder = (*Rebatcher)(nil)
+var (
+	_ flow.Source   = (*Rebatcher)(nil)
+	_ flow.Rewinder = (*Rebatcher)(nil)
+	_ io.Closer     = (*Rebatcher)(nil)
+)
 
 // NewRebatcher returns a source that reads src and returns batches of
 // exactly rows rows, X and Y cut in lockstep. Batches are renumbered Seq 0,
@@ -97,34 +102,35 @@ var _ flow.Rewinder = (*Rebatcher)(nil)
 //
 // Cost: an output batch that lies within one input batch is a zero-copy
 // slice of it (O(columns)); one that spans input batches is concatenated
-// into new buffers from mem (nil means memory.DefaultAllocator), O(rows ×
-// row width). Memory held: one input batch plus less than rows rows of
-// pieces.
+// into new buffers from WithAllocator (default memory.DefaultAllocator),
+// O(rows × row width). Memory held: one input batch plus less than rows
+// rows of pieces. Options: WithAllocator.
 //
 // Every input batch must have the same columns (names and types) as the
 // first; otherwise Next returns an error wrapping a *SchemaError. The error
 // for rows < 1 is returned here, so that a bad pipeline fails before it
 // runs.
-func NewRebatcher(src flow.Source, mem memory.Allocator, rows int, last Remainder) (*Rebatcher, error) {
+func NewRebatcher(src flow.Source, rows int, last Remainder, opts ...Option) (*Rebatcher, error) {
 	if src == nil {
 		return nil, errors.New("minibatch: rebatch: source is nil")
 	}
 	if rows < 1 {
 		return nil, fmt.Errorf("minibatch: rebatch: rows is %d, want at least 1", rows)
 	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
+	cfg, err := newStageConfig("rebatch", opts)
+	if err != nil {
+		return nil, err
 	}
-	return &Rebatcher{src: src, mem: mem, rows: int64(rows), last: last}, nil
+	return &Rebatcher{src: src, mem: cfg.mem, rows: int64(rows), last: last}, nil
 }
 
 // Next returns the next batch of exactly N rows (fewer or padded for an
 // incomplete batch, according to the policy), which the caller owns, or
 // io.EOF after the last one. Errors from the source are returned wrapped;
-// after an error the Rebatcher should be released.
+// after an error the Rebatcher should be closed.
 func (r *Rebatcher) Next(ctx context.Context) (flow.Batch, error) {
-	if r.released {
-		return flow.Batch{}, errors.New("minibatch: rebatch: Next after Release")
+	if r.closed {
+		return flow.Batch{}, errors.New("minibatch: rebatch: Next after Close")
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -274,8 +280,8 @@ func (r *Rebatcher) flushIncomplete() (out flow.Batch, ok bool, err error) {
 // starts again at 0 and the pieces held are released. It returns an error
 // wrapping ErrNotReplayable if the source does not implement flow.Rewinder.
 func (r *Rebatcher) Rewind() error {
-	if r.released {
-		return errors.New("minibatch: rebatch: Rewind after Release")
+	if r.closed {
+		return errors.New("minibatch: rebatch: Rewind after Close")
 	}
 	rw, ok := r.src.(flow.Rewinder)
 	if !ok {
@@ -288,9 +294,20 @@ func (r *Rebatcher) Rewind() error {
 	return nil
 }
 
-// Replayable reports whether Rewind can succeed: whether the source is
-// replayable (see Repeat).
-func (r *Rebatcher) Replayable() bool { return replayable(r.src) }
+// Replayable reports whether Rewind can succeed: whether the Rebatcher is
+// open and its source is replayable (see Repeat).
+func (r *Rebatcher) Replayable() bool { return !r.closed && replayable(r.src) }
+
+// Schema returns the schema of X: that of the source where it reports one
+// (a Schema method), else that of the first batch read (nil before it).
+// Re-batching never changes columns; padded rows are marked in the
+// schema's metadata of the padded batch only (see RealRows).
+func (r *Rebatcher) Schema() *arrow.Schema {
+	if s := sourceSchema(r.src); s != nil {
+		return s
+	}
+	return r.schemas.x
+}
 
 func (r *Rebatcher) reset() {
 	r.dropPieces()
@@ -302,15 +319,16 @@ func (r *Rebatcher) reset() {
 	r.outSeq, r.eof = 0, false
 }
 
-// Release drops the input batch and the pieces that the Rebatcher holds, for
-// a stream abandoned before io.EOF. It does not release the source. Calling
-// it more than once is safe; Next and Rewind fail afterwards.
-func (r *Rebatcher) Release() {
-	if r.released {
-		return
+// Close drops the input batch and the pieces that the Rebatcher holds. It
+// does not close the source, which the caller closes after the Rebatcher.
+// Calling it more than once is safe; Next and Rewind fail afterwards.
+func (r *Rebatcher) Close() error {
+	if r.closed {
+		return nil
 	}
 	r.reset()
-	r.released = true
+	r.closed = true
+	return nil
 }
 
 // sliceBatch returns a zero-copy slice [i, j) of b's X and Y that the
@@ -355,100 +373,4 @@ func releaseArrays(arrs []arrow.Array) {
 			a.Release()
 		}
 	}
-}
-
-// padBatch returns b with n rows of value appended to X and Y (see Pad).
-func padBatch(mem memory.Allocator, b flow.Batch, n int64, value float64) (flow.Batch, error) {
-	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch}
-	var err error
-	if out.X, err = padRecord(mem, b.X, n, value); err != nil {
-		return flow.Batch{}, err
-	}
-	if b.Y != nil {
-		if out.Y, err = padRecord(mem, b.Y, n, value); err != nil {
-			out.Release()
-			return flow.Batch{}, err
-		}
-	}
-	return out, nil
-}
-
-func padRecord(mem memory.Allocator, rec arrow.RecordBatch, n int64, value float64) (arrow.RecordBatch, error) {
-	schema := rec.Schema()
-	cols := make([]arrow.Array, schema.NumFields())
-	for c := range cols {
-		fill := padArray(mem, schema.Field(c).Type, int(n), value)
-		col, err := array.Concatenate([]arrow.Array{rec.Column(c), fill}, mem)
-		fill.Release()
-		if err != nil {
-			releaseArrays(cols[:c])
-			return nil, fmt.Errorf("column %q: %w", schema.Field(c).Name, err)
-		}
-		cols[c] = col
-	}
-	out := array.NewRecordBatch(schema, cols, rec.NumRows()+n)
-	releaseArrays(cols)
-	return out, nil
-}
-
-// padArray returns an array of n values of type dt holding value (see Pad),
-// which the caller releases.
-func padArray(mem memory.Allocator, dt arrow.DataType, n int, value float64) arrow.Array {
-	switch t := dt.(type) {
-	case *arrow.FixedSizeListType:
-		if !isNumeric(t.Elem()) {
-			break
-		}
-		child := padArray(mem, t.Elem(), n*int(t.Len()), value)
-		defer child.Release()
-		data := array.NewData(dt, n, []*memory.Buffer{nil}, []arrow.ArrayData{child.Data()}, 0, 0)
-		defer data.Release()
-		return array.MakeFromData(data)
-	}
-	if !isNumeric(dt) {
-		return array.MakeArrayOfNull(mem, dt, n)
-	}
-	b := array.NewBuilder(mem, dt)
-	defer b.Release()
-	b.Reserve(n)
-	switch b := b.(type) {
-	case *array.Float64Builder:
-		fill(b, n, value)
-	case *array.Float32Builder:
-		fill(b, n, float32(value))
-	case *array.Int64Builder:
-		fill(b, n, int64(value))
-	case *array.Int32Builder:
-		fill(b, n, int32(value))
-	case *array.Int16Builder:
-		fill(b, n, int16(value))
-	case *array.Int8Builder:
-		fill(b, n, int8(value))
-	case *array.Uint64Builder:
-		fill(b, n, uint64(math.Max(value, 0)))
-	case *array.Uint32Builder:
-		fill(b, n, uint32(math.Max(value, 0)))
-	case *array.Uint16Builder:
-		fill(b, n, uint16(math.Max(value, 0)))
-	case *array.Uint8Builder:
-		fill(b, n, uint8(math.Max(value, 0)))
-	}
-	return b.NewArray()
-}
-
-func fill[T any](b interface{ UnsafeAppend(T) }, n int, v T) {
-	for range n {
-		b.UnsafeAppend(v)
-	}
-}
-
-// isNumeric reports whether dt is an integer or a float32/float64 type.
-func isNumeric(dt arrow.DataType) bool {
-	switch dt.ID() {
-	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
-		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
-		arrow.FLOAT32, arrow.FLOAT64:
-		return true
-	}
-	return false
 }

@@ -3,6 +3,7 @@ package minibatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -47,11 +48,11 @@ func TestRebatchCounts(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			ctx := testCtx(t)
 			src := &rowsSource{mem: mem, sizes: tt.sizes}
-			rb, err := minibatch.NewRebatcher(src, mem, tt.rows, tt.last)
+			rb, err := minibatch.NewRebatcher(src, tt.rows, tt.last, minibatch.WithAllocator(mem))
 			if err != nil {
 				t.Fatalf("NewRebatcher: %v", err)
 			}
-			defer rb.Release()
+			defer rb.Close()
 			shapes, xs, ys := drain(t, ctx, rb)
 			if len(shapes) != tt.wantN {
 				t.Fatalf("got %d batches; want %d", len(shapes), tt.wantN)
@@ -104,12 +105,12 @@ func TestRebatchZeroCopy(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := testCtx(t)
 	src := newMemory(t, mem, 256, 128)
-	defer src.Release()
-	rb, err := minibatch.NewRebatcher(src, mem, 64, minibatch.Keep)
+	defer src.Close()
+	rb, err := minibatch.NewRebatcher(src, 64, minibatch.Keep, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rb.Release()
+	defer rb.Close()
 	before := mem.CurrentAlloc()
 	for i := range 4 {
 		b, err := rb.Next(ctx)
@@ -141,11 +142,11 @@ func TestRebatchEpochs(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			src := &rowsSource{mem: mem, sizes: []int{10, 10, 10}, epochs: []int{0, 0, 1}}
-			rb, err := minibatch.NewRebatcher(src, mem, 8, tt.last)
+			rb, err := minibatch.NewRebatcher(src, 8, tt.last, minibatch.WithAllocator(mem))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer rb.Release()
+			defer rb.Close()
 			got, xs, _ := drain(t, testCtx(t), rb)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d batches %v; want %d %v", len(got), got, len(tt.want), tt.want)
@@ -197,11 +198,11 @@ func TestRebatchSchemaMismatch(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := testCtx(t)
-	rb, err := minibatch.NewRebatcher(&mixedSource{mem: mem}, mem, 4, minibatch.Keep)
+	rb, err := minibatch.NewRebatcher(&mixedSource{mem: mem}, 4, minibatch.Keep, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rb.Release()
+	defer rb.Close()
 	_, err = rb.Next(ctx)
 	want := `minibatch: rebatch: column "x" has type int64 in batch 1, want float64`
 	if err == nil || err.Error() != want {
@@ -217,11 +218,11 @@ func TestRebatchBadArguments(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for _, rows := range []int{0, -3} {
-		if _, err := minibatch.NewRebatcher(&rowsSource{mem: mem}, mem, rows, minibatch.Keep); err == nil || !strings.Contains(err.Error(), "want at least 1") {
+		if _, err := minibatch.NewRebatcher(&rowsSource{mem: mem}, rows, minibatch.Keep, minibatch.WithAllocator(mem)); err == nil || !strings.Contains(err.Error(), "want at least 1") {
 			t.Errorf("rows %d: got error %v; want one saying rows must be at least 1", rows, err)
 		}
 	}
-	if _, err := minibatch.NewRebatcher(nil, mem, 4, minibatch.Keep); err == nil {
+	if _, err := minibatch.NewRebatcher(nil, 4, minibatch.Keep, minibatch.WithAllocator(mem)); err == nil {
 		t.Errorf("nil source: got no error; want one")
 	}
 }
@@ -231,11 +232,11 @@ func TestRebatchRewind(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := testCtx(t)
 	src := &rowsSource{mem: mem, sizes: []int{5, 5, 5, 5}}
-	rb, err := minibatch.NewRebatcher(src, mem, 3, minibatch.Keep)
+	rb, err := minibatch.NewRebatcher(src, 3, minibatch.Keep, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rb.Release()
+	defer rb.Close()
 	first, firstX, _ := drain(t, ctx, rb)
 	// Stop mid-stream with a piece held, then rewind.
 	for range 2 {
@@ -263,7 +264,7 @@ func TestRebatchRewind(t *testing.T) {
 		}
 	}
 
-	once, err := minibatch.NewRebatcher(onceSource{&rowsSource{mem: mem}}, mem, 3, minibatch.Keep)
+	once, err := minibatch.NewRebatcher(onceSource{&rowsSource{mem: mem}}, 3, minibatch.Keep, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestRebatchReleaseMidStream(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := testCtx(t)
-	rb, err := minibatch.NewRebatcher(&rowsSource{mem: mem, sizes: []int{5, 5, 5}}, mem, 4, minibatch.Keep)
+	rb, err := minibatch.NewRebatcher(&rowsSource{mem: mem, sizes: []int{5, 5, 5}}, 4, minibatch.Keep, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,12 +294,12 @@ func TestRebatchReleaseMidStream(t *testing.T) {
 	if mem.CurrentAlloc() == 0 {
 		t.Fatalf("got nothing held mid-stream; want the current input batch held")
 	}
-	rb.Release()
+	rb.Close()
 	if got := mem.CurrentAlloc(); got != 0 {
-		t.Errorf("after Release: got %d bytes held; want 0", got)
+		t.Errorf("after Close: got %d bytes held; want 0", got)
 	}
 	if _, err := rb.Next(ctx); err == nil {
-		t.Errorf("Next after Release: got no error; want one")
+		t.Errorf("Next after Close: got no error; want one")
 	}
 }
 
@@ -307,11 +308,11 @@ func TestRebatchCancelled(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx, cancel := context.WithCancel(testCtx(t))
-	rb, err := minibatch.NewRebatcher(&rowsSource{mem: mem, sizes: []int{5, 5}}, mem, 3, minibatch.Keep)
+	rb, err := minibatch.NewRebatcher(&rowsSource{mem: mem, sizes: []int{5, 5}}, 3, minibatch.Keep, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rb.Release()
+	defer rb.Close()
 	b, err := rb.Next(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -359,13 +360,13 @@ func TestRebatchPadTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Release()
+	defer src.Close()
 
-	rb, err := minibatch.NewRebatcher(src, mem, 5, minibatch.Pad(-2.5))
+	rb, err := minibatch.NewRebatcher(src, 5, minibatch.Pad(-2.5), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rb.Release()
+	defer rb.Close()
 	b, err := rb.Next(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -397,5 +398,55 @@ func TestRebatchPadTypes(t *testing.T) {
 	}
 	if _, err := rb.Next(ctx); err != io.EOF {
 		t.Errorf("got %v; want io.EOF", err)
+	}
+}
+
+// TestRealRows checks that the Pad policy marks the padded batch with its
+// real rows (X and Y), that RealRows reads the mark, and that batches that
+// were not padded, and other policies, report all their rows.
+func TestRealRows(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		last minibatch.Remainder
+		want []int64 // RealRows of each batch
+	}{
+		{minibatch.Pad(0), []int64{4, 4, 2}},
+		{minibatch.Keep, []int64{4, 4, 2}},
+		{minibatch.Drop, []int64{4, 4}},
+	} {
+		t.Run(tc.last.String(), func(t *testing.T) {
+			src := &rowsSource{mem: mem, sizes: []int{3, 7}}
+			rb, err := minibatch.NewRebatcher(src, 4, tc.last, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rb.Close()
+			var got []int64
+			for {
+				b, err := rb.Next(ctx)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, minibatch.RealRows(b))
+				padded := b.Rows() != minibatch.RealRows(b)
+				_, xMark := b.X.Schema().Metadata().GetValue(minibatch.RealRowsKey)
+				_, yMark := b.Y.Schema().Metadata().GetValue(minibatch.RealRowsKey)
+				if xMark != padded || yMark != padded {
+					t.Errorf("batch %d (%d rows, %d real): marked in X %t, in Y %t; want %t", b.Seq, b.Rows(), minibatch.RealRows(b), xMark, yMark, padded)
+				}
+				b.Release()
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("RealRows = %v; want %v", got, tc.want)
+			}
+		})
+	}
+	if got := minibatch.RealRows(flow.Batch{}); got != 0 {
+		t.Errorf("RealRows of an empty batch = %d; want 0", got)
 	}
 }

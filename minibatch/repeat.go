@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/penstock-ml/penstock/flow"
 )
 
@@ -13,8 +15,8 @@ import (
 // implements flow.Source and flow.Rewinder.
 //
 // Ownership: the Repeater borrows its source and holds no batches; the
-// caller owns every batch that Next returns. A Repeater is read by one
-// goroutine.
+// caller owns every batch that Next returns and closes the source after the
+// Repeater. A Repeater is read by one goroutine.
 type Repeater struct {
 	src          flow.Source
 	rw           flow.Rewinder
@@ -23,10 +25,15 @@ type Repeater struct {
 	seq          int64
 	epochBatches int64 // batches returned in the current epoch
 	done         bool
+	closed       bool
+	schema       *arrow.Schema // X's schema of the last batch
 }
 
-var _ flow.Source = (*Repeater)(nil)
-var _ flow.Rewinder = (*Repeater)(nil)
+var (
+	_ flow.Source   = (*Repeater)(nil)
+	_ flow.Rewinder = (*Repeater)(nil)
+	_ io.Closer     = (*Repeater)(nil)
+)
 
 // Repeat returns a source that reads src epochs times (epochs ≤ 0: without
 // end), rewinding it at the end of each epoch. Every batch gets Epoch set to
@@ -50,27 +57,33 @@ func Repeat(src flow.Source, epochs int) (*Repeater, error) {
 	return &Repeater{src: src, rw: rw, epochs: epochs}, nil
 }
 
-// replayable reports whether src can be read again: it implements
-// flow.Rewinder and, where it has a Replayable method (sources whose
-// replayability depends on their input, such as a CSV stream), that method
-// says so.
-func replayable(src flow.Source) bool {
-	if _, ok := src.(flow.Rewinder); !ok {
-		return false
+// Replayable reports whether Rewind can succeed: whether the Repeater is
+// open and its source replayable. A Repeater is made only over replayable
+// sources.
+func (r *Repeater) Replayable() bool { return !r.closed && replayable(r.src) }
+
+// Schema returns the schema of X: that of the source where it reports one
+// (a Schema method), else that of the last batch returned (nil before it).
+func (r *Repeater) Schema() *arrow.Schema {
+	if s := sourceSchema(r.src); s != nil {
+		return s
 	}
-	if r, ok := src.(interface{ Replayable() bool }); ok {
-		return r.Replayable()
-	}
-	return true
+	return r.schema
 }
 
-// Replayable reports whether Rewind can succeed: whether the source is
-// replayable. A Repeater is made only over replayable sources.
-func (r *Repeater) Replayable() bool { return replayable(r.src) }
+// Close ends the stream: Next and Rewind fail afterwards. The Repeater holds
+// no batches and does not close its source. Calling it twice is safe.
+func (r *Repeater) Close() error {
+	r.closed = true
+	return nil
+}
 
 // Next returns the next batch, which the caller owns, or io.EOF after the
 // last epoch. Errors from the source are returned wrapped with the epoch.
 func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
+	if r.closed {
+		return flow.Batch{}, errors.New("minibatch: repeat: Next after Close")
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return flow.Batch{}, err
@@ -95,6 +108,9 @@ func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
 			return flow.Batch{}, fmt.Errorf("minibatch: repeat: epoch %d: %w", r.epoch, err)
 		}
 		b.Seq, b.Epoch = r.seq, r.epoch
+		if b.X != nil {
+			r.schema = b.X.Schema()
+		}
 		r.seq++
 		r.epochBatches++
 		return b, nil
@@ -103,6 +119,9 @@ func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
 
 // Rewind rewinds the source and starts again at epoch 0, Seq 0.
 func (r *Repeater) Rewind() error {
+	if r.closed {
+		return errors.New("minibatch: repeat: Rewind after Close")
+	}
 	if err := r.rw.Rewind(); err != nil {
 		return fmt.Errorf("minibatch: repeat: rewind source: %w", err)
 	}

@@ -28,7 +28,7 @@ func TestRepeat(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			ctx := testCtx(t)
 			m := newMemory(t, mem, 25, 10)
-			defer m.Release()
+			defer m.Close()
 			r, err := minibatch.Repeat(m, tt.epochs)
 			if err != nil {
 				t.Fatal(err)
@@ -87,12 +87,12 @@ func TestRepeatPermuteNewOrderEachEpoch(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	m := newMemory(t, mem, 40, 16)
-	defer m.Release()
-	p, err := minibatch.Permute(m, mem, 10, 7)
+	defer m.Close()
+	p, err := minibatch.Permute(m, 10, minibatch.WithSeed(7), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Release()
+	defer p.Close()
 	r, err := minibatch.Repeat(p, 3)
 	if err != nil {
 		t.Fatal(err)

@@ -14,52 +14,26 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 )
 
-// ResampleOption configures NewResampler: the label column, the seed, and
-// at most one target (ResampleToCount, ResampleToMajority,
-// ResampleToMinority, ResampleWeights or ResampleFunc). Without a target,
-// every class is oversampled to the size of the majority class
-// (ResampleToMajority(1)).
-type ResampleOption func(*resampleConfig)
-
-type resampleConfig struct {
-	seed    uint64
-	label   string
-	targets []string // names of the target options given, for errors
-	target  resampleTarget
-	err     error
-}
-
 // resampleTarget returns the number of rows that each class present in a
 // batch should have, given its current rows.
 type resampleTarget func(counts map[string]int, rng *rand.Rand) (map[string]int, error)
 
-func (c *resampleConfig) setTarget(name string, t resampleTarget, err error) {
+func (c *sourceConfig) setTarget(name string, t resampleTarget, err error) {
 	c.targets = append(c.targets, name)
 	c.target = t
-	if err != nil && c.err == nil {
-		c.err = err
-	}
+	c.note(name, err)
 }
 
-// ResampleSeed sets the seed (default 0). The rows drawn for a batch
-// depend only on the seed, the batch's Seq and Epoch, and its labels, so
-// that a run is reproducible whatever the number of replicas.
-func ResampleSeed(seed uint64) ResampleOption { return func(c *resampleConfig) { c.seed = seed } }
-
-// ResampleLabel names the label column: looked up in Y, and in X where Y
-// has no such column. The default is the first column of Y.
-func ResampleLabel(name string) ResampleOption { return func(c *resampleConfig) { c.label = name } }
-
-// ResampleToCount resamples every class present in a batch to exactly rows
+// WithClassRows resamples every class present in a batch to exactly rows
 // rows (rows ≥ 1): smaller classes are oversampled, larger ones
 // undersampled.
-func ResampleToCount(rows int) ResampleOption {
-	return func(c *resampleConfig) {
+func WithClassRows(rows int) Option {
+	return func(c *sourceConfig) {
 		var err error
 		if rows < 1 {
-			err = fmt.Errorf("ResampleToCount(%d): want at least 1 row per class", rows)
+			err = fmt.Errorf("WithClassRows(%d): want at least 1 row per class", rows)
 		}
-		c.setTarget("ResampleToCount", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
+		c.setTarget("WithClassRows", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
 			out := make(map[string]int, len(counts))
 			for k := range counts {
 				out[k] = rows
@@ -69,17 +43,17 @@ func ResampleToCount(rows int) ResampleOption {
 	}
 }
 
-// ResampleToMajority oversamples minority classes: every class with fewer
+// WithOversampleToMajority oversamples minority classes: every class with fewer
 // than round(ratio × majority) rows, where majority is the row count of the
 // batch's largest class, is raised to that many; the others are kept as
 // they are. ratio 1 balances the classes fully; ratio must be positive.
-func ResampleToMajority(ratio float64) ResampleOption {
-	return func(c *resampleConfig) {
+func WithOversampleToMajority(ratio float64) Option {
+	return func(c *sourceConfig) {
 		var err error
 		if !(ratio > 0) || math.IsInf(ratio, 0) {
-			err = fmt.Errorf("ResampleToMajority(%v): want a positive, finite ratio", ratio)
+			err = fmt.Errorf("WithOversampleToMajority(%v): want a positive, finite ratio", ratio)
 		}
-		c.setTarget("ResampleToMajority", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
+		c.setTarget("WithOversampleToMajority", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
 			most := 0
 			for _, n := range counts {
 				most = max(most, n)
@@ -94,17 +68,17 @@ func ResampleToMajority(ratio float64) ResampleOption {
 	}
 }
 
-// ResampleToMinority undersamples majority classes: every class with more
+// WithUndersampleToMinority undersamples majority classes: every class with more
 // than round(ratio × minority) rows, where minority is the row count of the
 // batch's smallest class, is cut to that many; the others are kept as they
 // are. ratio 1 balances the classes fully; ratio must be at least 1.
-func ResampleToMinority(ratio float64) ResampleOption {
-	return func(c *resampleConfig) {
+func WithUndersampleToMinority(ratio float64) Option {
+	return func(c *sourceConfig) {
 		var err error
 		if !(ratio >= 1) || math.IsInf(ratio, 0) {
-			err = fmt.Errorf("ResampleToMinority(%v): want a finite ratio of at least 1", ratio)
+			err = fmt.Errorf("WithUndersampleToMinority(%v): want a finite ratio of at least 1", ratio)
 		}
-		c.setTarget("ResampleToMinority", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
+		c.setTarget("WithUndersampleToMinority", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
 			least := math.MaxInt
 			for _, n := range counts {
 				least = min(least, n)
@@ -119,27 +93,27 @@ func ResampleToMinority(ratio float64) ResampleOption {
 	}
 }
 
-// ResampleWeights scales each class by its weight: a class with n rows in
+// WithClassWeights scales each class by its weight: a class with n rows in
 // a batch gets weight × n rows on average (weights above 1 oversample,
 // below 1 undersample, 0 drops the class). The fractional part of
 // weight × n is drawn at random, so that small batches are not biased.
 // Classes are named by the text of their label (see NewResampler); classes
 // missing from weights keep weight 1. Weights must be finite and not
 // negative. The map is copied.
-func ResampleWeights(weights map[string]float64) ResampleOption {
+func WithClassWeights(weights map[string]float64) Option {
 	w := make(map[string]float64, len(weights))
 	var err error
 	for k, v := range weights {
 		if !(v >= 0) || math.IsInf(v, 0) {
-			err = fmt.Errorf("ResampleWeights: class %q has weight %v; want a finite weight of at least 0", k, v)
+			err = fmt.Errorf("WithClassWeights: class %q has weight %v; want a finite weight of at least 0", k, v)
 		}
 		w[k] = v
 	}
 	if len(weights) == 0 {
-		err = errors.New("ResampleWeights: no weights; want at least one class")
+		err = errors.New("WithClassWeights: no weights; want at least one class")
 	}
-	return func(c *resampleConfig) {
-		c.setTarget("ResampleWeights", func(counts map[string]int, rng *rand.Rand) (map[string]int, error) {
+	return func(c *sourceConfig) {
+		c.setTarget("WithClassWeights", func(counts map[string]int, rng *rand.Rand) (map[string]int, error) {
 			out := make(map[string]int, len(counts))
 			// Draw in a fixed class order, so that the result does not depend
 			// on map iteration order.
@@ -160,18 +134,18 @@ func ResampleWeights(weights map[string]float64) ResampleOption {
 	}
 }
 
-// ResampleFunc sets a custom target: f is given the rows of each class
+// WithClassTargets sets a custom target: f is given the rows of each class
 // present in a batch (keyed by the text of the label, see NewResampler) and
 // returns the rows each class should have. A class missing from its result
 // keeps its rows; a negative count is an error. f must be safe for
 // concurrent use when the step is used by several replicas.
-func ResampleFunc(f func(counts map[string]int) map[string]int) ResampleOption {
+func WithClassTargets(f func(counts map[string]int) map[string]int) Option {
 	var err error
 	if f == nil {
-		err = errors.New("ResampleFunc(nil): want a function")
+		err = errors.New("WithClassTargets(nil): want a function")
 	}
-	return func(c *resampleConfig) {
-		c.setTarget("ResampleFunc", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
+	return func(c *sourceConfig) {
+		c.setTarget("WithClassTargets", func(counts map[string]int, _ *rand.Rand) (map[string]int, error) {
 			return f(counts), nil
 		}, err)
 	}
@@ -201,8 +175,12 @@ var (
 	_ flow.Merger         = (*Resampler)(nil)
 )
 
-// NewResampler returns a resampling step (see Resampler and the options).
-// mem (nil means memory.DefaultAllocator) holds the rows that FitTransform
+// NewResampler returns a resampling step (see Resampler and the options:
+// WithSeed, WithClassLabel and at most one target: WithClassRows,
+// WithOversampleToMajority, WithUndersampleToMinority, WithClassWeights or
+// WithClassTargets; without a target every class is oversampled to the size
+// of the majority class, WithOversampleToMajority(1)). WithAllocator
+// (default memory.DefaultAllocator) holds the rows that FitTransform
 // copies. Invalid options (a ratio out of range, two targets) are reported
 // here, before any batch is seen.
 //
@@ -210,24 +188,19 @@ var (
 // floats, strings, booleans, or a dictionary of one); the options that name
 // classes use their text: decimal for integers ("3", "-1"), the shortest
 // exact form for floats ("0.5"), the value for strings, "true"/"false".
-func NewResampler(mem memory.Allocator, opts ...ResampleOption) (*Resampler, error) {
-	var c resampleConfig
-	for _, o := range opts {
-		o(&c)
+func NewResampler(opts ...Option) (*Resampler, error) {
+	c, err := newStageConfig("resample", opts, "WithSeed", "WithClassLabel",
+		"WithClassRows", "WithOversampleToMajority", "WithUndersampleToMinority", "WithClassWeights", "WithClassTargets")
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case c.err != nil:
-		return nil, fmt.Errorf("minibatch: resample: %w", c.err)
-	case len(c.targets) > 1:
+	if len(c.targets) > 1 {
 		return nil, fmt.Errorf("minibatch: resample: %d targets given (%s); want at most one", len(c.targets), strings.Join(c.targets, ", "))
 	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
-	}
 	if c.target == nil {
-		ResampleToMajority(1)(&c)
+		WithOversampleToMajority(1)(c)
 	}
-	return &Resampler{mem: mem, seed: c.seed, label: c.label, target: c.target}, nil
+	return &Resampler{mem: c.mem, seed: c.seed, label: c.classLabel, target: c.target}, nil
 }
 
 // Transform is the transform path: it returns in unchanged (X and Y
@@ -279,7 +252,7 @@ func (r *Resampler) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch
 			counts[k.String()] = len(members[c])
 		}
 	}
-	rng := rand.New(rand.NewPCG(r.seed, resampleStream(in.Seq, in.Epoch)))
+	rng := seededRand(r.seed, uint64(in.Epoch), uint64(in.Seq))
 	targets, err := r.target(counts, rng)
 	if err != nil {
 		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d: %w", in.Seq, err)
@@ -348,18 +321,6 @@ func (r *Resampler) Merge(replicas []flow.Step) error {
 		}
 	}
 	return nil
-}
-
-// resampleStream derives the PCG stream of a batch from its Seq and Epoch
-// (splitmix64 finalisers, so nearby batches get unrelated streams).
-func resampleStream(seq int64, epoch int) uint64 {
-	mix := func(z uint64) uint64 {
-		z += 0x9e3779b97f4a7c15
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-		return z ^ (z >> 31)
-	}
-	return mix(uint64(seq) ^ mix(uint64(epoch)))
 }
 
 func resampleSortedKeys(m map[string]int) []string {

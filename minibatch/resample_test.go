@@ -24,7 +24,7 @@ import (
 func resampleBatch(t *testing.T, mem memory.Allocator, labels []int64) flow.Batch {
 	t.Helper()
 	src := splitSource(t, mem, labels, max(len(labels), 1))
-	defer src.Release()
+	defer src.Close()
 	b, err := src.Next(splitCtx(t))
 	if err != nil {
 		t.Fatalf("Next: %v", err)
@@ -57,18 +57,18 @@ func TestResamplerTargets(t *testing.T) {
 	counts := []int{20, 5, 2}
 	tests := []struct {
 		name string
-		opts []minibatch.ResampleOption
+		opts []minibatch.Option
 		want map[int64]int
 	}{
 		{"default balances to the majority", nil, map[int64]int{0: 20, 1: 20, 2: 20}},
-		{"to majority 1", []minibatch.ResampleOption{minibatch.ResampleToMajority(1)}, map[int64]int{0: 20, 1: 20, 2: 20}},
-		{"to majority 0.5", []minibatch.ResampleOption{minibatch.ResampleToMajority(0.5)}, map[int64]int{0: 20, 1: 10, 2: 10}},
-		{"to majority 0.2 keeps larger classes", []minibatch.ResampleOption{minibatch.ResampleToMajority(0.2)}, map[int64]int{0: 20, 1: 5, 2: 4}},
-		{"to minority 1", []minibatch.ResampleOption{minibatch.ResampleToMinority(1)}, map[int64]int{0: 2, 1: 2, 2: 2}},
-		{"to minority 2", []minibatch.ResampleOption{minibatch.ResampleToMinority(2)}, map[int64]int{0: 4, 1: 4, 2: 2}},
-		{"to count 8", []minibatch.ResampleOption{minibatch.ResampleToCount(8)}, map[int64]int{0: 8, 1: 8, 2: 8}},
-		{"weights", []minibatch.ResampleOption{minibatch.ResampleWeights(map[string]float64{"1": 3, "2": 0})}, map[int64]int{0: 20, 1: 15}},
-		{"func", []minibatch.ResampleOption{minibatch.ResampleFunc(func(c map[string]int) map[string]int {
+		{"to majority 1", []minibatch.Option{minibatch.WithOversampleToMajority(1)}, map[int64]int{0: 20, 1: 20, 2: 20}},
+		{"to majority 0.5", []minibatch.Option{minibatch.WithOversampleToMajority(0.5)}, map[int64]int{0: 20, 1: 10, 2: 10}},
+		{"to majority 0.2 keeps larger classes", []minibatch.Option{minibatch.WithOversampleToMajority(0.2)}, map[int64]int{0: 20, 1: 5, 2: 4}},
+		{"to minority 1", []minibatch.Option{minibatch.WithUndersampleToMinority(1)}, map[int64]int{0: 2, 1: 2, 2: 2}},
+		{"to minority 2", []minibatch.Option{minibatch.WithUndersampleToMinority(2)}, map[int64]int{0: 4, 1: 4, 2: 2}},
+		{"to count 8", []minibatch.Option{minibatch.WithClassRows(8)}, map[int64]int{0: 8, 1: 8, 2: 8}},
+		{"weights", []minibatch.Option{minibatch.WithClassWeights(map[string]float64{"1": 3, "2": 0})}, map[int64]int{0: 20, 1: 15}},
+		{"func", []minibatch.Option{minibatch.WithClassTargets(func(c map[string]int) map[string]int {
 			return map[string]int{"0": c["0"] / 4, "2": 7}
 		})}, map[int64]int{0: 5, 1: 5, 2: 7}},
 	}
@@ -82,7 +82,7 @@ func TestResamplerTargets(t *testing.T) {
 			defer in.Release()
 			in.Seq, in.Epoch = 4, 1
 
-			r, err := minibatch.NewResampler(mem, append(tt.opts, minibatch.ResampleSeed(1))...)
+			r, err := minibatch.NewResampler(append(append(tt.opts, minibatch.WithSeed(1)), minibatch.WithAllocator(mem))...)
 			if err != nil {
 				t.Fatalf("NewResampler: %v", err)
 			}
@@ -124,7 +124,7 @@ func TestResamplerWeightsRandomRounding(t *testing.T) {
 	labels := splitLabels(10, 5)
 	in := resampleBatch(t, mem, labels)
 	defer in.Release()
-	r, err := minibatch.NewResampler(mem, minibatch.ResampleWeights(map[string]float64{"1": 1.5}))
+	r, err := minibatch.NewResampler(minibatch.WithClassWeights(map[string]float64{"1": 1.5}), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("NewResampler: %v", err)
 	}
@@ -164,7 +164,7 @@ func TestResamplerDeterministic(t *testing.T) {
 	defer in.Release()
 
 	rowsFor := func(seed uint64, seq int64, epoch int) []int64 {
-		r, err := minibatch.NewResampler(mem, minibatch.ResampleSeed(seed), minibatch.ResampleToCount(10))
+		r, err := minibatch.NewResampler(minibatch.WithSeed(seed), minibatch.WithClassRows(10), minibatch.WithAllocator(mem))
 		if err != nil {
 			t.Fatalf("NewResampler: %v", err)
 		}
@@ -206,7 +206,7 @@ func TestResamplerTrainOnly(t *testing.T) {
 	labels := splitLabels(12, 3)
 	in := resampleBatch(t, mem, labels)
 	defer in.Release()
-	r, err := minibatch.NewResampler(mem)
+	r, err := minibatch.NewResampler(minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("NewResampler: %v", err)
 	}
@@ -262,7 +262,7 @@ func TestResamplerLabels(t *testing.T) {
 	in := flow.Batch{X: rec}
 	defer in.Release()
 
-	r, err := minibatch.NewResampler(mem, minibatch.ResampleLabel("kind"), minibatch.ResampleWeights(map[string]float64{"cat": 0.5, "eel": 2}))
+	r, err := minibatch.NewResampler(minibatch.WithClassLabel("kind"), minibatch.WithClassWeights(map[string]float64{"cat": 0.5, "eel": 2}), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("NewResampler: %v", err)
 	}
@@ -294,19 +294,19 @@ func TestResamplerErrors(t *testing.T) {
 
 	for _, tt := range []struct {
 		name string
-		opts []minibatch.ResampleOption
+		opts []minibatch.Option
 		want string
 	}{
-		{"two targets", []minibatch.ResampleOption{minibatch.ResampleToCount(3), minibatch.ResampleToMinority(1)}, "2 targets given (ResampleToCount, ResampleToMinority)"},
-		{"count", []minibatch.ResampleOption{minibatch.ResampleToCount(0)}, "ResampleToCount(0): want at least 1"},
-		{"majority ratio", []minibatch.ResampleOption{minibatch.ResampleToMajority(0)}, "ResampleToMajority(0): want a positive"},
-		{"minority ratio", []minibatch.ResampleOption{minibatch.ResampleToMinority(0.5)}, "ResampleToMinority(0.5): want a finite ratio of at least 1"},
-		{"negative weight", []minibatch.ResampleOption{minibatch.ResampleWeights(map[string]float64{"a": -1})}, `class "a" has weight -1`},
-		{"no weights", []minibatch.ResampleOption{minibatch.ResampleWeights(nil)}, "no weights"},
-		{"nil func", []minibatch.ResampleOption{minibatch.ResampleFunc(nil)}, "ResampleFunc(nil)"},
+		{"two targets", []minibatch.Option{minibatch.WithClassRows(3), minibatch.WithUndersampleToMinority(1)}, "2 targets given (WithClassRows, WithUndersampleToMinority)"},
+		{"count", []minibatch.Option{minibatch.WithClassRows(0)}, "WithClassRows(0): want at least 1"},
+		{"majority ratio", []minibatch.Option{minibatch.WithOversampleToMajority(0)}, "WithOversampleToMajority(0): want a positive"},
+		{"minority ratio", []minibatch.Option{minibatch.WithUndersampleToMinority(0.5)}, "WithUndersampleToMinority(0.5): want a finite ratio of at least 1"},
+		{"negative weight", []minibatch.Option{minibatch.WithClassWeights(map[string]float64{"a": -1})}, `class "a" has weight -1`},
+		{"no weights", []minibatch.Option{minibatch.WithClassWeights(nil)}, "no weights"},
+		{"nil func", []minibatch.Option{minibatch.WithClassTargets(nil)}, "WithClassTargets(nil)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := minibatch.NewResampler(mem, tt.opts...)
+			_, err := minibatch.NewResampler(append(tt.opts, minibatch.WithAllocator(mem))...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got error %v; want one containing %q", err, tt.want)
 			}
@@ -339,25 +339,25 @@ func TestResamplerErrors(t *testing.T) {
 		labelled.X.Retain()
 		return flow.Batch{X: labelled.X, Y: y}
 	}
-	negative := minibatch.ResampleFunc(func(map[string]int) map[string]int { return map[string]int{"1": -2} })
+	negative := minibatch.WithClassTargets(func(map[string]int) map[string]int { return map[string]int{"1": -2} })
 	for _, tt := range []struct {
 		name  string
 		batch func() flow.Batch
-		opts  []minibatch.ResampleOption
+		opts  []minibatch.Option
 		want  []string
 	}{
 		{"no Y", func() flow.Batch { labelled.X.Retain(); return noY }, nil, []string{"label the first column of Y", "has no Y"}},
-		{"missing column", func() flow.Batch { labelled.Retain(); return labelled }, []minibatch.ResampleOption{minibatch.ResampleLabel("class")},
+		{"missing column", func() flow.Batch { labelled.Retain(); return labelled }, []minibatch.Option{minibatch.WithClassLabel("class")},
 			[]string{`label column "class"`, `no column "class" in Y or X`}},
 		{"list labels", listY, nil, []string{`label Y column "tags"`, "got type list<item: int64, nullable>", "want an integer, floating-point, string or boolean column"}},
 		{"null label", nullY, nil, []string{`label Y column "y"`, "row 1 is null"}},
-		{"negative target", func() flow.Batch { labelled.Retain(); return labelled }, []minibatch.ResampleOption{negative},
+		{"negative target", func() flow.Batch { labelled.Retain(); return labelled }, []minibatch.Option{negative},
 			[]string{`target for class "1" of label Y column "y" is -2 rows`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.batch()
 			defer b.Release()
-			r, err := minibatch.NewResampler(mem, tt.opts...)
+			r, err := minibatch.NewResampler(append(tt.opts, minibatch.WithAllocator(mem))...)
 			if err != nil {
 				t.Fatalf("NewResampler: %v", err)
 			}
@@ -374,7 +374,7 @@ func TestResamplerErrors(t *testing.T) {
 		})
 	}
 
-	r, err := minibatch.NewResampler(mem)
+	r, err := minibatch.NewResampler(minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestResamplerConcurrent(t *testing.T) {
 	labels := splitLabels(40, 9, 3)
 	in := resampleBatch(t, mem, labels)
 	defer in.Release()
-	r, err := minibatch.NewResampler(mem, minibatch.ResampleSeed(3))
+	r, err := minibatch.NewResampler(minibatch.WithSeed(3), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,20 +460,18 @@ func ExampleNewResampler() {
 	mem := memory.NewGoAllocator()
 	// Nine rows of class 0 and three of class 1 in one batch.
 	labels := []int64{0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0}
-	src, err := minibatch.FromSlices(mem, len(labels),
-		[]minibatch.Column{minibatch.Float64s("x", make([]float64, len(labels)))},
-		[]minibatch.Column{minibatch.Int64s("y", labels)})
+	src, err := minibatch.FromSlices(len(labels), []minibatch.Column{minibatch.Float64s("x", make([]float64, len(labels)))}, []minibatch.Column{minibatch.Int64s("y", labels)}, minibatch.WithAllocator(mem))
 	if err != nil {
 		panic(err)
 	}
-	defer src.Release()
+	defer src.Close()
 	in, err := src.Next(context.Background())
 	if err != nil {
 		panic(err)
 	}
 	defer in.Release()
 
-	r, err := minibatch.NewResampler(mem, minibatch.ResampleToMajority(1), minibatch.ResampleSeed(1))
+	r, err := minibatch.NewResampler(minibatch.WithOversampleToMajority(1), minibatch.WithSeed(1), minibatch.WithAllocator(mem))
 	if err != nil {
 		panic(err)
 	}

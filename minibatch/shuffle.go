@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -21,7 +19,7 @@ import (
 //
 // Ownership: the Shuffler borrows its source (it never releases it) and
 // holds references to the input batches whose rows are in the buffer;
-// Release drops them. Every batch that Next returns is owned by the caller.
+// Close drops them. Every batch that Next returns is owned by the caller.
 // A Shuffler is read by one goroutine.
 type Shuffler struct {
 	src     flow.Source
@@ -43,9 +41,9 @@ type Shuffler struct {
 	epoch    int
 	eof      bool
 
-	schemas  batchSchemas
-	outSeq   int64
-	released bool
+	schemas batchSchemas
+	outSeq  int64
+	closed  bool
 }
 
 type heldBatch struct {
@@ -53,8 +51,11 @@ type heldBatch struct {
 	live int
 }
 
-var _ flow.Source = (*Shuffler)(nil)
-var _ flow.Rewinder = (*Shuffler)(nil)
+var (
+	_ flow.Source   = (*Shuffler)(nil)
+	_ flow.Rewinder = (*Shuffler)(nil)
+	_ io.Closer     = (*Shuffler)(nil)
+)
 
 // Shuffle returns a source that returns the rows of src in a random order
 // drawn through a buffer of bufferRows rows, like tf.data's shuffle: before
@@ -70,7 +71,7 @@ var _ flow.Rewinder = (*Shuffler)(nil)
 // at the end of each epoch before rows of the next are taken in. X and Y
 // rows stay paired.
 //
-// The order depends only on seed and on the input: the same seed and input
+// The order depends only on the seed (WithSeed, default 0) and on the input: the same seed and input
 // give the same order in every run (math/rand/v2 PCG). Rewind, when src is a
 // flow.Rewinder, rewinds src and draws a new order (the seed is mixed with
 // the number of rewinds), as tf.data reshuffles each iteration.
@@ -79,34 +80,30 @@ var _ flow.Rewinder = (*Shuffler)(nil)
 // the stream: the buffer keeps input batches by reference, and when batches
 // pinned by a few unreturned rows exceed twice that bound, the remaining rows
 // are copied into one compact batch (an amortized copy of at most one row per
-// input row). Each output batch is gathered into new buffers from mem (nil
-// means memory.DefaultAllocator): O(rows × row width).
-func Shuffle(src flow.Source, mem memory.Allocator, bufferRows int, seed uint64) (*Shuffler, error) {
+// input row). Each output batch is gathered into new buffers from
+// WithAllocator (default memory.DefaultAllocator): O(rows × row width).
+// Options: WithSeed, WithAllocator.
+func Shuffle(src flow.Source, bufferRows int, opts ...Option) (*Shuffler, error) {
 	if src == nil {
 		return nil, errors.New("minibatch: shuffle: source is nil")
 	}
 	if bufferRows < 1 {
 		return nil, fmt.Errorf("minibatch: shuffle: bufferRows is %d, want at least 1", bufferRows)
 	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
+	cfg, err := newStageConfig("shuffle", opts, "WithSeed")
+	if err != nil {
+		return nil, err
 	}
-	s := &Shuffler{src: src, mem: mem, bufRows: bufferRows, seed: seed}
-	s.rng = rand.New(rand.NewPCG(seed, passStream(0)))
+	s := &Shuffler{src: src, mem: cfg.mem, bufRows: bufferRows, seed: cfg.seed}
+	s.rng = seededRand(s.seed, 0)
 	return s, nil
-}
-
-// passStream returns the second PCG seed word for pass p of a seeded
-// source, so that every pass has its own reproducible stream.
-func passStream(p uint64) uint64 {
-	return (p+1)*0x9e3779b97f4a7c15 ^ 0xda942042e4dd58b5
 }
 
 // Next returns the next shuffled batch, which the caller owns, or io.EOF
 // after the last one. Errors from the source are returned wrapped.
 func (s *Shuffler) Next(ctx context.Context) (flow.Batch, error) {
-	if s.released {
-		return flow.Batch{}, errors.New("minibatch: shuffle: Next after Release")
+	if s.closed {
+		return flow.Batch{}, errors.New("minibatch: shuffle: Next after Close")
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -262,8 +259,8 @@ func (s *Shuffler) dropHeld() {
 // It returns an error wrapping ErrNotReplayable if the source does not
 // implement flow.Rewinder.
 func (s *Shuffler) Rewind() error {
-	if s.released {
-		return errors.New("minibatch: shuffle: Rewind after Release")
+	if s.closed {
+		return errors.New("minibatch: shuffle: Rewind after Close")
 	}
 	rw, ok := s.src.(flow.Rewinder)
 	if !ok {
@@ -274,13 +271,23 @@ func (s *Shuffler) Rewind() error {
 	}
 	s.reset()
 	s.pass++
-	s.rng = rand.New(rand.NewPCG(s.seed, passStream(s.pass)))
+	s.rng = seededRand(s.seed, s.pass)
 	return nil
 }
 
-// Replayable reports whether Rewind can succeed: whether the source is
-// replayable (see Repeat).
-func (s *Shuffler) Replayable() bool { return replayable(s.src) }
+// Replayable reports whether Rewind can succeed: whether the Shuffler is
+// open and its source is replayable (see Repeat).
+func (s *Shuffler) Replayable() bool { return !s.closed && replayable(s.src) }
+
+// Schema returns the schema of X: that of the source where it reports one
+// (a Schema method), else that of the first batch read (nil before it).
+// Rows are shuffled, columns never change.
+func (s *Shuffler) Schema() *arrow.Schema {
+	if sch := sourceSchema(s.src); sch != nil {
+		return sch
+	}
+	return s.schemas.x
+}
 
 func (s *Shuffler) reset() {
 	s.dropHeld()
@@ -293,21 +300,22 @@ func (s *Shuffler) reset() {
 	s.schemas = batchSchemas{}
 }
 
-// Release drops the batches held in the buffer, for a stream abandoned
-// before io.EOF. It does not release the source. Calling it more than once
-// is safe; Next and Rewind fail afterwards.
-func (s *Shuffler) Release() {
-	if s.released {
-		return
+// Close drops the batches held in the buffer. It does not close the
+// source, which the caller closes after the Shuffler. Calling it more than
+// once is safe; Next and Rewind fail afterwards.
+func (s *Shuffler) Close() error {
+	if s.closed {
+		return nil
 	}
 	s.reset()
-	s.released = true
+	s.closed = true
+	return nil
 }
 
 // Permute returns a source that returns every row of the replayable source
 // src exactly once per pass, in a random order, in batches of batchRows rows
 // (the last batch of a pass has the rows left). The order is a uniform
-// permutation drawn from seed and the pass number (math/rand/v2 PCG):
+// permutation drawn from WithSeed (default 0) and the pass number (math/rand/v2 PCG):
 // reproducible from run to run, different from one pass to the next. Rewind
 // starts the next pass; wrapped in Repeat, each epoch is a new permutation.
 // Output batches have Seq 0, 1, 2, … and Epoch equal to the pass number.
@@ -319,17 +327,16 @@ func (s *Shuffler) Release() {
 // held); from any other replayable source, one counting pass, then one
 // partial pass over src per window of output rows (WithWindowRows, default
 // DefaultWindowRows), holding at most a window of rows. Both hold the
-// permutation: one int per row.
-func Permute(src flow.Source, mem memory.Allocator, batchRows int, seed uint64, opts ...OrderOption) (*Ordered, error) {
-	order := func(epoch, n int) ([]int, error) {
-		rng := rand.New(rand.NewPCG(seed, passStream(uint64(epoch))))
-		return rng.Perm(n), nil
+// permutation: one int per row. Options: WithSeed, WithWindowRows,
+// WithAllocator (default memory.DefaultAllocator) for the output batches.
+func Permute(src flow.Source, batchRows int, opts ...Option) (*Ordered, error) {
+	order := func(cfg *sourceConfig) OrderFunc {
+		return func(epoch, n int) ([]int, error) {
+			return seededRand(cfg.seed, uint64(epoch)).Perm(n), nil
+		}
 	}
-	return newOrdered("permute", src, mem, batchRows, order, opts)
+	return newOrdered("permute", src, batchRows, order, opts, "WithSeed")
 }
-
-// rowRef names row row of batch src of a list of batches.
-type rowRef struct{ src, row int32 }
 
 // batchSchemas checks that the batches of a stream have the columns of its
 // first batch.
@@ -364,198 +371,4 @@ func (c *batchSchemas) check(b flow.Batch) error {
 		return sameColumns("Y", c.y, b.Y.Schema(), c.batches)
 	}
 	return nil
-}
-
-// takeBatch gathers the rows refs of the batches srcs (entries not named by
-// refs may be zero) into a new batch of new buffers from mem, which the
-// caller owns. All named batches must have the same columns.
-func takeBatch(mem memory.Allocator, srcs []flow.Batch, refs []rowRef, hasY bool) (flow.Batch, error) {
-	recs := make([]arrow.RecordBatch, len(srcs))
-	for i, b := range srcs {
-		recs[i] = b.X
-	}
-	var out flow.Batch
-	var err error
-	if out.X, err = takeRecord(mem, recs, refs); err != nil {
-		return flow.Batch{}, err
-	}
-	if hasY {
-		for i, b := range srcs {
-			recs[i] = b.Y
-		}
-		if out.Y, err = takeRecord(mem, recs, refs); err != nil {
-			out.Release()
-			return flow.Batch{}, err
-		}
-	}
-	return out, nil
-}
-
-func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (arrow.RecordBatch, error) {
-	var first arrow.RecordBatch
-	if len(refs) > 0 {
-		first = recs[refs[0].src]
-	} else {
-		for _, r := range recs {
-			if r != nil {
-				first = r
-				break
-			}
-		}
-	}
-	if first == nil {
-		return nil, errors.New("take: no batch to take rows from")
-	}
-	schema := first.Schema()
-	cols := make([]arrow.Array, schema.NumFields())
-	parts := make([]arrow.Array, len(recs))
-	for c := range cols {
-		for i, r := range recs {
-			if r != nil {
-				parts[i] = r.Column(c)
-			} else {
-				parts[i] = nil
-			}
-		}
-		col, err := takeArray(mem, schema.Field(c).Type, parts, refs)
-		if err != nil {
-			releaseArrays(cols[:c])
-			return nil, fmt.Errorf("take: column %q: %w", schema.Field(c).Name, err)
-		}
-		cols[c] = col
-	}
-	out := array.NewRecordBatch(schema, cols, int64(len(refs)))
-	releaseArrays(cols)
-	return out, nil
-}
-
-// takeArray gathers rows refs of the arrays srcs (all of type dt) into a
-// new array. Fixed-width types and FixedSizeLists of them are copied row by
-// row with one memmove each; other types are sliced and concatenated.
-func takeArray(mem memory.Allocator, dt arrow.DataType, srcs []arrow.Array, refs []rowRef) (arrow.Array, error) {
-	if w := fixedByteWidth(dt); w > 0 {
-		return takeFixed(mem, dt, srcs, refs, w, 1), nil
-	}
-	if t, ok := dt.(*arrow.FixedSizeListType); ok {
-		if w := fixedByteWidth(t.Elem()); w > 0 && !childNulls(srcs, refs) {
-			return takeFixed(mem, dt, srcs, refs, w, int(t.Len())), nil
-		}
-	}
-	return takeBySlices(mem, srcs, refs)
-}
-
-// fixedByteWidth returns the bytes per value of a fixed-width type whose
-// values live in buffer 1, or 0 for any other type.
-func fixedByteWidth(dt arrow.DataType) int {
-	switch dt.ID() {
-	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
-		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
-		arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64,
-		arrow.DATE32, arrow.DATE64, arrow.TIME32, arrow.TIME64, arrow.TIMESTAMP, arrow.DURATION,
-		arrow.INTERVAL_MONTHS, arrow.INTERVAL_DAY_TIME, arrow.INTERVAL_MONTH_DAY_NANO,
-		arrow.DECIMAL32, arrow.DECIMAL64, arrow.DECIMAL128, arrow.DECIMAL256, arrow.FIXED_SIZE_BINARY:
-		if fw, ok := dt.(arrow.FixedWidthDataType); ok {
-			return fw.Bytes()
-		}
-	}
-	return 0
-}
-
-func childNulls(srcs []arrow.Array, refs []rowRef) bool {
-	seen := make([]bool, len(srcs))
-	for _, ref := range refs {
-		if seen[ref.src] {
-			continue
-		}
-		seen[ref.src] = true
-		if srcs[ref.src].(*array.FixedSizeList).ListValues().NullN() > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// takeFixed copies rows of per values of elem bytes each: plain fixed-width
-// arrays (per = 1) or FixedSizeLists of them (per = list width).
-func takeFixed(mem memory.Allocator, dt arrow.DataType, srcs []arrow.Array, refs []rowRef, elem, per int) arrow.Array {
-	n := len(refs)
-	size := elem * per
-	bytes := make([][]byte, len(srcs))
-	base := make([]int, len(srcs))
-	nulls := false
-	for i, a := range srcs {
-		if a == nil {
-			continue
-		}
-		d := a.Data()
-		if dt.ID() == arrow.FIXED_SIZE_LIST {
-			child := d.Children()[0]
-			base[i] = child.Offset()*elem + d.Offset()*size
-			d = child
-		} else {
-			base[i] = d.Offset() * size
-		}
-		if buf := d.Buffers()[1]; buf != nil {
-			bytes[i] = buf.Bytes()
-		}
-		nulls = nulls || a.NullN() > 0
-	}
-	values := memory.NewResizableBuffer(mem)
-	values.Resize(n * size)
-	dst := values.Bytes()
-	for i, ref := range refs {
-		at := base[ref.src] + int(ref.row)*size
-		copy(dst[i*size:(i+1)*size], bytes[ref.src][at:at+size])
-	}
-	var validity *memory.Buffer
-	nullN := 0
-	if nulls {
-		validity = memory.NewResizableBuffer(mem)
-		validity.Resize(int(bitutil.BytesForBits(int64(n))))
-		bm := validity.Bytes()
-		for i, ref := range refs {
-			ok := srcs[ref.src].IsValid(int(ref.row))
-			bitutil.SetBitTo(bm, i, ok)
-			if !ok {
-				nullN++
-			}
-		}
-	}
-	var data *array.Data
-	if t, ok := dt.(*arrow.FixedSizeListType); ok {
-		child := array.NewData(t.Elem(), n*per, []*memory.Buffer{nil, values}, nil, 0, 0)
-		data = array.NewData(dt, n, []*memory.Buffer{validity}, []arrow.ArrayData{child}, nullN, 0)
-		child.Release()
-	} else {
-		data = array.NewData(dt, n, []*memory.Buffer{validity, values}, nil, nullN, 0)
-	}
-	values.Release()
-	if validity != nil {
-		validity.Release()
-	}
-	defer data.Release()
-	return array.MakeFromData(data)
-}
-
-// takeBySlices gathers rows of any type by slicing runs of consecutive rows
-// and concatenating the slices.
-func takeBySlices(mem memory.Allocator, srcs []arrow.Array, refs []rowRef) (arrow.Array, error) {
-	var parts []arrow.Array
-	defer func() { releaseArrays(parts) }()
-	for i := 0; i < len(refs); {
-		j := i + 1
-		for j < len(refs) && refs[j].src == refs[i].src && refs[j].row == refs[j-1].row+1 {
-			j++
-		}
-		parts = append(parts, array.NewSlice(srcs[refs[i].src], int64(refs[i].row), int64(refs[j-1].row)+1))
-		i = j
-	}
-	if len(parts) == 0 {
-		for _, a := range srcs {
-			if a != nil {
-				return array.NewSlice(a, 0, 0), nil
-			}
-		}
-	}
-	return array.Concatenate(parts, mem)
 }

@@ -41,11 +41,11 @@ func checkOnce(t *testing.T, xs []float64, n int) {
 
 func shuffled(t *testing.T, mem memory.Allocator, sizes []int, buffer int, seed uint64) ([]shape, []float64) {
 	t.Helper()
-	s, err := minibatch.Shuffle(&rowsSource{mem: mem, sizes: sizes}, mem, buffer, seed)
+	s, err := minibatch.Shuffle(&rowsSource{mem: mem, sizes: sizes}, buffer, minibatch.WithSeed(seed), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Release()
+	defer s.Close()
 	shapes, xs, ys := drain(t, testCtx(t), s)
 	checkPaired(t, xs, ys)
 	return shapes, xs
@@ -113,11 +113,11 @@ func TestShuffleEpochs(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	src := &rowsSource{mem: mem, sizes: []int{10, 10, 10, 10}, epochs: []int{0, 0, 1, 1}}
-	s, err := minibatch.Shuffle(src, mem, 1000, 9)
+	s, err := minibatch.Shuffle(src, 1000, minibatch.WithSeed(9), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Release()
+	defer s.Close()
 	shapes, xs, _ := drain(t, testCtx(t), s)
 	if len(shapes) != 4 {
 		t.Fatalf("got %d batches; want 4", len(shapes))
@@ -148,28 +148,28 @@ func TestShuffleErrors(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	if _, err := minibatch.Shuffle(&rowsSource{mem: mem}, mem, 0, 1); err == nil {
+	if _, err := minibatch.Shuffle(&rowsSource{mem: mem}, 0, minibatch.WithSeed(1), minibatch.WithAllocator(mem)); err == nil {
 		t.Errorf("buffer 0: got no error; want one")
 	}
-	s, err := minibatch.Shuffle(onceSource{&rowsSource{mem: mem}}, mem, 4, 1)
+	s, err := minibatch.Shuffle(onceSource{&rowsSource{mem: mem}}, 4, minibatch.WithSeed(1), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Rewind(); !errors.Is(err, minibatch.ErrNotReplayable) {
 		t.Errorf("Rewind of one-pass source: got %v; want ErrNotReplayable", err)
 	}
-	s2, err := minibatch.Shuffle(&mixedSource{mem: mem}, mem, 100, 1)
+	s2, err := minibatch.Shuffle(&mixedSource{mem: mem}, 100, minibatch.WithSeed(1), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s2.Release()
+	defer s2.Close()
 	if _, err := s2.Next(testCtx(t)); err == nil || !strings.Contains(err.Error(), `column "x" has type int64 in batch 1, want float64`) {
 		t.Errorf("schema change: got %v; want a schema error", err)
 	}
 
 	// Cancelled and released mid-stream: nothing left allocated.
 	ctx, cancel := context.WithCancel(testCtx(t))
-	s3, err := minibatch.Shuffle(&rowsSource{mem: mem, sizes: repeatSizes(10, 10)}, mem, 30, 1)
+	s3, err := minibatch.Shuffle(&rowsSource{mem: mem, sizes: repeatSizes(10, 10)}, 30, minibatch.WithSeed(1), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestShuffleErrors(t *testing.T) {
 	if _, err := s3.Next(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: got %v; want context.Canceled", err)
 	}
-	s3.Release()
+	s3.Close()
 }
 
 // peakShuffle reads a shuffled stream of batches × 64 rows and returns the
@@ -190,11 +190,11 @@ func TestShuffleErrors(t *testing.T) {
 func peakShuffle(t *testing.T, mem *memory.CheckedAllocator, batches, buffer int) int {
 	t.Helper()
 	src := &rowsSource{mem: mem, sizes: repeatSizes(64, batches)}
-	s, err := minibatch.Shuffle(src, mem, buffer, 5)
+	s, err := minibatch.Shuffle(src, buffer, minibatch.WithSeed(5), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Release()
+	defer s.Close()
 	ctx := testCtx(t)
 	peak, rows := 0, 0
 	for {
@@ -240,15 +240,15 @@ func TestPermute(t *testing.T) {
 	tests := []struct {
 		name   string
 		source func(mem memory.Allocator) (flow.Source, func())
-		opts   []minibatch.OrderOption
+		opts   []minibatch.Option
 	}{
 		{"memory", func(mem memory.Allocator) (flow.Source, func()) {
 			m := newMemory(t, mem, n, 10)
-			return m, m.Release
+			return m, func() { m.Close() }
 		}, nil},
 		{"replayable, window 16", func(mem memory.Allocator) (flow.Source, func()) {
 			return &rowsSource{mem: mem, sizes: []int{10, 20, 30, 3, 40}}, func() {}
-		}, []minibatch.OrderOption{minibatch.WithWindowRows(16)}},
+		}, []minibatch.Option{minibatch.WithWindowRows(16)}},
 		{"replayable, default window", func(mem memory.Allocator) (flow.Source, func()) {
 			return &rowsSource{mem: mem, sizes: []int{50, 53}}, func() {}
 		}, nil},
@@ -260,11 +260,11 @@ func TestPermute(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			src, release := tt.source(mem)
 			defer release()
-			p, err := minibatch.Permute(src, mem, 8, 42, tt.opts...)
+			p, err := minibatch.Permute(src, 8, append([]minibatch.Option{minibatch.WithSeed(42), minibatch.WithAllocator(mem)}, tt.opts...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Release()
+			defer p.Close()
 			var epochs [][]float64
 			for e := range 3 {
 				shapes, xs, ys := drain(t, testCtx(t), p)
@@ -299,13 +299,13 @@ func TestPermuteSeeds(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	m := newMemory(t, mem, 50, 7)
-	defer m.Release()
+	defer m.Close()
 	order := func(seed uint64) []float64 {
-		p, err := minibatch.Permute(m, mem, 5, seed)
+		p, err := minibatch.Permute(m, 5, minibatch.WithSeed(seed), minibatch.WithAllocator(mem))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer p.Release()
+		defer p.Close()
 		_, xs, _ := drain(t, testCtx(t), p)
 		return xs
 	}
@@ -316,7 +316,7 @@ func TestPermuteSeeds(t *testing.T) {
 	if slices.Equal(a, c) {
 		t.Errorf("seeds 1 and 2: got the same order; want different")
 	}
-	if _, err := minibatch.Permute(onceSource{m}, mem, 5, 1); !errors.Is(err, minibatch.ErrNotReplayable) {
+	if _, err := minibatch.Permute(onceSource{m}, 5, minibatch.WithSeed(1), minibatch.WithAllocator(mem)); !errors.Is(err, minibatch.ErrNotReplayable) {
 		t.Errorf("one-pass source: got %v; want ErrNotReplayable", err)
 	}
 }

@@ -67,9 +67,7 @@ func splitSource(t *testing.T, mem memory.Allocator, labels []int64, per int) *m
 	for i := range rows {
 		rows[i], f[i] = int64(i), float64(i)/2
 	}
-	src, err := minibatch.FromSlices(mem, per,
-		[]minibatch.Column{minibatch.Int64s("row", rows), minibatch.Float64s("f", f)},
-		[]minibatch.Column{minibatch.Int64s("y", labels)})
+	src, err := minibatch.FromSlices(per, []minibatch.Column{minibatch.Int64s("row", rows), minibatch.Float64s("f", f)}, []minibatch.Column{minibatch.Int64s("y", labels)}, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("FromSlices: %v", err)
 	}
@@ -164,9 +162,9 @@ func TestHoldoutStratified(t *testing.T) {
 			ctx := splitCtx(t)
 			labels := splitLabels(tt.counts...)
 			src := splitSource(t, mem, labels, tt.per)
-			defer src.Release()
+			defer src.Close()
 
-			train, val, err := minibatch.Holdout(ctx, src, mem, tt.frac, minibatch.SplitSeed(7))
+			train, val, err := minibatch.Holdout(ctx, src, tt.frac, minibatch.WithSeed(7), minibatch.WithAllocator(mem))
 			if err != nil {
 				t.Fatalf("Holdout: %v", err)
 			}
@@ -208,10 +206,10 @@ func TestHoldoutSeed(t *testing.T) {
 	ctx := splitCtx(t)
 	labels := splitLabels(60, 30, 10)
 	src := splitSource(t, mem, labels, 9)
-	defer src.Release()
+	defer src.Close()
 
-	valRows := func(opts ...minibatch.SplitOption) []int64 {
-		_, val, err := minibatch.Holdout(ctx, src, mem, 0.2, opts...)
+	valRows := func(opts ...minibatch.Option) []int64 {
+		_, val, err := minibatch.Holdout(ctx, src, 0.2, append(opts, minibatch.WithAllocator(mem))...)
 		if err != nil {
 			t.Fatalf("Holdout: %v", err)
 		}
@@ -219,9 +217,9 @@ func TestHoldoutSeed(t *testing.T) {
 		return rows
 	}
 	for _, stratify := range []bool{true, false} {
-		a := valRows(minibatch.SplitSeed(1), minibatch.SplitStratify(stratify))
-		b := valRows(minibatch.SplitSeed(1), minibatch.SplitStratify(stratify))
-		c := valRows(minibatch.SplitSeed(2), minibatch.SplitStratify(stratify))
+		a := valRows(minibatch.WithSeed(1), minibatch.WithStratify(stratify))
+		b := valRows(minibatch.WithSeed(1), minibatch.WithStratify(stratify))
+		c := valRows(minibatch.WithSeed(2), minibatch.WithStratify(stratify))
 		if !slices.Equal(a, b) {
 			t.Errorf("stratify %v: seed 1 twice gave different validation rows:\n%v\n%v", stratify, a, b)
 		}
@@ -252,9 +250,9 @@ func TestKFold(t *testing.T) {
 			labels := splitLabels(tt.counts...)
 			n := len(labels)
 			src := splitSource(t, mem, labels, tt.per)
-			defer src.Release()
+			defer src.Close()
 
-			folds, err := minibatch.KFold(ctx, src, mem, tt.k, minibatch.SplitSeed(3), minibatch.SplitStratify(tt.stratify))
+			folds, err := minibatch.KFold(ctx, src, tt.k, minibatch.WithSeed(3), minibatch.WithStratify(tt.stratify), minibatch.WithAllocator(mem))
 			if err != nil {
 				t.Fatalf("KFold: %v", err)
 			}
@@ -303,10 +301,10 @@ func TestKFoldSeed(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			ctx := splitCtx(t)
 			src := splitSource(t, mem, tt.labels, 10)
-			defer src.Release()
+			defer src.Close()
 
 			firstFold := func(seed uint64) []int64 {
-				folds, err := minibatch.KFold(ctx, src, mem, 3, minibatch.SplitSeed(seed))
+				folds, err := minibatch.KFold(ctx, src, 3, minibatch.WithSeed(seed), minibatch.WithAllocator(mem))
 				if err != nil {
 					t.Fatalf("KFold: %v", err)
 				}
@@ -330,16 +328,16 @@ func TestWalkForward(t *testing.T) {
 		name  string
 		rows  int
 		folds int
-		opts  []minibatch.WalkForwardOption
+		opts  []minibatch.Option
 		want  []block
 	}{
 		{"expanding", 12, 3, nil, []block{{0, 3, 3, 6}, {0, 6, 6, 9}, {0, 9, 9, 12}}},
 		{"expanding uneven", 14, 3, nil, []block{{0, 5, 5, 8}, {0, 8, 8, 11}, {0, 11, 11, 14}}},
-		{"sliding", 20, 3, []minibatch.WalkForwardOption{minibatch.WalkForwardWindow(6), minibatch.WalkForwardValidationRows(4)},
+		{"sliding", 20, 3, []minibatch.Option{minibatch.WithTrainWindow(6), minibatch.WithValidationRows(4)},
 			[]block{{2, 8, 8, 12}, {6, 12, 12, 16}, {10, 16, 16, 20}}},
-		{"sliding short start", 10, 2, []minibatch.WalkForwardOption{minibatch.WalkForwardWindow(5), minibatch.WalkForwardValidationRows(3)},
+		{"sliding short start", 10, 2, []minibatch.Option{minibatch.WithTrainWindow(5), minibatch.WithValidationRows(3)},
 			[]block{{0, 4, 4, 7}, {2, 7, 7, 10}}},
-		{"gap", 12, 2, []minibatch.WalkForwardOption{minibatch.WalkForwardGap(2)}, []block{{0, 2, 4, 8}, {0, 6, 8, 12}}},
+		{"gap", 12, 2, []minibatch.Option{minibatch.WithGap(2)}, []block{{0, 2, 4, 8}, {0, 6, 8, 12}}},
 		{"one fold", 5, 1, nil, []block{{0, 3, 3, 5}}},
 	}
 	span := func(lo, hi int64) []int64 {
@@ -356,7 +354,7 @@ func TestWalkForward(t *testing.T) {
 				defer mem.AssertSize(t, 0)
 				ctx := splitCtx(t)
 				src := splitSource(t, mem, make([]int64, tt.rows), per)
-				defer src.Release()
+				defer src.Close()
 
 				folds, err := minibatch.WalkForward(ctx, src, tt.folds, tt.opts...)
 				if err != nil {
@@ -396,7 +394,7 @@ func TestWalkForwardZeroCopy(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := splitCtx(t)
 	src := splitSource(t, mem, make([]int64, 40), 8)
-	defer src.Release()
+	defer src.Close()
 	folds, err := minibatch.WalkForward(ctx, src, 3)
 	if err != nil {
 		t.Fatalf("WalkForward: %v", err)
@@ -421,8 +419,8 @@ func TestSplitSidesInAnyOrder(t *testing.T) {
 	ctx := splitCtx(t)
 	labels := splitLabels(30, 20, 7)
 	src := splitSource(t, mem, labels, 5)
-	defer src.Release()
-	train, val, err := minibatch.Holdout(ctx, src, mem, 0.3, minibatch.SplitSeed(11))
+	defer src.Close()
+	train, val, err := minibatch.Holdout(ctx, src, 0.3, minibatch.WithSeed(11), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("Holdout: %v", err)
 	}
@@ -558,12 +556,12 @@ func TestHoldoutLabels(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FromRecords: %v", err)
 			}
-			defer src.Release()
-			var opts []minibatch.SplitOption
+			defer src.Close()
+			var opts []minibatch.Option
 			if tt.inX {
-				opts = append(opts, minibatch.SplitLabel("label"), minibatch.SplitStratify(true))
+				opts = append(opts, minibatch.WithClassLabel("label"), minibatch.WithStratify(true))
 			}
-			_, val, err := minibatch.Holdout(ctx, src, mem, 0.5, opts...)
+			_, val, err := minibatch.Holdout(ctx, src, 0.5, append(opts, minibatch.WithAllocator(mem))...)
 			if err != nil {
 				t.Fatalf("Holdout: %v", err)
 			}
@@ -653,8 +651,8 @@ func TestSplitTakesColumns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FromRecords: %v", err)
 	}
-	defer src.Release()
-	train, val, err := minibatch.Holdout(ctx, src, mem, 0.4, minibatch.SplitSeed(9))
+	defer src.Close()
+	train, val, err := minibatch.Holdout(ctx, src, 0.4, minibatch.WithSeed(9), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("Holdout: %v", err)
 	}
@@ -736,12 +734,12 @@ func TestSplitErrors(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := splitCtx(t)
 	src := splitSource(t, mem, splitLabels(6, 4), 3)
-	defer src.Release()
-	noY, err := minibatch.FromSlices(mem, 4, []minibatch.Column{minibatch.Float64s("x", make([]float64, 10))}, nil)
+	defer src.Close()
+	noY, err := minibatch.FromSlices(4, []minibatch.Column{minibatch.Float64s("x", make([]float64, 10))}, nil, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer noY.Release()
+	defer noY.Close()
 
 	tests := []struct {
 		name string
@@ -750,38 +748,38 @@ func TestSplitErrors(t *testing.T) {
 		is   error
 	}{
 		{"not replayable", func() error {
-			_, _, err := minibatch.Holdout(ctx, notReplayable{src}, mem, 0.2)
+			_, _, err := minibatch.Holdout(ctx, notReplayable{src}, 0.2, minibatch.WithAllocator(mem))
 			return err
 		}, []string{"holdout", "not a flow.Rewinder"}, minibatch.ErrNotReplayable},
-		{"fraction zero", func() error { _, _, err := minibatch.Holdout(ctx, src, mem, 0); return err }, []string{"validation fraction is 0", "between 0 and 1"}, nil},
-		{"fraction one", func() error { _, _, err := minibatch.Holdout(ctx, src, mem, 1); return err }, []string{"validation fraction is 1"}, nil},
-		{"empty side", func() error { _, _, err := minibatch.Holdout(ctx, src, mem, 0.01); return err }, []string{"gives 0 validation", "at least one on each side"}, nil},
-		{"k too small", func() error { _, err := minibatch.KFold(ctx, src, mem, 1); return err }, []string{"k is 1", "at least 2"}, nil},
-		{"k too large", func() error { _, err := minibatch.KFold(ctx, src, mem, 11); return err }, []string{"k is 11", "10 rows"}, nil},
+		{"fraction zero", func() error { _, _, err := minibatch.Holdout(ctx, src, 0, minibatch.WithAllocator(mem)); return err }, []string{"validation fraction is 0", "between 0 and 1"}, nil},
+		{"fraction one", func() error { _, _, err := minibatch.Holdout(ctx, src, 1, minibatch.WithAllocator(mem)); return err }, []string{"validation fraction is 1"}, nil},
+		{"empty side", func() error { _, _, err := minibatch.Holdout(ctx, src, 0.01, minibatch.WithAllocator(mem)); return err }, []string{"gives 0 validation", "at least one on each side"}, nil},
+		{"k too small", func() error { _, err := minibatch.KFold(ctx, src, 1, minibatch.WithAllocator(mem)); return err }, []string{"k is 1", "at least 2"}, nil},
+		{"k too large", func() error { _, err := minibatch.KFold(ctx, src, 11, minibatch.WithAllocator(mem)); return err }, []string{"k is 11", "10 rows"}, nil},
 		{"missing label", func() error {
-			_, _, err := minibatch.Holdout(ctx, src, mem, 0.2, minibatch.SplitLabel("class"))
+			_, _, err := minibatch.Holdout(ctx, src, 0.2, minibatch.WithClassLabel("class"), minibatch.WithAllocator(mem))
 			return err
 		}, []string{`label column "class"`, `no column "class"`, `"y", "row", "f"`}, nil},
 		{"stratify without Y", func() error {
-			_, _, err := minibatch.Holdout(ctx, noY, mem, 0.2, minibatch.SplitStratify(true))
+			_, _, err := minibatch.Holdout(ctx, noY, 0.2, minibatch.WithStratify(true), minibatch.WithAllocator(mem))
 			return err
 		}, []string{"first column of Y", "has no Y"}, nil},
 		{"label type", func() error {
-			_, _, err := minibatch.Holdout(ctx, noY, mem, 0.2, minibatch.SplitLabel("x"))
+			_, _, err := minibatch.Holdout(ctx, noY, 0.2, minibatch.WithClassLabel("x"), minibatch.WithAllocator(mem))
 			return err
 		}, nil, nil}, // float labels are fine: no error
 		{"walk-forward folds", func() error { _, err := minibatch.WalkForward(ctx, src, 0); return err }, []string{"folds is 0"}, nil},
 		{"walk-forward too many", func() error { _, err := minibatch.WalkForward(ctx, src, 10); return err }, []string{"10 rows cannot make 10 folds"}, nil},
 		{"walk-forward gap", func() error {
-			_, err := minibatch.WalkForward(ctx, src, 2, minibatch.WalkForwardGap(4))
+			_, err := minibatch.WalkForward(ctx, src, 2, minibatch.WithGap(4))
 			return err
 		}, []string{"gap of 4", "at least one"}, nil},
 		{"walk-forward window", func() error {
-			_, err := minibatch.WalkForward(ctx, src, 2, minibatch.WalkForwardWindow(-1))
+			_, err := minibatch.WalkForward(ctx, src, 2, minibatch.WithTrainWindow(-1))
 			return err
-		}, []string{"train window is -1"}, nil},
+		}, []string{"WithTrainWindow(-1): want 0"}, nil},
 		{"planning read fails", func() error {
-			_, _, err := minibatch.Holdout(ctx, &failingSource{Memory: src, failAt: 2, fail: true}, mem, 0.2)
+			_, _, err := minibatch.Holdout(ctx, &failingSource{Memory: src, failAt: 2, fail: true}, 0.2, minibatch.WithAllocator(mem))
 			return err
 		}, []string{"planning pass, batch 2", "disk on fire"}, errSplitBroken},
 	}
@@ -814,9 +812,9 @@ func TestSplitSideErrors(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := splitCtx(t)
 	inner := splitSource(t, mem, splitLabels(20, 20), 4)
-	defer inner.Release()
+	defer inner.Close()
 	src := &failingSource{Memory: inner, failAt: 3}
-	train, _, err := minibatch.Holdout(ctx, src, mem, 0.5)
+	train, _, err := minibatch.Holdout(ctx, src, 0.5, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("Holdout: %v", err)
 	}
@@ -848,7 +846,7 @@ func TestSplitSideErrors(t *testing.T) {
 	if _, err := train.Next(cctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Next on a cancelled context: got %v; want context.Canceled", err)
 	}
-	if _, _, err := minibatch.Holdout(cctx, inner, mem, 0.5); !errors.Is(err, context.Canceled) {
+	if _, _, err := minibatch.Holdout(cctx, inner, 0.5, minibatch.WithAllocator(mem)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Holdout on a cancelled context: got %v; want context.Canceled", err)
 	}
 }
@@ -863,8 +861,8 @@ func TestSplitSidesConcurrently(t *testing.T) {
 	ctx := splitCtx(t)
 	labels := splitLabels(40, 25, 15)
 	src := splitSource(t, mem, labels, 6)
-	defer src.Release()
-	folds, err := minibatch.KFold(ctx, src, mem, 3, minibatch.SplitSeed(2))
+	defer src.Close()
+	folds, err := minibatch.KFold(ctx, src, 3, minibatch.WithSeed(2), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatalf("KFold: %v", err)
 	}

@@ -16,16 +16,16 @@ import (
 // c (float32), 4 rows.
 func tabular(t *testing.T, mem memory.Allocator) arrow.RecordBatch {
 	t.Helper()
-	m, err := minibatch.FromSlices(mem, 100, []minibatch.Column{
+	m, err := minibatch.FromSlices(100, []minibatch.Column{
 		minibatch.Float64s("a", []float64{1, 2, 3, 4}),
 		minibatch.Int64s("b", []int64{10, 20, 30, 40}),
 		minibatch.Strings("s", []string{"w", "x", "y", "z"}),
 		minibatch.Float32s("c", []float32{0.5, 1.5, 2.5, 3.5}),
-	}, nil)
+	}, nil, minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Release()
+	defer m.Close()
 	b, err := m.Next(testCtx(t))
 	if err != nil {
 		t.Fatal(err)

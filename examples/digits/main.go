@@ -100,15 +100,15 @@ func runWith(ctx context.Context, w io.Writer, path string, seed uint64, mem mem
 	}
 	defer src.Close()
 
-	train, val, err := minibatch.Holdout(ctx, src, mem, validation, minibatch.SplitSeed(seed))
+	train, val, err := minibatch.Holdout(ctx, src, validation, minibatch.WithSeed(seed), minibatch.WithAllocator(mem))
 	if err != nil {
 		return err
 	}
-	shuffled, err := minibatch.Shuffle(train, mem, bufferRows, seed)
+	shuffled, err := minibatch.Shuffle(train, bufferRows, minibatch.WithSeed(seed), minibatch.WithAllocator(mem))
 	if err != nil {
 		return err
 	}
-	defer shuffled.Release()
+	defer shuffled.Close()
 
 	pack := &minibatch.PackStep{Out: "pixels", Cols: pixels, Mem: mem}
 	total := map[string]int{}
@@ -118,12 +118,12 @@ func runWith(ctx context.Context, w io.Writer, path string, seed uint64, mem mem
 		name string
 		src  flow.Source
 	}{{"train", shuffled}, {"validation", val}} {
-		batches, err := minibatch.NewRebatcher(side.src, mem, batchRows, minibatch.Keep)
+		batches, err := minibatch.NewRebatcher(side.src, batchRows, minibatch.Keep, minibatch.WithAllocator(mem))
 		if err != nil {
 			return err
 		}
 		r, err := report(ctx, batches, pack)
-		batches.Release()
+		batches.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", side.name, err)
 		}

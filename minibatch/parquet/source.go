@@ -1,4 +1,4 @@
-package minibatch
+package parquet
 
 import (
 	"context"
@@ -8,49 +8,55 @@ import (
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
+	pq "github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/minibatch"
 )
 
-// ParquetSource reads a Parquet file through Arrow's pqarrow as batches of
-// up to WithBatchRows rows, split into X and Y by the source's Roles. Only
-// the columns of X and Y are read (all of them when no inputs are named),
-// from the row groups chosen by WithRowGroups (default: all). It is
-// replayable.
+// Source reads a Parquet file through Arrow's pqarrow as batches of up to
+// minibatch.WithBatchRows rows, split into X and Y by the source's
+// minibatch.Roles. Only the columns of X and Y are read (all of them when no
+// inputs are named), from the row groups chosen by minibatch.WithRowGroups
+// (default: all). It is replayable.
 //
 // Cost: the decoding of the chosen column chunks, one batch at a time;
 // memory is bounded by the batch size and the pages being decoded. A
 // source is read by one goroutine at a time.
-type ParquetSource struct {
-	name   string
-	cfg    *sourceConfig
-	file   *os.File // owned, when opened from a path
-	pf     *file.Reader
-	fr     *pqarrow.FileReader
-	leaves []int // the leaf columns to read
-	schema *arrow.Schema
-	rr     pqarrow.RecordReader // the current pass; nil before the first Next
-	seq    int64
-	err    error
-	done   bool
+type Source struct {
+	name    string
+	cfg     minibatch.SourceSettings
+	split   minibatch.RoleSplitter
+	file    *os.File // owned, when opened from a path
+	pf      *file.Reader
+	fr      *pqarrow.FileReader
+	leaves  []int // the leaf columns to read
+	fileSch *arrow.Schema
+	xSchema *arrow.Schema
+	rr      pqarrow.RecordReader // the current pass; nil before the first Next
+	seq     int64
+	err     error
+	done    bool
 }
 
 var (
-	_ flow.Source   = (*ParquetSource)(nil)
-	_ flow.Rewinder = (*ParquetSource)(nil)
+	_ flow.Source   = (*Source)(nil)
+	_ flow.Rewinder = (*Source)(nil)
+	_ io.Closer     = (*Source)(nil)
 )
 
-// OpenParquet opens the Parquet file at path. The source owns the open file
-// and Close closes it. Errors name the path.
-func OpenParquet(path string, opts ...SourceOption) (*ParquetSource, error) {
+// Open opens the Parquet file at path. The source owns the open file and
+// Close closes it. Errors name the path. It reads the options
+// minibatch.WithRoles, WithInputs, WithLabels, WithBatchRows,
+// WithAllocator, WithName and WithRowGroups, and ignores the others.
+func Open(path string, opts ...minibatch.Option) (*Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("minibatch: parquet: %w", err)
 	}
-	s, err := newParquet(f, path, opts)
+	s, err := newSource(f, path, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -59,24 +65,26 @@ func OpenParquet(path string, opts ...SourceOption) (*ParquetSource, error) {
 	return s, nil
 }
 
-// NewParquet reads a Parquet file from r, which the caller keeps open while
-// the source is used and closes after Close. Errors name the source by
-// WithName (default "<reader>").
-func NewParquet(r parquet.ReaderAtSeeker, opts ...SourceOption) (*ParquetSource, error) {
-	return newParquet(r, "<reader>", opts)
+// New reads a Parquet file from r, which the caller keeps open while the
+// source is used and closes after Close. Errors name the source by
+// minibatch.WithName (default "<reader>"). It reads the options that Open
+// reads.
+func New(r pq.ReaderAtSeeker, opts ...minibatch.Option) (*Source, error) {
+	return newSource(r, "<reader>", opts)
 }
 
-func newParquet(r parquet.ReaderAtSeeker, name string, opts []SourceOption) (_ *ParquetSource, err error) {
-	cfg, err := newSourceConfig(opts)
+func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *Source, err error) {
+	cfg, err := minibatch.ResolveSourceOptions(opts...)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.name != "" {
-		name = cfg.name
+	if cfg.Name != "" {
+		name = cfg.Name
 	}
-	s := &ParquetSource{name: name, cfg: cfg}
+	s := &Source{name: name, cfg: cfg}
+	s.split.Roles = cfg.Roles
 	// Wrapped so that file.Reader.Close does not close the caller's r.
-	s.pf, err = file.NewParquetReader(struct{ parquet.ReaderAtSeeker }{r}, file.WithReadProps(parquet.NewReaderProperties(cfg.mem)))
+	s.pf, err = file.NewParquetReader(struct{ pq.ReaderAtSeeker }{r}, file.WithReadProps(pq.NewReaderProperties(cfg.Allocator)))
 	if err != nil {
 		return nil, s.errorf("not a readable Parquet file: %w", err)
 	}
@@ -85,11 +93,11 @@ func newParquet(r parquet.ReaderAtSeeker, name string, opts []SourceOption) (_ *
 			s.pf.Close()
 		}
 	}()
-	s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.batchRows)}, cfg.mem)
+	s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.BatchRows)}, cfg.Allocator)
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
-	for _, g := range cfg.rowGroups {
+	for _, g := range cfg.RowGroups {
 		if g < 0 || g >= s.pf.NumRowGroups() {
 			return nil, s.errorf("row group %d does not exist; the file has %d", g, s.pf.NumRowGroups())
 		}
@@ -98,11 +106,11 @@ func newParquet(r parquet.ReaderAtSeeker, name string, opts []SourceOption) (_ *
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
-	if _, _, err := cfg.roles.Columns(full); err != nil {
+	if s.xSchema, err = s.split.XSchema(full); err != nil {
 		return nil, s.errorf("%w", err)
 	}
 	// The leaf columns of the needed top-level fields.
-	needed := cfg.roles.Needed()
+	needed := cfg.Roles.Needed()
 	fields := s.fr.Manifest.Fields
 	for i := range fields {
 		if needed != nil && !slices.Contains(needed, fields[i].Field.Name) {
@@ -110,7 +118,7 @@ func newParquet(r parquet.ReaderAtSeeker, name string, opts []SourceOption) (_ *
 		}
 		s.leaves = appendLeaves(s.leaves, &fields[i])
 	}
-	s.schema = full
+	s.fileSch = full
 	return s, nil
 }
 
@@ -124,21 +132,29 @@ func appendLeaves(out []int, f *pqarrow.SchemaField) []int {
 	return out
 }
 
-func (s *ParquetSource) errorf(format string, args ...any) error {
+func (s *Source) errorf(format string, args ...any) error {
 	return fmt.Errorf("minibatch: parquet %q: "+format, append([]any{s.name}, args...)...)
 }
 
-// Schema returns the Arrow schema of the whole file (before the choice of
-// columns and the split into X and Y).
-func (s *ParquetSource) Schema() *arrow.Schema { return s.schema }
+// Schema returns the schema of X: the input columns, in order, known from
+// the file's footer before the first batch. It stays valid after Close.
+func (s *Source) Schema() *arrow.Schema { return s.xSchema }
 
-// NumRows returns the number of rows in the chosen row groups.
-func (s *ParquetSource) NumRows() int64 {
-	if len(s.cfg.rowGroups) == 0 {
+// FileSchema returns the Arrow schema of the whole file (before the choice
+// of columns and the split into X and Y).
+func (s *Source) FileSchema() *arrow.Schema { return s.fileSch }
+
+// NumRows returns the number of rows in the chosen row groups (0 after
+// Close).
+func (s *Source) NumRows() int64 {
+	if s.pf == nil {
+		return 0
+	}
+	if len(s.cfg.RowGroups) == 0 {
 		return s.pf.NumRows()
 	}
 	var n int64
-	for _, g := range s.cfg.rowGroups {
+	for _, g := range s.cfg.RowGroups {
 		n += s.pf.MetaData().RowGroup(g).NumRows()
 	}
 	return n
@@ -148,14 +164,14 @@ func (s *ParquetSource) NumRows() int64 {
 // Y, with Seq 0, 1, 2, … in this pass and Epoch 0; the caller owns and
 // releases it. It returns io.EOF after the last row; a corrupt page is an
 // error naming the file and the batch, which ends the pass.
-func (s *ParquetSource) Next(ctx context.Context) (flow.Batch, error) {
+func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 	switch {
 	case s.err != nil:
 		return flow.Batch{}, s.err
 	case s.done:
 		return flow.Batch{}, io.EOF
 	case s.fr == nil:
-		return flow.Batch{}, s.errorf("read after Close")
+		return flow.Batch{}, s.errorf("Next after Close")
 	}
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
@@ -164,7 +180,7 @@ func (s *ParquetSource) Next(ctx context.Context) (flow.Batch, error) {
 		// pqarrow keeps the context of the reader for the whole pass; the
 		// pass outlives this call, so it gets ctx without its cancellation
 		// (Next checks ctx itself).
-		rr, err := s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.rowGroups)
+		rr, err := s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.RowGroups)
 		if err != nil {
 			s.err = s.errorf("%w", err)
 			return flow.Batch{}, s.err
@@ -177,11 +193,11 @@ func (s *ParquetSource) Next(ctx context.Context) (flow.Batch, error) {
 			s.done = true
 			return flow.Batch{}, io.EOF
 		}
-		s.err = s.errorf("batch %d (rows from %d): %w", s.seq, s.seq*int64(s.cfg.batchRows), err)
+		s.err = s.errorf("batch %d (rows from %d): %w", s.seq, s.seq*int64(s.cfg.BatchRows), err)
 		return flow.Batch{}, s.err
 	}
 	defer rec.Release()
-	x, y, err := s.cfg.roles.Split(rec)
+	x, y, err := s.split.Split(rec)
 	if err != nil {
 		s.err = s.errorf("batch %d: %w", s.seq, err)
 		return flow.Batch{}, s.err
@@ -213,9 +229,9 @@ func readParquetBatch(rr pqarrow.RecordReader) (rec arrow.RecordBatch, err error
 
 // Rewind starts a new pass from the first chosen row group. It always
 // succeeds on an open source.
-func (s *ParquetSource) Rewind() error {
+func (s *Source) Rewind() error {
 	if s.fr == nil {
-		return s.errorf("rewind after Close")
+		return s.errorf("Rewind after Close")
 	}
 	if s.rr != nil {
 		s.rr.Release()
@@ -225,13 +241,14 @@ func (s *ParquetSource) Rewind() error {
 	return nil
 }
 
-// Replayable reports true: a Parquet file can always be read again.
-func (s *ParquetSource) Replayable() bool { return true }
+// Replayable reports true until Close: a Parquet file can always be read
+// again.
+func (s *Source) Replayable() bool { return s.fr != nil }
 
 // Close releases the reader and what it holds, and closes the file if the
 // source opened it. Batches already returned stay valid. Close is
 // idempotent.
-func (s *ParquetSource) Close() error {
+func (s *Source) Close() error {
 	if s.rr != nil {
 		s.rr.Release()
 		s.rr = nil

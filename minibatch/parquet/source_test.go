@@ -1,4 +1,4 @@
-package minibatch_test
+package parquet_test
 
 import (
 	"bytes"
@@ -6,17 +6,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
+	pq "github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"go.uber.org/goleak"
 
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/minibatch/parquet"
 )
 
 // writeParquet writes recs with pqarrow, rowGroup rows per row group.
@@ -27,7 +29,7 @@ func writeParquet(t testing.TB, path string, schema *arrow.Schema, recs []arrow.
 		t.Fatal(err)
 	}
 	defer f.Close()
-	props := parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(rowGroup), parquet.WithCompression(compress.Codecs.Snappy))
+	props := pq.NewWriterProperties(pq.WithMaxRowGroupLength(rowGroup), pq.WithCompression(compress.Codecs.Snappy))
 	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.DefaultWriterProps())
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +53,7 @@ func arrowReadParquet(t *testing.T, mem memory.Allocator, path string, groups []
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pf, err := file.NewParquetReader(f, file.WithReadProps(parquet.NewReaderProperties(mem)))
+	pf, err := file.NewParquetReader(f, file.WithReadProps(pq.NewReaderProperties(mem)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestParquetSameAsArrow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := arrowReadParquet(t, mem, path, tc.groups)
 			defer releaseAll(want)
-			opts := []minibatch.SourceOption{minibatch.WithAllocator(mem), minibatch.WithLabels("y"), minibatch.WithBatchRows(128)}
+			opts := []minibatch.Option{minibatch.WithAllocator(mem), minibatch.WithLabels("y"), minibatch.WithBatchRows(128)}
 			if tc.groups != nil {
 				opts = append(opts, minibatch.WithRowGroups(tc.groups...))
 			}
@@ -106,7 +108,7 @@ func TestParquetSameAsArrow(t *testing.T) {
 				opts = append(opts, minibatch.WithInputs(tc.inputs...))
 				inputs = tc.inputs
 			}
-			src, err := minibatch.OpenParquet(path, opts...)
+			src, err := parquet.Open(path, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +150,7 @@ func TestParquetFromReader(t *testing.T) {
 	want := arrowReadParquet(t, mem, path, nil)
 	defer releaseAll(want)
 	data, _ := os.ReadFile(path)
-	src, err := minibatch.NewParquet(bytes.NewReader(data), minibatch.WithAllocator(mem))
+	src, err := parquet.New(bytes.NewReader(data), minibatch.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +172,7 @@ func TestParquetCorrupt(t *testing.T) {
 	data, _ := os.ReadFile(path)
 
 	readAll := func(p string, opts ...minibatch.SourceOption) error {
-		src, err := minibatch.OpenParquet(p, append(opts, minibatch.WithAllocator(mem))...)
+		src, err := parquet.Open(p, append(opts, minibatch.WithAllocator(mem))...)
 		if err != nil {
 			return err
 		}
@@ -204,4 +206,53 @@ func TestParquetCorrupt(t *testing.T) {
 
 	wantErr(t, readAll(path, minibatch.WithLabels("nope")), `"`+path+`"`, `label column "nope" not found`)
 	wantErr(t, readAll(path, minibatch.WithRowGroups(5)), `"`+path+`"`, "row group 5 does not exist; the file has 2")
+}
+
+// TestParquetLifecycle checks the lifecycle that every source of minibatch
+// shares: Schema is X's, Close twice is fine, Next and Rewind fail after
+// Close, Replayable turns false, and nothing stays allocated.
+func TestParquetLifecycle(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := srcCtx(t)
+	schema, recs := srcTable(mem, 300, 100, 2)
+	path := filepath.Join(t.TempDir(), "data.parquet")
+	writeParquet(t, path, schema, recs, 1000)
+	releaseAll(recs)
+
+	src, err := parquet.Open(path, minibatch.WithAllocator(mem), minibatch.WithLabels("y"), minibatch.WithInputs("x1", "s"), minibatch.WithBatchRows(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.Schema(); got.NumFields() != 2 || got.Field(0).Name != "x1" || got.Field(1).Name != "s" {
+		t.Errorf("Schema() = %v; want X's columns x1, s", got)
+	}
+	if got := src.FileSchema().NumFields(); got != 4 {
+		t.Errorf("FileSchema() has %d fields; want 4 (x0, x1, y, s)", got)
+	}
+	b, err := src.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.X.Schema().Equal(src.Schema()) {
+		t.Errorf("batch X schema %v; want Schema() %v", b.X.Schema(), src.Schema())
+	}
+	b.Release()
+	if !src.Replayable() {
+		t.Error("Replayable() = false before Close; want true")
+	}
+	for i := range 2 {
+		if err := src.Close(); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
+	}
+	if src.Replayable() {
+		t.Error("Replayable() = true after Close; want false")
+	}
+	if _, err := src.Next(ctx); err == nil || !strings.Contains(err.Error(), "after Close") {
+		t.Errorf("Next after Close: %v; want an error saying after Close", err)
+	}
+	if err := src.Rewind(); err == nil {
+		t.Error("Rewind after Close: nil; want an error")
+	}
 }

@@ -1,0 +1,229 @@
+package minibatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/penstock-ml/penstock/flow"
+)
+
+// Cache reads a source once into memory and replays it: the first pass
+// reads the source batch by batch, passing each batch on and keeping a
+// reference to it; at io.EOF the source is done with, and every later pass
+// (Rewind) returns the kept batches again without touching the source. So
+// epochs over a gzipped CSV parse the file once. See NewCache.
+//
+// Ownership: the Cache borrows its source, which the caller closes after
+// the Cache (it may do so as soon as the first pass has ended, see
+// Filled). It holds one reference to every batch of the first pass until
+// Close; every batch that Next returns carries its own references, which
+// the caller releases, and stays valid after Close. A Cache is read by one
+// goroutine.
+type Cache struct {
+	src      flow.Source
+	maxBytes int64
+
+	batches []flow.Batch // kept so far; all of them once filled
+	bytes   int64        // bytes of the buffers of batches
+	filled  bool         // the source reached io.EOF: passes replay batches
+	pos     int          // next batch of the current pass, once filled
+	seq     int64
+	schema  *arrow.Schema
+	err     error // a failed first pass: the Cache is unusable
+	closed  bool
+}
+
+var (
+	_ flow.Source   = (*Cache)(nil)
+	_ flow.Rewinder = (*Cache)(nil)
+	_ io.Closer     = (*Cache)(nil)
+)
+
+// ErrCacheFull is wrapped by the error of a Cache whose source holds more
+// than its limit (WithMaxBytes). Test with errors.Is.
+var ErrCacheFull = errors.New("minibatch: cache: source larger than the cache limit")
+
+// NewCache returns a Cache over src: any source, replayable or not, that
+// must be at its start. The first pass returns src's batches as they come
+// (Seq 0, 1, 2, …; Epoch as src sets it) while keeping them; later passes
+// return the same batches, with the same Seq and Epoch, in the same order.
+//
+// Memory: the Cache holds the whole stream — the bytes of its Arrow
+// buffers, counted as they are read, at most WithMaxBytes (default
+// DefaultCacheBytes, 1 GiB). A batch that would take it past the limit is
+// an error wrapping ErrCacheFull that says the limit and how to raise it;
+// the Cache then releases every batch it kept and fails from then on.
+// Buffers shared by several batches (slices of one record) are counted
+// once per batch, so the count may exceed the memory actually held.
+// Options: WithMaxBytes. Cost: O(1) per batch beyond the first pass's
+// reads; nothing is copied.
+func NewCache(src flow.Source, opts ...Option) (*Cache, error) {
+	if src == nil {
+		return nil, errors.New("minibatch: cache: source is nil")
+	}
+	cfg, err := newStageConfig("cache", opts, "WithMaxBytes")
+	if err != nil {
+		return nil, err
+	}
+	return &Cache{src: src, maxBytes: cfg.maxBytes}, nil
+}
+
+// Next returns the next batch, which the caller owns, or io.EOF at the end
+// of the pass. During the first pass it reads the source; errors from it
+// are returned wrapped, and a source larger than the limit is an error
+// wrapping ErrCacheFull, after which the Cache holds nothing.
+func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
+	switch {
+	case c.closed:
+		return flow.Batch{}, errors.New("minibatch: cache: Next after Close")
+	case c.err != nil:
+		return flow.Batch{}, c.err
+	}
+	if err := ctx.Err(); err != nil {
+		return flow.Batch{}, context.Cause(ctx)
+	}
+	if c.filled {
+		if c.pos >= len(c.batches) {
+			return flow.Batch{}, io.EOF
+		}
+		b := c.batches[c.pos]
+		c.pos++
+		b.Retain()
+		return b, nil
+	}
+	b, err := c.src.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		c.filled, c.pos = true, len(c.batches)
+		return flow.Batch{}, io.EOF
+	}
+	if err != nil {
+		// The source may fail for good or for now (a cancelled context):
+		// the batches kept so far stay, and the next call reads on.
+		return flow.Batch{}, fmt.Errorf("minibatch: cache: reading batch %d: %w", len(c.batches), err)
+	}
+	size := batchBytes(b)
+	if c.bytes+size > c.maxBytes {
+		b.Release()
+		n, held := len(c.batches), c.bytes
+		c.drop()
+		c.err = fmt.Errorf("minibatch: cache: batch %d (%d bytes) would bring the cache to %d bytes, past its limit of %d bytes after %d batches (%d bytes); raise the limit with WithMaxBytes, or do not cache this source: %w",
+			n, size, held+size, c.maxBytes, n, held, ErrCacheFull)
+		return flow.Batch{}, c.err
+	}
+	if c.schema == nil && b.X != nil {
+		c.schema = b.X.Schema()
+	}
+	b.Seq = c.seq
+	c.seq++
+	c.bytes += size
+	b.Retain() // one reference kept, one handed over
+	c.batches = append(c.batches, b)
+	return b, nil
+}
+
+// batchBytes returns the bytes of the Arrow buffers of b's X and Y.
+func batchBytes(b flow.Batch) int64 {
+	var n int64
+	for _, rec := range []arrow.RecordBatch{b.X, b.Y} {
+		if rec == nil {
+			continue
+		}
+		for _, col := range rec.Columns() {
+			n += int64(arrayBytes(col.Data()))
+		}
+	}
+	return n
+}
+
+func arrayBytes(d arrow.ArrayData) int {
+	n := 0
+	for _, buf := range d.Buffers() {
+		if buf != nil {
+			n += buf.Len()
+		}
+	}
+	for _, c := range d.Children() {
+		n += arrayBytes(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY {
+		n += arrayBytes(d.Dictionary())
+	}
+	return n
+}
+
+// Rewind starts the next pass. Once the first pass has reached io.EOF it
+// costs O(1) and never touches the source. Before that, it needs to read
+// the source again from its start: it rewinds a replayable source and drops
+// the batches kept so far (the next pass fills the cache anew); for a
+// source that is not replayable it returns an error wrapping
+// ErrNotReplayable.
+func (c *Cache) Rewind() error {
+	switch {
+	case c.closed:
+		return errors.New("minibatch: cache: Rewind after Close")
+	case c.err != nil:
+		return c.err
+	case c.filled:
+		c.pos = 0
+		return nil
+	}
+	if !replayable(c.src) {
+		return fmt.Errorf("minibatch: cache: rewind before the first pass ended: source %T cannot be read again: %w", c.src, ErrNotReplayable)
+	}
+	if err := c.src.(flow.Rewinder).Rewind(); err != nil {
+		return fmt.Errorf("minibatch: cache: rewind source: %w", err)
+	}
+	c.drop()
+	return nil
+}
+
+// Replayable reports whether Rewind will succeed: after the first pass has
+// ended, always (until Close or a failure); before, when the source is
+// replayable.
+func (c *Cache) Replayable() bool {
+	if c.closed || c.err != nil {
+		return false
+	}
+	return c.filled || replayable(c.src)
+}
+
+// Filled reports whether the first pass has ended, so that the Cache holds
+// the whole stream and the source may be closed.
+func (c *Cache) Filled() bool { return c.filled }
+
+// Bytes returns the bytes of Arrow buffers that the Cache holds.
+func (c *Cache) Bytes() int64 { return c.bytes }
+
+// Schema returns the schema of X: that of the source where it reports one
+// (a Schema method), else that of the first batch read (nil before it).
+func (c *Cache) Schema() *arrow.Schema {
+	if c.schema != nil {
+		return c.schema
+	}
+	return sourceSchema(c.src)
+}
+
+// drop releases the batches kept.
+func (c *Cache) drop() {
+	for _, b := range c.batches {
+		b.Release()
+	}
+	clear(c.batches)
+	c.batches, c.bytes, c.pos, c.seq, c.filled = c.batches[:0], 0, 0, 0, false
+}
+
+// Close releases the batches that the Cache keeps. It does not close the
+// source. Calling it twice is safe; Next and Rewind fail afterwards.
+func (c *Cache) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.drop()
+	c.batches = nil
+	c.closed = true
+	return nil
+}
