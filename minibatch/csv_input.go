@@ -107,8 +107,8 @@ func (s *CSVSource) read() ([]string, int, error) {
 func (s *CSVSource) guardError(ge *csvguard.Error) error {
 	switch {
 	case errors.Is(ge, csvguard.ErrRecordTooLong):
-		return s.errorf("line %d: record longer than %d bytes (WithMaxRowBytes; a quote left open also makes a record run on): %w",
-			ge.Line, s.cfg.maxRowBytes, ge.Err)
+		return s.errorf("line %d: %w: longer than %d bytes (WithMaxRowBytes; a quote left open also makes a record run on)",
+			ge.Line, ge.Err, s.cfg.maxRowBytes)
 	case errors.Is(ge, csvguard.ErrTooLarge):
 		return s.errorf("line %d: decompressed input exceeds %d bytes (WithMaxInputBytes): %w", ge.Line, s.cfg.maxInputBytes, ge.Err)
 	case errors.Is(ge, csvguard.ErrBlankLine):
