@@ -148,7 +148,7 @@ func (g *Lines) scan(c []byte) (int, error) {
 				g.empty = false
 				return n, nil
 			}
-		} else if bytes.Index(c, blankLine) < 0 {
+		} else if !bytes.Contains(c, blankLine) {
 			last := bytes.LastIndexByte(c, '\n')
 			if g.run+first <= g.max && n-last-1 <= g.max &&
 				(last-first-1 <= g.max || longestLine(c[first+1:last+1]) <= g.max) {
