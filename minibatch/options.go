@@ -18,7 +18,8 @@ const (
 	// DefaultMaxBatchBytes bounds one IPC record batch: its message body
 	// and the sum of its decompressed buffers.
 	DefaultMaxBatchBytes = 256 << 20
-	// DefaultMaxRowBytes bounds one CSV row (one line of input).
+	// DefaultMaxRowBytes bounds one CSV record (a line of input, or more
+	// where a quoted field spans lines).
 	DefaultMaxRowBytes = 1 << 20
 	// DefaultMaxInputBytes bounds the decompressed size of gzip-compressed
 	// CSV input.
@@ -58,6 +59,7 @@ type sourceConfig struct {
 	name          string
 	// CSV
 	header     bool
+	headerSet  bool // WithHeader was given
 	colNames   []string
 	schema     *arrow.Schema
 	nullValues []string
@@ -231,8 +233,9 @@ func WithMaxBatchBytes(n int64) Option {
 	return func(c *sourceConfig) { c.maxBatchBytes = n; c.note("WithMaxBatchBytes", nil) }
 }
 
-// WithMaxRowBytes bounds the length in bytes of one CSV line; a longer line
-// is an error naming the line. The default is DefaultMaxRowBytes (1 MiB).
+// WithMaxRowBytes bounds the length in bytes of one CSV record (a line, or
+// the lines of a record whose quoted field spans lines); a longer record is
+// an error naming the line. The default is DefaultMaxRowBytes (1 MiB).
 // CSV.
 func WithMaxRowBytes(n int) Option {
 	return func(c *sourceConfig) { c.maxRowBytes = n; c.note("WithMaxRowBytes", nil) }
@@ -253,10 +256,12 @@ func WithName(name string) Option {
 }
 
 // WithHeader says whether the first CSV line is a header of column names.
-// The default is true. Without a header, the names come from
+// The default is true, except that a first line whose every field is a
+// number is then an error (the file likely has no header); WithHeader(true)
+// accepts it as names. Without a header, the names come from
 // WithColumnNames, else from WithSchema, else they are "c0", "c1", …. CSV.
 func WithHeader(has bool) Option {
-	return func(c *sourceConfig) { c.header = has; c.note("WithHeader", nil) }
+	return func(c *sourceConfig) { c.header, c.headerSet = has, true; c.note("WithHeader", nil) }
 }
 
 // WithColumnNames names the CSV columns, overriding a header (which is then
@@ -286,7 +291,9 @@ func WithInferRows(n int) Option {
 	return func(c *sourceConfig) { c.inferRows = n; c.note("WithInferRows", nil) }
 }
 
-// WithComma sets the CSV field delimiter. The default is ','. CSV.
+// WithComma sets the CSV field delimiter. The default is ','. NUL, '"',
+// '\r', '\n' and utf8.RuneError (or an invalid rune) cannot be delimiters:
+// the CSV source's constructor rejects them. CSV.
 func WithComma(r rune) Option {
 	return func(c *sourceConfig) { c.comma = r; c.note("WithComma", nil) }
 }
