@@ -60,6 +60,7 @@ type CSVSource struct {
 	cols    []csvColumn   // every column
 	inputs  []int
 	labels  []int
+	closed  bool
 	xSchema *arrow.Schema
 	ySchema *arrow.Schema
 	xb, yb  []array.Builder // reused from batch to batch
@@ -159,9 +160,13 @@ func (s *CSVSource) errorf(format string, args ...any) error {
 	return fmt.Errorf("minibatch: csv %q: "+format, append([]any{s.name}, args...)...)
 }
 
-// Schema returns the schema of every column of the table, as given or
+// Schema returns the schema of X, the input columns, as every source's
+// Schema does.
+func (s *CSVSource) Schema() *arrow.Schema { return s.xSchema }
+
+// TableSchema returns the schema of every column of the table, as given or
 // inferred (before the split into X and Y).
-func (s *CSVSource) Schema() *arrow.Schema { return s.schema }
+func (s *CSVSource) TableSchema() *arrow.Schema { return s.schema }
 
 // Next returns the next batch of up to WithBatchRows rows, split into X and
 // Y, with Seq 0, 1, 2, … in this pass and Epoch 0; the caller owns and
@@ -169,6 +174,8 @@ func (s *CSVSource) Schema() *arrow.Schema { return s.schema }
 // 1024 rows.
 func (s *CSVSource) Next(ctx context.Context) (flow.Batch, error) {
 	switch {
+	case s.closed:
+		return flow.Batch{}, s.errorf("read after Close")
 	case s.err != nil:
 		return flow.Batch{}, s.err
 	case s.done:
@@ -258,14 +265,14 @@ func (s *CSVSource) nextBatch(ctx context.Context) (_ flow.Batch, err error) {
 
 // Replayable reports whether Rewind can work: the source was opened from a
 // path or made from an io.Seeker.
-func (s *CSVSource) Replayable() bool { return s.path != "" || s.seeker != nil }
+func (s *CSVSource) Replayable() bool { return !s.closed && (s.path != "" || s.seeker != nil) }
 
 // Rewind starts a new pass from the first row: it reopens the file or seeks
 // the reader back, and skips the header. The types found by inference are
 // kept. It returns an error wrapping ErrNotReplayable when the input is an
 // io.Reader that is not an io.Seeker.
 func (s *CSVSource) Rewind() error {
-	if s.in == nil {
+	if s.closed || s.in == nil {
 		return s.errorf("rewind after Close")
 	}
 	if !s.Replayable() {
@@ -299,6 +306,7 @@ func (s *CSVSource) Rewind() error {
 // Close closes the file if the source opened it and drops the rows held.
 // Batches already returned stay valid. Close is idempotent.
 func (s *CSVSource) Close() error {
+	s.closed = true
 	s.pending = nil
 	releaseBuilders(s.xb)
 	releaseBuilders(s.yb)

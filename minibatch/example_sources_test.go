@@ -26,7 +26,7 @@ func ExampleNewCSV() {
 		return
 	}
 	defer src.Close()
-	fmt.Println(src.Schema())
+	fmt.Println(src.TableSchema())
 	ctx := context.Background()
 	for {
 		b, err := src.Next(ctx)

@@ -106,8 +106,8 @@ func TestCSVSameAsArrow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !src.Schema().Equal(schema) {
-			t.Errorf("%s: inferred schema %v; want %v", p, src.Schema(), schema)
+		if !src.TableSchema().Equal(schema) {
+			t.Errorf("%s: inferred schema %v; want %v", p, src.TableSchema(), schema)
 		}
 		if !src.Replayable() {
 			t.Errorf("%s: Replayable() = false; want true", p)
@@ -216,7 +216,7 @@ func TestCSVNoHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src2.Close()
-	if names := src2.Schema().Field(0).Name + " " + src2.Schema().Field(2).Name; names != "c0 c2" {
+	if names := src2.TableSchema().Field(0).Name + " " + src2.TableSchema().Field(2).Name; names != "c0 c2" {
 		t.Errorf("names %s; want c0 c2", names)
 	}
 }
@@ -398,7 +398,7 @@ func TestCSVLineEndings(t *testing.T) {
 			if want := `[1 2 3] ["a" "multi\nline" "c"]`; rows != 3 || s != want {
 				t.Errorf("%s (gzip %v): %d rows %s; want 3 rows %s", tc.name, compress, rows, s, want)
 			}
-			if names := src.Schema().Field(0).Name + "," + src.Schema().Field(1).Name; names != "i,s" {
+			if names := src.TableSchema().Field(0).Name + "," + src.TableSchema().Field(1).Name; names != "i,s" {
 				t.Errorf("%s (gzip %v): columns %s; want i,s", tc.name, compress, names)
 			}
 		}
@@ -410,7 +410,7 @@ func TestCSVLineEndings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if dt := src.Schema().Field(0).Type; dt != arrow.PrimitiveTypes.Int64 {
+	if dt := src.TableSchema().Field(0).Type; dt != arrow.PrimitiveTypes.Int64 {
 		t.Errorf("first column after a BOM is %v; want int64", dt)
 	}
 }
@@ -466,7 +466,7 @@ func TestCSVBadComma(t *testing.T) {
 		if err != nil {
 			t.Fatalf("WithComma(%q): %v", c, err)
 		}
-		if n := src.Schema().NumFields(); n != 2 {
+		if n := src.TableSchema().NumFields(); n != 2 {
 			t.Errorf("WithComma(%q): %d columns; want 2", c, n)
 		}
 		src.Close()
