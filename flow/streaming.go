@@ -46,7 +46,7 @@ func startStreaming(ctx context.Context, base *runBase) *Stream {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	sr := &streamRun{
 		runBase: base, ctx: runCtx, cancel: cancel,
-		out:   queue.New[item](DefaultQueueCapacity),
+		out:   queue.New[item](DefaultQueueCapacity, queue.Untimed()),
 		done:  make(chan struct{}),
 		begin: time.Now(),
 	}
@@ -296,7 +296,7 @@ func isCancel(err error) bool {
 }
 
 func (pr *passRun) newQueue(capacity int) *queue.Queue[item] {
-	q := queue.New[item](capacity)
+	q := queue.New[item](capacity, queue.Untimed())
 	pr.queues = append(pr.queues, q)
 	return q
 }
@@ -505,34 +505,45 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 // result on. out is nil for a fit-only stage. reps, if not nil, are the
 // replicas that fit; a cut (see cut) may renew them between two batches,
 // so the replica is looked up for every batch.
+//
+// It reads the clock once per batch where no queue makes it wait (after the
+// step), and once more per wait; the time of a hand-off that does not wait
+// counts as busy.
 func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w int, in, out *queue.Queue[item]) error {
-	t0 := time.Now()
+	c := &st.c
+	last := now() // when this worker's last step or wait ended
 	for {
-		it, err := in.Get(ctx)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
+		it, ok, err := in.TryGet()
+		if !ok {
+			if err == nil {
+				it, err = in.Get(ctx)
 			}
-			return err
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+			t := now()
+			c.waitIn.Add(t - last)
+			last = t
 		}
-		t1 := time.Now()
-		st.c.waitIn.Add(int64(t1.Sub(t0)))
 		o := st.opFor(po, it.b.Epoch)
 		if o == opSkip {
 			it.b.Release()
 			release(pr.sem)
 			pr.complete()
-			t0 = t1
 			continue
 		}
 		s := st.step
 		if reps != nil {
 			s = reps[w]
 		}
-		st.c.in(it.b)
+		c.in(it.b)
 		res, err := apply(ctx, s, o, it.b)
-		t2 := time.Now()
-		st.c.busy.Add(int64(t2.Sub(t1)))
+		t := now()
+		c.busy.Add(t - last)
+		last = t
 		if err != nil {
 			err = stepError(st.path, s, o.String(), &it.b, runError(ctx, err))
 			it.b.Release()
@@ -542,20 +553,33 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 			it.b.Release()
 			release(pr.sem)
 			pr.complete()
-			t0 = t2
 			continue
 		}
 		res.Seq, res.Epoch = it.b.Seq, it.b.Epoch
 		it.b.Release()
-		st.c.out(res)
-		if err := pr.put(ctx, out, item{it.pos, res}); err != nil {
-			res.Release()
-			return err
+		c.out(res)
+		next := item{it.pos, res}
+		if !out.TryPut(next) {
+			if err := out.Put(ctx, next); err != nil {
+				res.Release()
+				return err
+			}
+			t := now()
+			c.waitOut.Add(t - last)
+			last = t
 		}
-		t0 = time.Now()
-		st.c.waitOut.Add(int64(t0.Sub(t2)))
+		if out == pr.final {
+			pr.complete()
+		}
 	}
 }
+
+// clockBase is the origin of now.
+var clockBase = time.Now()
+
+// now reads the monotonic clock alone (time.Now reads the wall clock too),
+// in nanoseconds since clockBase.
+func now() int64 { return int64(time.Since(clockBase)) }
 
 // reorder restores position order between a stage's replicas (or an
 // unordered input) and the stage's output queue, which it alone fills and

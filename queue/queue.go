@@ -11,21 +11,68 @@ import (
 // who closes it and how cancellation works. The zero value is not usable;
 // call New.
 type Queue[T any] struct {
-	ch         chan T
-	puts, gets atomic.Int64
-	putWait    atomic.Int64 // nanoseconds producers spent blocked on a full queue
-	getWait    atomic.Int64 // nanoseconds consumers spent blocked on an empty queue
-	highWater  atomic.Int64
-	closed     atomic.Bool
+	ch      chan T
+	untimed bool
+	closed  atomic.Bool
+	// The producers' and the consumers' counters on cache lines of their
+	// own, so that a producer and a consumer on two cores do not contend.
+	_         [64]byte
+	puts      atomic.Int64
+	putWait   atomic.Int64 // nanoseconds producers spent blocked on a full queue
+	highWater atomic.Int64
+	_         [64]byte
+	gets      atomic.Int64
+	getWait   atomic.Int64 // nanoseconds consumers spent blocked on an empty queue
+	_         [64]byte
 }
 
+// Option configures a Queue.
+type Option func(*config)
+
+type config struct{ untimed bool }
+
+// Untimed makes a queue that does not time the waits of Put and Get (its
+// Stats report PutWait and GetWait 0): for callers that time their own
+// waits, and would otherwise read the clock twice per blocked call more.
+func Untimed() Option { return func(c *config) { c.untimed = true } }
+
 // New returns a queue that holds at most capacity items. A capacity below
-// one makes a rendezvous queue: Put waits for a Get.
-func New[T any](capacity int) *Queue[T] {
+// one makes a rendezvous queue: Put waits for a Get. By default Put and Get
+// time their waits (see Stats and Untimed).
+func New[T any](capacity int, opts ...Option) *Queue[T] {
 	if capacity < 0 {
 		capacity = 0
 	}
-	return &Queue[T]{ch: make(chan T, capacity)}
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	return &Queue[T]{ch: make(chan T, capacity), untimed: c.untimed}
+}
+
+// TryPut appends v if the queue has room, without waiting, and reports
+// whether it did. Like Put, it panics on a closed queue.
+func (q *Queue[T]) TryPut(v T) bool {
+	select {
+	case q.ch <- v:
+		q.notePut()
+		return true
+	default:
+		return false
+	}
+}
+
+// TryGet removes the oldest item if there is one, without waiting: ok
+// reports whether it did. Once the queue is closed and drained it returns
+// io.EOF.
+func (q *Queue[T]) TryGet() (v T, ok bool, err error) {
+	select {
+	case v, open := <-q.ch:
+		v, err = q.got(v, open)
+		return v, err == nil, err
+	default:
+		return v, false, nil
+	}
 }
 
 // Put appends v, waiting while the queue is full. If ctx is done first it
@@ -41,15 +88,30 @@ func (q *Queue[T]) Put(ctx context.Context, v T) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	start := time.Now()
+	var start time.Time
+	if !q.untimed {
+		start = time.Now()
+	}
 	select {
 	case q.ch <- v:
-		q.putWait.Add(int64(time.Since(start)))
+		q.notePutWait(start)
 		q.notePut()
 		return nil
 	case <-ctx.Done():
-		q.putWait.Add(int64(time.Since(start)))
+		q.notePutWait(start)
 		return context.Cause(ctx)
+	}
+}
+
+func (q *Queue[T]) notePutWait(start time.Time) {
+	if !q.untimed {
+		q.putWait.Add(int64(time.Since(start)))
+	}
+}
+
+func (q *Queue[T]) noteGetWait(start time.Time) {
+	if !q.untimed {
+		q.getWait.Add(int64(time.Since(start)))
 	}
 }
 
@@ -73,13 +135,16 @@ func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 		var zero T
 		return zero, context.Cause(ctx)
 	}
-	start := time.Now()
+	var start time.Time
+	if !q.untimed {
+		start = time.Now()
+	}
 	select {
 	case v, ok := <-q.ch:
-		q.getWait.Add(int64(time.Since(start)))
+		q.noteGetWait(start)
 		return q.got(v, ok)
 	case <-ctx.Done():
-		q.getWait.Add(int64(time.Since(start)))
+		q.noteGetWait(start)
 		var zero T
 		return zero, context.Cause(ctx)
 	}
