@@ -329,7 +329,7 @@ func TestIPCBounds(t *testing.T) {
 			}
 			err = nextErr(ctx, src)
 			src.Close()
-			wantErr(t, err, `"`+path+`"`, "batch 0", "decompress to more than the limit of 102400 bytes")
+			wantErr(t, err, `"`+path+`"`, "batch 0", "decompression of", "exceeds the limit of 102400 bytes", "WithMaxBatchBytes")
 
 			// Within the bound it reads.
 			src, err = openIPC(path, stream, minibatch.WithAllocator(mem))
