@@ -1,6 +1,7 @@
 package ipcguard
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -24,6 +25,8 @@ import (
 //     that counts (memory.CheckedAllocator, a C allocator) sees as a leak.
 //     Read keeps what a failed read left allocated, and Reclaim frees it
 //     once the reader is released.
+//   - arrow-go asks for negative sizes when a compressed buffer's length
+//     says so; Allocate and Reallocate panic with ErrNegativeSize instead.
 //
 // Allocate, Reallocate and Free are safe for concurrent use (batches are
 // released from any goroutine); Read, Allow and Reclaim are called by the
@@ -99,8 +102,16 @@ func (a *Allocator) Reclaim() {
 	clear(a.leaked)
 }
 
+// ErrNegativeSize is the panic of an Allocate or Reallocate of a negative
+// size: arrow-go resizes a buffer to a negative uncompressed length written
+// in its input, which would corrupt the count of a counting allocator.
+var ErrNegativeSize = errors.New("ipcguard: allocation of a negative size (a corrupt uncompressed length)")
+
 // grow accounts for n more bytes asked by the current read; a.mu is held.
-func (a *Allocator) grow(n int) {
+func (a *Allocator) grow(size, n int) {
+	if size < 0 {
+		panic(ErrNegativeSize)
+	}
 	if !a.reading || n <= 0 {
 		return
 	}
@@ -117,7 +128,7 @@ func key(b []byte) *byte { return unsafe.SliceData(b) }
 func (a *Allocator) Allocate(size int) []byte {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.grow(size)
+	a.grow(size, size)
 	b := a.mem.Allocate(size)
 	if a.reading && len(b) > 0 {
 		a.window[key(b)] = b
@@ -130,7 +141,7 @@ func (a *Allocator) Allocate(size int) []byte {
 func (a *Allocator) Reallocate(size int, b []byte) []byte {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.grow(size - len(b))
+	a.grow(size, size-len(b))
 	_, tracked := a.window[key(b)]
 	delete(a.window, key(b))
 	delete(a.leaked, key(b))
