@@ -228,17 +228,18 @@ func WithBatchRows(n int) SourceOption {
 }
 
 // WithAllocator sets the allocator of the batches' buffers. The default is
-// memory.DefaultAllocator. CSV and Parquet allocate every buffer from it;
-// the IPC sources read message bodies into Go memory (see IPCFileSource)
-// and use it for arrow's own allocations (dictionary deltas).
+// memory.DefaultAllocator. CSV, Parquet and IPC allocate every buffer from
+// it.
 func WithAllocator(mem memory.Allocator) SourceOption {
 	return func(c *sourceConfig) { c.mem = mem }
 }
 
 // WithMaxBatchBytes bounds the size in bytes of one IPC record batch (or
 // dictionary batch): both its message body as stored and the sum of its
-// buffers after decompression. A larger batch is an error naming the batch
-// and the bound. The default is DefaultMaxBatchBytes (256 MiB). IPC.
+// buffers after decompression (for a stream, with the dictionary batches
+// read before it), and its number of rows. A larger batch is an error
+// naming the batch and the bound. The default is DefaultMaxBatchBytes
+// (256 MiB). IPC.
 func WithMaxBatchBytes(n int64) SourceOption {
 	return func(c *sourceConfig) { c.maxBatchBytes = n }
 }
