@@ -10,11 +10,12 @@ import (
 
 // validateRecord checks a record batch decoded from IPC input, so that a
 // corrupt input is an error here, not a panic or a runaway loop later in a
-// step. It is arrow-go's array.ValidateRecordFull (buffers long enough for
-// their arrays, offsets in order and in bounds, UTF-8 strings, dictionary
-// indices inside their dictionaries, union type codes, null counts) plus
-// what that lacks in arrow-go v18.8.0, each with a test in
-// source_ipc_test.go:
+// step. It is arrow-go's array.ValidateFull of each column, as
+// array.ValidateRecordFull does it (buffers long enough for their arrays,
+// offsets in order and in bounds, UTF-8 strings, dictionary indices inside
+// their dictionaries, union type codes, null counts), plus what that lacks
+// in arrow-go v18.8.0, each with a test in source_ipc_test.go
+// (TestIPCStringOffsetsPanicInArrow, TestIPCRowBound):
 //
 //   - Its validation of a string array slices the values by each pair of
 //     offsets before it has checked that the later one is in bounds: offsets
