@@ -188,10 +188,8 @@ func ResolveSourceOptions(opts ...Option) (SourceSettings, error) {
 // WithAllocator sets the allocator of every buffer that the constructor's
 // value allocates: the batches of a source, the gathered or concatenated
 // rows of a stage, split or step. The default is memory.DefaultAllocator;
-// nil is an error. CSV and Parquet allocate every buffer from it; the IPC
-// sources read message bodies into Go memory (see IPCFileSource) and use
-// it for arrow's own allocations (dictionary deltas). Read by every
-// constructor.
+// nil is an error. CSV, Parquet and IPC allocate every buffer from it.
+// Read by every constructor.
 func WithAllocator(mem memory.Allocator) Option {
 	return func(c *sourceConfig) { c.mem = mem; c.note("WithAllocator", nil) }
 }
@@ -227,8 +225,10 @@ func WithBatchRows(n int) Option {
 
 // WithMaxBatchBytes bounds the size in bytes of one IPC record batch (or
 // dictionary batch): both its message body as stored and the sum of its
-// buffers after decompression. A larger batch is an error naming the batch
-// and the bound. The default is DefaultMaxBatchBytes (256 MiB). IPC.
+// buffers after decompression (for a stream, with the dictionary batches
+// read before it), and its number of rows. A larger batch is an error
+// naming the batch and the bound. The default is DefaultMaxBatchBytes
+// (256 MiB). IPC.
 func WithMaxBatchBytes(n int64) Option {
 	return func(c *sourceConfig) { c.maxBatchBytes = n; c.note("WithMaxBatchBytes", nil) }
 }

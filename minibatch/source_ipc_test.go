@@ -3,6 +3,7 @@ package minibatch_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -329,7 +330,7 @@ func TestIPCBounds(t *testing.T) {
 			}
 			err = nextErr(ctx, src)
 			src.Close()
-			wantErr(t, err, `"`+path+`"`, "batch 0", "decompress to more than the limit of 102400 bytes")
+			wantErr(t, err, `"`+path+`"`, "batch 0", "decompression of", "exceeds the limit of 102400 bytes", "WithMaxBatchBytes")
 
 			// Within the bound it reads.
 			src, err = openIPC(path, stream, minibatch.WithAllocator(mem))
@@ -429,5 +430,253 @@ func TestIPCCancelled(t *testing.T) {
 	cancel(stop)
 	if _, err := src.Next(ctx); !errors.Is(err, stop) {
 		t.Errorf("Next on a cancelled ctx = %v; want the cause %v", err, stop)
+	}
+}
+
+// ipcBytes writes recs of schema as an IPC stream (stream true) or file
+// and returns the bytes.
+func ipcBytes(t *testing.T, stream bool, schema *arrow.Schema, recs []arrow.RecordBatch, opts ...ipc.Option) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data")
+	writeIPC(t, path, stream, schema, recs, opts...)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// readIPCBytes reads data as a stream or a file with a checked allocator
+// and returns the first error (nil at a clean end); the allocator must end
+// at zero.
+func readIPCBytes(t *testing.T, stream bool, data []byte, opts ...minibatch.SourceOption) error {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	opts = append(opts, minibatch.WithAllocator(mem), minibatch.WithName("crafted"))
+	var (
+		src ipcSource
+		err error
+	)
+	if stream {
+		src, err = minibatch.NewIPCStream(bytes.NewReader(data), opts...)
+	} else {
+		src, err = minibatch.NewIPCFile(bytes.NewReader(data), int64(len(data)), opts...)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	ctx := srcCtx(t)
+	for {
+		b, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		touchBatch(b)
+		b.Release()
+	}
+}
+
+// touchBatch reads every value of b.
+func touchBatch(b flow.Batch) {
+	for _, rec := range []arrow.RecordBatch{b.X, b.Y} {
+		if rec == nil {
+			continue
+		}
+		for _, col := range rec.Columns() {
+			for i := range col.Len() {
+				_ = col.ValueStr(i)
+			}
+		}
+	}
+}
+
+// TestIPCStringOffsetsPanicInArrow: arrow-go's ValidateFull panics on
+// string offsets that are in bounds at both ends but not between; the
+// sources report an error instead.
+func TestIPCStringOffsetsPanicInArrow(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String}}, nil)
+	offsets := memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{0, 100, 5}))
+	values := memory.NewBufferBytes([]byte("abcde"))
+	data := array.NewData(arrow.BinaryTypes.String, 2, []*memory.Buffer{nil, offsets, values}, nil, 0, 0)
+	col := array.MakeFromData(data)
+	data.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 2)
+	col.Release()
+	defer rec.Release()
+
+	// What arrow-go does with it.
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Errorf("array.ValidateRecordFull did not panic; the check in validateRecord may be redundant now")
+			}
+		}()
+		err := array.ValidateRecordFull(rec)
+		t.Errorf("array.ValidateRecordFull = %v; want a panic", err)
+	}()
+
+	for _, stream := range []bool{false, true} {
+		err := readIPCBytes(t, stream, ipcBytes(t, stream, schema, []arrow.RecordBatch{rec}))
+		wantErr(t, err, `"crafted"`, "batch 0", "validation panicked", "out of range")
+	}
+}
+
+// TestIPCRowBound: a null array needs no buffers, so a few bytes can claim
+// any number of rows, which arrow-go accepts; the sources bound rows by
+// WithMaxBatchBytes.
+func TestIPCRowBound(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.Null, Nullable: true}}, nil)
+	col := array.NewNull(1 << 40)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, 1<<40)
+	col.Release()
+	defer rec.Release()
+	if err := array.ValidateRecordFull(rec); err != nil {
+		t.Fatalf("array.ValidateRecordFull = %v; want arrow-go to accept 2^40 null rows", err)
+	}
+	for _, stream := range []bool{false, true} {
+		data := ipcBytes(t, stream, schema, []arrow.RecordBatch{rec})
+		if len(data) > 1024 {
+			t.Fatalf("%d bytes; want a tiny input", len(data))
+		}
+		err := readIPCBytes(t, stream, data, minibatch.WithMaxBatchBytes(1<<20))
+		wantErr(t, err, `"crafted"`, "batch 0", "1099511627776 rows", "limit of 1048576", "WithMaxBatchBytes")
+	}
+	// Within the bound, null rows read.
+	small := array.NewNull(1000)
+	recSmall := array.NewRecordBatch(schema, []arrow.Array{small}, 1000)
+	small.Release()
+	defer recSmall.Release()
+	for _, stream := range []bool{false, true} {
+		if err := readIPCBytes(t, stream, ipcBytes(t, stream, schema, []arrow.RecordBatch{recSmall})); err != nil {
+			t.Errorf("stream %v: %v; want 1000 null rows to read", stream, err)
+		}
+	}
+}
+
+// TestIPCDecompressionBomb: arrow-go allocates the length written in front
+// of a compressed buffer; here a body of a few hundred bytes says 16 TiB.
+// Read with arrow-go alone, it kills the process; the sources refuse it
+// before allocating.
+func TestIPCDecompressionBomb(t *testing.T) {
+	const rows = 1000
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	bld := array.NewInt64Builder(memory.NewGoAllocator())
+	bld.AppendValues(make([]int64, rows), nil)
+	col := bld.NewArray()
+	bld.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, rows)
+	col.Release()
+	defer rec.Release()
+	for _, stream := range []bool{false, true} {
+		for _, codec := range []ipc.Option{ipc.WithLZ4(), ipc.WithZstd()} {
+			data := ipcBytes(t, stream, schema, []arrow.RecordBatch{rec}, codec)
+			// The values buffer's prefix: its uncompressed length.
+			var want, bomb [8]byte
+			binary.LittleEndian.PutUint64(want[:], rows*8)
+			binary.LittleEndian.PutUint64(bomb[:], 16<<40)
+			if bytes.Count(data, want[:]) != 1 {
+				t.Fatalf("the uncompressed length %d occurs %d times; want once", rows*8, bytes.Count(data, want[:]))
+			}
+			data = bytes.Replace(data, want[:], bomb[:], 1)
+			err := readIPCBytes(t, stream, data)
+			wantErr(t, err, `"crafted"`, "batch 0", "decompression of 17592186044416 bytes exceeds the limit of 268435456 bytes", "WithMaxBatchBytes")
+		}
+	}
+}
+
+func TestIPCLifecycle(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "file", true: "stream"}[stream], func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			ctx := srcCtx(t)
+			schema, recs := srcTable(mem, 100, 30, 2)
+			path := filepath.Join(t.TempDir(), "data")
+			writeIPC(t, path, stream, schema, recs, ipc.WithZstd())
+			releaseAll(recs)
+
+			src, err := openIPC(path, stream, minibatch.WithAllocator(mem), minibatch.WithLabels("y"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := src.(interface{ Schema() *arrow.Schema }).Schema(); !got.Equal(schema) {
+				t.Errorf("Schema() = %v; want %v", got, schema)
+			}
+			// Close mid-stream, with a batch still held by the caller.
+			b, err := src.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := src.Close(); err != nil {
+				t.Errorf("second Close = %v; want nil", err)
+			}
+			if b.Rows() != 30 || b.X.Column(0).(*array.Float64).Value(0) != 0 {
+				t.Errorf("batch held over Close: %d rows; want 30, still readable", b.Rows())
+			}
+			b.Release()
+			if _, err := src.Next(ctx); err == nil || errors.Is(err, io.EOF) {
+				t.Errorf("Next after Close = %v; want an error", err)
+			} else {
+				wantErr(t, err, "after Close")
+			}
+			if err := src.Rewind(); err == nil {
+				t.Errorf("Rewind after Close = nil; want an error")
+			}
+		})
+	}
+}
+
+// TestIPCErrorPathFreesAll: batches that arrow-go fails in the middle of
+// leave nothing allocated, once the source is closed. Each corrupt input
+// flips one byte of the second half (batch metadata and bodies) of a good
+// lz4-compressed file or stream.
+func TestIPCErrorPathFreesAll(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := srcCtx(t)
+	schema, recs := srcTable(mem, 60, 20, 2)
+	goods := [][]byte{ipcBytes(t, false, schema, recs, ipc.WithLZ4()), ipcBytes(t, true, schema, recs, ipc.WithLZ4())}
+	releaseAll(recs)
+	for _, stream := range []bool{false, true} {
+		good := goods[map[bool]int{false: 0, true: 1}[stream]]
+		var failures int
+		for i := len(good) / 2; i < len(good); i += 3 {
+			bad := bytes.Clone(good)
+			bad[i] ^= 0xa5
+			var (
+				src ipcSource
+				err error
+			)
+			if stream {
+				src, err = minibatch.NewIPCStream(bytes.NewReader(bad), minibatch.WithAllocator(mem))
+			} else {
+				src, err = minibatch.NewIPCFile(bytes.NewReader(bad), int64(len(bad)), minibatch.WithAllocator(mem))
+			}
+			if err == nil {
+				err = nextErr(ctx, src)
+				if src.Rewind() == nil { // a second pass fails the same way
+					nextErr(ctx, src)
+				}
+				src.Close()
+			}
+			if !errors.Is(err, io.EOF) {
+				failures++
+			}
+			if n := mem.CurrentAlloc(); n != 0 {
+				t.Fatalf("stream %v, byte %d flipped: %d bytes still allocated after Close; want 0 (error: %v)", stream, i, n, err)
+			}
+		}
+		if failures == 0 {
+			t.Errorf("stream %v: no corruption was detected; want some", stream)
+		}
 	}
 }

@@ -1,0 +1,134 @@
+package ipcguard
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// MessageReader reads the messages of an IPC stream for arrow-go's
+// ipc.NewReaderFromMessageReader, as arrow-go's own message reader does,
+// but checks each one before arrow-go decodes it: its metadata with
+// CheckMessage, its body against a limit. Bodies are allocated from the
+// Allocator (and allowed for in its bound), so a failed read leaves them
+// to Allocator.Reclaim. Errors name the message and its byte offset.
+type MessageReader struct {
+	r       io.Reader
+	mem     *Allocator
+	maxBody int64
+	pos     int64 // byte offset of the next message
+	index   int
+	cur     *ipc.Message
+	refs    atomic.Int64
+}
+
+var _ ipc.MessageReader = (*MessageReader)(nil)
+
+// NewMessageReader returns a MessageReader of the stream r, from its
+// current position, whose bodies are allocated from mem and hold at most
+// maxBody bytes. Its reference count is 1; the ipc.Reader that it is given
+// to releases it.
+func NewMessageReader(r io.Reader, mem *Allocator, maxBody int64) *MessageReader {
+	m := &MessageReader{r: r, mem: mem, maxBody: maxBody}
+	m.refs.Store(1)
+	return m
+}
+
+// Message returns the next message, valid until the next call, or io.EOF
+// at an end-of-stream marker or at the end of the input between messages.
+func (m *MessageReader) Message() (*ipc.Message, error) {
+	m.releaseCur()
+	at, i := m.pos, m.index
+	m.index++
+	msg, err := m.read()
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("message %d at byte %d: %w", i, at, err)
+	}
+	m.cur = msg
+	return msg, nil
+}
+
+func (m *MessageReader) full(p []byte) error {
+	n, err := io.ReadFull(m.r, p)
+	m.pos += int64(n)
+	return err
+}
+
+func (m *MessageReader) read() (*ipc.Message, error) {
+	var word [4]byte
+	if err := m.full(word[:]); err != nil {
+		return nil, err // io.EOF: the end between messages
+	}
+	n := binary.LittleEndian.Uint32(word[:])
+	if n == continuation {
+		if err := m.full(word[:]); err != nil {
+			return nil, fmt.Errorf("reading the metadata length: %w", noEOF(err))
+		}
+		n = binary.LittleEndian.Uint32(word[:])
+	}
+	if n == 0 {
+		return nil, io.EOF // an end-of-stream marker
+	}
+	if n > MaxMetadataBytes {
+		return nil, fmt.Errorf("metadata length %d is out of range [1, %d]", int32(n), MaxMetadataBytes)
+	}
+	meta := make([]byte, n)
+	if err := m.full(meta); err != nil {
+		return nil, fmt.Errorf("reading %d bytes of metadata: %w", n, noEOF(err))
+	}
+	if err := CheckMessage(meta); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	msg, _ := root(meta) // checked by CheckMessage
+	bodyLen, err := msg.int64(3)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("metadata: %w", err)
+	case bodyLen < 0:
+		return nil, fmt.Errorf("negative body length %d", bodyLen)
+	case bodyLen > m.maxBody:
+		return nil, &LimitError{What: "body", Size: bodyLen, Limit: m.maxBody}
+	}
+	m.mem.Allow(bodyLen)
+	body := memory.NewResizableBuffer(m.mem)
+	defer body.Release()
+	body.Resize(int(bodyLen))
+	if err := m.full(body.Bytes()); err != nil {
+		return nil, fmt.Errorf("reading %d bytes of body: %w", bodyLen, noEOF(err))
+	}
+	metaBuf := memory.NewBufferBytes(meta)
+	defer metaBuf.Release()
+	return ipc.NewMessage(metaBuf, body), nil
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func (m *MessageReader) releaseCur() {
+	if m.cur != nil {
+		m.cur.Release()
+		m.cur = nil
+	}
+}
+
+// Retain adds a reference.
+func (m *MessageReader) Retain() { m.refs.Add(1) }
+
+// Release drops a reference; the last one releases the current message.
+func (m *MessageReader) Release() {
+	if m.refs.Add(-1) == 0 {
+		m.releaseCur()
+	}
+}
