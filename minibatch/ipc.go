@@ -169,8 +169,8 @@ func (s *IPCFileSource) Rewind() error {
 	return nil
 }
 
-// Replayable reports true: an IPC file can always be read again.
-func (s *IPCFileSource) Replayable() bool { return true }
+// Replayable reports true until Close: an IPC file can always be read again.
+func (s *IPCFileSource) Replayable() bool { return !s.closed }
 
 // Close releases arrow's reader and what it holds, and closes the file if
 // the source opened it. Batches already returned stay valid. Close may be
@@ -298,8 +298,8 @@ func (s *IPCStreamSource) Next(ctx context.Context) (flow.Batch, error) {
 }
 
 // Replayable reports whether Rewind can work: the source was opened from a
-// path or made from an io.Seeker.
-func (s *IPCStreamSource) Replayable() bool { return s.seeker != nil }
+// path or made from an io.Seeker, and is not closed.
+func (s *IPCStreamSource) Replayable() bool { return !s.closed && s.seeker != nil }
 
 // Rewind seeks back to where the stream started and starts a new pass. It
 // returns an error wrapping ErrNotReplayable when the input is not an

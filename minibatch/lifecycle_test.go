@@ -86,7 +86,7 @@ func TestLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			return made{src, func() {}}
-		}, []string{"i"}, true, "ipc.go: Next after Close returns io.EOF after a drained pass; Replayable stays true after Close; Schema is the table's, not X's, when roles pick columns"},
+		}, []string{"i"}, true, ""},
 		{"rebatcher", func(t *testing.T, mem memory.Allocator) made {
 			m := newMemory(t, mem, 20, 6)
 			r, err := minibatch.NewRebatcher(m, 4, minibatch.Pad(0), minibatch.WithAllocator(mem))
