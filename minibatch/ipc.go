@@ -345,12 +345,13 @@ func (s *IPCStreamSource) closeReader() {
 // ipcPass is what the two IPC sources share: their name, configuration,
 // allocator and file, and where the current pass stands.
 type ipcPass struct {
-	kind   string // "ipc file" or "ipc stream", for errors
-	name   string
-	cfg    *sourceConfig
-	mem    *ipcguard.Allocator // cfg.mem, bounded and cleaned up per read
-	file   *os.File            // owned, when opened from a path
-	schema *arrow.Schema
+	kind    string // "ipc file" or "ipc stream", for errors
+	name    string
+	cfg     *sourceConfig
+	mem     *ipcguard.Allocator // cfg.mem, bounded and cleaned up per read
+	file    *os.File            // owned, when opened from a path
+	schema  *arrow.Schema
+	xSchema *arrow.Schema // the inputs of schema
 
 	seq    int64
 	err    error // sticky: the pass failed
@@ -387,17 +388,23 @@ func limitHint(err error) error {
 	return err
 }
 
-// Schema returns the schema of the record batches (before the split into X
-// and Y).
-func (p *ipcPass) Schema() *arrow.Schema { return p.schema }
+// Schema returns the schema of X, the input columns, as every source's
+// Schema does.
+func (p *ipcPass) Schema() *arrow.Schema { return p.xSchema }
+
+// TableSchema returns the schema of the record batches as stored (before
+// the split into X and Y).
+func (p *ipcPass) TableSchema() *arrow.Schema { return p.schema }
 
 // adoptSchema takes the schema of the first pass and checks that the
 // source's roles name columns of it.
 func (p *ipcPass) adoptSchema(schema *arrow.Schema) error {
 	p.schema = schema
-	if _, _, err := p.cfg.roles.Columns(schema); err != nil {
+	inputs, _, err := p.cfg.roles.Columns(schema)
+	if err != nil {
 		return p.errorf("%w", err)
 	}
+	p.xSchema = fieldsSchema(schema, inputs)
 	return nil
 }
 

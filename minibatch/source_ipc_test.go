@@ -605,8 +605,11 @@ func TestIPCLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := src.(interface{ Schema() *arrow.Schema }).Schema(); !got.Equal(schema) {
-				t.Errorf("Schema() = %v; want %v", got, schema)
+			if got := src.(interface{ TableSchema() *arrow.Schema }).TableSchema(); !got.Equal(schema) {
+				t.Errorf("TableSchema() = %v; want %v", got, schema)
+			}
+			if got := src.(interface{ Schema() *arrow.Schema }).Schema(); got.HasField("y") || got.NumFields() != schema.NumFields()-1 {
+				t.Errorf("Schema() = %v; want the inputs of %v (no label y)", got, schema)
 			}
 			// Close mid-stream, with a batch still held by the caller.
 			b, err := src.Next(ctx)
