@@ -103,7 +103,7 @@ func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error)
 				err = guard(func() error {
 					nc, err := c.WithChildren(f.children)
 					if err == nil && isNil(nc) {
-						err = errors.New("WithChildren returned nil")
+						err = errors.New("its WithChildren method returned nil")
 					}
 					s = nc
 					return err
@@ -145,7 +145,7 @@ func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
 			var r Step
 			err := guard(func() error {
 				if r = m.Replica(); isNil(r) {
-					return errors.New("Replica returned nil")
+					return errors.New("its Replica method returned nil")
 				}
 				return nil
 			})
@@ -215,7 +215,7 @@ func Copy(s Step) (Step, error) {
 		var out Step
 		err := guard(func() error {
 			if out = c.Copy(); isNil(out) {
-				return errors.New("Copy returned nil")
+				return errors.New("its Copy method returned nil")
 			}
 			return nil
 		})

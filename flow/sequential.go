@@ -30,6 +30,7 @@ type seqRun struct {
 	err      error // first error, sticky
 
 	inSource atomic.Bool // next is inside the source's Next
+	clock    int64       // now() at the end of the last read, for the steps' timing
 	closed   atomic.Bool // Close has been called
 
 	begin   time.Time
@@ -89,7 +90,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 		if err != nil {
 			return Batch{}, r.fail(err)
 		}
-		out, emitted, err := seqProcess(r.ctx, last.stages, last.ops, b)
+		out, emitted, err := seqProcess(r.ctx, last.stages, last.ops, b, &r.clock)
 		if err != nil {
 			return Batch{}, r.fail(err)
 		}
@@ -179,15 +180,15 @@ func (r *seqRun) endInput(early bool) error {
 // marks the time spent inside the source.
 func (r *seqRun) read() (Batch, error) {
 	r.inSource.Store(true)
-	t := time.Now()
+	t := now()
 	b, err := r.src.Next(r.ctx)
-	d := time.Since(t)
+	r.clock = now()
 	r.inSource.Store(false)
 	if r.closed.Load() {
 		b.Release()
 		return Batch{}, ErrClosed
 	}
-	r.rec.src.busy.Add(int64(d))
+	r.rec.src.busy.Add(r.clock - t)
 	if err == nil {
 		r.rec.src.out(b)
 	}
@@ -204,7 +205,7 @@ func (r *seqRun) drain(ps pass) error {
 		if err != nil {
 			return err
 		}
-		out, _, err := seqProcess(r.ctx, ps.stages, ps.ops, b)
+		out, _, err := seqProcess(r.ctx, ps.stages, ps.ops, b, &r.clock)
 		if err != nil {
 			return err
 		}
@@ -214,8 +215,9 @@ func (r *seqRun) drain(ps pass) error {
 
 // seqProcess runs b (owned) through stages. It returns the output, owned
 // by the caller, and whether there is one (a fit-only last stage emits
-// nothing).
-func seqProcess(ctx context.Context, stages []*stage, ops []op, b Batch) (Batch, bool, error) {
+// nothing). clock holds now() at the start and is moved on by every stage:
+// one clock read per stage.
+func seqProcess(ctx context.Context, stages []*stage, ops []op, b Batch, clock *int64) (Batch, bool, error) {
 	cur := b
 	for i, st := range stages {
 		o := st.opFor(ops[i], cur.Epoch)
@@ -224,16 +226,17 @@ func seqProcess(ctx context.Context, stages []*stage, ops []op, b Batch) (Batch,
 			return Batch{}, false, nil
 		}
 		st.c.in(cur)
-		start := time.Now()
+		start := *clock
 		var out Batch
 		var err error
 		if st.isUnion() {
-			out, err = seqUnion(ctx, st, o, cur)
+			out, err = seqUnion(ctx, st, o, cur, clock)
 		} else {
 			out, err = apply(ctx, st.step, o, cur)
 			err = stepError(st.path, st.step, o.String(), &cur, runError(ctx, err))
 		}
-		st.c.busy.Add(int64(time.Since(start)))
+		*clock = now()
+		st.c.busy.Add(*clock - start)
 		if err != nil {
 			cur.Release()
 			return Batch{}, false, err
@@ -250,7 +253,7 @@ func seqProcess(ctx context.Context, stages []*stage, ops []op, b Batch) (Batch,
 	return cur, true, nil
 }
 
-func seqUnion(ctx context.Context, st *stage, o op, in Batch) (Batch, error) {
+func seqUnion(ctx context.Context, st *stage, o op, in Batch, clock *int64) (Batch, error) {
 	outs := make([]Batch, 0, len(st.branches))
 	defer func() {
 		for _, b := range outs {
@@ -259,7 +262,7 @@ func seqUnion(ctx context.Context, st *stage, o op, in Batch) (Batch, error) {
 	}()
 	for _, br := range st.branches {
 		in.Retain()
-		out, _, err := seqProcess(ctx, br.stages, branchOps(br, o), in)
+		out, _, err := seqProcess(ctx, br.stages, branchOps(br, o), in, clock)
 		if err != nil {
 			return Batch{}, err
 		}

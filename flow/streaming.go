@@ -359,12 +359,12 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 	}()
 	src, c := pr.run.src, &pr.run.rec.src
 	t := pr.input
-	t2 := time.Now() // end of the last read: what follows is waiting to hand on
+	t2 := now() // end of the last read: what follows is waiting to hand on
 	for pos := int64(0); ; {
 		if err := acquire(ctx, pr.sem); err != nil {
 			return err
 		}
-		t1 := time.Now() // outside the reading state, which stays as narrow as it was
+		t1 := now() // outside the reading state, which stays as narrow as it was
 		pr.feeder.Store(feederReading)
 		b, err := src.Next(ctx)
 		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
@@ -372,9 +372,9 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			pr.run.letGo()
 			return context.Cause(ctx)
 		}
-		c.waitOut.Add(int64(t1.Sub(t2))) // the window, and the last Put
-		t2 = time.Now()
-		c.busy.Add(int64(t2.Sub(t1)))
+		c.waitOut.Add(t1 - t2) // the window, and the last Put
+		t2 = now()
+		c.busy.Add(t2 - t1)
 		if ctx.Err() != nil {
 			b.Release()
 			return context.Cause(ctx)

@@ -72,6 +72,8 @@ type Visit struct {
 
 // SkipChildren, returned by a Walk callback, skips the children of the node
 // just visited.
+//
+//lint:ignore ST1012 a signal, not a failure: named like filepath.SkipDir
 var SkipChildren = errors.New("penstock: skip children")
 
 // MaxDepth bounds the depth of a step tree that Walk follows.
