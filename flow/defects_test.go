@@ -3,7 +3,10 @@ package flow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -307,3 +310,56 @@ func (passThrough) Transform(_ context.Context, in flow.Batch) (flow.Batch, erro
 }
 
 var _ = array.NewRecordBatch
+
+// A Joiner fit over a CSV read from a plain io.Reader (which cannot
+// rewind) spills it and gives the same result as over the file.
+func TestJoinerOverCSVReader(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	var text strings.Builder
+	text.WriteString("x,id\n")
+	for i := range 500 {
+		fmt.Fprintf(&text, "%d.5,%d\n", i, i)
+	}
+	path := filepath.Join(t.TempDir(), "data.csv")
+	if err := os.WriteFile(path, []byte(text.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := []minibatch.Option{minibatch.WithAllocator(mem), minibatch.WithBatchRows(64)}
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			r.SpillDir = t.TempDir()
+			fit := func(src flow.Source) (float64, []float64) {
+				c, rec := &center{mem: mem}, &record{}
+				p := pipeline(t, []flow.Node{flow.Named("center", c, flow.Barrier(barrier.Joiner)), flow.Named("rec", rec)})
+				if _, err := r.Fit(ctx, p, src); err != nil {
+					t.Fatal(err)
+				}
+				return c.mean(), rec.seen
+			}
+			file, err := minibatch.OpenCSV(path, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer file.Close()
+			pipe, err := minibatch.NewCSV(struct{ io.Reader }{strings.NewReader(text.String())}, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pipe.Close()
+			if !flow.Replayable(file) || flow.Replayable(pipe) {
+				t.Fatalf("Replayable: file %v, reader %v; want true, false", flow.Replayable(file), flow.Replayable(pipe))
+			}
+			wantMean, wantSeen := fit(file)
+			gotMean, gotSeen := fit(pipe)
+			if gotMean != wantMean || !slices.Equal(gotSeen, wantSeen) || len(gotSeen) != 500 {
+				t.Errorf("over the reader: mean %v, %d rows; over the file: mean %v, %d rows", gotMean, len(gotSeen), wantMean, len(wantSeen))
+			}
+			if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+				t.Errorf("spill left %d files behind", len(left))
+			}
+		})
+	}
+}
