@@ -30,8 +30,12 @@ func (e Engine) String() string {
 
 // Runner runs pipelines over sources. The zero value is a sequential runner
 // that uses memory.DefaultAllocator and os.TempDir. A Runner holds no state
-// between runs and may be used for many runs at once; a pipeline must not be
-// fitted by two runs at once.
+// between runs and may be used for many runs at once. A step value belongs
+// to one run at a time: a run that would fit, set up or tear down a step
+// that another run holds, or read one that another run fits, is refused
+// with an error wrapping ErrInUse, and so is a fit of a step that another
+// run reads; transform runs that only read fitted, stateless-for-the-run
+// steps may share them. Copy a pipeline to run it twice at once.
 //
 // For deterministic steps the two engines give identical results: the
 // streaming engine's default in-order barriers keep sequence order.
@@ -93,7 +97,11 @@ func (r Runner) Fit(ctx context.Context, p *Pipeline, src Source) (Stats, error)
 
 // Transform runs src through p's Transform path and returns the output
 // stream, which the caller reads to io.EOF or closes early; either way it
-// must call Close. The source is read as the stream is read.
+// must call Close. Every step is set up before Transform returns (a setup
+// error is Transform's, and nothing is left set up); the streaming engine
+// starts reading the source at once, the sequential engine at each Next.
+// A step that another run may change is refused with an error wrapping
+// ErrInUse.
 func (r Runner) Transform(ctx context.Context, p *Pipeline, src Source) (*Stream, error) {
 	return r.start(ctx, p, modeTransform, src)
 }
