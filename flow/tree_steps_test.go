@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/flow"
@@ -349,4 +350,14 @@ type panicky struct{}
 
 func (panicky) Transform(context.Context, flow.Batch) (flow.Batch, error) {
 	panic("the model fell over")
+}
+
+// again rewinds src for one more run: a run reads its source from where
+// it is.
+func again(t *testing.T, src flow.Rewinder) flow.Source {
+	t.Helper()
+	if err := src.Rewind(); err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
