@@ -628,3 +628,52 @@ func TestPanicErrorOneLineAlways(t *testing.T) {
 		t.Errorf("%%+v of the run's error = %q; want the stack through multiPanic.Transform", full)
 	}
 }
+
+// TestCopyKeepsSharing: one step value at two places of a tree (tied
+// weights: a union whose two branches share an encoder) stays one value in
+// the copy, so the copy behaves as the original: one setup per run, and
+// fitted from both places.
+func TestCopyKeepsSharing(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	tied := &mean{mem: mem}
+	wrap := newTrainOnly(flow.Named("enc", tied)) // a composite at two places too
+	u, err := flow.NewUnion(flow.Named("left", tied), flow.Named("right", wrap), flow.Named("again", wrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pipeline(t, []flow.Node{flow.Named("u", u)})
+	cs, err := flow.Copy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := means(t, cs)
+	if cm["u/left"] != cm["u/right/enc"] || cm["u/left"] != cm["u/again/enc"] {
+		t.Fatalf("the copy holds several values where the original holds one (%p, %p, %p)", cm["u/left"], cm["u/right/enc"], cm["u/again/enc"])
+	}
+	if cm["u/left"] == tied {
+		t.Fatal("the copy shares the tied step with the original")
+	}
+	cu := cs.(*flow.Pipeline).Step("u").(*flow.Union).Branches()
+	if cu[1].Step != cu[2].Step || cu[1].Step == flow.Step(wrap) {
+		t.Fatalf("the composite at u/right and u/again: copied to %p and %p (original %p); want one new value", cu[1].Step, cu[2].Step, wrap)
+	}
+	// Fitted by the sequential engine: the streaming engine would
+	// call Fit on the tied value from three stages at once.
+	r := flow.Runner{Engine: flow.Sequential, Allocator: mem}
+	for _, s := range []flow.Step{p, cs} {
+		src := numbers(t, mem, 0, 10, 5)
+		if _, err := r.Fit(ctx, s.(*flow.Pipeline), src); err != nil {
+			t.Fatal(err)
+		}
+		src.Release()
+	}
+	if tied.state() != cm["u/left"].state() || tied.state().n != 30 {
+		t.Errorf("original learned %+v, copy %+v; want the same, 30 rows (10 from each place)", tied.state(), cm["u/left"].state())
+	}
+	cw := cu[1].Step.(*trainOnly)
+	if tied.setups.Load() != 1 || cm["u/left"].setups.Load() != 1 || wrap.setups.Load() != 1 || cw.setups.Load() != 1 {
+		t.Errorf("set up: original %d and %d times, copy %d and %d; want once each", tied.setups.Load(), wrap.setups.Load(), cm["u/left"].setups.Load(), cw.setups.Load())
+	}
+}
