@@ -355,6 +355,14 @@ func TestOneRunAtATime(t *testing.T) {
 				if m.setups.Load() != 1 {
 					t.Errorf("m was set up %d times; want once (refused runs set nothing up)", m.setups.Load())
 				}
+				// What the error advises: a copy runs beside the original.
+				cp, err := flow.Copy(pipeline(t, []flow.Node{flow.Named("m", m)}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := second.Fit(ctx, cp.(*flow.Pipeline), again(t, src2)); err != nil {
+					t.Errorf("fit of a copy while the original runs: %v", err)
+				}
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
 				}
@@ -734,6 +742,109 @@ func TestOneValueAtTwoStagesFits(t *testing.T) {
 			case err == nil && e.overlaps.Load() > 0:
 				t.Errorf("Fit overlapped itself %d times on one value", e.overlaps.Load())
 			}
+		})
+	}
+}
+
+var (
+	errNoDevice = errors.New("no device left")
+	errRelease  = errors.New("release failed")
+)
+
+// TestSetupFailure: a step that fails to set up stops the run before any
+// batch; what was set up before it is torn down, what comes after it is
+// never set up, the error names the step, and its steps are free again.
+func TestSetupFailure(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	type tree struct {
+		p             *flow.Pipeline
+		first, bad, z *resource
+		wrap          *trainOnly
+	}
+	build := func() tree {
+		tr := tree{first: &resource{}, bad: &resource{failSetup: errNoDevice}, z: &resource{}}
+		tr.wrap = newTrainOnly(flow.Named("bad", tr.bad))
+		u, err := flow.NewUnion(flow.Named("m", tr.wrap), flow.Named("id", &tally{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.p = pipeline(t, []flow.Node{flow.Named("first", tr.first), flow.Named("u", u), flow.Named("z", tr.z)})
+		return tr
+	}
+	check := func(t *testing.T, tr tree, err error) {
+		t.Helper()
+		var se *flow.StepError
+		if !errors.Is(err, errNoDevice) || !errors.As(err, &se) || se.Path.String() != "u/m/bad" || se.Op != "setup" {
+			t.Fatalf("got %v; want the setup error of u/m/bad", err)
+		}
+		counts(t, "first", &tr.first.life, 1, 0, 0)
+		if tr.wrap.setups.Load() != 1 || tr.wrap.teardowns.Load() != 1 {
+			t.Errorf("u/m (set up before its child): %v; want set up and torn down once", &tr.wrap.life)
+		}
+		if tr.bad.setups.Load() != 1 || tr.bad.teardowns.Load() != 0 {
+			t.Errorf("u/m/bad: %v; want one failed setup and no teardown", &tr.bad.life)
+		}
+		counts(t, "z (after the failure)", &tr.z.life, 0, 0, 0)
+	}
+	for _, r := range runners(mem) {
+		for _, fit := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/fit=%v", r.Engine, fit), func(t *testing.T) {
+				defer goleak.VerifyNone(t)
+				tr := build()
+				src := numbers(t, mem, 0, 10, 5)
+				defer src.Release()
+				var err error
+				if fit {
+					_, err = r.Fit(ctx, tr.p, src)
+				} else {
+					var s *flow.Stream
+					if s, err = r.Transform(ctx, tr.p, src); err == nil {
+						s.Close()
+					}
+				}
+				check(t, tr, err)
+				// The steps are free again: with the device back, a run works.
+				tr.bad.failSetup = nil
+				if got := transform(ctx, t, r, tr.p, src, "id__x"); len(got.cols["id__x"]) != 10 {
+					t.Errorf("after the device came back: %d rows; want 10", len(got.cols["id__x"]))
+				}
+			})
+		}
+	}
+	t.Run("flow.Setup", func(t *testing.T) {
+		tr := build()
+		check(t, tr, flow.Setup(ctx, tr.p))
+	})
+}
+
+// TestTeardownError: a teardown error is the run's error after a run that
+// went well, and does not hide the first error of one that failed.
+func TestTeardownError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			res := &resource{failTeardown: errRelease}
+			src := numbers(t, mem, 0, 20, 5)
+			defer src.Release()
+			_, err := r.Fit(ctx, pipeline(t, []flow.Node{flow.Named("res", res), flow.Named("m", &mean{mem: mem})}), src)
+			var se *flow.StepError
+			if !errors.Is(err, errRelease) || !errors.As(err, &se) || se.Path.String() != "res" || se.Op != "teardown" {
+				t.Errorf("a run that went well: got %v; want the teardown error of res", err)
+			}
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("res", res), flow.Named("bad", failing{scale{mem, 1}, 2, false})}), again(t, src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = flow.Collect(ctx, s)
+			if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Path.String() != "bad" {
+				t.Errorf("a run that failed: got %v; want the failure of bad first", err)
+			}
+			counts(t, "res", &res.life, 2, 0, res.transforms.Load())
 		})
 	}
 }

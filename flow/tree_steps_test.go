@@ -173,10 +173,16 @@ func (s *bareSum) Transform(_ context.Context, in flow.Batch) (flow.Batch, error
 type resource struct {
 	life
 	up atomic.Bool
+	// failSetup and failTeardown, when set, are what Setup and Teardown
+	// return (a Setup that fails acquires nothing).
+	failSetup, failTeardown error
 }
 
 func (r *resource) Setup(context.Context) error {
 	r.setups.Add(1)
+	if r.failSetup != nil {
+		return r.failSetup
+	}
 	if !r.up.CompareAndSwap(false, true) {
 		return errors.New("resource: set up twice without teardown")
 	}
@@ -188,7 +194,7 @@ func (r *resource) Teardown(context.Context) error {
 	if !r.up.CompareAndSwap(true, false) {
 		return errors.New("resource: torn down but not set up")
 	}
-	return nil
+	return r.failTeardown
 }
 
 func (r *resource) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
