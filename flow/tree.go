@@ -15,7 +15,7 @@ type Node struct {
 }
 
 // Named returns the node called name that runs s. Options set how the
-// streaming runner runs it (Replicas, QueueCapacity, Barrier, FitEpochs).
+// streaming runner runs it (Replicas, QueueCapacity, Barrier).
 func Named(name string, s Step, opts ...Option) Node {
 	return Node{Name: name, Step: s, opts: opts}
 }
