@@ -163,7 +163,7 @@ func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
 			var r Step
 			err := guard(func() error {
 				if r = m.Replica(); isNil(r) {
-					return errors.New("Replica returned nil")
+					return errors.New("flow.Merger.Replica returned nil")
 				}
 				return nil
 			})

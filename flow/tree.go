@@ -71,7 +71,10 @@ type Visit struct {
 }
 
 // SkipChildren, returned by a Walk callback, skips the children of the node
-// just visited.
+// just visited. Like fs.SkipDir it is a signal, not a failure, hence its
+// name.
+//
+//lint:ignore ST1012 named like fs.SkipDir and filepath.SkipDir
 var SkipChildren = errors.New("penstock: skip children")
 
 // MaxDepth bounds the depth of a step tree that Walk follows.
