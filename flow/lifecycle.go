@@ -77,18 +77,30 @@ func CanMerge(s Step) error {
 // WithChildren of its rebuilt children. Nodes that descend refuses are
 // kept as they are, shared with root. made receives every new step, parents
 // after their children.
-func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error), made func(Visit, Step)) (Step, error) {
+//
+// With memo not nil, a step value that root holds at several places is
+// rebuilt once: the later places get what the first became, so the new
+// tree shares where root shares. memo maps the steps of root (by identity)
+// to their rebuilt steps.
+func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error), made func(Visit, Step), memo map[any]Step) (Step, error) {
 	type frame struct {
 		keep     bool
+		same     Step // already rebuilt at another place (memo)
 		children []Node
 	}
 	var stack []*frame
 	var out Step
 	w := walker{onPath: map[any]bool{}}
 	w.pre = func(v Visit) error {
-		f := &frame{keep: !descend(v)}
+		f := &frame{}
 		stack = append(stack, f)
-		if f.keep {
+		if memo != nil {
+			if key, ok := identity(v.Node.Step); ok && memo[key] != nil {
+				f.keep, f.same = true, memo[key]
+				return SkipChildren
+			}
+		}
+		if f.keep = !descend(v); f.keep {
 			return SkipChildren
 		}
 		return nil
@@ -97,6 +109,9 @@ func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error)
 		f := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		s := v.Node.Step
+		if f.same != nil {
+			s = f.same
+		}
 		if !f.keep {
 			var err error
 			if c, ok := s.(Composite); ok {
@@ -116,6 +131,9 @@ func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error)
 			}
 			if made != nil {
 				made(v, s)
+			}
+			if key, ok := identity(v.Node.Step); ok && memo != nil {
+				memo[key] = s
 			}
 		}
 		if len(stack) == 0 {
@@ -145,7 +163,7 @@ func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
 			var r Step
 			err := guard(func() error {
 				if r = m.Replica(); isNil(r) {
-					return errors.New("its Replica method returned nil")
+					return errors.New("flow.Merger.Replica returned nil")
 				}
 				return nil
 			})
@@ -153,7 +171,7 @@ func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
 				return nil, stepError(v.Path, m, "replica", nil, err)
 			}
 			return r, nil
-		}, fresh)
+		}, fresh, nil) // a step at two places gets two replicas: each place's share is merged
 }
 
 // mergeReplicas merges, for every fittable leaf of s, the matching leaf of
@@ -196,6 +214,8 @@ func mergeReplicas(s Step, replicas []Step) error {
 // from its copied children (active or not). A leaf that is not a Copier is
 // shared, which is safe only for a step that has no state: one that neither
 // fits, nor sets up, nor tears down. Copy returns an error naming any other.
+// A step value that s holds at several places (tied weights) is copied
+// once, so the copy holds one value at those places too.
 //
 // Copy is how trials get their own pipeline, and how a serving copy of a
 // model in training is published; copy before Setup (a copy is not set up).
@@ -223,7 +243,7 @@ func Copy(s Step) (Step, error) {
 			return nil, stepError(v.Path, st, "copy", nil, err)
 		}
 		return out, nil
-	}, nil)
+	}, nil, map[any]Step{})
 }
 
 // stateful reports whether a leaf may hold something that a run changes.

@@ -13,8 +13,10 @@ import "strings"
 //     hyperparameter keys ("features__scale__with_mean" is the parameter
 //     "with_mean" of that step).
 //
-// Node names may contain neither "/" nor "__" (NewPipeline refuses them), so
-// both forms are unambiguous and ParseKey inverts Key.
+// Node names may contain neither "/" nor "__", may neither begin nor end
+// with "_", and are unique among their siblings (NewPipeline and NewUnion
+// refuse any other, in every composite of the tree), so both forms are
+// unambiguous and ParseKey inverts Key.
 type Path []string
 
 // Separators of the two string forms of a Path.

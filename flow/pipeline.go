@@ -31,7 +31,9 @@ var (
 // NewPipeline checks nodes and returns the pipeline made of them. The
 // options are defaults for every stage of this pipeline (see Option).
 // It returns an error for an empty pipeline, an empty, reserved ("/" or
-// "__") or duplicate name, a nil step (typed nil pointers included), a
+// "__"), "_"-edged or duplicate name anywhere in the tree (the children of
+// every composite included, see Path), a nil step (typed nil pointers
+// included), a
 // pipeline that contains itself, an impossible option, a Joiner anywhere
 // that runs batch by batch (inside a feature union, a replicated
 // sub-pipeline or any other composite but a pipeline), and replicas on a
@@ -57,24 +59,64 @@ func checkNodes(what string, nodes []Node) error {
 	if len(nodes) == 0 {
 		return fmt.Errorf("penstock: %s has no steps", what)
 	}
+	if err := checkNames(what, nodes); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if isNil(n.Step) {
+			return fmt.Errorf("penstock: %s: step %q is nil (%T)", what, n.Name, n.Step)
+		}
+		if c := configOf(n.opts); c.err != nil {
+			return fmt.Errorf("penstock: %s: step %q: %w", what, n.Name, c.err)
+		}
+		if err := checkTree(Path{n.Name}, n.Step); err != nil {
+			return fmt.Errorf("penstock: %s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// checkNames checks that the names of nodes, the children of one
+// composite, make paths whose two forms are unambiguous (see Path): each
+// name is not empty, contains neither "/" nor "__", neither begins nor
+// ends with "_" (else ["a_", "b"] and ["a", "_b"] would share the key
+// "a___b"), and is not its sibling's.
+func checkNames(what string, nodes []Node) error {
 	seen := make(map[string]bool, len(nodes))
 	for i, n := range nodes {
 		switch {
 		case n.Name == "":
 			return fmt.Errorf("penstock: %s: step %d has no name", what, i)
-		case strings.Contains(n.Name, "/") || strings.Contains(n.Name, "__"):
-			return fmt.Errorf("penstock: %s: step name %q: \"/\" and \"__\" are reserved for paths", what, n.Name)
+		case strings.Contains(n.Name, PathSeparator) || strings.Contains(n.Name, KeySeparator):
+			return fmt.Errorf("penstock: %s: step name %q: %q and %q are reserved for paths", what, n.Name, PathSeparator, KeySeparator)
+		case strings.HasPrefix(n.Name, "_") || strings.HasSuffix(n.Name, "_"):
+			return fmt.Errorf("penstock: %s: step name %q: a name may not begin or end with \"_\", which would make its hyperparameter keys ambiguous", what, n.Name)
 		case seen[n.Name]:
 			return fmt.Errorf("penstock: %s: duplicate step name %q", what, n.Name)
-		case isNil(n.Step):
-			return fmt.Errorf("penstock: %s: step %q is nil (%T)", what, n.Name, n.Step)
 		}
 		seen[n.Name] = true
-		if c := configOf(n.opts); c.err != nil {
-			return fmt.Errorf("penstock: %s: step %q: %w", what, n.Name, c.err)
-		}
 	}
 	return nil
+}
+
+// checkTree checks s, at path base, and every node below it, whatever
+// package defines its composites: no step is nil, and the names of each
+// composite's children make paths that name one node.
+func checkTree(base Path, s Step) error {
+	return Walk(s, func(v Visit) error {
+		path := join(base, v.Path)
+		if isNil(v.Node.Step) {
+			return fmt.Errorf("step %q is nil (%T)", path, v.Node.Step)
+		}
+		c, ok := v.Node.Step.(Composite)
+		if !ok {
+			return nil
+		}
+		if err := checkNames(fmt.Sprintf("step %q (%T)", path, c), c.Children()); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // Nodes returns the pipeline's nodes, in order.
@@ -98,6 +140,11 @@ func (p *Pipeline) Children() []Node { return p.Nodes() }
 func (p *Pipeline) WithChildren(children []Node) (Composite, error) {
 	if err := sameNames(p.nodes, children); err != nil {
 		return nil, err
+	}
+	for _, n := range children {
+		if err := checkTree(Path{n.Name}, n.Step); err != nil {
+			return nil, fmt.Errorf("penstock: WithChildren: %w", err)
+		}
 	}
 	q := &Pipeline{nodes: append([]Node(nil), children...), defaults: p.defaults}
 	if _, err := buildPlan(q); err != nil {

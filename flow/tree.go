@@ -15,7 +15,7 @@ type Node struct {
 }
 
 // Named returns the node called name that runs s. Options set how the
-// streaming runner runs it (Replicas, QueueCapacity, Barrier, FitEpochs).
+// runners run it (Replicas, QueueCapacity, Barrier, FitEpochs).
 func Named(name string, s Step, opts ...Option) Node {
 	return Node{Name: name, Step: s, opts: opts}
 }
@@ -71,9 +71,10 @@ type Visit struct {
 }
 
 // SkipChildren, returned by a Walk callback, skips the children of the node
-// just visited.
+// just visited. Like fs.SkipDir it is a signal, not a failure, hence its
+// name.
 //
-//lint:ignore ST1012 a signal, not a failure: named like filepath.SkipDir
+//lint:ignore ST1012 named like fs.SkipDir and filepath.SkipDir
 var SkipChildren = errors.New("penstock: skip children")
 
 // MaxDepth bounds the depth of a step tree that Walk follows.
