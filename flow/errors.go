@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sourcegraph/conc/panics"
 )
@@ -33,6 +34,20 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Err }
 
+// Format prints Error for %v and %s; %+v adds the stack of a panic that
+// the error carries (see PanicError).
+func (e *StepError) Format(f fmt.State, verb rune) {
+	var pe *PanicError
+	switch {
+	case verb == 'v' && f.Flag('+') && errors.As(e.Err, &pe):
+		fmt.Fprintf(f, "%s\n%s", e.Error(), pe.Stack)
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", e.Error())
+	default:
+		io.WriteString(f, e.Error())
+	}
+}
+
 // PanicError is a panic recovered from a step, with the stack of the
 // goroutine that panicked. Error is one line; %+v prints the stack too.
 type PanicError struct {
@@ -40,14 +55,20 @@ type PanicError struct {
 	Stack []byte
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+func (e *PanicError) Error() string { return "panic: " + oneLine(fmt.Sprint(e.Value)) }
+
+// oneLine writes the line breaks of s as \n, so that an error stays one
+// line whatever a panic value prints.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", `\n`, "\n", `\n`, "\r", `\n`).Replace(s)
+}
 
 // Format prints Error for %v and %s, and Error followed by the stack for
 // %+v.
 func (e *PanicError) Format(f fmt.State, verb rune) {
 	switch {
 	case verb == 'v' && f.Flag('+'):
-		fmt.Fprintf(f, "panic: %v\n%s", e.Value, e.Stack)
+		fmt.Fprintf(f, "%s\n%s", e.Error(), e.Stack)
 	case verb == 'q':
 		fmt.Fprintf(f, "%q", e.Error())
 	default:

@@ -129,6 +129,9 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 		if err := checkReplicaFit(passes); err != nil {
 			return nil, err
 		}
+		if err := checkSharedFit(pl); err != nil {
+			return nil, err
+		}
 	}
 	alloc := r.Allocator
 	if alloc == nil {
@@ -275,6 +278,34 @@ func checkReplicaFit(passes []pass) error {
 			}
 		}
 	}
+	return err
+}
+
+// checkSharedFit refuses a streaming fit in which one fittable step value
+// sits in two stages: two goroutines would call its Fit at once, which the
+// Fitter contract rules out.
+func checkSharedFit(pl *plan) error {
+	at := map[any]Path{}
+	var err error
+	pl.each(func(st *stage) {
+		if err != nil || st.isUnion() || !st.fits() {
+			return
+		}
+		seen := map[any]bool{} // one stage may hold a value twice: one goroutine
+		err = fittableLeaves(st.step, func(v Visit) error {
+			key, ok := identity(v.Node.Step)
+			if !ok || seen[key] {
+				return nil
+			}
+			seen[key] = true
+			path := join(st.path, v.Path)
+			if other, dup := at[key]; dup {
+				return fmt.Errorf("penstock: step %q and step %q are one %T value: the streaming engine would fit it from two stages at once; give each place its own value (flow.Copy) or fit with the sequential engine", other, path, v.Node.Step)
+			}
+			at[key] = path
+			return nil
+		})
+	})
 	return err
 }
 

@@ -151,6 +151,10 @@ type passRun struct {
 	wake      chan struct{}
 }
 
+// feederGrace is how long a cancelled pass waits for its feeder to leave
+// the source before it abandons the read.
+const feederGrace = 20 * time.Millisecond
+
 // The states of a pass's feeder. Only the feeder moves idle → reading →
 // idle; only runPass moves reading → abandoned, and then the feeder, once
 // its read returns, releases what it read and closes the run's source.
@@ -276,6 +280,15 @@ func (pr *passRun) waitFeeder() bool {
 	case <-pr.fed:
 		return false
 	case <-ctx.Done(): // the pass failed, or the run was cancelled
+	}
+	// A source that honours ctx returns at once: give it the time to, so
+	// that only a read that ignores ctx is abandoned.
+	grace := time.NewTimer(feederGrace)
+	defer grace.Stop()
+	select {
+	case <-pr.fed:
+		return false
+	case <-grace.C:
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
