@@ -159,18 +159,7 @@ func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
 	return rebuild(s,
 		func(v Visit) bool { return v.Active && fittable(v.Node.Step) },
 		func(v Visit) (Step, error) {
-			m := v.Node.Step.(Merger)
-			var r Step
-			err := guard(func() error {
-				if r = m.Replica(); isNil(r) {
-					return errors.New("flow.Merger.Replica returned nil")
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, stepError(v.Path, m, "replica", nil, err)
-			}
-			return r, nil
+			return makeStep(v, "replica", v.Node.Step.(Merger).Replica)
 		}, fresh, nil) // a step at two places gets two replicas: each place's share is merged
 }
 
@@ -232,18 +221,24 @@ func Copy(s Step) (Step, error) {
 			}
 			return st, nil
 		}
-		var out Step
-		err := guard(func() error {
-			if out = c.Copy(); isNil(out) {
-				return errors.New("its Copy method returned nil")
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, stepError(v.Path, st, "copy", nil, err)
-		}
-		return out, nil
+		return makeStep(v, "copy", c.Copy)
 	}, nil, map[any]Step{})
+}
+
+// makeStep calls a step's method that makes a step (Replica, Copy), turning a
+// panic or a nil result into the error of the step at v.
+func makeStep(v Visit, op string, method func() Step) (Step, error) {
+	var out Step
+	err := guard(func() error {
+		if out = method(); isNil(out) {
+			return fmt.Errorf("its %s method returned nil", op)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, stepError(v.Path, v.Node.Step, op, nil, err)
+	}
+	return out, nil
 }
 
 // stateful reports whether a leaf may hold something that a run changes.
