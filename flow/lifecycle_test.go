@@ -843,3 +843,32 @@ func TestTeardownError(t *testing.T) {
 		})
 	}
 }
+
+// TestSetUpWhenTransformReturns: both engines set every step up inside
+// Transform, before the first Next, and tear it down at Close.
+func TestSetUpWhenTransformReturns(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			res := &resource{}
+			src := numbers(t, mem, 0, 10, 5)
+			defer src.Close()
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("res", res)}), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.up.Load() || res.setups.Load() != 1 {
+				t.Errorf("after Transform returned: set up %v (%d setups); want set up once", res.up.Load(), res.setups.Load())
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if res.up.Load() || res.teardowns.Load() != 1 {
+				t.Errorf("after Close: set up %v (%d teardowns); want torn down once", res.up.Load(), res.teardowns.Load())
+			}
+		})
+	}
+}
