@@ -351,6 +351,20 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	}
 }
 
+// tryAcquire takes a place in sem without waiting and reports whether it
+// did (always, for a nil sem).
+func tryAcquire(sem chan struct{}) bool {
+	if sem == nil {
+		return true
+	}
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func release(sem chan struct{}) {
 	if sem == nil {
 		return
@@ -372,12 +386,22 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 	}()
 	src, c := pr.run.src, &pr.run.rec.src
 	t := pr.input
-	t2 := now() // end of the last read: what follows is waiting to hand on
+	// One clock read per batch where nothing waits: the time since the
+	// last read or wait ended is the source's (busy); waits for the window
+	// or the queue, and cuts, are timed on their own (wait-out).
+	last := now()
+	waited := func() {
+		n := now()
+		c.waitOut.Add(n - last)
+		last = n
+	}
 	for pos := int64(0); ; {
-		if err := acquire(ctx, pr.sem); err != nil {
-			return err
+		if !tryAcquire(pr.sem) {
+			if err := acquire(ctx, pr.sem); err != nil {
+				return err
+			}
+			waited()
 		}
-		t1 := now() // outside the reading state, which stays as narrow as it was
 		pr.feeder.Store(feederReading)
 		b, err := src.Next(ctx)
 		if !pr.feeder.CompareAndSwap(feederReading, feederIdle) {
@@ -385,9 +409,9 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			pr.run.letGo()
 			return context.Cause(ctx)
 		}
-		c.waitOut.Add(t1 - t2) // the window, and the last Put
-		t2 = now()
-		c.busy.Add(t2 - t1)
+		n := now()
+		c.busy.Add(n - last)
+		last = n
 		if ctx.Err() != nil {
 			b.Release()
 			return context.Cause(ctx)
@@ -405,7 +429,9 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			return pr.endInput(ctx, in)
 		}
 		if pr.counting && t.boundary(b) {
-			if err := pr.cut(ctx, pos, t.end(false)); err != nil {
+			err := pr.cut(ctx, pos, t.end(false))
+			waited()
+			if err != nil {
 				b.Release()
 				release(pr.sem)
 				if errors.Is(err, ErrStop) {
@@ -417,9 +443,13 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		}
 		t.take(b)
 		c.out(b)
-		if err := in.Put(ctx, item{pos, b}); err != nil {
-			b.Release()
-			return err
+		next := item{pos, b}
+		if !in.TryPut(next) {
+			if err := in.Put(ctx, next); err != nil {
+				b.Release()
+				return err
+			}
+			waited()
 		}
 		pos++
 	}
