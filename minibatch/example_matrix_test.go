@@ -130,3 +130,24 @@ func ExampleLabelsFloat32() {
 	// Output:
 	// [0 1 1] <nil>
 }
+
+// MapRows is the whole Transform of a step that maps rows to rows: here, a
+// row's features to their sum.
+func ExampleMapRows() {
+	in := flow.Batch{X: minibatch.Matrix{Rows: 2, Cols: 3, Data: []float32{1, 2, 3, 4, 5, 6}}.Record("x")}
+	defer in.Release()
+	out, err := minibatch.MapRows(context.Background(), in, "x", "sum", 1, func(x, y []float32) {
+		for _, v := range x {
+			y[0] += v
+		}
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer out.Release()
+	sum, _ := minibatch.Features(out, "sum")
+	fmt.Println(sum.Rows, "×", sum.Cols, sum.Data)
+	// Output:
+	// 2 × 1 [6 15]
+}

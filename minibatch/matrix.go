@@ -1,6 +1,7 @@
 package minibatch
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,9 +14,9 @@ import (
 )
 
 // This file holds what a step needs to read and write dense features: the
-// Matrix view of a FixedSizeList<float32> column (Features), and new
-// matrices that become the X of the batch a step returns (NewMatrix,
-// Matrix.Record).
+// Matrix view of a FixedSizeList<float32> column (Features), new matrices
+// that become the X of the batch a step returns (NewMatrix, Matrix.Record),
+// and the two together for a step that maps rows to rows (MapRows).
 
 // Matrix is a dense row-major float32 matrix: row r is
 // Data[r*Cols : (r+1)*Cols]. It is the form in which a step reads its
@@ -150,6 +151,46 @@ func (m Matrix) backing() *array.FixedSizeList {
 		return nil
 	}
 	return m.col
+}
+
+// MapRows is the Transform of a step that computes each output row from
+// one input row. It returns b with X replaced by a one-column tensor named
+// out of b.Rows() rows and cols values each: fn(x, y) is called once per row,
+// in order, with row x of the tensor column in of b's X (a view, see
+// Features; do not write to it) and row y of the output (cols values,
+// zeroed, for fn to fill). Y, Seq and Epoch pass through (see
+// flow.Batch.WithX). The output is allocated from flow.Allocator(ctx), the
+// run's allocator:
+//
+//	func (s scale) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
+//		return minibatch.MapRows(ctx, b, "x", "x", s.width, func(x, y []float32) {
+//			for j, v := range x {
+//				y[j] = s.by * v
+//			}
+//		})
+//	}
+//
+// b is borrowed; the caller owns the returned batch. The error is that of
+// Features, ctx's when it is done, or a negative cols; nothing is held
+// after an error. Cost: one buffer of rows × cols float32, and the calls
+// to fn.
+func MapRows(ctx context.Context, b flow.Batch, in, out string, cols int, fn func(x, y []float32)) (flow.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return flow.Batch{}, err
+	}
+	if cols < 0 {
+		return flow.Batch{}, fmt.Errorf("minibatch: map rows %q to %q: %d output columns, want 0 or more", in, out, cols)
+	}
+	x, err := Features(b, in)
+	if err != nil {
+		return flow.Batch{}, err
+	}
+	y := NewMatrix(flow.Allocator(ctx), x.Rows, cols)
+	defer y.Release()
+	for r := range x.Rows {
+		fn(x.Row(r), y.Row(r))
+	}
+	return b.WithX(y.Record(out)), nil
 }
 
 // recordColumn returns the column named column of rec, the side ("X" or

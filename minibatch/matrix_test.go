@@ -1,6 +1,8 @@
 package minibatch_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -323,4 +325,74 @@ func TestWithXOfMatrix(t *testing.T) {
 		t.Errorf("got %v; want [0 -1 -2 -3 -4 -5]", got.Data)
 	}
 	out.Release()
+}
+
+func TestMapRows(t *testing.T) {
+	src := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer src.AssertSize(t, 0)
+	run := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer run.AssertSize(t, 0)
+	ctx := flow.WithAllocator(testCtx(t), run)
+	in := flow.Batch{Seq: 3, Epoch: 1, X: tensorRecord(t, src, "x", 3, 2), Y: float64Record(src, "y", []float64{7, 8, 9})}
+	defer in.Release()
+
+	var rows int
+	out, err := minibatch.MapRows(ctx, in, "x", "sums", 1, func(x, y []float32) {
+		rows++
+		y[0] = x[0] + x[1]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 {
+		t.Errorf("fn called %d times; want 3, once per row", rows)
+	}
+	if run.CurrentAlloc() == 0 {
+		t.Error("the run's allocator holds nothing; want the output allocated from flow.Allocator(ctx)")
+	}
+	got, err := minibatch.Features(out, "sums")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cols != 1 || !slices.Equal(got.Data, []float32{1, 5, 9}) {
+		t.Errorf("got %d × %d %v; want 3 × 1 [1 5 9]", got.Rows, got.Cols, got.Data)
+	}
+	if out.Seq != 3 || out.Epoch != 1 || out.Y != in.Y || out.X.NumCols() != 1 {
+		t.Errorf("got Seq %d Epoch %d, Y passed %t, %d X columns; want 3, 1, true, 1", out.Seq, out.Epoch, out.Y == in.Y, out.X.NumCols())
+	}
+	out.Release()
+}
+
+func TestMapRowsErrors(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := flow.WithAllocator(testCtx(t), mem)
+	in := flow.Batch{X: tensorRecord(t, mem, "x", 3, 2)}
+	defer in.Release()
+	before := mem.CurrentAlloc()
+	never := func(x, y []float32) { t.Error("fn called; want no call after an error") }
+
+	if _, err := minibatch.MapRows(ctx, in, "pixels", "y", 2, never); err == nil || !strings.Contains(err.Error(), `X has no column "pixels"`) {
+		t.Errorf("missing column: got %v; want Features' error naming the column", err)
+	}
+	if _, err := minibatch.MapRows(ctx, in, "x", "y", -1, never); err == nil || !strings.Contains(err.Error(), `map rows "x" to "y": -1 output columns, want 0 or more`) {
+		t.Errorf("negative cols: got %v; want an error naming the columns and the count", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := minibatch.MapRows(cancelled, in, "x", "y", 2, never); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v; want context.Canceled", err)
+	}
+	// A panic in fn leaves nothing allocated behind.
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("got panic %v; want boom", r)
+			}
+		}()
+		minibatch.MapRows(ctx, in, "x", "y", 2, func(x, y []float32) { panic("boom") })
+	}()
+	if got := mem.CurrentAlloc(); got != before {
+		t.Errorf("got %d bytes held after the errors; want %d", got, before)
+	}
 }
