@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -394,5 +395,44 @@ func TestMapRowsErrors(t *testing.T) {
 	}()
 	if got := mem.CurrentAlloc(); got != before {
 		t.Errorf("got %d bytes held after the errors; want %d", got, before)
+	}
+}
+
+// The helpers only read the batch: replicas may call them on one batch at
+// once (run with -race).
+func TestStepHelpersConcurrent(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := flow.WithAllocator(testCtx(t), mem)
+	in := flow.Batch{X: tensorRecord(t, mem, "x", 50, 4), Y: float64Record(mem, "y", iota64(50))}
+	defer in.Release()
+	view, err := minibatch.Features(in, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			rec := view.Record("x")
+			defer rec.Release()
+			out, err := minibatch.MapRows(ctx, in, "x", "z", 1, func(x, y []float32) { y[0] = x[0] })
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer out.Release()
+			if _, err := minibatch.LabelsInt64(out, "y"); err != nil {
+				errs <- err
+			}
+			if _, err := minibatch.LabelsFloat32(out, "y"); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
