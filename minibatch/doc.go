@@ -63,11 +63,25 @@
 // holding it in memory (up to WithMaxBytes). Repeat, Permute, Curriculum
 // and the splits need a replayable source and say so at construction.
 //
+// # Writing steps
+//
+// A step reads its batch and builds the batch it returns with a few
+// functions: Features (a tensor column of X as a Matrix, a view valid while
+// the batch is), LabelsInt64 and LabelsFloat32 (a column of Y, not copied
+// where it already has the type), NewMatrix (a matrix from the run's
+// allocator, flow.Allocator(ctx), released by its holder) and
+// Matrix.Record, which flow.Batch.WithX makes the new X, Y passed through.
+// MapRows is all of these for a step that maps rows to rows. A PackStep
+// without Mem packs with the run's allocator too.
+//
 // # Concurrency
 //
 // A source is read by one goroutine at a time: Next, Rewind and Close of
 // one source must not be called concurrently. Functions that build values
-// (FromSlices, Pack, …) and PackStep.Transform are safe for concurrent use.
+// (FromSlices, Pack, …), PackStep.Transform and the step helpers
+// (Features, LabelsInt64, LabelsFloat32, NewMatrix, Matrix.Record,
+// MapRows) are safe for concurrent use; Matrix.Release is not, on one
+// matrix.
 // Nothing in this package starts a goroutine, except where a source's doc
 // says so.
 //

@@ -151,8 +151,9 @@ func columnNames(s *arrow.Schema) string {
 
 // PackStep is a flow.Step that packs the columns Cols of a batch's X into
 // one FixedSizeList<float32> column named Out (see Pack); Y, Seq and Epoch
-// pass through (Y retained). Mem is the allocator of the packed buffer (nil
-// means memory.DefaultAllocator). The zero Cols is an error at Transform.
+// pass through (Y retained). Mem is the allocator of the packed buffer; nil
+// means the run's, flow.Allocator(ctx). The zero Cols is an error at
+// Transform.
 // Transform does not change the step, so replicas may share one PackStep.
 type PackStep struct {
 	Out  string
@@ -171,7 +172,11 @@ func (s *PackStep) Transform(ctx context.Context, in flow.Batch) (flow.Batch, er
 	if in.X == nil {
 		return flow.Batch{}, errors.New("minibatch: pack: batch has no X")
 	}
-	x, err := Pack(in.X, s.Mem, s.Out, s.Cols...)
+	mem := s.Mem
+	if mem == nil {
+		mem = flow.Allocator(ctx)
+	}
+	x, err := Pack(in.X, mem, s.Out, s.Cols...)
 	if err != nil {
 		return flow.Batch{}, err
 	}

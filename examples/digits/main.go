@@ -9,7 +9,8 @@
 //	          each side re-reads the file and keeps its rows
 //	shuffle   the train side, through a 512-row shuffle buffer
 //	re-batch  both sides to batches of 64 rows (the last one shorter)
-//	pack      the 64 pixel columns into one float32 tensor column
+//	pack      the 64 pixel columns into one float32 tensor column, in a
+//	          flow.Runner whose allocator the step packs with
 //
 // and it prints, for each side, the batch shapes and the rows per class.
 //
@@ -20,13 +21,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -110,7 +111,13 @@ func runWith(ctx context.Context, w io.Writer, path string, seed uint64, mem mem
 	}
 	defer shuffled.Close()
 
-	pack := &minibatch.PackStep{Out: "pixels", Cols: pixels, Mem: mem}
+	// The packing step runs in a flow.Runner, whose allocator it packs
+	// with (flow.Allocator(ctx)): a PackStep without Mem takes the run's.
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("pack", &minibatch.PackStep{Out: "pixels", Cols: pixels})})
+	if err != nil {
+		return err
+	}
+	runner := flow.Runner{Allocator: mem}
 	total := map[string]int{}
 	var rows int64
 	// The sides are read one after the other: they share the CSV source.
@@ -122,7 +129,7 @@ func runWith(ctx context.Context, w io.Writer, path string, seed uint64, mem mem
 		if err != nil {
 			return err
 		}
-		r, err := report(ctx, batches, pack)
+		r, err := report(ctx, runner, p, batches)
 		batches.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", side.name, err)
@@ -147,35 +154,31 @@ type sideReport struct {
 	classes       map[string]int
 }
 
-// report reads src to its end, packs the pixels of every batch into a
-// tensor column and tallies shapes and classes.
-func report(ctx context.Context, src flow.Source, pack *minibatch.PackStep) (sideReport, error) {
+// report runs src through the pipeline p (the packing step) to its end and
+// tallies the shapes and classes of what comes out.
+func report(ctx context.Context, runner flow.Runner, p *flow.Pipeline, src flow.Source) (sideReport, error) {
 	r := sideReport{sizeCount: map[int64]int64{}, classes: map[string]int{}}
-	for {
-		b, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return r, nil
-		}
-		if err != nil {
-			return r, err
-		}
-		packed, err := pack.Transform(ctx, b)
-		b.Release()
-		if err != nil {
-			return r, err
-		}
+	out, err := runner.Transform(ctx, p, src)
+	if err != nil {
+		return r, err
+	}
+	err = out.Each(ctx, func(b flow.Batch) error {
 		if r.batches == 0 {
-			r.x, r.y = shape(packed.X), shape(packed.Y)
+			r.x, r.y = shape(b.X), shape(b.Y)
 		}
 		r.batches++
-		r.rows += packed.Rows()
-		r.sizeCount[packed.Rows()]++
-		labels := packed.Y.Column(0)
-		for i := range labels.Len() {
-			r.classes[labels.ValueStr(i)]++
+		r.rows += b.Rows()
+		r.sizeCount[b.Rows()]++
+		digits, err := minibatch.LabelsInt64(b, "digit")
+		if err != nil {
+			return err
 		}
-		packed.Release()
-	}
+		for _, d := range digits {
+			r.classes[strconv.FormatInt(d, 10)]++
+		}
+		return nil
+	})
+	return r, err
 }
 
 // sizes describes the batch sizes, largest first: "22 × 64 rows, 1 × 30 rows".

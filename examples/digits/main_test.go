@@ -40,6 +40,8 @@ func classCounts(t *testing.T, out, side string) map[string]int {
 	return counts
 }
 
+// TestDigits runs the example with a checked allocator for the sources and
+// the run (flow.Runner.Allocator, which the packing step allocates from).
 func TestDigits(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())

@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +28,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
@@ -43,18 +43,21 @@ const (
 func main() {
 	rows := flag.Int("rows", 100_000, "rows to train on (validation is a fifth of that)")
 	flag.Parse()
-	if err := run(context.Background(), os.Stdout, *rows); err != nil {
+	if err := run(context.Background(), os.Stdout, *rows, memory.DefaultAllocator); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, w io.Writer, rows int) error {
-	mem := memory.NewGoAllocator()
+// run trains on rows generated rows and validates on a fifth as many,
+// writing the report to w. mem is the allocator of the sources and of the
+// run (flow.Runner.Allocator), which the steps allocate from through
+// flow.Allocator(ctx): tests pass a checked one.
+func run(ctx context.Context, w io.Writer, rows int, mem memory.Allocator) error {
 	model := &regress{lr: 0.05}
 	p, err := flow.NewPipeline([]flow.Node{
 		flow.Named("standardize", &standardize{}, flow.Barrier(barrier.Joiner)),
-		flow.Named("expand", expand{mem}, flow.Replicas(2)),
+		flow.Named("expand", expand{}, flow.Replicas(2)),
 		flow.Named("regress", model),
 	}, flow.QueueCapacity(8))
 	if err != nil {
@@ -78,10 +81,16 @@ func run(ctx context.Context, w io.Writer, rows int) error {
 	var n int
 	var sse, sum, sumSq float64
 	err = out.Each(ctx, func(b flow.Batch) error {
-		pred := b.X.Column(0).(*array.Float32).Float32Values()
-		y := b.Y.Column(0).(*array.Float32).Float32Values()
-		for i := range pred {
-			d := float64(pred[i] - y[i])
+		pred, err := minibatch.Features(b, "pred")
+		if err != nil {
+			return err
+		}
+		y, err := minibatch.LabelsFloat32(b, "y")
+		if err != nil {
+			return err
+		}
+		for i, p := range pred.Data {
+			d := float64(p - y[i])
 			sse += d * d
 			sum += float64(y[i])
 			sumSq += float64(y[i]) * float64(y[i])
@@ -100,12 +109,11 @@ func run(ctx context.Context, w io.Writer, rows int) error {
 }
 
 // generate returns a replayable source of rows rows: features in a
-// FixedSizeList<float32> column "x", the target in Y column "y". Batch k is
-// drawn from a generator seeded with (seed, k), so a replay gives the same
-// data.
+// FixedSizeList<float32> column "x", the target in Y column "y", allocated
+// from mem. Batch k is drawn from a generator seeded with (seed, k), so a
+// replay gives the same data.
 func generate(mem memory.Allocator, rows, seed int) flow.Source {
 	ySchema := arrow.NewSchema([]arrow.Field{{Name: "y", Type: arrow.PrimitiveTypes.Float32}}, nil)
-	xSchema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: minibatch.TensorType(width)}}, nil)
 	return minibatch.Generate(func(ctx context.Context, seq int64) (flow.Batch, error) {
 		lo := int(seq) * batchRows
 		if lo >= rows {
@@ -113,34 +121,22 @@ func generate(mem memory.Allocator, rows, seed int) flow.Source {
 		}
 		n := min(batchRows, rows-lo)
 		rng := rand.New(rand.NewPCG(uint64(seed), uint64(seq)))
-		col, x := minibatch.AllocTensor(mem, n, width)
+		x := minibatch.NewMatrix(mem, n, width)
+		defer x.Release()
 		yb := array.NewFloat32Builder(mem)
 		defer yb.Release()
+		z := make([]float64, width)
 		for r := range n {
-			z := make([]float64, width)
 			for j := range width {
 				z[j] = rng.NormFloat64()
-				x[r*width+j] = float32(float64(j) + float64(j+1)*z[j]) // mean j, spread j+1
+				x.Row(r)[j] = float32(float64(j) + float64(j+1)*z[j]) // mean j, spread j+1
 			}
 			yb.Append(float32(3*z[0] - 2*z[1] + z[2]*z[2] + noise*rng.NormFloat64()))
 		}
 		yc := yb.NewArray()
 		defer yc.Release()
-		defer col.Release()
-		return flow.Batch{
-			X: array.NewRecordBatch(xSchema, []arrow.Array{col}, int64(n)),
-			Y: array.NewRecordBatch(ySchema, []arrow.Array{yc}, int64(n)),
-		}, nil
+		return flow.Batch{X: x.Record("x"), Y: array.NewRecordBatch(ySchema, []arrow.Array{yc}, int64(n))}, nil
 	})
-}
-
-// features returns the view of the batch's tensor column.
-func features(b flow.Batch, step string) ([]float32, int, int, error) {
-	vals, rows, w, err := minibatch.Float32View(b.X.Column(0))
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: column %q: %w", step, b.X.Schema().Field(0).Name, err)
-	}
-	return vals, rows, w, nil
 }
 
 // standardize learns each feature's mean and standard deviation and
@@ -158,21 +154,20 @@ var (
 )
 
 func (s *standardize) Fit(_ context.Context, b flow.Batch) error {
-	x, rows, w, err := features(b, "standardize")
+	x, err := minibatch.Features(b, "x")
 	if err != nil {
 		return err
 	}
-	if w != width {
-		return fmt.Errorf("standardize: width %d, want %d", w, width)
+	if x.Cols != width {
+		return fmt.Errorf("standardize: %d features, want %d", x.Cols, width)
 	}
-	for r := range rows {
-		for j := range width {
-			v := float64(x[r*width+j])
-			s.sum[j] += v
-			s.sumSq[j] += v * v
+	for r := range x.Rows {
+		for j, v := range x.Row(r) {
+			s.sum[j] += float64(v)
+			s.sumSq[j] += float64(v) * float64(v)
 		}
 	}
-	s.n += float64(rows)
+	s.n += float64(x.Rows)
 	s.finish()
 	return nil
 }
@@ -185,19 +180,14 @@ func (s *standardize) finish() {
 	}
 }
 
-func (s *standardize) Transform(_ context.Context, b flow.Batch) (flow.Batch, error) {
-	x, rows, _, err := features(b, "standardize")
-	if err != nil {
-		return flow.Batch{}, err
-	}
-	col, z := minibatch.AllocTensor(memory.DefaultAllocator, rows, width)
-	defer col.Release()
-	for r := range rows {
-		for j := range width {
-			z[r*width+j] = (x[r*width+j] - s.mean[j]) / s.std[j]
+// Transform maps each row to its standardized values with the run's
+// allocator (see minibatch.MapRows).
+func (s *standardize) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
+	return minibatch.MapRows(ctx, b, "x", "x", width, func(x, z []float32) {
+		for j, v := range x {
+			z[j] = (v - s.mean[j]) / s.std[j]
 		}
-	}
-	return withX(b, col), nil
+	})
 }
 
 func (s *standardize) Replica() flow.Step { return &standardize{} }
@@ -215,24 +205,25 @@ func (s *standardize) Merge(reps []flow.Step) error {
 	return nil
 }
 
-// expand appends the square of every feature: width → 2·width.
-type expand struct{ mem memory.Allocator }
+// expand appends the square of every feature: width → 2·width. It shows
+// the helpers that MapRows combines: a view of the input, a matrix from the
+// run's allocator, and the batch with that matrix as X.
+type expand struct{}
 
-func (e expand) Transform(_ context.Context, b flow.Batch) (flow.Batch, error) {
-	x, rows, w, err := features(b, "expand")
+func (expand) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
+	x, err := minibatch.Features(b, "x")
 	if err != nil {
 		return flow.Batch{}, err
 	}
-	col, out := minibatch.AllocTensor(e.mem, rows, 2*w)
-	defer col.Release()
-	for r := range rows {
-		copy(out[r*2*w:], x[r*w:(r+1)*w])
-		for j := range w {
-			v := x[r*w+j]
-			out[r*2*w+w+j] = v * v
+	out := minibatch.NewMatrix(flow.Allocator(ctx), x.Rows, 2*x.Cols)
+	defer out.Release()
+	for r := range x.Rows {
+		row := out.Row(r)
+		for j, v := range x.Row(r) {
+			row[j], row[x.Cols+j] = v, v*v
 		}
 	}
-	return withX(b, col), nil
+	return b.WithX(out.Record("x")), nil
 }
 
 // regress is a linear model fitted by mini-batch gradient descent on the
@@ -246,30 +237,33 @@ type regress struct {
 var _ flow.Fitter = (*regress)(nil)
 
 func (m *regress) Fit(_ context.Context, b flow.Batch) error {
-	x, rows, w, err := features(b, "regress")
+	x, err := minibatch.Features(b, "x")
 	if err != nil {
 		return err
 	}
-	if b.Y == nil {
-		return errors.New("regress: fit needs Y (column \"y\")")
+	y, err := minibatch.LabelsFloat32(b, "y")
+	if err != nil {
+		return err
 	}
-	y := b.Y.Column(0).(*array.Float32).Float32Values()
 	if m.w == nil {
-		m.w = make([]float64, w)
+		m.w = make([]float64, x.Cols)
 	}
-	grad := make([]float64, w)
+	if len(m.w) != x.Cols {
+		return fmt.Errorf("regress: fitted on %d features, got %d", len(m.w), x.Cols)
+	}
+	grad := make([]float64, x.Cols)
 	var gb float64
-	for r := range rows {
-		d := m.predict(x[r*w:(r+1)*w]) - float64(y[r])
-		for j := range w {
-			grad[j] += d * float64(x[r*w+j])
+	for r := range x.Rows {
+		d := m.predict(x.Row(r)) - float64(y[r])
+		for j, v := range x.Row(r) {
+			grad[j] += d * float64(v)
 		}
 		gb += d
 	}
-	for j := range w {
-		m.w[j] -= m.lr * grad[j] / float64(rows)
+	for j := range grad {
+		m.w[j] -= m.lr * grad[j] / float64(x.Rows)
 	}
-	m.bias -= m.lr * gb / float64(rows)
+	m.bias -= m.lr * gb / float64(x.Rows)
 	return nil
 }
 
@@ -281,35 +275,16 @@ func (m *regress) predict(x []float32) float64 {
 	return p
 }
 
-func (m *regress) Transform(_ context.Context, b flow.Batch) (flow.Batch, error) {
-	x, rows, w, err := features(b, "regress")
+// Transform returns the predictions as X, a one-column tensor "pred".
+func (m *regress) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
+	x, err := minibatch.Features(b, "x")
 	if err != nil {
 		return flow.Batch{}, err
 	}
-	if len(m.w) != w {
-		return flow.Batch{}, fmt.Errorf("regress: fitted on width %d, got %d", len(m.w), w)
+	if len(m.w) != x.Cols {
+		return flow.Batch{}, fmt.Errorf("regress: fitted on %d features, got %d", len(m.w), x.Cols)
 	}
-	pb := array.NewFloat32Builder(memory.DefaultAllocator)
-	defer pb.Release()
-	for r := range rows {
-		pb.Append(float32(m.predict(x[r*w : (r+1)*w])))
-	}
-	pred := pb.NewArray()
-	defer pred.Release()
-	s := arrow.NewSchema([]arrow.Field{{Name: "pred", Type: arrow.PrimitiveTypes.Float32}}, nil)
-	return withX(b, pred, s), nil
-}
-
-// withX returns b with X replaced by a one-column record of col (named as
-// in schema, or "x"), Y passed through.
-func withX(b flow.Batch, col arrow.Array, schema ...*arrow.Schema) flow.Batch {
-	s := arrow.NewSchema([]arrow.Field{{Name: "x", Type: col.DataType()}}, nil)
-	if len(schema) > 0 {
-		s = schema[0]
-	}
-	out := flow.Batch{X: array.NewRecordBatch(s, []arrow.Array{col}, int64(col.Len())), Y: b.Y}
-	if out.Y != nil {
-		out.Y.Retain()
-	}
-	return out
+	return minibatch.MapRows(ctx, b, "x", "pred", 1, func(x, pred []float32) {
+		pred[0] = float32(m.predict(x))
+	})
 }
