@@ -12,11 +12,15 @@
 // leftover item back for release.
 //
 // Cost per item: one channel send and one receive, plus two atomic
-// additions for the metrics. Put and Get try the channel without blocking
-// first and read the clock only on the slow path, so an uncontended queue
-// pays nothing for its blocked-time metrics.
+// additions for the metrics, on the producer's and the consumer's own cache
+// lines. Put and Get try the channel without blocking first and read the
+// clock only on the slow path, so an uncontended queue pays nothing for its
+// blocked-time metrics; an Untimed queue never reads it, for callers that
+// time their own waits. TryPut and TryGet never wait.
 //
 // A Group runs goroutines that share one fate: the first error cancels the
-// group's context with that error as its cause (golang.org/x/sync/errgroup),
-// and Wait returns it.
+// group's context with that error as its cause, and Wait returns it, as
+// golang.org/x/sync/errgroup does; unlike errgroup, a goroutine that the
+// group does not wait for can fail it too (Cancel), and the context lives
+// until Stop, so that such a goroutine is not cancelled by Wait.
 package queue
