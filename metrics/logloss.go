@@ -8,8 +8,11 @@ import (
 )
 
 // Eps is the clipping bound of LogLoss: probabilities are clipped to
-// [Eps, 1-Eps] (scikit-learn's log_loss default up to version 1.2), so a
-// confident wrong prediction costs -log(Eps) ≈ 34.54 instead of +Inf.
+// [Eps, 1-Eps], so a confident wrong prediction costs -log(Eps) ≈ 34.54
+// instead of +Inf. It is scikit-learn's log_loss eps before version 1.2,
+// whose default clips at the machine epsilon of the probabilities' dtype
+// instead (2.2e-16 for float64, 1.2e-7 for float32); the scores differ
+// only where a probability is clipped.
 const Eps = 1e-15
 
 // LogLoss returns the mean cross-entropy of predicted class probabilities
