@@ -11,8 +11,8 @@ import (
 )
 
 // The reference values of these tests were computed by scikit-learn 1.2.1
-// (the whole script: testdata/sklearn_reference.py)
-// (Debian's python3-sklearn, numpy 1.24.2) on the same data, with:
+// (Debian's python3-sklearn, numpy 1.24.2) on the same data, with (the
+// whole script is testdata/sklearn_reference.py):
 //
 //	import numpy as np
 //	from sklearn.metrics import (accuracy_score, f1_score, log_loss,
@@ -30,11 +30,6 @@ import (
 //	P32 = P.astype(np.float32).astype(np.float64)
 //	log_loss(y, P32, labels=[0, 1, 2], eps=1e-15)         # 3.0430108434535468
 //	log_loss((y == 1).astype(int), P[:, 1], eps=1e-15)    # 2.3044615965502233
-//
-// (scikit-learn 1.2's default eps="auto" clips at the dtype's machine
-// epsilon, 2.2e-16 for float64, instead: log_loss(y, P, labels=[0, 1, 2])
-// is 3.108440284389062, the difference being row 13's -log(2.2e-16) for
-// -log(1e-15). Eps is the older, dtype-independent default.)
 //	t2 = [0, 1, 2, 2, 1, 0]; p2 = [0, 1, 3, 1, 1, 3]      # class 3 never true, class 2 never predicted
 //	f1_score(t2, p2, average="macro", zero_division=0)    # 0.3666666666666667
 //	f1_score(t2, p2, average=None, zero_division=0)       # [0.6666666666666666, 0.8, 0.0, 0.0]
@@ -49,6 +44,12 @@ import (
 //	r2_score([3.0, 3.0, 3.0], [3.0, 3.0, 3.0])            # 1.0 (zero variance, exact)
 //	r2_score([3.0, 3.0, 3.0], [3.0, 2.0, 3.0])            # 0.0 (zero variance, not exact)
 //	r2_score([3.0], [2.0])                                # nan, UndefinedMetricWarning
+//
+// scikit-learn 1.2's default eps="auto" clips at the dtype's machine
+// epsilon, 2.2e-16 for float64, instead of 1e-15: its log_loss(y, P,
+// labels=[0, 1, 2]) is 3.108440284389062, the difference being row 13's
+// -log(2.2e-16) for -log(1e-15). metrics.Eps is the older,
+// dtype-independent default.
 var (
 	refClasses = []int64{2, 0, 0, 2, 0, 0, 1, 2, 1, 2, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0, 2}
 	refPred    = []int64{1, 2, 0, 2, 1, 0, 2, 1, 1, 0, 2, 0, 1, 2, 2, 0, 1, 0, 1, 0, 1, 2, 0}
