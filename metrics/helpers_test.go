@@ -101,10 +101,11 @@ func withNull(f arrayFunc, i int) arrayFunc {
 	}
 }
 
-// lists is a fixed_size_list<float64> (or <float32>) column of rows.
+// lists is a fixed_size_list<float64> (or <float32>) column of rows (of
+// width 2 when there are none).
 func lists(f32 bool, rows ...[]float64) arrayFunc {
 	return func(mem memory.Allocator) arrow.Array {
-		width := 0
+		width := 2 // of a column of no rows
 		if len(rows) > 0 {
 			width = len(rows[0])
 		}
