@@ -273,3 +273,12 @@ func TestUpdateBatch(t *testing.T) {
 		t.Errorf("got %v, accuracy %v; want nil, 1", err, acc.Value())
 	}
 }
+
+// TestScoreRunError checks that a run that cannot start is Score's error.
+func TestScoreRunError(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	_, err := metrics.Score(testCtx(t), flow.Runner{}, classifier(t, -1), nil, "label", "class", metrics.Accuracy())
+	if err == nil || !strings.Contains(err.Error(), "metrics: score: penstock: run: nil source") {
+		t.Errorf("got %v; want the runner's error, wrapped", err)
+	}
+}
