@@ -84,9 +84,12 @@ func (m *logLoss) Update(pred, truth arrow.Array) error {
 	if m.classes != 0 && p.width != m.classes {
 		return fmt.Errorf("metrics: log_loss: prediction has %d classes, want %d (the number of earlier batches)", p.width, m.classes)
 	}
-	weight, err := labels(truth, p.width)
+	class, soft, err := labels(truth, p.width)
 	if err != nil {
 		return err
+	}
+	if p.rows == 0 { // fixes nothing, not even the number of classes
+		return nil
 	}
 	var batch sum
 	for i := range p.rows {
@@ -94,9 +97,13 @@ func (m *logLoss) Update(pred, truth arrow.Array) error {
 		for k := range p.width {
 			total += clip(p.get(i, k))
 		}
+		if class != nil {
+			batch.add(-math.Log(clip(p.get(i, int(class(i)))) / total))
+			continue
+		}
 		var loss float64
 		for k := range p.width {
-			if y := weight(i, k); y != 0 {
+			if y := soft.get(i, k); y != 0 {
 				loss -= y * math.Log(clip(p.get(i, k))/total)
 			}
 		}
@@ -151,41 +158,36 @@ func binary(rows int, p func(i int) float64) matrix {
 	}}
 }
 
-// labels reads the truth of LogLoss over k classes as the weight of class
-// c in row i: 1 for the true class and 0 for the others, or the values of a
-// one-hot or soft label.
-func labels(truth arrow.Array, k int) (func(i, c int) float64, error) {
+// labels reads the truth of LogLoss over k classes: an integer column as
+// the class of each row, or one-hot or soft labels as the weight of each
+// class in each row.
+func labels(truth arrow.Array, k int) (class func(i int) int64, soft matrix, err error) {
 	const name, role = "log_loss", "truth"
 	if err := noNulls(name, role, truth); err != nil {
-		return nil, err
+		return nil, matrix{}, err
 	}
 	if at, ok := integers(truth); ok {
 		for i := range truth.Len() {
 			if c := at(i); c < 0 || c >= int64(k) {
-				return nil, fmt.Errorf("metrics: %s: %s has class %d at row %d, want a class from 0 to %d (the prediction has %d classes)", name, role, c, i, k-1, k)
+				return nil, matrix{}, fmt.Errorf("metrics: %s: %s has class %d at row %d, want a class from 0 to %d (the prediction has %d classes)", name, role, c, i, k-1, k)
 			}
 		}
-		return func(i, c int) float64 {
-			if at(i) == int64(c) {
-				return 1
-			}
-			return 0
-		}, nil
+		return at, matrix{}, nil
 	}
 	m, ok, err := vectors(name, role, truth)
 	if err != nil {
-		return nil, err
+		return nil, matrix{}, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("metrics: %s: %s has type %s, want %s", name, role, truth.DataType(), wantLogTruth)
+		return nil, matrix{}, fmt.Errorf("metrics: %s: %s has type %s, want %s", name, role, truth.DataType(), wantLogTruth)
 	}
 	if m.width != k {
-		return nil, fmt.Errorf("metrics: %s: %s has %d values per row and the prediction %d classes; want one value per class", name, role, m.width, k)
+		return nil, matrix{}, fmt.Errorf("metrics: %s: %s has %d values per row and the prediction %d classes; want one value per class", name, role, m.width, k)
 	}
 	for j := range m.rows * m.width {
 		if v := m.at(j); !(v >= 0 && v <= 1) {
-			return nil, fmt.Errorf("metrics: %s: %s has %v at %s; want label weights in [0, 1]", name, role, v, position(m, j))
+			return nil, matrix{}, fmt.Errorf("metrics: %s: %s has %v at %s; want label weights in [0, 1]", name, role, v, position(m, j))
 		}
 	}
-	return m.get, nil
+	return nil, m, nil
 }
