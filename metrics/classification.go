@@ -108,10 +108,17 @@ var _ Metric = (*F1)(nil)
 // It keeps three counters per class seen.
 func MacroF1() *F1 { return &F1{counts: map[int64]*classCounts{}} }
 
-func (m *F1) Name() string         { return "macro_f1" }
+// Name returns "macro_f1".
+func (m *F1) Name() string { return "macro_f1" }
+
+// HigherIsBetter returns true.
 func (m *F1) HigherIsBetter() bool { return true }
-func (m *F1) Rows() int64          { return m.rows }
-func (m *F1) Reset()               { clear(m.counts); m.rows = 0 }
+
+// Rows returns the number of rows given so far.
+func (m *F1) Rows() int64 { return m.rows }
+
+// Reset forgets every row and class seen.
+func (m *F1) Reset() { clear(m.counts); m.rows = 0 }
 
 func (m *F1) count(class int64) *classCounts {
 	if m.counts == nil {
@@ -125,6 +132,7 @@ func (m *F1) count(class int64) *classCounts {
 	return c
 }
 
+// Update adds the rows of pred and truth (see Metric.Update).
 func (m *F1) Update(pred, truth arrow.Array) error {
 	p, t, err := classPairs(m.Name(), pred, truth)
 	if err != nil {
@@ -143,6 +151,7 @@ func (m *F1) Update(pred, truth arrow.Array) error {
 	return nil
 }
 
+// Merge adds the counts of other, another *F1 (see Metric.Merge).
 func (m *F1) Merge(other Metric) error {
 	o, err := mergeable(m, m.Name(), other)
 	if err != nil {
