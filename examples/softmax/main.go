@@ -1,31 +1,23 @@
 // Command softmax is the example of writing your own steps: a standard
-// scaler and a softmax-regression classifier trained by mini-batch SGD
-// (steps.go), fitted on 80% of the UCI handwritten digits (examples/data)
-// and tested on the rest (this file).
-//
-// Usage, from the repository root:
-//
-//	go run ./examples/softmax [-data examples/data/digits.csv.gz] [-epochs 10]
+// scaler and a softmax classifier (steps.go), fitted on 80% of the UCI
+// digits (examples/data) and scored on the rest. Run it from the root:
+// go run ./examples/softmax
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/metrics"
 	"github.com/penstock-ml/penstock/minibatch"
 )
 
 func main() {
-	data := flag.String("data", "examples/data/digits.csv.gz", "the digits: 64 pixel columns (0–16), then the digit")
-	epochs := flag.Int("epochs", 10, "passes over the training rows")
-	flag.Parse()
-	acc, err := run(context.Background(), memory.DefaultAllocator, *data, *epochs)
+	acc, err := run(context.Background(), memory.DefaultAllocator, "examples/data/digits.csv.gz", 10)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "softmax:", err)
 		os.Exit(1)
@@ -33,8 +25,8 @@ func main() {
 	fmt.Printf("test accuracy: %.3f\n", acc)
 }
 
-// run fits pack → scale → softmax on a stratified 80% of the digits at path,
-// in shuffled batches of 32 for epochs, and returns the accuracy on the rest.
+// run fits pack → scale → softmax on a stratified 80% of the digits, in
+// shuffled batches of 32 for epochs, and returns the accuracy on the rest.
 func run(ctx context.Context, mem memory.Allocator, path string, epochs int) (float64, error) {
 	pixels := make([]string, 64)
 	for i := range pixels {
@@ -77,27 +69,6 @@ func run(ctx context.Context, mem memory.Allocator, path string, epochs int) (fl
 	if _, err := runner.Fit(ctx, p, stream); err != nil {
 		return 0, err
 	}
-	out, err := runner.Transform(ctx, p, test)
-	if err != nil {
-		return 0, err
-	}
-	var right, total int
-	err = out.Each(ctx, func(b flow.Batch) error {
-		proba, err := minibatch.Features(b, "proba")
-		if err != nil {
-			return err
-		}
-		digits, err := minibatch.LabelsInt64(b, "digit")
-		if err != nil {
-			return err
-		}
-		for r, digit := range digits {
-			if p := proba.Row(r); int64(slices.Index(p, slices.Max(p))) == digit {
-				right++
-			}
-		}
-		total += len(digits)
-		return nil
-	})
-	return float64(right) / float64(total), err
+	scores, err := metrics.Score(ctx, runner, p, test, "proba", "digit", metrics.Accuracy())
+	return scores["accuracy"], err
 }

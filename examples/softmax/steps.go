@@ -11,44 +11,39 @@ import (
 	"github.com/penstock-ml/penstock/minibatch"
 )
 
-// The two steps of the example, written against package minibatch's
-// helpers: Features and LabelsInt64 read a batch, MapRows computes a new X
-// row by row with the run's allocator.
-
-// scaler standardizes each feature to mean 0 and variance 1. Fit sums the
-// features and their squares over the batches it is given.
+// scaler standardizes each feature to mean 0 and variance 1 (a constant
+// feature is only centred). Fit sums the features and their squares.
 type scaler struct {
-	n           float64
-	sum, sumSq  []float64
-	mean, scale []float32
+	n          float64
+	sum, sumSq []float64
 }
 
 func (s *scaler) Fit(_ context.Context, b flow.Batch) error {
-	x, err := minibatch.Features(b, "pixels") // a view of the batch's tensor, no copy
+	x, err := minibatch.Features(b, "pixels") // a view of the tensor column: no copy
 	if err != nil {
 		return err
 	}
 	if s.sum == nil {
 		s.sum, s.sumSq = make([]float64, x.Cols), make([]float64, x.Cols)
-		s.mean, s.scale = make([]float32, x.Cols), make([]float32, x.Cols)
 	}
 	for i, v := range x.Data {
 		s.sum[i%x.Cols] += float64(v)
 		s.sumSq[i%x.Cols] += float64(v) * float64(v)
 	}
 	s.n += float64(x.Rows)
-	for j := range x.Cols {
-		mean := s.sum[j] / s.n
-		sd := math.Sqrt(max(s.sumSq[j]/s.n-mean*mean, 0))
-		s.mean[j], s.scale[j] = float32(mean), float32(1/cmp.Or(sd, 1)) // a constant feature is only centred
-	}
 	return nil
 }
 
 func (s *scaler) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
-	return minibatch.MapRows(ctx, b, "pixels", "pixels", len(s.mean), func(x, z []float32) {
+	mean, inv := make([]float32, len(s.sum)), make([]float32, len(s.sum))
+	for j := range s.sum {
+		m := s.sum[j] / s.n
+		sd := math.Sqrt(max(s.sumSq[j]/s.n-m*m, 0))
+		mean[j], inv[j] = float32(m), float32(1/cmp.Or(sd, 1))
+	}
+	return minibatch.MapRows(ctx, b, "pixels", "pixels", len(s.sum), func(x, z []float32) {
 		for j, v := range x {
-			z[j] = (v - s.mean[j]) * s.scale[j]
+			z[j] = (v - mean[j]) * inv[j]
 		}
 	})
 }
@@ -58,7 +53,7 @@ func (s *scaler) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error
 type softmax struct {
 	classes int
 	rate    float32
-	w       minibatch.Matrix // a row per class: a weight per feature, then the bias
+	w       [][]float32 // a row per class: a weight per feature, then the bias
 }
 
 func (m *softmax) Fit(_ context.Context, b flow.Batch) error {
@@ -70,35 +65,38 @@ func (m *softmax) Fit(_ context.Context, b flow.Batch) error {
 	if err != nil {
 		return err
 	}
-	if m.w.Data == nil {
-		m.w = minibatch.Matrix{Rows: m.classes, Cols: x.Cols + 1, Data: make([]float32, m.classes*(x.Cols+1))}
+	grad := make([][]float32, m.classes)
+	for k := range grad {
+		grad[k] = make([]float32, x.Cols+1)
+		if len(m.w) <= k {
+			m.w = append(m.w, make([]float32, x.Cols+1))
+		}
 	}
-	grad := minibatch.Matrix{Rows: m.w.Rows, Cols: m.w.Cols, Data: make([]float32, len(m.w.Data))}
 	p := make([]float32, m.classes)
 	for r, label := range y {
 		if label < 0 || label >= int64(m.classes) {
 			return fmt.Errorf("softmax: row %d has label %d, want 0 to %d", r, label, m.classes-1)
 		}
 		m.predict(x.Row(r), p)
-		p[label]-- // p − onehot(label): the loss's gradient in the logits
+		p[label]-- // p − onehot(label): the gradient of the loss in the logits
 		for k, g := range p {
-			gk := grad.Row(k)
 			for j, v := range x.Row(r) {
-				gk[j] += g * v
+				grad[k][j] += g * v
 			}
-			gk[x.Cols] += g
+			grad[k][x.Cols] += g
 		}
 	}
-	for i, g := range grad.Data {
-		m.w.Data[i] -= m.rate * g / float32(x.Rows)
+	for k, gk := range grad { // one step per batch: mini-batch SGD
+		for j, g := range gk {
+			m.w[k][j] -= m.rate * g / float32(x.Rows)
+		}
 	}
 	return nil
 }
 
 // predict writes the class probabilities of the features x into p.
 func (m *softmax) predict(x, p []float32) {
-	for k := range p {
-		w := m.w.Row(k)
+	for k, w := range m.w {
 		p[k] = w[len(x)]
 		for j, v := range x {
 			p[k] += w[j] * v
