@@ -48,14 +48,21 @@ type plan struct {
 
 // Check returns nil where s can be sampled: every distribution is valid
 // (see Distribution.Validate), and every condition of a Conditional tests
-// another key of s, for values of it, without a cycle. The error names
-// every key that fails.
+// another key of s, for values of its Type, without a cycle. The error
+// names every key that fails.
+//
+// A condition may test for values that its key cannot take (after an
+// Override narrowed a choice, a branch's keys never apply); Gather,
+// though, refuses a step's space whose conditions test for values outside
+// the distributions they test, a typing mistake.
 func (s Space) Check() error {
-	_, err := s.plan()
+	_, err := s.plan(false)
 	return err
 }
 
-func (s Space) plan() (*plan, error) {
+// plan checks s and returns its plan. strict: every value of a condition
+// must be one of the key it tests.
+func (s Space) plan(strict bool) (*plan, error) {
 	p := &plan{conds: map[string][]condition{}, dists: map[string]Distribution{}}
 	var errs []error
 	keys := s.Keys()
@@ -87,7 +94,7 @@ func (s Space) plan() (*plan, error) {
 			in := make([]any, len(c.in))
 			for j, v := range c.in {
 				cv, err := Convert(v, dep.Type())
-				if err == nil && !dep.Contains(cv) {
+				if err == nil && strict && !dep.Contains(cv) {
 					err = fmt.Errorf("it is not a value of %v", dep)
 				}
 				if err != nil {
@@ -152,7 +159,7 @@ func (p *plan) applies(key string, v Values) bool {
 // draw. So equal draws of r give equal Values, and the Values hold
 // exactly the keys that apply. It returns Check's error.
 func (s Space) Sample(r *rand.Rand) (Values, error) {
-	p, err := s.plan()
+	p, err := s.plan(false)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +179,7 @@ func (s Space) Sample(r *rand.Rand) (Values, error) {
 // error, or one wrapping ErrNotFinite that names every key whose values
 // are not finite (see Distribution.Values).
 func (s Space) Grid() (iter.Seq[Values], error) {
-	p, err := s.plan()
+	p, err := s.plan(false)
 	if err != nil {
 		return nil, err
 	}

@@ -212,7 +212,8 @@ func (n *node) applies(name string, depth int) bool {
 // Switch's child made conditional on the Switch's parameter that
 // activates the child (see Conditional). A step left out by a Chooser
 // that is not a Switch is left out of the space. It returns Space.Check's
-// error for the result, and an error where a step's parameters or space
+// error for the result (and one where a condition tests for a value that
+// its key cannot take), and an error where a step's parameters or space
 // are malformed or a Switch contradicts itself.
 func Gather(root flow.Step) (Space, error) {
 	ns, err := nodes(root)
@@ -238,7 +239,7 @@ func Gather(root flow.Step) (Space, error) {
 			out[n.key(name)] = wrap(conds, inner)
 		}
 	}
-	if err := out.Check(); err != nil {
+	if _, err := out.plan(true); err != nil {
 		return nil, err
 	}
 	return out, nil
