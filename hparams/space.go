@@ -229,6 +229,8 @@ func (s Space) Grid() (iter.Seq[Values], error) {
 // a distribution of o is invalid, or where it is not within s's: every
 // value of a finite one, or the bounds of another, must lie in s's
 // distribution (see Stats), so that Set accepts what the result samples.
+// A distribution of another Type whose values are all in s's (Fixed(1)
+// for a float) gives values converted to s's Type.
 func (s Space) Override(o Space) (Space, error) {
 	var unknown []string
 	for _, k := range o.Keys() {
@@ -255,6 +257,9 @@ func (s Space) Override(o Space) (Space, error) {
 		if err := within(d, old); err != nil {
 			errs = append(errs, errorOf(ErrInvalidValue, "hparams: override %q: %v is not within %v: %v", k, d, old, err))
 			continue
+		}
+		if d.Type() != old.Type() {
+			d = retyped{Distribution: d, t: old.Type()}
 		}
 		out[k] = wrap(append(oldConds, newConds...), d)
 	}
@@ -289,4 +294,28 @@ func within(d, old Distribution) error {
 		return fmt.Errorf("its bounds [%s, %s] exceed [%s, %s]", formatValue(ds.Min), formatValue(ds.Max), formatValue(os.Min), formatValue(os.Max))
 	}
 	return nil
+}
+
+// retyped is a distribution whose values are converted to another Type:
+// an Override's Fixed(1) for a float parameter. Override makes one only
+// where every value converts (within holds).
+type retyped struct {
+	Distribution
+	t Type
+}
+
+func (d retyped) Type() Type { return d.t }
+
+func (d retyped) Sample(r *rand.Rand) any {
+	v, _ := Convert(d.Distribution.Sample(r), d.t)
+	return v
+}
+
+func (d retyped) Values() ([]any, bool) {
+	vs, ok := d.Distribution.Values()
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i], _ = Convert(v, d.t)
+	}
+	return out, ok
 }

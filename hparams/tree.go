@@ -101,8 +101,12 @@ func (n *node) read() error {
 	}
 	n.space = sp.Space()
 	for _, name := range n.space.Keys() {
-		if _, ok := n.params[name]; !ok {
+		cur, ok := n.params[name]
+		if !ok {
 			return fmt.Errorf("hparams: %s: its Space has %q, which its Params lack", n.where(), name)
+		}
+		if d := n.space[name]; d != nil && d.Type() != typeOf(cur) {
+			return fmt.Errorf("hparams: %s: parameter %q is %s, but its Space's %v gives %ss", n.where(), name, article(typeOf(cur)), d, d.Type())
 		}
 	}
 	return nil

@@ -406,8 +406,22 @@ func TestGridOfAnInfiniteSpace(t *testing.T) {
 	}
 	// scale: 2 (with_mean); pick: pca 3 + poly 2 (degree) × 2 (with_mean)
 	// = 7; mlp: 2 lr × 2 hidden × 2 act × (adam 1 + sgd 3) = 32.
-	if got, want := len(grid(t, narrow)), 2*7*32; got != want {
+	all := grid(t, narrow)
+	if got, want := len(all), 2*7*32; got != want {
 		t.Errorf("%d combinations; want %d", got, want)
+	}
+	// Fixed(1) for a float parameter gives the float 1; every combination
+	// round-trips.
+	for _, v := range all {
+		if f := v["features__scale__factor"]; f != 1.0 {
+			t.Fatalf("factor = %v (%T); want the float 1", f, f)
+		}
+		if err := hparams.Set(root, v); err != nil {
+			t.Fatalf("Set(%v): %v", v, err)
+		}
+		if got := mustGet(t, root); !reflect.DeepEqual(got, v) {
+			t.Fatalf("Get after Set = %v; want %v", got, v)
+		}
 	}
 }
 
@@ -512,6 +526,7 @@ func TestMalformedSteps(t *testing.T) {
 		{"name edged with _", &badParams{p: hparams.Values{"_a": 1}}, `parameter "_a": a name may not begin or end with "_"`},
 		{"unsupported type", &badParams{p: hparams.Values{"a": []int{1}}}, `parameter "a": [1] is a []int, want a float64, int, bool or string`},
 		{"space without params", spaceOnly{}, `has a Space but no Params`},
+		{"space of another type", &spacer{badParams: badParams{p: hparams.Values{"a": 1.5}}, s: hparams.Space{"a": hparams.Choice(1, 2)}}, `parameter "a" is a float, but its Space's Choice(1, 2) gives ints`},
 		{"space beyond params", &spacer{badParams: badParams{p: hparams.Values{"a": 1}}, s: hparams.Space{"b": hparams.IntRange(0, 1)}}, `its Space has "b", which its Params lack`},
 	} {
 		root := pipeline(t, flow.Named("s", c.step))
