@@ -52,8 +52,8 @@
 // Fixed, Boolean, Choice, PriorityChoice, WeightedChoice, IntRange,
 // Uniform, LogUniform, Normal, TruncatedNormal, LogNormal, Quantized and
 // Mixture are provided; a distribution built with impossible arguments is
-// reported by Validate, naming the argument, and refused by every Space
-// method.
+// reported by Validate, naming the argument, and refused by Gather and by
+// Space.Check, Sample, Grid and Override.
 //
 // A Space maps keys to distributions. It is conditional where the tree is:
 // Gather makes the keys under a Switch's child Conditional on the Switch's
