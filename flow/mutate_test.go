@@ -128,8 +128,8 @@ func TestNodeFits(t *testing.T) {
 		{flow.Named("m", &mean{}, flow.FitEpochs(2)), 2, false},
 		{flow.Named("m", &mean{}).WithOptions(flow.FitEpochs(0)), 0, false},
 		{flow.Named("m", &mean{}, flow.FitEpochs(0)).WithOptions(flow.FitEpochs(3)), 2, true}, // the later wins
-		{flow.Named("t", &tally{}), 0, false},                                                  // learns nothing
-		{flow.Named("w", newTrainOnly(flow.Named("t", &tally{}))), 0, false},                   // nothing fittable below
+		{flow.Named("t", &tally{}), 0, false},                                                 // learns nothing
+		{flow.Named("w", newTrainOnly(flow.Named("t", &tally{}))), 0, false},                  // nothing fittable below
 		{flow.Named("w", newTrainOnly(flow.Named("m", &mean{}))), 0, true},
 	} {
 		if got := tc.n.Fits(tc.epoch); got != tc.want {
