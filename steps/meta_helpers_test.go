@@ -320,3 +320,12 @@ func (s metaTimes) Transform(ctx context.Context, in flow.Batch) (flow.Batch, er
 		}
 	})
 }
+
+// swapSides swaps X and Y: a source's tensor goes to Y.
+type swapSides struct{}
+
+func (swapSides) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	in.X, in.Y = in.Y, in.X
+	return in, nil
+}
