@@ -20,7 +20,7 @@ import (
 // whose X has one column, named like the list column, of type T, with one
 // row per item of sequence r (an empty sequence gives an empty batch), no
 // Y, and the outer batch's Seq and Epoch. The child's output must have one
-// X column; its rows become the items of row r of the output column,
+// X column (a Y it returns is dropped); its rows become the items of row r of the output column,
 // which takes the list column's place and name, of type list<the child's
 // column type>. The child may change the number of items; the outer batch
 // keeps its rows, its other X columns and its Y, which pass through.

@@ -18,4 +18,10 @@ import "github.com/penstock-ml/penstock/flow"
 //		func(n flow.Node) (flow.Node, error) { return steps.Freeze(n), nil })
 //
 // Unfreeze with n.WithOptions(flow.FitEpochs(k)) (the later option wins).
+//
+// Do not freeze a step inside a composite that is itself a replicated
+// stage (flow.Replicas on a sub-pipeline or metastep) of a fit: flow's
+// replicas are made of every fittable step below, frozen or not, and a
+// frozen step's replica would transform with no learned state. Freeze the
+// stage instead, or do not replicate it.
 func Freeze(n flow.Node) flow.Node { return n.WithOptions(flow.FitEpochs(0)) }
