@@ -51,17 +51,17 @@ func (o *OnY) WithChildren(children []flow.Node) (flow.Composite, error) {
 	return &OnY{child: children[0]}, nil
 }
 
-func swapXY(b flow.Batch) flow.Batch { b.X, b.Y = b.Y, b.X; return b }
+func onYSwap(b flow.Batch) flow.Batch { b.X, b.Y = b.Y, b.X; return b }
 
 func (o *OnY) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batch, error) {
 	if in.Y == nil {
 		return wrapPass(in), nil
 	}
-	out, err := wrapRun(ctx, o.child, fit, swapXY(in))
+	out, err := wrapRun(ctx, o.child, fit, onYSwap(in))
 	if err != nil {
 		return flow.Batch{}, err
 	}
-	return swapXY(out), nil
+	return onYSwap(out), nil
 }
 
 // Transform returns in with Y transformed by the child.
@@ -79,5 +79,5 @@ func (o *OnY) Fit(ctx context.Context, in flow.Batch) error {
 	if in.Y == nil {
 		return nil
 	}
-	return wrapFit(ctx, o.child, swapXY(in))
+	return wrapFit(ctx, o.child, onYSwap(in))
 }

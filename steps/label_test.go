@@ -14,8 +14,8 @@ import (
 	"github.com/penstock-ml/penstock/steps"
 )
 
-// series1to10 is the series 1 … 10 as column "s" of X, in batches of size.
-func series1to10(t *testing.T, mem memory.Allocator, size int) *minibatch.Memory {
+// metaSeries1to10 is the series 1 … 10 as column "s" of X, in batches of size.
+func metaSeries1to10(t *testing.T, mem memory.Allocator, size int) *minibatch.Memory {
 	t.Helper()
 	vals := make([]float64, 10)
 	for i := range vals {
@@ -29,9 +29,9 @@ func series1to10(t *testing.T, mem memory.Allocator, size int) *minibatch.Memory
 	return src
 }
 
-// pairs1to10 is what Window(3) makes of 1 … 10 on the fit path, epochs
+// metaPairs1to10 is what Window(3) makes of 1 … 10 on the fit path, epochs
 // times over.
-func pairs1to10(epochs int) (x, y []float64) {
+func metaPairs1to10(epochs int) (x, y []float64) {
 	for range epochs {
 		for i := 1; i <= 7; i++ {
 			x = append(x, float64(i), float64(i+1), float64(i+2))
@@ -50,14 +50,14 @@ func TestWindowFitPairs(t *testing.T) {
 			for _, r := range metaRunners(mem) {
 				t.Run(r.Engine.String(), func(t *testing.T) {
 					defer goleak.VerifyNone(t)
-					w := must[*steps.Window](t)(steps.NewWindow("s", 3))
+					w := metaMust[*steps.Window](t)(steps.NewWindow("s", 3))
 					p := metaPipeline(t, flow.Named("win", w))
-					stream, err := minibatch.Repeat(series1to10(t, mem, size), epochs)
+					stream, err := minibatch.Repeat(metaSeries1to10(t, mem, size), epochs)
 					if err != nil {
 						t.Fatal(err)
 					}
 					got := metaFitTransform(ctx, t, r, p, stream, steps.WindowX, steps.WindowY)
-					wx, wy := pairs1to10(epochs)
+					wx, wy := metaPairs1to10(epochs)
 					if !slices.Equal(got.x, wx) || !slices.Equal(got.y, wy) {
 						t.Fatalf("batches of %d, %d epochs: got windows %v → %v; want %v → %v", size, epochs, got.x, got.y, wx, wy)
 					}
@@ -78,10 +78,10 @@ func TestWindowTransform(t *testing.T) {
 	mem := metaMem(t)
 	ctx := metaCtx(t)
 	defer goleak.VerifyNone(t)
-	w := must[*steps.Window](t)(steps.NewWindow("s", 3))
+	w := metaMust[*steps.Window](t)(steps.NewWindow("s", 3))
 	p := metaPipeline(t, flow.Named("win", w))
 	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
-	got := metaTransform(ctx, t, r, p, series1to10(t, mem, 10), steps.WindowX, "")
+	got := metaTransform(ctx, t, r, p, metaSeries1to10(t, mem, 10), steps.WindowX, "")
 	var want []float64
 	for i := 1; i <= 8; i++ {
 		want = append(want, float64(i), float64(i+1), float64(i+2))
@@ -89,13 +89,13 @@ func TestWindowTransform(t *testing.T) {
 	if !slices.Equal(got.x, want) {
 		t.Errorf("one batch: got %v; want %v", got.x, want)
 	}
-	got = metaTransform(ctx, t, r, p, series1to10(t, mem, 4), steps.WindowX, "")
+	got = metaTransform(ctx, t, r, p, metaSeries1to10(t, mem, 4), steps.WindowX, "")
 	if want := []int64{2, 2, 0}; !slices.Equal(got.rows, want) {
 		t.Errorf("batches of 4: rows %v; want %v (windows stay in their batch)", got.rows, want)
 	}
 	// A Y passes through, cut to the windows: the row each window ends at.
 	src := metaTensors(t, mem, 6, 6)
-	wx := must[*steps.Window](t)(steps.NewWindow("y", 2)) // the series "y" as X, the tensor as Y
+	wx := metaMust[*steps.Window](t)(steps.NewWindow("y", 2)) // the series "y" as X, the tensor as Y
 	b, err := src.Next(flow.WithAllocator(ctx, mem))
 	if err != nil {
 		t.Fatal(err)
@@ -115,12 +115,12 @@ func TestWindowTransform(t *testing.T) {
 func TestWindowState(t *testing.T) {
 	mem := metaMem(t)
 	ctx := flow.WithAllocator(metaCtx(t), mem)
-	src := series1to10(t, mem, 5)
+	src := metaSeries1to10(t, mem, 5)
 	first, _ := src.Next(ctx)
 	second, _ := src.Next(ctx)
 	defer first.Release()
 	defer second.Release()
-	w := must[*steps.Window](t)(steps.NewWindow("s", 3))
+	w := metaMust[*steps.Window](t)(steps.NewWindow("s", 3))
 	fit := func(s flow.Step, b flow.Batch) []float64 {
 		t.Helper()
 		out, err := s.(flow.FitTransformer).FitTransform(ctx, b)
@@ -152,7 +152,7 @@ func TestWindowState(t *testing.T) {
 		t.Error("NewWindow k 0: no error")
 	}
 	bad := flow.Batch{X: first.X}
-	if _, err := must[*steps.Window](t)(steps.NewWindow("nope", 2)).Transform(ctx, bad); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+	if _, err := metaMust[*steps.Window](t)(steps.NewWindow("nope", 2)).Transform(ctx, bad); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("missing column: got %v", err)
 	}
 }
@@ -168,8 +168,8 @@ func TestOnY(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			m := newMetaMean("x", 0)
 			// swap puts the tensor "x" in Y; OnY centres it there.
-			on := must[*steps.OnY](t)(steps.NewOnY(flow.Named("center", m)))
-			p := metaPipeline(t, flow.Named("swap", swapSides{}), flow.Named("ony", on))
+			on := metaMust[*steps.OnY](t)(steps.NewOnY(flow.Named("center", m)))
+			p := metaPipeline(t, flow.Named("swap", metaSwap{}), flow.Named("ony", on))
 			src := metaTensors(t, mem, 10, 5)
 			got := metaFitTransform(ctx, t, r, p, src, "y", "x")
 			for i := range 10 {

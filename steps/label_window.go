@@ -116,9 +116,9 @@ func (w *Window) series(b flow.Batch) ([]float32, error) {
 	return out, nil
 }
 
-// windows returns the matrix whose row i is s[i : i+k], for the first
+// windowRows returns the matrix whose row i is s[i : i+k], for the first
 // rows windows of s.
-func windows(ctx context.Context, s []float32, k, rows int) minibatch.Matrix {
+func windowRows(ctx context.Context, s []float32, k, rows int) minibatch.Matrix {
 	m := minibatch.NewMatrix(flow.Allocator(ctx), rows, k)
 	for i := range rows {
 		copy(m.Row(i), s[i:i+k])
@@ -134,7 +134,7 @@ func (w *Window) Transform(ctx context.Context, in flow.Batch) (flow.Batch, erro
 	}
 	k := w.params()
 	rows := max(len(s)-k+1, 0)
-	m := windows(ctx, s, k, rows)
+	m := windowRows(ctx, s, k, rows)
 	defer m.Release()
 	out := flow.Batch{Seq: in.Seq, Epoch: in.Epoch, X: m.Record(WindowX)}
 	if in.Y != nil {
@@ -163,7 +163,7 @@ func (w *Window) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, e
 	}
 	s := append(append(make([]float32, 0, len(w.carry)+len(vals)), w.carry...), vals...)
 	rows := max(len(s)-w.k, 0)
-	m := windows(ctx, s, w.k, rows)
+	m := windowRows(ctx, s, w.k, rows)
 	defer m.Release()
 	yb := array.NewFloat32Builder(flow.Allocator(ctx))
 	defer yb.Release()

@@ -58,8 +58,8 @@ func (e *ExpandDim) WithChildren(children []flow.Node) (flow.Composite, error) {
 	return &ExpandDim{child: children[0]}, nil
 }
 
-// expand returns rec as one row of lists; nil for nil.
-func expand(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+// expandDimOf returns rec as one row of lists; nil for nil.
+func expandDimOf(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	if rec == nil {
 		return nil, nil
 	}
@@ -73,7 +73,7 @@ func expand(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, err
 		}
 	}()
 	for j, f := range rec.Schema().Fields() {
-		l, err := newList(mem, rec.Column(j), []int{int(rec.NumRows())})
+		l, err := wrapNewList(mem, rec.Column(j), []int{int(rec.NumRows())})
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", f.Name, err)
 		}
@@ -84,9 +84,9 @@ func expand(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, err
 	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, 1), nil
 }
 
-// squeeze unwraps rec, one row of lists, into the columns of their items;
+// squeezeDim unwraps rec, one row of lists, into the columns of their items;
 // side ("X" or "Y") names it in errors.
-func squeeze(rec arrow.RecordBatch, side string) (arrow.RecordBatch, error) {
+func squeezeDim(rec arrow.RecordBatch, side string) (arrow.RecordBatch, error) {
 	if rec == nil {
 		return nil, nil
 	}
@@ -108,7 +108,7 @@ func squeeze(rec arrow.RecordBatch, side string) (arrow.RecordBatch, error) {
 		if !ok || l.IsNull(0) {
 			return nil, fmt.Errorf("the child returned column %q of %s of type %s, want a list with one row that is not null", f.Name, side, rec.Column(j).DataType())
 		}
-		cols[j] = listRow(l, 0)
+		cols[j] = wrapListRow(l, 0)
 		if rows >= 0 && cols[j].Len() != rows {
 			return nil, fmt.Errorf("the child returned lists of %d and %d items in %s; every column must have as many", rows, cols[j].Len(), side)
 		}
@@ -121,11 +121,11 @@ func squeeze(rec arrow.RecordBatch, side string) (arrow.RecordBatch, error) {
 
 func (e *ExpandDim) expanded(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	mem := flow.Allocator(ctx)
-	x, err := expand(mem, in.X)
+	x, err := expandDimOf(mem, in.X)
 	if err != nil {
 		return flow.Batch{}, fmt.Errorf("steps: ExpandDim: X: %w", err)
 	}
-	y, err := expand(mem, in.Y)
+	y, err := expandDimOf(mem, in.Y)
 	if err != nil {
 		if x != nil {
 			x.Release()
@@ -146,11 +146,11 @@ func (e *ExpandDim) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batc
 		return flow.Batch{}, err
 	}
 	defer out.Release()
-	x, err := squeeze(out.X, "X")
+	x, err := squeezeDim(out.X, "X")
 	if err != nil {
 		return flow.Batch{}, wrapError(e.child, "transform", &in, fmt.Errorf("steps: ExpandDim: %w", err))
 	}
-	y, err := squeeze(out.Y, "Y")
+	y, err := squeezeDim(out.Y, "Y")
 	if err != nil {
 		if x != nil {
 			x.Release()

@@ -88,7 +88,7 @@ func (f *ForEach) list(in flow.Batch) (*array.List, error) {
 
 // item returns the child's batch for row r of l.
 func (f *ForEach) item(in flow.Batch, l *array.List, r int) flow.Batch {
-	vals := listRow(l, r)
+	vals := wrapListRow(l, r)
 	defer vals.Release()
 	schema := arrow.NewSchema([]arrow.Field{{Name: f.column, Type: vals.DataType()}}, nil)
 	return flow.Batch{Seq: in.Seq, Epoch: in.Epoch, X: array.NewRecordBatch(schema, []arrow.Array{vals}, int64(vals.Len()))}
@@ -118,7 +118,7 @@ func (f *ForEach) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batch,
 		}
 		if out.X == nil || out.X.NumCols() != 1 {
 			out.Release()
-			return flow.Batch{}, wrapError(f.child, "transform", &in, fmt.Errorf("steps: ForEach: row %d: the child returned X with %d columns, want 1", r, ncols(out.X)))
+			return flow.Batch{}, wrapError(f.child, "transform", &in, fmt.Errorf("steps: ForEach: row %d: the child returned X with %d columns, want 1", r, wrapNumCols(out.X)))
 		}
 		col := out.X.Column(0)
 		col.Retain()
@@ -132,15 +132,15 @@ func (f *ForEach) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batch,
 		return flow.Batch{}, fmt.Errorf("steps: ForEach: the child's outputs for the rows of column %q do not join (their types must agree): %w", f.column, err)
 	}
 	defer values.Release()
-	list, err := newList(mem, values, lengths)
+	list, err := wrapNewList(mem, values, lengths)
 	if err != nil {
 		return flow.Batch{}, fmt.Errorf("steps: ForEach: column %q: %w", f.column, err)
 	}
 	defer list.Release()
-	return in.WithX(replaceColumn(in.X, f.column, list)), nil
+	return in.WithX(wrapReplaceColumn(in.X, f.column, list)), nil
 }
 
-func ncols(rec arrow.RecordBatch) int64 {
+func wrapNumCols(rec arrow.RecordBatch) int64 {
 	if rec == nil {
 		return 0
 	}

@@ -45,7 +45,7 @@ func metaPipeline(t *testing.T, nodes ...flow.Node) *flow.Pipeline {
 	return p
 }
 
-func must[T any](t *testing.T) func(T, error) T {
+func metaMust[T any](t *testing.T) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {
@@ -321,10 +321,10 @@ func (s metaTimes) Transform(ctx context.Context, in flow.Batch) (flow.Batch, er
 	})
 }
 
-// swapSides swaps X and Y: a source's tensor goes to Y.
-type swapSides struct{}
+// metaSwap swaps X and Y: a source's tensor goes to Y.
+type metaSwap struct{}
 
-func (swapSides) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+func (metaSwap) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
 	in.Retain()
 	in.X, in.Y = in.Y, in.X
 	return in, nil

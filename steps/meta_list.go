@@ -11,10 +11,10 @@ import (
 // This file holds the list columns that ForEach and ExpandDim build: a
 // list<T> column from its values and row lengths.
 
-// newList returns a list<T> column of len(lengths) rows whose row i holds
+// wrapNewList returns a list<T> column of len(lengths) rows whose row i holds
 // the next lengths[i] values of values (retained), with its offsets
 // allocated from mem. The caller releases it.
-func newList(mem memory.Allocator, values arrow.Array, lengths []int) (*array.List, error) {
+func wrapNewList(mem memory.Allocator, values arrow.Array, lengths []int) (*array.List, error) {
 	buf := memory.NewResizableBuffer(mem)
 	defer buf.Release()
 	buf.Resize((len(lengths) + 1) * arrow.Int32SizeBytes)
@@ -35,9 +35,9 @@ func newList(mem memory.Allocator, values arrow.Array, lengths []int) (*array.Li
 	return array.NewListData(data), nil
 }
 
-// listRow returns row r of l, a slice of its values (the caller
+// wrapListRow returns row r of l, a slice of its values (the caller
 // releases it).
-func listRow(l *array.List, r int) arrow.Array {
+func wrapListRow(l *array.List, r int) arrow.Array {
 	start, end := l.ValueOffsets(r)
 	return array.NewSlice(l.ListValues(), start, end)
 }

@@ -28,8 +28,8 @@ func TestChooseOneOfRuns(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			a, b := newMetaMean("x", 0), newMetaMean("x", 1000)
-			pick := must[*steps.ChooseOneOf](t)(steps.NewChooseOneOf(flow.Named("a", a), flow.Named("b", b)))
-			u := must[*flow.Union](t)(flow.NewUnion(flow.Named("pick", pick), flow.Named("id", metaTimes{"x", 1})))
+			pick := metaMust[*steps.ChooseOneOf](t)(steps.NewChooseOneOf(flow.Named("a", a), flow.Named("b", b)))
+			u := metaMust[*flow.Union](t)(flow.NewUnion(flow.Named("pick", pick), flow.Named("id", metaTimes{"x", 1})))
 			p := metaPipeline(t, flow.Named("feats", u))
 			src := metaTensors(t, mem, 20, 5)
 			fit := metaFitTransform(ctx, t, r, p, src, "pick__x", "y")
@@ -67,7 +67,7 @@ func TestOptional(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			m := newMetaMean("x", 100)
-			opt := must[*steps.Optional](t)(steps.NewOptional(flow.Named("m", m), false))
+			opt := metaMust[*steps.Optional](t)(steps.NewOptional(flow.Named("m", m), false))
 			p := metaPipeline(t, flow.Named("opt", opt))
 			src := metaTensors(t, mem, 10, 5)
 			off := metaFitTransform(ctx, t, r, p, src, "x", "y")
@@ -92,13 +92,13 @@ func TestOptional(t *testing.T) {
 // a pipeline.
 func TestHparamsRoundTrip(t *testing.T) {
 	noise := func(sd float64) *steps.GaussianNoise {
-		return must[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", sd, 0))
+		return metaMust[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", sd, 0))
 	}
-	aug := must[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("n", noise(0.2))))
-	opt := must[*steps.Optional](t)(steps.NewOptional(flow.Named("aug", aug), true))
-	pick := must[*steps.ChooseOneOf](t)(steps.NewChooseOneOf(flow.Named("noisy", noise(0.1)), flow.Named("maybe", opt)))
-	u := must[*flow.Union](t)(flow.NewUnion(flow.Named("pick", pick), flow.Named("id", metaTimes{"x", 1})))
-	p := metaPipeline(t, flow.Named("feats", u), flow.Named("win", must[*steps.Window](t)(steps.NewWindow("feats__id__x", 3))))
+	aug := metaMust[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("n", noise(0.2))))
+	opt := metaMust[*steps.Optional](t)(steps.NewOptional(flow.Named("aug", aug), true))
+	pick := metaMust[*steps.ChooseOneOf](t)(steps.NewChooseOneOf(flow.Named("noisy", noise(0.1)), flow.Named("maybe", opt)))
+	u := metaMust[*flow.Union](t)(flow.NewUnion(flow.Named("pick", pick), flow.Named("id", metaTimes{"x", 1})))
+	p := metaPipeline(t, flow.Named("feats", u), flow.Named("win", metaMust[*steps.Window](t)(steps.NewWindow("feats__id__x", 3))))
 	space, err := hparams.Gather(p)
 	if err != nil {
 		t.Fatal(err)
@@ -134,9 +134,9 @@ func TestHparamsRoundTrip(t *testing.T) {
 	}
 }
 
-// listSource is one batch whose X column "seq" is list<fixed_size_list<
+// metaListSource is one batch whose X column "seq" is list<fixed_size_list<
 // float32, 1>> with the given sequences, and whose Y "y" is the row number.
-func listSource(t *testing.T, mem memory.Allocator, seqs ...[]float32) *minibatch.Memory {
+func metaListSource(t *testing.T, mem memory.Allocator, seqs ...[]float32) *minibatch.Memory {
 	t.Helper()
 	lb := array.NewListBuilder(mem, minibatch.TensorType(1))
 	fb := lb.ValueBuilder().(*array.FixedSizeListBuilder)
@@ -167,8 +167,8 @@ func listSource(t *testing.T, mem memory.Allocator, seqs ...[]float32) *minibatc
 	return src
 }
 
-// rowsOf returns the rows of list column name of X, each flattened.
-func rowsOf(ctx context.Context, t *testing.T, s *flow.Stream, name string) [][]float64 {
+// metaListRows returns the rows of list column name of X, each flattened.
+func metaListRows(ctx context.Context, t *testing.T, s *flow.Stream, name string) [][]float64 {
 	t.Helper()
 	bs, err := flow.Collect(ctx, s)
 	if err != nil {
@@ -198,16 +198,16 @@ func TestForEach(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			m := newMetaMean("seq", 0)
-			fe := must[*steps.ForEach](t)(steps.NewForEach("seq", flow.Named("center", m)))
+			fe := metaMust[*steps.ForEach](t)(steps.NewForEach("seq", flow.Named("center", m)))
 			p := metaPipeline(t, flow.Named("each", fe))
-			src := listSource(t, mem, seqs...)
+			src := metaListSource(t, mem, seqs...)
 			s, err := r.FitTransform(ctx, p, src)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// Running means after each sequence: 2, 2 (empty), 36/5, 66/9.
 			want := [][]float64{{-1, 0, 1}, nil, {10 - 7.2, 20 - 7.2}, {6 - 66.0/9, 7 - 66.0/9, 8 - 66.0/9, 9 - 66.0/9}}
-			got := rowsOf(ctx, t, s, "seq")
+			got := metaListRows(ctx, t, s, "seq")
 			if len(got) != 4 {
 				t.Fatalf("got %d rows; want 4", len(got))
 			}
@@ -224,14 +224,14 @@ func TestForEach(t *testing.T) {
 			m.check(t, "child", 1, 4, 4)
 
 			// A child that changes the number of items: windows of 2.
-			w := must[*steps.Window](t)(steps.NewWindow("seq", 2))
-			flat := must[*flow.Pipeline](t)(flow.NewPipeline([]flow.Node{flow.Named("flat", flatten{}), flow.Named("win", w)}))
-			p2 := metaPipeline(t, flow.Named("each", must[*steps.ForEach](t)(steps.NewForEach("seq", flow.Named("w", flat)))))
+			w := metaMust[*steps.Window](t)(steps.NewWindow("seq", 2))
+			flat := metaMust[*flow.Pipeline](t)(flow.NewPipeline([]flow.Node{flow.Named("flat", metaFlatten{}), flow.Named("win", w)}))
+			p2 := metaPipeline(t, flow.Named("each", metaMust[*steps.ForEach](t)(steps.NewForEach("seq", flow.Named("w", flat)))))
 			s, err = r.Transform(ctx, p2, metaRewind(t, src))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = rowsOf(ctx, t, s, "seq")
+			got = metaListRows(ctx, t, s, "seq")
 			wantW := [][]float64{{1, 2, 2, 3}, nil, {10, 20}, {6, 7, 7, 8, 8, 9}}
 			for i := range wantW {
 				if !slices.Equal(got[i], wantW[i]) {
@@ -242,10 +242,10 @@ func TestForEach(t *testing.T) {
 	}
 }
 
-// flatten turns the tensor column "seq" of width 1 into a float32 column.
-type flatten struct{}
+// metaFlatten turns the tensor column "seq" of width 1 into a float32 column.
+type metaFlatten struct{}
 
-func (flatten) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
+func (metaFlatten) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	x, err := minibatch.Features(in, "seq")
 	if err != nil {
 		return flow.Batch{}, err
@@ -267,8 +267,8 @@ func TestExpandDim(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			direct, inner := newMetaMean("x", 0), newMetaMean("x", 0)
-			fe := must[*steps.ForEach](t)(steps.NewForEach("x", flow.Named("m", inner)))
-			ed := must[*steps.ExpandDim](t)(steps.NewExpandDim(flow.Named("each", fe)))
+			fe := metaMust[*steps.ForEach](t)(steps.NewForEach("x", flow.Named("m", inner)))
+			ed := metaMust[*steps.ExpandDim](t)(steps.NewExpandDim(flow.Named("each", fe)))
 			src := metaTensors(t, mem, 23, 5)
 			want := metaFitTransform(ctx, t, r, metaPipeline(t, flow.Named("m", direct)), src, "x", "y")
 			got := metaFitTransform(ctx, t, r, metaPipeline(t, flow.Named("ed", ed)), metaRewind(t, src), "x", "y")
@@ -298,7 +298,7 @@ func TestUnionAndReplicas(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			m := newMetaMean("x", 0)
-			u := must[*flow.Union](t)(flow.NewUnion(flow.Named("center", m), flow.Named("double", metaTimes{"x", 2})))
+			u := metaMust[*flow.Union](t)(flow.NewUnion(flow.Named("center", m), flow.Named("double", metaTimes{"x", 2})))
 			p := metaPipeline(t, flow.Named("feats", u))
 			src := metaTensors(t, mem, 20, 5)
 			s, err := r.FitTransform(ctx, p, src)

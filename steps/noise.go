@@ -64,7 +64,7 @@ func NewGaussianNoise(column string, stddev float64, seed uint64) (*GaussianNois
 	if column == "" {
 		return nil, fmt.Errorf("steps: NewGaussianNoise: empty column name")
 	}
-	if err := checkStddev(stddev); err != nil {
+	if err := noiseCheckStddev(stddev); err != nil {
 		return nil, fmt.Errorf("steps: NewGaussianNoise: %w", err)
 	}
 	g := &GaussianNoise{column: column, stddev: stddev, seed: seed}
@@ -72,7 +72,7 @@ func NewGaussianNoise(column string, stddev float64, seed uint64) (*GaussianNois
 	return g, nil
 }
 
-func checkStddev(s float64) error {
+func noiseCheckStddev(s float64) error {
 	if !(s >= 0) || math.IsInf(s, 0) {
 		return fmt.Errorf("stddev %v, want a finite number, 0 or more", s)
 	}
@@ -104,13 +104,13 @@ func (g *GaussianNoise) FitTransform(ctx context.Context, in flow.Batch) (flow.B
 	g.mu.Unlock()
 	rec := out.Record(g.column)
 	defer rec.Release()
-	return in.WithX(replaceColumn(in.X, g.column, rec.Column(0))), nil
+	return in.WithX(wrapReplaceColumn(in.X, g.column, rec.Column(0))), nil
 }
 
-// replaceColumn returns a new record like rec (borrowed) with the column
+// wrapReplaceColumn returns a new record like rec (borrowed) with the column
 // called name replaced by col (retained by the record). The caller owns
 // it.
-func replaceColumn(rec arrow.RecordBatch, name string, col arrow.Array) arrow.RecordBatch {
+func wrapReplaceColumn(rec arrow.RecordBatch, name string, col arrow.Array) arrow.RecordBatch {
 	i := rec.Schema().FieldIndices(name)[0]
 	cols := make([]arrow.Array, rec.NumCols())
 	fields := make([]arrow.Field, rec.NumCols())
@@ -178,7 +178,7 @@ func (g *GaussianNoise) SetParams(p hparams.Values) error {
 		}
 		s = f
 	}
-	if err := checkStddev(s); err != nil {
+	if err := noiseCheckStddev(s); err != nil {
 		return fmt.Errorf("steps: GaussianNoise: %w", err)
 	}
 	g.stddev = s

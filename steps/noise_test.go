@@ -21,7 +21,7 @@ func TestGaussianNoise(t *testing.T) {
 	ctx := metaCtx(t)
 	run := func(r flow.Runner, seed uint64) (fit, tr metaOut) {
 		t.Helper()
-		g := must[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", 0.5, seed))
+		g := metaMust[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", 0.5, seed))
 		p := metaPipeline(t, flow.Named("noise", g))
 		src := metaTensors(t, mem, 2000, 100)
 		return metaFitTransform(ctx, t, r, p, src, "x", "y"), metaTransform(ctx, t, r, p, metaRewind(t, src), "x", "y")
@@ -75,7 +75,7 @@ func TestGaussianNoiseState(t *testing.T) {
 		defer out.Release()
 		return metaValues(t, out.X, "x")
 	}
-	g := must[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", 1, 3))
+	g := metaMust[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", 1, 3))
 	first := draw(g)
 	c := g.Copy()
 	second, fromCopy := draw(g), draw(c)
@@ -105,7 +105,7 @@ func TestGaussianNoiseState(t *testing.T) {
 }
 
 func TestGaussianNoiseParams(t *testing.T) {
-	g := must[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", 0.1, 0))
+	g := metaMust[*steps.GaussianNoise](t)(steps.NewGaussianNoise("x", 0.1, 0))
 	if err := hparams.Set(g, hparams.Values{"stddev": 0.3}); err != nil || g.Params()["stddev"] != 0.3 {
 		t.Errorf("set stddev 0.3: %v, params %v", err, g.Params())
 	}

@@ -25,8 +25,8 @@ func TestTrainOnlyTestOnly(t *testing.T) {
 			test := newMetaMean("x", 0)
 			test.n, test.sum = 1, 100 // fitted beforehand: mean 100
 			p := metaPipeline(t,
-				flow.Named("train", must[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("center", train)))),
-				flow.Named("test", must[*steps.TestOnly](t)(steps.NewTestOnly(flow.Named("shift", test)))),
+				flow.Named("train", metaMust[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("center", train)))),
+				flow.Named("test", metaMust[*steps.TestOnly](t)(steps.NewTestOnly(flow.Named("shift", test)))),
 			)
 			src := metaTensors(t, mem, 20, 5)
 			fit := metaFitTransform(ctx, t, r, p, src, "x", "y")
@@ -80,7 +80,7 @@ func TestFreeze(t *testing.T) {
 			p := metaPipeline(t,
 				steps.Freeze(flow.Named("stage", stage)),
 				flow.Named("sub", sub),
-				flow.Named("train", must[*steps.TrainOnly](t)(steps.NewTrainOnly(steps.Freeze(flow.Named("child", child))))),
+				flow.Named("train", metaMust[*steps.TrainOnly](t)(steps.NewTrainOnly(steps.Freeze(flow.Named("child", child))))),
 			)
 			src := metaTensors(t, mem, 10, 5)
 			if _, err := r.Fit(ctx, p, src); err != nil {
@@ -122,7 +122,7 @@ func TestWrapConstructorsRefuse(t *testing.T) {
 	if _, err := steps.NewChooseOneOf(flow.Named("a", metaTimes{"x", 1}), flow.Named("a", metaTimes{"x", 2})); err == nil || !strings.Contains(err.Error(), `duplicate step name "a"`) {
 		t.Errorf("duplicate branches: got %v", err)
 	}
-	to := must[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("a", metaTimes{"x", 1})))
+	to := metaMust[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("a", metaTimes{"x", 1})))
 	if _, err := to.WithChildren([]flow.Node{flow.Named("b", metaTimes{"x", 1})}); err == nil || !strings.Contains(err.Error(), `want "a"`) {
 		t.Errorf("WithChildren renaming the child: got %v", err)
 	}
@@ -134,7 +134,7 @@ func TestWrapErrorNamesChild(t *testing.T) {
 	mem := metaMem(t)
 	ctx := metaCtx(t)
 	defer goleak.VerifyNone(t)
-	to := must[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("noise", must[*steps.GaussianNoise](t)(steps.NewGaussianNoise("nope", 1, 0)))))
+	to := metaMust[*steps.TrainOnly](t)(steps.NewTrainOnly(flow.Named("noise", metaMust[*steps.GaussianNoise](t)(steps.NewGaussianNoise("nope", 1, 0)))))
 	p := metaPipeline(t, flow.Named("aug", to))
 	_, err := flow.Runner{Allocator: mem}.Fit(ctx, p, metaTensors(t, mem, 5, 5))
 	var se *flow.StepError
