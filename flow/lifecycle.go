@@ -22,9 +22,10 @@ func hasFitPath(s Step) bool {
 var errFound = errors.New("found")
 
 // fittable reports whether fitting s differs from transforming it: s is a
-// leaf with Fit or FitTransform, or a composite with one of them and an
-// active child that is fittable. A composite without a fit path (a frozen
-// wrapper) hides its children's.
+// leaf with Fit or FitTransform, or a composite with one of them whose fit
+// path differs on its own (see FitPather) or reaches an active fittable
+// child. A composite without a fit path (a frozen wrapper) hides its
+// children's, and so does a child frozen with FitEpochs(0).
 func fittable(s Step) bool {
 	if !hasFitPath(s) {
 		return false
@@ -33,11 +34,14 @@ func fittable(s Step) bool {
 		return true
 	}
 	err := Walk(s, func(v Visit) error {
+		st := v.Node.Step
 		switch {
-		case !v.Active || !hasFitPath(v.Node.Step):
+		case v.Depth > 0 && !fitReaches(v), !hasFitPath(st):
 			return SkipChildren
+		case ownsFitPath(st):
+			return errFound
 		case v.Depth > 0:
-			if _, ok := v.Node.Step.(Composite); !ok {
+			if _, ok := st.(Composite); !ok {
 				return errFound
 			}
 		}
@@ -46,11 +50,29 @@ func fittable(s Step) bool {
 	return errors.Is(err, errFound)
 }
 
-// fittableLeaves walks the active part of s that fitting reaches and calls
-// fn for each fittable leaf, with its path below s.
+// ownsFitPath reports whether s is a composite whose fit path differs from
+// its transform path whatever its children do.
+func ownsFitPath(s Step) bool {
+	fp, ok := s.(FitPather)
+	return ok && fp.FitPathDiffers()
+}
+
+// fitReaches reports whether fitting v's parent fits v: v is active, not
+// frozen with FitEpochs(0), and not a child that its parent's fit path
+// leaves alone (see FitPather).
+func fitReaches(v Visit) bool {
+	if !v.Active || configOf(v.Node.opts).fitLimit() == 0 {
+		return false
+	}
+	fp, ok := v.Parent.(FitPather)
+	return !ok || fp.FitsChild(v.Node.Name)
+}
+
+// fittableLeaves walks the part of s that fitting reaches and calls fn for
+// each fittable leaf, with its path below s.
 func fittableLeaves(s Step, fn func(Visit) error) error {
 	return Walk(s, func(v Visit) error {
-		if !v.Active || !fittable(v.Node.Step) {
+		if (v.Depth > 0 && !fitReaches(v)) || !fittable(v.Node.Step) {
 			return SkipChildren
 		}
 		if _, ok := v.Node.Step.(Composite); ok {
@@ -157,7 +179,7 @@ func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error)
 // CanMerge first.
 func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
 	return rebuild(s,
-		func(v Visit) bool { return v.Active && fittable(v.Node.Step) },
+		func(v Visit) bool { return (v.Depth == 0 || fitReaches(v)) && fittable(v.Node.Step) },
 		func(v Visit) (Step, error) {
 			return makeStep(v, "replica", v.Node.Step.(Merger).Replica)
 		}, fresh, nil) // a step at two places gets two replicas: each place's share is merged

@@ -60,6 +60,24 @@ type Chooser interface {
 	Active(name string) bool
 }
 
+// FitPather is a composite that says how its fit path treats its
+// children, where the default does not fit. By default a composite's fit
+// path differs from its transform path only through its children: it is
+// fitted when an active child is fittable, and fitting reaches every
+// active child. A train-only wrapper's fit path differs on its own (it runs
+// its child only when fitting, even a child that learns nothing); a
+// test-only wrapper's never reaches its child, which is then neither
+// fitted nor replicated.
+type FitPather interface {
+	Composite
+	// FitPathDiffers reports whether fitting the composite differs from
+	// transforming it even where no child learns.
+	FitPathDiffers() bool
+	// FitsChild reports whether fitting the composite fits the child
+	// called name.
+	FitsChild(name string) bool
+}
+
 // Visit is one node of a step tree, as Walk meets it.
 type Visit struct {
 	Path   Path      // from the root; nil for the root

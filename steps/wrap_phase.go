@@ -20,12 +20,8 @@ import (
 // "name__child__param". Of the child node's options only FitEpochs is
 // honoured (see flow.Node.Fits).
 //
-// The runners tell the fit path from the transform path only for a
-// fittable tree (flow: a composite is fittable when a step below it has
-// Fit or FitTransform): give TrainOnly a child that learns or has a fit
-// path of its own (GaussianNoise, Window, a model); a child with
-// Transform only is run by the runners on neither path when fitting —
-// they call TrainOnly's Transform, which passes the batch through.
+// It is a flow.FitPather whose fit path always differs, so the runners
+// take its fit path also when the child only transforms (a flip, a crop).
 //
 // Transform is safe for concurrent use; Fit and FitTransform are called
 // as the child's are (never concurrently on one value).
@@ -34,7 +30,7 @@ type TrainOnly struct {
 }
 
 var (
-	_ flow.Composite      = (*TrainOnly)(nil)
+	_ flow.FitPather      = (*TrainOnly)(nil)
 	_ flow.FitTransformer = (*TrainOnly)(nil)
 	_ flow.Fitter         = (*TrainOnly)(nil)
 )
@@ -59,6 +55,12 @@ func (t *TrainOnly) WithChildren(children []flow.Node) (flow.Composite, error) {
 	return &TrainOnly{child: children[0]}, nil
 }
 
+// FitPathDiffers reports true: the child runs only when fitting.
+func (t *TrainOnly) FitPathDiffers() bool { return true }
+
+// FitsChild reports true: fitting fits the child.
+func (t *TrainOnly) FitsChild(string) bool { return true }
+
 // Transform passes in through: the child does not run at inference.
 func (t *TrainOnly) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
 	return wrapPass(in), nil
@@ -80,18 +82,17 @@ func (t *TrainOnly) Fit(ctx context.Context, in flow.Batch) error {
 // learns nothing). Wrap post-processing for inference in it (a threshold,
 // calibration that training must not see).
 //
-// Like TrainOnly it is a flow.Composite with one child, and the runners
-// tell its paths apart only where the child is fittable (has Fit or
-// FitTransform, or a fittable step below): a child with Transform only is
-// run on the fit path too, because the runners then call TestOnly's
-// Transform when fitting. Its methods are safe for concurrent use where
-// the child's Transform is.
+// Like TrainOnly it is a flow.Composite with one child, and a
+// flow.FitPather: its fit path always differs (the child does not run),
+// and never reaches the child, which the runners therefore neither fit
+// nor replicate. Its methods are safe for concurrent use where the child's
+// Transform is.
 type TestOnly struct {
 	child flow.Node
 }
 
 var (
-	_ flow.Composite      = (*TestOnly)(nil)
+	_ flow.FitPather      = (*TestOnly)(nil)
 	_ flow.FitTransformer = (*TestOnly)(nil)
 )
 
@@ -114,6 +115,12 @@ func (t *TestOnly) WithChildren(children []flow.Node) (flow.Composite, error) {
 	}
 	return &TestOnly{child: children[0]}, nil
 }
+
+// FitPathDiffers reports true: the child does not run when fitting.
+func (t *TestOnly) FitPathDiffers() bool { return true }
+
+// FitsChild reports false: fitting never reaches the child.
+func (t *TestOnly) FitsChild(string) bool { return false }
 
 // Transform returns the child's transform of in.
 func (t *TestOnly) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
