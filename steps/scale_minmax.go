@@ -22,11 +22,14 @@ import (
 // NaN (a feature seen only as NaN is scaled as a constant 0 would be);
 // Transform propagates it; nulls are an error.
 //
-// Hyperparameters: "feature_min" and "feature_max", floats within ±1e6
-// (the space is the valid domain; narrow it with hparams.Space.Override to
-// search, e.g. Choice(-1.0, 0.0) for "feature_min"); SetParams refuses
-// feature_min ≥ feature_max. Transform before any fit is an error;
-// Transform does not change the step and may be called concurrently.
+// Hyperparameters: "feature_min", lo (Uniform(-1e6, 1e6)), and
+// "feature_span", hi - lo (LogUniform(1e-6, 2e6)): a span rather than hi,
+// so that every sample of the space is a valid range. The space is the
+// valid domain; narrow it with hparams.Space.Override to search (e.g.
+// Choice(-1.0, 0.0) for "feature_min" and Choice(1.0, 2.0) for
+// "feature_span").
+// Transform before any fit is an error; Transform does not change the
+// step and may be called concurrently.
 type MinMaxScaler struct {
 	cfg      scaleConfig
 	n        int64
@@ -168,33 +171,31 @@ func (s *MinMaxScaler) Copy() flow.Step {
 // Reset forgets the fitted minima and maxima.
 func (s *MinMaxScaler) Reset() { s.n, s.min, s.max = 0, nil, nil }
 
-// Params returns "feature_min" and "feature_max".
+// Params returns "feature_min" and "feature_span".
 func (s *MinMaxScaler) Params() hparams.Values {
-	return hparams.Values{"feature_min": s.cfg.lo, "feature_max": s.cfg.hi}
+	return hparams.Values{"feature_min": s.cfg.lo, "feature_span": s.cfg.hi - s.cfg.lo}
 }
 
-// SetParams sets "feature_min" and "feature_max", all or none; it refuses
-// a range whose minimum is not below its maximum.
+// SetParams sets "feature_min" and "feature_span", all or none; the top of
+// the range becomes feature_min + feature_span.
 func (s *MinMaxScaler) SetParams(p hparams.Values) error {
 	c, err := convertParams(minMaxScalerName, s.Params(), s.Space(), p)
 	if err != nil {
 		return err
 	}
-	lo, hi := s.cfg.lo, s.cfg.hi
+	lo, span := s.cfg.lo, s.cfg.hi-s.cfg.lo
 	if v, ok := c["feature_min"]; ok {
 		lo = v.(float64)
 	}
-	if v, ok := c["feature_max"]; ok {
-		hi = v.(float64)
+	if v, ok := c["feature_span"]; ok {
+		span = v.(float64)
 	}
-	if !(lo < hi) {
-		return fmt.Errorf("%s: feature_min %v is not below feature_max %v", minMaxScalerName, lo, hi)
-	}
-	s.cfg.lo, s.cfg.hi = lo, hi
+	s.cfg.lo, s.cfg.hi = lo, lo+span
 	return nil
 }
 
-// Space returns Uniform(-1e6, 1e6) for both bounds of the range.
+// Space returns Uniform(-1e6, 1e6) for "feature_min" and
+// LogUniform(1e-6, 2e6) for "feature_span".
 func (s *MinMaxScaler) Space() hparams.Space {
-	return hparams.Space{"feature_min": hparams.Uniform(-1e6, 1e6), "feature_max": hparams.Uniform(-1e6, 1e6)}
+	return hparams.Space{"feature_min": hparams.Uniform(-1e6, 1e6), "feature_span": hparams.LogUniform(1e-6, 2e6)}
 }

@@ -68,9 +68,9 @@ func WithStd(on bool) ScaleOption {
 }
 
 // FeatureRange sets the range [lo, hi] onto which a MinMaxScaler maps each
-// feature's fitted [min, max]; the default is [0, 1]. lo < hi, both
-// within the hyperparameters' space (±1e6). The hyperparameters
-// "feature_min" and "feature_max".
+// feature's fitted [min, max]; the default is [0, 1]. lo < hi, lo within
+// ±1e6 and hi - lo from 1e-6 to 2e6 (the hyperparameters' space). The
+// hyperparameters "feature_min" (lo) and "feature_span" (hi - lo).
 func FeatureRange(lo, hi float64) ScaleOption {
 	return func(c *scaleConfig) {
 		if !(lo < hi) {

@@ -190,7 +190,7 @@ func TestScalerErrors(t *testing.T) {
 	if _, err := steps.NewMinMaxScaler(steps.FeatureRange(1, 1)); err == nil || !strings.Contains(err.Error(), "want lo < hi") {
 		t.Errorf("empty feature range: got %v", err)
 	}
-	if _, err := steps.NewMinMaxScaler(steps.FeatureRange(0, 1e9)); err == nil || !strings.Contains(err.Error(), `"feature_max"`) {
+	if _, err := steps.NewMinMaxScaler(steps.FeatureRange(0, 1e9)); err == nil || !strings.Contains(err.Error(), `"feature_span"`) {
 		t.Errorf("feature range outside the space: got %v", err)
 	}
 	if _, err := steps.NewStandardScaler(steps.ScaleColumn("")); err == nil || !strings.Contains(err.Error(), "empty column name") {
@@ -319,13 +319,13 @@ func TestScalerCopyResetParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := hparams.Values{"std__with_mean": false, "std__with_std": true, "mm__feature_min": -1.0, "mm__feature_max": 1.0}
+	want := hparams.Values{"std__with_mean": false, "std__with_std": true, "mm__feature_min": -1.0, "mm__feature_span": 1.0}
 	if got.String() != want.String() {
 		t.Errorf("Get: got %v; want %v", got, want)
 	}
 	for _, bad := range []hparams.Values{
-		{"mm__feature_min": 5.0},   // not below feature_max: SetParams refuses
-		{"mm__feature_max": 2e6},   // outside the space
+		{"mm__feature_span": 0.0},  // an empty range: outside the space
+		{"mm__feature_min": 2e6},   // outside the space
 		{"std__with_std": "maybe"}, // not a bool
 	} {
 		if err := hparams.Set(p, bad); err == nil {
