@@ -128,7 +128,7 @@ func readLabels(batch flow.Batch, column string) (batchLabels, error) {
 	}
 	idx, err := uniqueColumn(batch.Y, column)
 	if err != nil {
-		return batchLabels{}, fmt.Errorf("Y: %w", err)
+		return batchLabels{}, fmt.Errorf("label column: %w", err)
 	}
 	col := batch.Y.Column(idx)
 	text, isText := stringValues(col)

@@ -269,7 +269,7 @@ func (m *Imputer) targets(x arrow.RecordBatch) ([]int, error) {
 	for k, name := range m.cfg.columns {
 		i, err := uniqueColumn(x, name)
 		if err != nil {
-			return nil, fmt.Errorf("X: %w", err)
+			return nil, fmt.Errorf("imputed column: %w", err)
 		}
 		if _, ok := asNumeric(x.Column(i)); !ok {
 			return nil, fmt.Errorf("column %q of X has type %s, want a numeric column (int8 to int64, uint8 to uint64, float32 or float64)", name, x.Column(i).DataType())

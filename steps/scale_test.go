@@ -1,10 +1,13 @@
 package steps_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"go.uber.org/goleak"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -344,5 +347,63 @@ func TestScalerCopyResetParams(t *testing.T) {
 	}
 	if len(space) != 4 {
 		t.Errorf("Gather: got %v; want 4 keys", space)
+	}
+}
+
+// TestTransformConcurrently runs the Transform of fitted steps from
+// several goroutines at once, as replicas on the transform path do (run
+// with -race).
+func TestTransformConcurrently(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := preMem(t)
+	ctx := flow.WithAllocator(preContext(t), mem)
+	rows := preRows(64, 3, 5)
+	labels := make([]int64, len(rows))
+	for i := range labels {
+		labels[i] = int64(i % 3)
+	}
+	b := flow.Batch{X: preTensor(mem, "x", rows), Y: preInt64s(mem, "y", labels)}
+	defer b.Release()
+	scale, _ := steps.NewStandardScaler()
+	mm, _ := steps.NewMinMaxScaler()
+	hot, _ := steps.NewOneHot("y")
+	enc, _ := steps.NewLabelEncoder("y")
+	log, _ := steps.NewLogisticRegression("y", 3, steps.Probabilities(true))
+	lin, _ := steps.NewLinearRegression("y")
+	all := []flow.Fitter{scale, mm, hot, enc, log, lin}
+	for _, s := range all {
+		if err := s.Fit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range all {
+		want, err := s.Transform(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for g := range errs {
+			wg.Go(func() {
+				for range 20 {
+					out, err := s.Transform(ctx, b)
+					if err != nil {
+						errs[g] = err
+						return
+					}
+					if !array.RecordEqual(out.X, want.X) || !array.RecordEqual(out.Y, want.Y) {
+						errs[g] = fmt.Errorf("%T: a concurrent Transform gave another batch", s)
+					}
+					out.Release()
+				}
+			})
+		}
+		wg.Wait()
+		want.Release()
+		for _, err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
 	}
 }
