@@ -63,6 +63,44 @@
 // reaches about 0.97 test accuracy in a fraction of a second (see the
 // package tests).
 //
+// # Phases and augmentation
+//
+//   - TrainOnly and TestOnly: run a child on the fit path only (augmentation,
+//     re-sampling) or on the transform path only (post-processing). Both are
+//     flow.FitPathers: TrainOnly's child runs when fitting even if it only
+//     transforms; TestOnly's child is never fitted nor replicated.
+//   - Freeze: a node with flow.FitEpochs(0); the runners never fit it.
+//   - GaussianNoise: train-only noise with a seeded generator whose state is
+//     part of the step's (Copy copies it, Reset re-seeds it).
+//
+// A step can turn into another after a phase, in place by path:
+// flow.Mutate, flow.MutateNode (to freeze it) and flow.Become (a
+// flow.Mutator that knows what it becomes: a pre-trained autoencoder
+// becomes a classifier that fine-tunes its encoder; see examples/mutate).
+//
+// # Label handling
+//
+//   - OnY: run a step on Y instead of X (an output transformer).
+//   - Window: an autoregressive window of k values; on the fit path X is
+//     the window and Y the next value (pairs cross batch boundaries within
+//     an epoch, never epochs), at transform time only the windows.
+//
+// # Metasteps
+//
+// Each is a flow.Composite, so it nests, runs in both engines and exposes
+// its children's hyperparameters (hparams.Get, Set, Gather):
+//
+//   - ForEach: a child applied to each row's items of a list column.
+//   - ExpandDim: the child sees the whole batch as one row of lists.
+//   - ChooseOneOf: the hyperparameter "choice" picks the one active branch
+//     (a flow.Chooser and hparams.Switch: the others are neither set up,
+//     fitted nor run, and their keys are sampled only when chosen).
+//   - Optional: the hyperparameter "enabled" runs the child or passes the
+//     batch through.
+//
+// scikit-learn's FeatureUnion is flow.NewUnion, and Neuraxle's
+// ParallelTransform is a replicated stage (flow.Replicas); see the tests.
+//
 // # Cost
 //
 // The scalers, the imputer and the encoders cost O(rows × width) per batch

@@ -19,9 +19,7 @@ import "github.com/penstock-ml/penstock/flow"
 //
 // Unfreeze with n.WithOptions(flow.FitEpochs(k)) (the later option wins).
 //
-// Do not freeze a step inside a composite that is itself a replicated
-// stage (flow.Replicas on a sub-pipeline or metastep) of a fit: flow's
-// replicas are made of every fittable step below, frozen or not, and a
-// frozen step's replica would transform with no learned state. Freeze the
-// stage instead, or do not replicate it.
+// A frozen step inside a replicated stage (flow.Replicas on a
+// sub-pipeline or metastep) is shared by the replicas with its learned
+// state, like a step that learns nothing: fitting does not reach it.
 func Freeze(n flow.Node) flow.Node { return n.WithOptions(flow.FitEpochs(0)) }
