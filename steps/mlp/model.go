@@ -30,9 +30,9 @@ type core struct {
 	mu      sync.Mutex // guards what follows; Transform may run concurrently
 	setUp   bool
 	tick    int64
-	fit     map[int]*cached     // by rows
-	predict map[int][]*cached   // by rows: programs not in use
-	used    map[int]int64       // predict: last use by rows
+	fit     map[int]*cached   // by rows
+	predict map[int][]*cached // by rows: programs not in use
+	used    map[int]int64     // predict: last use by rows
 }
 
 type cached struct {
