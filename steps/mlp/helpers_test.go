@@ -201,3 +201,9 @@ func outputs(t *testing.T, b flow.Batch, name string) []float32 {
 		return append([]float32(nil), v...)
 	}
 }
+
+func minibatchPermute(src flow.Source) (*minibatch.Ordered, error) {
+	return minibatch.Permute(src, 32, minibatch.WithSeed(0))
+}
+
+func repeat(src flow.Source, n int) (*minibatch.Repeater, error) { return minibatch.Repeat(src, n) }
