@@ -38,8 +38,9 @@
 //
 // # Cost
 //
-// Per batch of n rows: the forward and backward passes (two matrix
-// products per layer forward, three back, through gonum's pure-Go BLAS),
+// Per batch of n rows: the forward and backward passes (one matrix
+// product per layer forward, two back, through gonum's pure-Go BLAS, and
+// fused ops for the bias, ReLU and the softmax cross-entropy),
 // a copy of the n × inputs features into the network's input, the
 // optimizer step (O(weights)), and the output batch, allocated from the
 // run's allocator. On the UCI digits (1347 rows, 64 → 64 → 10, batches of

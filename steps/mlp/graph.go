@@ -79,7 +79,7 @@ func build(spec nn.Spec, layers []nn.Layer, rows int, fit bool) (p *program, err
 		if err != nil {
 			return nil, err
 		}
-		if z, err = G.BroadcastAdd(z, b, nil, []byte{0}); err != nil {
+		if z, err = G.ApplyOp(biasOp{base{"+bias"}}, z, b); err != nil {
 			return nil, err
 		}
 		if i < len(layers)-1 {
@@ -128,7 +128,7 @@ func activate(a nn.Activation, z *G.Node) (*G.Node, error) {
 	case nn.Sigmoid:
 		return G.Sigmoid(z)
 	default:
-		return G.Rectify(z)
+		return G.ApplyOp(reluOp{base{"relu"}}, z)
 	}
 }
 
@@ -149,42 +149,10 @@ func loss(l nn.Loss, z, y *G.Node) (*G.Node, error) {
 		}
 		return G.Mul(mean, G.NewConstant(float32(0.5)))
 	}
-	// Cross-entropy through log-sum-exp: mean over rows of
-	// log Σ exp(z − max z) − (z − max z)·y, y one-hot. (The library's
-	// softmax starts a goroutine per row; this is a handful of ops.)
-	top, err := G.Max(z, 1)
-	if err != nil {
-		return nil, err
-	}
-	s, err := G.BroadcastSub(z, top, nil, []byte{1})
-	if err != nil {
-		return nil, err
-	}
-	e, err := G.Exp(s)
-	if err != nil {
-		return nil, err
-	}
-	sum, err := G.Sum(e, 1)
-	if err != nil {
-		return nil, err
-	}
-	lse, err := G.Log(sum)
-	if err != nil {
-		return nil, err
-	}
-	picked, err := G.HadamardProd(s, y)
-	if err != nil {
-		return nil, err
-	}
-	truth, err := G.Sum(picked, 1)
-	if err != nil {
-		return nil, err
-	}
-	diff, err := G.Sub(lse, truth)
-	if err != nil {
-		return nil, err
-	}
-	return G.Mean(diff)
+	// Cross-entropy through log-sum-exp, one fused op (the library's
+	// softmax starts a goroutine per row, and composing it from gorgonia's
+	// elementwise ops takes some fifty instructions).
+	return G.ApplyOp(xentOp{base{"xent"}}, z, y)
 }
 
 // run runs the program once; its outputs are then in the nodes' values
