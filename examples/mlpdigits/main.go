@@ -35,6 +35,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/metrics"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/steps"
 	"github.com/penstock-ml/penstock/steps/mlp"
 	"github.com/penstock-ml/penstock/steps/nn"
 )
@@ -118,9 +119,13 @@ func run(ctx context.Context, w io.Writer, mem memory.Allocator, path string, ep
 	if err != nil {
 		return result{}, err
 	}
+	scaler, err := steps.NewStandardScaler(steps.ScaleColumn("pixels"))
+	if err != nil {
+		return result{}, err
+	}
 	p, err := flow.NewPipeline([]flow.Node{
 		flow.Named("pack", &minibatch.PackStep{Out: "pixels", Cols: pixels}),
-		flow.Named("scale", &scaler{column: "pixels"}, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
+		flow.Named("scale", scaler, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
 		flow.Named("mlp", clf),
 	})
 	if err != nil {

@@ -68,9 +68,13 @@ func run(ctx context.Context, mem memory.Allocator, path string, pre, tune int) 
 	defer shuffled.Close()
 
 	ae := &autoencoder{code: 32, rate: 0.01, seed: 1}
+	scaler, err := steps.NewStandardScaler(steps.ScaleColumn("pixels"))
+	if err != nil {
+		return result{}, err
+	}
 	p, err := flow.NewPipeline([]flow.Node{
 		flow.Named("pack", &minibatch.PackStep{Out: "pixels", Cols: pixels}),
-		flow.Named("scale", &scaler{}, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
+		flow.Named("scale", scaler, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
 		flow.Named("model", ae),
 	})
 	if err != nil {

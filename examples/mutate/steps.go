@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -11,43 +10,6 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
 )
-
-// scaler standardizes each feature to mean 0 and variance 1 (a constant
-// feature is only centred). Fit sums the features and their squares.
-type scaler struct {
-	n          float64
-	sum, sumSq []float64
-}
-
-func (s *scaler) Fit(_ context.Context, b flow.Batch) error {
-	x, err := minibatch.Features(b, "pixels")
-	if err != nil {
-		return err
-	}
-	if s.sum == nil {
-		s.sum, s.sumSq = make([]float64, x.Cols), make([]float64, x.Cols)
-	}
-	for i, v := range x.Data {
-		s.sum[i%x.Cols] += float64(v)
-		s.sumSq[i%x.Cols] += float64(v) * float64(v)
-	}
-	s.n += float64(x.Rows)
-	return nil
-}
-
-func (s *scaler) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
-	mean, inv := make([]float32, len(s.sum)), make([]float32, len(s.sum))
-	for j := range s.sum {
-		m := s.sum[j] / s.n
-		sd := math.Sqrt(max(s.sumSq[j]/s.n-m*m, 0))
-		mean[j], inv[j] = float32(m), float32(1/cmp.Or(sd, 1))
-	}
-	return minibatch.MapRows(ctx, b, "pixels", "pixels", len(s.sum), func(x, z []float32) {
-		for j, v := range x {
-			z[j] = (v - mean[j]) * inv[j]
-		}
-	})
-}
 
 // linear is a dense layer: out = W·in + b, W a row per output.
 type linear struct {
