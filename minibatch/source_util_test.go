@@ -5,14 +5,12 @@ import "github.com/penstock-ml/penstock/internal/sourcetest"
 // The source tests' helpers, shared with the other packages' tests in
 // internal/sourcetest.
 var (
-	srcCtx             = sourcetest.Ctx
-	srcTable           = sourcetest.Table
-	releaseAll         = sourcetest.ReleaseAll
-	drainSource        = sourcetest.Drain
-	releaseBatches     = sourcetest.ReleaseBatches
-	nextErr            = sourcetest.NextErr
-	concatColumn       = sourcetest.ConcatColumn
-	concatRecordColumn = sourcetest.ConcatRecordColumn
-	sameRows           = sourcetest.SameRows
-	wantErr            = sourcetest.WantErr
+	srcCtx         = sourcetest.Ctx
+	srcTable       = sourcetest.Table
+	releaseAll     = sourcetest.ReleaseAll
+	drainSource    = sourcetest.Drain
+	releaseBatches = sourcetest.ReleaseBatches
+	nextErr        = sourcetest.NextErr
+	sameRows       = sourcetest.SameRows
+	wantErr        = sourcetest.WantErr
 )
