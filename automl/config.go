@@ -99,10 +99,10 @@ func (c Config) resolve() (*resolved, error) {
 		errs = append(errs, errors.New("no Metric (a constructor such as metrics.Accuracy)"))
 	}
 	if c.Prediction == "" || c.Truth == "" {
-		errs = append(errs, fmt.Errorf("Prediction %q and Truth %q: want the columns that the metric compares", c.Prediction, c.Truth))
+		errs = append(errs, fmt.Errorf("columns Prediction %q and Truth %q: want the columns that the metric compares", c.Prediction, c.Truth))
 	}
 	if c.Trials < 0 || c.Timeout < 0 || c.Epochs < 0 || c.Parallel < 0 {
-		errs = append(errs, fmt.Errorf("Trials %d, Timeout %v, Epochs %d, Parallel %d: want none negative", c.Trials, c.Timeout, c.Epochs, c.Parallel))
+		errs = append(errs, fmt.Errorf("fields Trials %d, Timeout %v, Epochs %d, Parallel %d: want none negative", c.Trials, c.Timeout, c.Epochs, c.Parallel))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("automl: config: %w", errors.Join(errs...))
