@@ -14,7 +14,7 @@ import (
 func FuzzDecodeTrial(f *testing.F) {
 	seed, err := encodeTrial(Trial{Study: "s", Search: "x", ID: "1", Step: 2, Epochs: 1, Status: Done,
 		Params: hparams.Values{"a": 0.5, "b": 3, "c": true, "d": "e", "f": math.Inf(1)},
-		Score: 1, Spread: math.NaN(), Scores: []float64{1}, Started: time.Unix(0, 0).UTC()})
+		Score:  1, Spread: math.NaN(), Scores: []float64{1}, Started: time.Unix(0, 0).UTC()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -227,7 +227,7 @@ func TestDirRepositoryRoundTrip(t *testing.T) {
 	want := []automl.Trial{
 		{Study: "s/1", Search: "abc", ID: "0011", Step: 3, Rung: 1, Epochs: 2, Status: automl.Done,
 			Params: hparams.Values{"a__lr": 0.1, "n": 3, "on": true, "kind": "x", "big": 1e300},
-			Score: 0.25, Spread: 0.01, Scores: []float64{0.24, 0.26}, EpochsRun: []int{2, 1}, Started: started, Duration: 1500 * time.Millisecond},
+			Score:  0.25, Spread: 0.01, Scores: []float64{0.24, 0.26}, EpochsRun: []int{2, 1}, Started: started, Duration: 1500 * time.Millisecond},
 		{Study: "s/1", Search: "abc", ID: "0022", Step: 4, Status: automl.Failed, Params: hparams.Values{"n": 1},
 			Score: math.NaN(), Spread: math.NaN(), Error: "split 1/2: panic: boom\nstack", Started: started},
 		{Study: "other", Search: "def", ID: "0033", Step: 0, Status: automl.Done, Params: hparams.Values{"n": 2}, Score: math.Inf(1), Started: started},

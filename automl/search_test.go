@@ -334,3 +334,66 @@ func TestSplitError(t *testing.T) {
 }
 
 type onePass struct{ flow.Source }
+
+// Timeout stops starting trials; those running finish and are recorded.
+func TestTimeout(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t, 30*time.Second)
+	a := newAffine()
+	a.onFit = func(context.Context, *affine) error { time.Sleep(3 * time.Millisecond); return nil }
+	cfg := config(t, mem, a)
+	cfg.Timeout, cfg.Parallel = 50*time.Millisecond, 2
+	start := time.Now()
+	res, err := automl.Search(ctx, cfg, regression(t, mem, 100, 18))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); len(res.Trials) == 0 || took > 5*time.Second {
+		t.Errorf("%d trials in %v; want some, and an end soon after the 50ms timeout", len(res.Trials), took)
+	}
+	for _, tr := range res.Trials {
+		if tr.Status != automl.Done {
+			t.Errorf("trial %d: %s %s; want done (a timeout lets running trials finish)", tr.Step, tr.Status, tr.Error)
+		}
+	}
+}
+
+// panicky panics in SetParams: code that the search calls itself, outside
+// the runner's guard.
+type panicky struct{ affine }
+
+func (p *panicky) Copy() flow.Step { c := *p; return &c }
+func (p *panicky) SetParams(v hparams.Values) error {
+	if v["w"].(float64) > 5 {
+		panic("SetParams refuses w > 5")
+	}
+	return p.affine.SetParams(v)
+}
+
+func TestPanicOutsideTheRunner(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t, 30*time.Second)
+	cfg := config(t, mem, newAffine())
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("model", &panicky{affine: *newAffine()})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pipeline, cfg.Trials, cfg.Parallel = p, 10, 2
+	res, err := automl.Search(ctx, cfg, regression(t, mem, 100, 19))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, tr := range res.Trials {
+		big := tr.Params["model__w"].(float64) > 5
+		if big != (tr.Status == automl.Failed) || (big && !strings.Contains(tr.Error, "SetParams refuses w > 5")) {
+			t.Errorf("trial %d (w %v): %s %q", tr.Step, tr.Params["model__w"], tr.Status, firstLine(tr.Error))
+		}
+		if big {
+			failed++
+		}
+	}
+	if len(res.Trials) != 10 || failed == 0 {
+		t.Errorf("%d trials, %d failed; want 10, some failed", len(res.Trials), failed)
+	}
+}
