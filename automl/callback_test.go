@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/penstock-ml/penstock/automl"
+	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
 )
@@ -31,8 +32,15 @@ func slowConfig(t *testing.T, epochs int) automl.Config {
 // trial's score is its validation score at that epoch; the log has one
 // line per epoch run.
 func TestEarlyStopping(t *testing.T) {
+	for _, engine := range []flow.Engine{flow.Sequential, flow.Streaming} {
+		t.Run(engine.String(), func(t *testing.T) { testEarlyStopping(t, engine) })
+	}
+}
+
+func testEarlyStopping(t *testing.T, engine flow.Engine) {
 	ctx := deadline(t, 30*time.Second)
 	cfg := slowConfig(t, 200)
+	cfg.Runner.Engine = engine
 	var log bytes.Buffer
 	var mu sync.Mutex
 	last := map[int]float64{}
@@ -244,4 +252,55 @@ func scoreOf(trials []automl.Trial, p hparams.Values) float64 {
 		}
 	}
 	return -1
+}
+
+// passThrough learns nothing but is fittable: a stand-in for a scaler
+// fitted on the first epoch before a Joiner.
+type passThrough struct{ fits int }
+
+func (p *passThrough) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	return in, nil
+}
+func (p *passThrough) Fit(context.Context, flow.Batch) error { p.fits++; return nil }
+func (p *passThrough) Copy() flow.Step                       { c := *p; return &c }
+
+// Behind a Joiner, callbacks see the epochs of the last pass only, the one
+// that fits the model.
+func TestCallbacksSeeTheLastPass(t *testing.T) {
+	ctx := deadline(t, 30*time.Second)
+	cfg := slowConfig(t, 5)
+	a := newAffine()
+	p, err := flow.NewPipeline([]flow.Node{
+		flow.Named("first", &passThrough{}, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
+		flow.Named("model", a),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pipeline, cfg.Trials = p, 2
+	var mu sync.Mutex
+	epochs := map[int][]int{}
+	cfg.Callbacks = []automl.Callback{automl.CallbackFunc(func(ctx context.Context, e *automl.EpochEnd) error {
+		if _, err := e.Score(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		epochs[e.Fit.Step] = append(epochs[e.Fit.Step], e.Epoch)
+		mu.Unlock()
+		return nil
+	})}
+	for _, engine := range []flow.Engine{flow.Sequential, flow.Streaming} {
+		cfg.Runner.Engine = engine
+		clear(epochs)
+		res, err := automl.Search(ctx, cfg, regression(t, cfg.Runner.Allocator, 100, 21))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range res.Trials {
+			if tr.Status != automl.Done || fmt.Sprint(tr.EpochsRun) != "[5]" || fmt.Sprint(epochs[tr.Step]) != "[0 1 2 3 4]" {
+				t.Errorf("%v: trial %d: %s %q, ran %v epochs, callbacks saw %v; want done, [5], [0 1 2 3 4]", engine, tr.Step, tr.Status, tr.Error, tr.EpochsRun, epochs[tr.Step])
+			}
+		}
+	}
 }
