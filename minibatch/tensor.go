@@ -39,7 +39,7 @@ func Pack(rec arrow.RecordBatch, mem memory.Allocator, outName string, cols ...s
 		return nil, errors.New("minibatch: pack: output column name is empty")
 	}
 	schema := rec.Schema()
-	packed := make(map[int]bool, len(cols))
+	packed := make([]bool, schema.NumFields())
 	srcs := make([]arrow.Array, len(cols))
 	for j, name := range cols {
 		idx := schema.FieldIndices(name)
@@ -64,12 +64,14 @@ func Pack(rec arrow.RecordBatch, mem memory.Allocator, outName string, cols ...s
 		srcs[j] = col
 	}
 
-	var fields []arrow.Field
-	var out []arrow.Array
-	for i, f := range schema.Fields() {
+	kept := schema.NumFields() - len(cols)
+	fields := make([]arrow.Field, 0, kept+1)
+	out := make([]arrow.Array, 0, kept+1)
+	for i := range schema.NumFields() { // Schema.Fields would copy them all
 		if packed[i] {
 			continue
 		}
+		f := schema.Field(i)
 		if f.Name == outName {
 			return nil, fmt.Errorf("minibatch: pack: output column %q would duplicate a column that is kept; pack it too or choose another name", outName)
 		}

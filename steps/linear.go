@@ -168,13 +168,30 @@ type sgd struct {
 	outputs, cols int
 	w, vel        []float64
 	steps         int64
+	grad, z       []float64 // step's scratch: never shared (clone drops it)
 }
 
 func (s sgd) fitted() bool { return s.w != nil }
 
 func (s sgd) clone() sgd {
 	s.w, s.vel = slices.Clone(s.w), slices.Clone(s.vel)
+	s.grad, s.z = nil, nil
 	return s
+}
+
+// next returns a copy of s to take a step on, made in spare's buffers, so
+// that a model fitted batch after batch allocates nothing per batch; the
+// model keeps s until the step has succeeded, then keeps the copy and
+// makes s its next spare.
+func (s sgd) next(spare sgd) sgd {
+	out := s
+	out.w = append(spare.w[:0], s.w...)
+	out.vel = append(spare.vel[:0], s.vel...)
+	if s.w == nil {
+		out.w, out.vel = nil, nil
+	}
+	out.grad, out.z = spare.grad, spare.z
+	return out
 }
 
 // init draws the weights from N(0, 0.01²) with a PCG seeded by seed; the
@@ -207,8 +224,11 @@ func (s sgd) linear(x []float32, out []float64) {
 // place); the gradient is averaged over the rows.
 func (s *sgd) step(x minibatch.Matrix, cfg linearConfig, residual func(r int, z []float64)) {
 	width := s.cols + 1
-	grad := make([]float64, len(s.w))
-	z := make([]float64, s.outputs)
+	if len(s.grad) != len(s.w) || len(s.z) != s.outputs {
+		s.grad, s.z = make([]float64, len(s.w)), make([]float64, s.outputs)
+	}
+	grad, z := s.grad, s.z
+	clear(grad)
 	for r := range x.Rows {
 		row := x.Row(r)
 		s.linear(row, z)

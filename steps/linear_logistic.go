@@ -47,6 +47,7 @@ type LogisticRegression struct {
 	classes int
 	cfg     linearConfig
 	m       sgd
+	spare   sgd // the buffers of the next step (see sgd.next)
 }
 
 const logisticName = "steps.LogisticRegression"
@@ -105,7 +106,7 @@ func (m *LogisticRegression) Fit(ctx context.Context, in flow.Batch) error {
 	if x.Rows == 0 {
 		return nil
 	}
-	next := m.m.clone()
+	next := m.m.next(m.spare)
 	if !next.fitted() {
 		next.init(m.classes, x.Cols, m.cfg.seed)
 	}
@@ -116,7 +117,7 @@ func (m *LogisticRegression) Fit(ctx context.Context, in flow.Batch) error {
 	if next.diverged() {
 		return fmt.Errorf("%s: fit: the weights are no longer finite after %d steps; lower learning_rate (%v) or scale the features", logisticName, next.steps, m.cfg.rate)
 	}
-	m.m = next
+	m.m, m.spare = next, m.m
 	return nil
 }
 
@@ -217,11 +218,12 @@ func (m *LogisticRegression) Intercept(k int) float64 {
 func (m *LogisticRegression) Copy() flow.Step {
 	c := *m
 	c.m = m.m.clone()
+	c.spare = sgd{}
 	return &c
 }
 
 // Reset forgets the weights: the next fit draws them again from "seed".
-func (m *LogisticRegression) Reset() { m.m = sgd{} }
+func (m *LogisticRegression) Reset() { m.m, m.spare = sgd{}, sgd{} }
 
 // Params returns the hyperparameters.
 func (m *LogisticRegression) Params() hparams.Values {

@@ -35,6 +35,7 @@ type LinearRegression struct {
 	target string
 	cfg    linearConfig
 	m      sgd
+	spare  sgd // the buffers of the next step (see sgd.next)
 }
 
 const linearRegressionName = "steps.LinearRegression"
@@ -84,7 +85,7 @@ func (m *LinearRegression) Fit(ctx context.Context, in flow.Batch) error {
 	if x.Rows == 0 {
 		return nil
 	}
-	next := m.m.clone()
+	next := m.m.next(m.spare)
 	if !next.fitted() {
 		next.init(1, x.Cols, m.cfg.seed)
 	}
@@ -92,7 +93,7 @@ func (m *LinearRegression) Fit(ctx context.Context, in flow.Batch) error {
 	if next.diverged() {
 		return fmt.Errorf("%s: fit: the weights are no longer finite after %d steps; lower learning_rate (%v) or scale the features", linearRegressionName, next.steps, m.cfg.rate)
 	}
-	m.m = next
+	m.m, m.spare = next, m.m
 	return nil
 }
 
@@ -149,11 +150,12 @@ func (m *LinearRegression) Steps() int64 { return m.m.steps }
 func (m *LinearRegression) Copy() flow.Step {
 	c := *m
 	c.m = m.m.clone()
+	c.spare = sgd{}
 	return &c
 }
 
 // Reset forgets the weights: the next fit draws them again from "seed".
-func (m *LinearRegression) Reset() { m.m = sgd{} }
+func (m *LinearRegression) Reset() { m.m, m.spare = sgd{}, sgd{} }
 
 // Params returns the hyperparameters.
 func (m *LinearRegression) Params() hparams.Values { return m.cfg.params() }
