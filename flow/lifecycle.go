@@ -229,7 +229,11 @@ func mergeReplicas(s Step, replicas []Step) error {
 // once, so the copy holds one value at those places too.
 //
 // Copy is how trials get their own pipeline, and how a serving copy of a
-// model in training is published; copy before Setup (a copy is not set up).
+// model in training is published. The copy is not set up. Copy a tree that
+// no run is changing: before a run, after it, or at a consistent cut of a
+// fit (Runner.OnEpoch), where a Copier copies the host state of a set-up
+// step (a step whose state lives on a device must download it first, or
+// refuse).
 func Copy(s Step) (Step, error) {
 	if isNil(s) {
 		return nil, errors.New("penstock: copy: nil step")
