@@ -151,8 +151,8 @@ func checkTypes(root *nodeJSON, reg *Registry) error {
 				unknown = append(unknown, n.Type)
 			}
 		case n.Version > t.Version && newer == nil:
-			newer = fmt.Errorf("%w: step %q was saved by version %d of %s; this program registers version %d: update it",
-				ErrNewerFormat, path, n.Version, n.Type, t.Version)
+			newer = fmt.Errorf("%w: %s was saved by version %d of %s; this program registers version %d: update it",
+				ErrNewerFormat, stepName(path), n.Version, n.Type, t.Version)
 		}
 		for _, ch := range n.Children {
 			visit(ch, path.Child(ch.Name))
@@ -189,7 +189,7 @@ func (l *loader) decodeStates(n *nodeJSON, path flow.Path) error {
 		ref := n.Tensors[name]
 		t, err := decodeTensor(name, l.blobs[ref.Blob], dtype(ref.DType), ref.Shape, l.c.mem, l.c.lim.MaxTensorBytes)
 		if err != nil {
-			return fmt.Errorf("%w: step %q (%s): tensor %q (blob %s): %w", ErrFormat, path, n.Type, name, ref.Blob, err)
+			return fmt.Errorf("%w: %s (%s): tensor %q (blob %s): %w", ErrFormat, stepName(path), n.Type, name, ref.Blob, err)
 		}
 		r.tensors[name] = t
 	}
@@ -205,7 +205,7 @@ func (l *loader) decodeStates(n *nodeJSON, path flow.Path) error {
 // build builds the step of n and its children, bottom up.
 func (l *loader) build(n *nodeJSON, path flow.Path) (flow.Step, error) {
 	t, _ := l.c.reg.Lookup(n.Type) // checked by checkTypes
-	where := fmt.Sprintf("step %q (%s)", path, n.Type)
+	where := fmt.Sprintf("%s (%s)", stepName(path), n.Type)
 	var children []flow.Node
 	for _, ch := range n.Children {
 		s, err := l.build(ch, path.Child(ch.Name))
@@ -291,6 +291,14 @@ func guarded(fn func() (flow.Step, error)) (s flow.Step, err error) {
 		}
 	}()
 	return fn()
+}
+
+// stepName names the node at path in errors.
+func stepName(path flow.Path) string {
+	if len(path) == 0 {
+		return "the root step"
+	}
+	return fmt.Sprintf("step %q", path)
 }
 
 func isNil(s flow.Step) bool {

@@ -227,7 +227,7 @@ type treeCheck struct {
 
 func (c *treeCheck) node(n *nodeJSON, path flow.Path, depth int) error {
 	if n == nil {
-		return fmt.Errorf("%w: step %q: null node", ErrFormat, path)
+		return fmt.Errorf("%w: %s: null node", ErrFormat, stepName(path))
 	}
 	if depth > c.lim.MaxDepth {
 		return fmt.Errorf("%w: the step tree is nested deeper than %d (Limits.MaxDepth)", ErrLimit, c.lim.MaxDepth)
@@ -236,9 +236,9 @@ func (c *treeCheck) node(n *nodeJSON, path flow.Path, depth int) error {
 	if c.nodes > c.lim.MaxNodes {
 		return fmt.Errorf("%w: more than %d steps (Limits.MaxNodes)", ErrLimit, c.lim.MaxNodes)
 	}
-	where := fmt.Sprintf("step %q (%s)", path, n.Type)
+	where := fmt.Sprintf("%s (%s)", stepName(path), n.Type)
 	if err := checkTypeName(n.Type); err != nil {
-		return fmt.Errorf("%w: step %q: %v", ErrFormat, path, err)
+		return fmt.Errorf("%w: %s: %v", ErrFormat, stepName(path), err)
 	}
 	if n.Version < 1 {
 		return fmt.Errorf("%w: %s: version %d, want 1 or more", ErrFormat, where, n.Version)
