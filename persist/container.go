@@ -46,7 +46,10 @@ func writeTar(w io.Writer, e *encoded) error {
 // readTar reads a saved model from the tar archive r: the manifest, which
 // must come first, then the blobs it declares, each once and of its
 // declared size (a member of another name, type or size is an error).
-func readTar(r io.Reader, c config) (*Model, error) {
+// Where r reads whole (a *bytes.Reader of it), blobs are slices of whole,
+// not copies.
+func readTar(r io.Reader, whole []byte, c config) (*Model, error) {
+	br, _ := r.(*bytes.Reader)
 	tr := tar.NewReader(r)
 	h, err := tr.Next()
 	if err != nil {
@@ -90,8 +93,16 @@ func readTar(r io.Reader, c config) (*Model, error) {
 		case h.Size != m.Blobs[sum].Size:
 			return nil, fmt.Errorf("%w: member %q has %d bytes, the manifest says %d", ErrFormat, h.Name, h.Size, m.Blobs[sum].Size)
 		}
-		b, err := readExactly(tr, h.Size)
-		if err != nil {
+		var b []byte
+		if br != nil && whole != nil {
+			// The tar reader has read the header and nothing more: the
+			// data starts here (and the next Next seeks past it).
+			at := int64(len(whole)) - int64(br.Len())
+			if h.Size > int64(len(whole))-at {
+				return nil, fmt.Errorf("%w: blob %s: %w: %d of %d bytes", ErrFormat, h.Name, errTruncated, int64(len(whole))-at, h.Size)
+			}
+			b = whole[at : at+h.Size : at+h.Size]
+		} else if b, err = readExactly(tr, h.Size); err != nil {
 			return nil, fmt.Errorf("%w: blob %s: %w", ErrFormat, h.Name, err)
 		}
 		got[sum] = b
@@ -145,6 +156,11 @@ func Marshal(s flow.Step, opts ...Option) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
+	size := len(e.manifest) + 2048
+	for _, b := range e.blobs {
+		size += len(b) + 1024
+	}
+	buf.Grow(size)
 	if err := writeTar(&buf, e); err != nil {
 		return nil, fmt.Errorf("persist: save: %w", err)
 	}
@@ -158,5 +174,5 @@ func Unmarshal(b []byte, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readTar(bytes.NewReader(b), c)
+	return readTar(bytes.NewReader(b), b, c)
 }

@@ -106,7 +106,7 @@ func LoadFile(path string, opts ...Option) (*Model, error) {
 		return nil, fmt.Errorf("persist: load: %w", err)
 	}
 	defer f.Close()
-	m, err := readTar(bufio.NewReaderSize(f, 1<<20), c)
+	m, err := readTar(bufio.NewReaderSize(f, 1<<20), nil, c)
 	if err != nil {
 		return nil, fmt.Errorf("persist: load %s: %w", path, err)
 	}

@@ -131,7 +131,10 @@ func load(m *manifest, fetch fetchFunc, c config) (*Model, error) {
 		if out.Extra == nil {
 			out.Extra = map[string][]byte{}
 		}
-		out.Extra[name] = blobs[sum]
+		out.Extra[name] = bytes.Clone(blobs[sum]) // not the caller's bytes
+		if out.Extra[name] == nil {
+			out.Extra[name] = []byte{}
+		}
 	}
 	return out, nil
 }

@@ -56,6 +56,7 @@ func encodeTensor(name string, t tensor, mem memory.Allocator) ([]byte, error) {
 	md := arrow.NewMetadata([]string{shapeKey}, []string{shapeString(t.shape)})
 	schema := arrow.NewSchema([]arrow.Field{{Name: name, Type: arrowType(t.dtype)}}, &md)
 	var buf bytes.Buffer
+	buf.Grow(int(t.len()*max(t.dtype.width(), 8)) + 1<<12) // the compressed size, or a little more
 	w := ipc.NewWriter(&buf, ipc.WithSchema(schema), ipc.WithZstd(), ipc.WithAllocator(mem))
 	n := t.len()
 	write := func(col arrow.Array) error {
@@ -135,9 +136,17 @@ func decodeTensor(name string, blob []byte, d dtype, shape []int64, mem memory.A
 	out := tensor{dtype: d, shape: shape}
 	var got int64
 	var strBytes int64
-	var f32 []float32
-	var f64 []float64
-	var i64 []int64
+	// Allocate the declared size at once where the blob is large enough
+	// to plausibly hold it (16 times its bytes: random weights do not
+	// compress); else grow as values come, so that a small blob whose
+	// manifest claims a large tensor costs little before it fails.
+	prealloc := 0
+	if d != dtString && n*d.width() <= 16*int64(len(blob))+1<<20 {
+		prealloc = int(n)
+	}
+	f32 := make([]float32, 0, prealloc*boolInt(d == dtFloat32))
+	f64 := make([]float64, 0, prealloc*boolInt(d == dtFloat64))
+	i64 := make([]int64, 0, prealloc*boolInt(d == dtInt64))
 	var strs []string
 	for batch := 0; ; batch++ {
 		var ok bool
@@ -201,6 +210,13 @@ func decodeTensor(name string, blob []byte, d dtype, shape []int64, mem memory.A
 		out.data = nonNil(strs)
 	}
 	return out, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func nonNil[T any](s []T) []T {
