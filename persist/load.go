@@ -226,7 +226,7 @@ func (l *loader) build(n *nodeJSON, path flow.Path) (flow.Step, error) {
 	spec := Spec{Type: n.Type, Version: n.Version, Params: params, Children: children, State: state}
 	step, err := guarded(func() (flow.Step, error) { return t.New(spec) })
 	if err == nil && isNil(step) {
-		err = errors.New("New returned nil")
+		err = errors.New("its Type.New returned nil")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: build: %w", ErrFormat, where, err)

@@ -63,16 +63,15 @@ func (l Limits) withDefaults() Limits {
 type Option func(*config)
 
 type config struct {
-	reg    *Registry
-	lim    Limits
-	mem    memory.Allocator
-	extra  map[string][]byte
-	syncFS bool
-	err    error
+	reg   *Registry
+	lim   Limits
+	mem   memory.Allocator
+	extra map[string][]byte
+	err   error
 }
 
 func newConfig(opts []Option) (config, error) {
-	c := config{reg: Default, mem: memory.DefaultAllocator, syncFS: true}
+	c := config{reg: Default, mem: memory.DefaultAllocator}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)

@@ -224,7 +224,6 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
-
 // tensorBlob returns the file of the blob of the root step's tensor name.
 func tensorBlob(t *testing.T, dir, name string) string {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -163,9 +162,3 @@ func (r *Registry) Names() []string {
 // ErrUnknownType is wrapped by the error of a Save of a step whose Go type
 // is not registered, and of a Load of a type name that is not.
 var ErrUnknownType = errors.New("persist: unknown step type")
-
-// unknownName returns the error of a load of the unregistered type name.
-func (r *Registry) unknownName(name string) error {
-	return fmt.Errorf("%w %q (registered: %s); register it (persist.Registry.Register) before loading",
-		ErrUnknownType, name, strings.Join(r.Names(), ", "))
-}

@@ -33,7 +33,6 @@ func encode(root flow.Step, c config) (*encoded, error) {
 	type job struct {
 		name string
 		t    tensor
-		ref  *tensorRef
 		node *nodeJSON
 		blob []byte
 		err  error
