@@ -61,7 +61,9 @@ func TestEveryStepRoundTrips(t *testing.T) {
 	ctx := flow.WithAllocator(testCtx(t), mem)
 	in := tableBatch(ctx, t, mem)
 	defer in.Release()
-	scaler := func(col string) flow.Step { return must[*steps.StandardScaler](t)(steps.NewStandardScaler(steps.ScaleColumn(col))) }
+	scaler := func(col string) flow.Step {
+		return must[*steps.StandardScaler](t)(steps.NewStandardScaler(steps.ScaleColumn(col)))
+	}
 	cases := []struct {
 		name string
 		step flow.Step
