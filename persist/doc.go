@@ -16,7 +16,14 @@
 // FitEpochs) and its state; loading rebuilds the tree bottom up, each
 // composite from its rebuilt children, through the constructors of a
 // Registry. WithExtra stores named blobs with the model (a daemon's source
-// positions), returned in Model.Extra.
+// positions), returned in Model.Extra. A step value held at several places
+// of a tree is saved at each and loaded as independent steps.
+//
+// Search spaces are not saved: a step's Space (hparams.Spacer) is computed
+// from its configuration (a ChooseOneOf's from its branches), so it comes
+// back with the step; a step that holds a space of its own (one narrowed
+// with hparams.Space.Override) writes what rebuilds it in its state, since
+// hparams distributions have no data form.
 //
 // # Step types
 //
