@@ -134,6 +134,14 @@ func TestTruncatedFile(t *testing.T) {
 	if _, err := persist.Unmarshal(b, persist.WithAllocator(mem)); err != nil {
 		t.Fatal(err)
 	}
+	// The same through a file (read as a stream, not sliced).
+	path := filepath.Join(t.TempDir(), "cut.pnst")
+	if err := os.WriteFile(path, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := persist.LoadFile(path, persist.WithAllocator(mem)); !errors.Is(err, persist.ErrFormat) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("a file cut in half: %v; want a truncated ErrFormat", err)
+	}
 }
 
 // TestSaveRefusesUnregistered: a step whose type is not registered is an
