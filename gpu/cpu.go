@@ -204,7 +204,8 @@ func (d *CPUDevice) loop(id Stream, s *stream) {
 		case it.wait != nil:
 			<-it.wait.done
 			s.clock = max(s.clock, it.wait.vtime)
-		case it.rec != nil:
+		case it.rec != nil: // it cannot complete before it was queued
+			s.clock = max(s.clock, it.notBefore)
 			it.rec.vtime = s.clock
 			close(it.rec.done)
 		default:
@@ -546,7 +547,7 @@ func (d *CPUDevice) recordLocked(s Stream) *record {
 	st := d.streams[s]
 	st.vc.join(d.host)
 	r := &record{done: make(chan struct{}), vc: st.vc}
-	d.push(st, item{rec: r})
+	d.push(st, item{rec: r, notBefore: d.hostNow})
 	return r
 }
 
@@ -648,7 +649,8 @@ func (d *CPUDevice) SynchronizeAll() error {
 
 // Close implements Device: it drains the streams, ends their goroutines,
 // and returns the device's sticky error and an error naming what was
-// still allocated (which it frees). Close after Close returns nil.
+// still allocated (which Live goes on reporting). Close after Close
+// returns nil.
 func (d *CPUDevice) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -670,9 +672,5 @@ func (d *CPUDevice) Close() error {
 	if n, p, e := len(d.bufs), len(d.pinned), len(d.events); n+p+e > 0 {
 		errs = append(errs, fmt.Errorf("gpu: cpu device: closed with %d device buffers, %d pinned buffers and %d events not freed", n, p, e))
 	}
-	clear(d.bufs)
-	clear(d.pinned)
-	clear(d.events)
-	clear(d.acc)
 	return errors.Join(errs...)
 }

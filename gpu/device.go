@@ -163,7 +163,7 @@ type Device interface {
 	// SynchronizeAll waits until both streams are idle.
 	SynchronizeAll() error
 	// Close waits for the streams and releases the device; buffers still
-	// allocated are an error (and freed).
+	// allocated are an error.
 	Close() error
 }
 

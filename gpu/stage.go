@@ -227,8 +227,9 @@ func (s *Stage) Setup(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.r != nil {
+	set := s.r != nil
+	s.mu.Unlock()
+	if set {
 		return s.errorf("setup", "already set up; tear it down first")
 	}
 	o, err := Start(s.open)
@@ -263,7 +264,9 @@ func (s *Stage) Setup(ctx context.Context) error {
 		_ = r.close()
 		return fmt.Errorf("%s: setup: %w", stageName, err)
 	}
+	s.mu.Lock()
 	s.r = r
+	s.mu.Unlock()
 	return nil
 }
 
@@ -553,7 +556,7 @@ func (r *run) upload(dev Device) error {
 	n := r.nparams
 	s.mu.Lock()
 	if len(s.opt.m) != n {
-		s.opt.m, s.opt.v, s.opt.steps = make([]float32, n), make([]float32, n), 0
+		s.opt.m, s.opt.v = make([]float32, n), make([]float32, n)
 	}
 	s.mu.Unlock()
 	var err error
