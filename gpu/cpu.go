@@ -606,7 +606,11 @@ func (d *CPUDevice) Query(e Event) (bool, error) {
 	}
 	select {
 	case <-r.done:
-		d.syncRecord(r)
+		// The host is ordered after the event, but its virtual time stays:
+		// the answer follows the real execution, not the modelled clock.
+		d.mu.Lock()
+		d.host.join(r.vc)
+		d.mu.Unlock()
 		return true, d.Err()
 	default:
 		return false, d.Err()

@@ -227,3 +227,7 @@ func (d *devices) assertFreed(t *testing.T) {
 		}
 	}
 }
+
+func withMem(ctx context.Context, mem memory.Allocator) context.Context {
+	return flow.WithAllocator(ctx, mem)
+}
