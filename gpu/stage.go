@@ -696,8 +696,8 @@ func (r *run) train(dev Device, sl *slot, rows int, spec nn.Spec, t int64) error
 		},
 		func() error { return dev.Record(c, ev.copyStart) },
 		func() error { return dev.Upload(c, sl.dev.Slice(0, rows*(in+1)), sl.pinned) },
+		func() error { return dev.Record(c, ev.copyEnd) }, // before uploaded: complete once the training waited
 		func() error { return dev.Record(c, sl.uploaded) },
-		func() error { return dev.Record(c, ev.copyEnd) },
 		func() error { return dev.Wait(k, sl.uploaded) },
 		func() error { return dev.Record(k, ev.compStart) },
 		func() error { return r.forward(dev, x, rows) },
