@@ -500,3 +500,39 @@ func TestSpecSubset(t *testing.T) {
 		t.Error("the space searches momentum, which the stage does not use")
 	}
 }
+
+// TestCopy: a copy carries the learned state (weights, Adam's moments and
+// steps): fitted alike, the original and the copy stay equal; and they
+// are independent.
+func TestCopy(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t, 30*time.Second)
+	mem := checked(t)
+	d := loadDigits(t)
+	st, err := gpu.NewStage(10, digitsSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fitN(ctx, st, d, mem, 5, 32); err != nil {
+		t.Fatal(err)
+	}
+	cp := st.Copy().(*gpu.Stage)
+	for _, s := range []*gpu.Stage{st, cp} {
+		if err := fitN(ctx, s, d, mem, 5, 32); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := relDiff(t, cp.Weights(), st.Weights()); diff != 0 || cp.Steps() != 10 {
+		t.Errorf("copy after equal fits: relative difference %.3g and %d steps; want 0 and 10", diff, cp.Steps())
+	}
+	if err := fitN(ctx, cp, d, mem, 1, 32); err != nil {
+		t.Fatal(err)
+	}
+	if diff := relDiff(t, cp.Weights(), st.Weights()); diff == 0 || st.Steps() != 10 {
+		t.Errorf("fitting the copy changed the original (steps %d), or did nothing", st.Steps())
+	}
+	st.Reset()
+	if st.Weights() != nil || st.Steps() != 0 {
+		t.Error("Reset kept learned state")
+	}
+}
