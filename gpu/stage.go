@@ -356,6 +356,9 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	s.mu.Unlock()
 	var sl *slot
 	err = r.owner.Do(func(dev Device) error {
+		if err := r.owner.Err(); err != nil { // the batches queued before failed
+			return err
+		}
 		if init || !r.onDevice {
 			if err := r.upload(dev); err != nil {
 				return err
@@ -683,7 +686,6 @@ func (r *run) train(dev Device, sl *slot, rows int, spec nn.Spec, t int64) error
 			return err
 		}
 	}
-	r.pending = append(r.pending, ev)
 	in := r.inputs()
 	x, labels := sl.dev.Slice(0, rows*in), sl.dev.Slice(rows*in, rows)
 	c, k := CopyStream, ComputeStream
@@ -717,9 +719,13 @@ func (r *run) train(dev Device, sl *slot, rows int, spec nn.Spec, t int64) error
 	}
 	for _, f := range steps {
 		if err := f(); err != nil {
+			for _, e := range []Event{ev.copyStart, ev.copyEnd, ev.compStart, ev.compEnd} {
+				_ = dev.DestroyEvent(e)
+			}
 			return err
 		}
 	}
+	r.pending = append(r.pending, ev)
 	return nil
 }
 
