@@ -129,8 +129,8 @@ func TestMatchesMLP(t *testing.T) {
 	devs.assertFreed(t)
 }
 
-// TestInitialWeights: Setup of a fitted model uploads its weights, and
-// the stage starts from nn's initial weights.
+// TestSameStart: a run with no batch learns nothing, and the stage
+// starts from nn.Model.Init's weights.
 func TestSameStart(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx := deadline(t, 30*time.Second)
