@@ -1,0 +1,147 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Owner is the one goroutine that makes a device's calls: it locks itself
+// to its OS thread (a CUDA context is current on one thread), opens the
+// device there and runs the functions given to Submit and Do, in order,
+// with the device. Submit and Do are safe for concurrent use.
+type Owner struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []task
+	closing  bool
+	err      error // the first error of a submitted function
+	done     chan struct{}
+	closeErr error
+}
+
+type task struct {
+	f     func(Device) error
+	reply chan error // nil for Submit
+}
+
+// Start starts an owner: its goroutine locks its OS thread and calls
+// open there. It returns open's error (and the goroutine has ended then).
+func Start(open func() (Device, error)) (*Owner, error) {
+	o := &Owner{done: make(chan struct{})}
+	o.cond = sync.NewCond(&o.mu)
+	opened := make(chan error, 1)
+	go o.loop(open, opened)
+	if err := <-opened; err != nil {
+		<-o.done
+		return nil, err
+	}
+	return o, nil
+}
+
+// loop is the owner's goroutine. It never unlocks its thread: the Go
+// runtime ends a goroutine's locked thread with it, so no other goroutine
+// runs on a thread on which the device was current.
+func (o *Owner) loop(open func() (Device, error), opened chan<- error) {
+	defer close(o.done)
+	runtime.LockOSThread()
+	var dev Device
+	err := protect(func() (err error) { dev, err = open(); return err })
+	if err == nil && dev == nil {
+		err = errors.New("gpu: owner: open returned no device")
+	}
+	if err != nil {
+		opened <- fmt.Errorf("gpu: owner: open the device: %w", err)
+		return
+	}
+	opened <- nil
+	for {
+		o.mu.Lock()
+		for len(o.queue) == 0 && !o.closing {
+			o.cond.Wait()
+		}
+		if len(o.queue) == 0 { // closing, and drained
+			o.mu.Unlock()
+			o.closeErr = protect(dev.Close)
+			return
+		}
+		t := o.queue[0]
+		o.queue[0] = task{}
+		o.queue = o.queue[1:]
+		o.mu.Unlock()
+		err := protect(func() error { return t.f(dev) })
+		if t.reply != nil {
+			t.reply <- err
+			continue
+		}
+		if err != nil {
+			o.mu.Lock()
+			if o.err == nil {
+				o.err = err
+			}
+			o.mu.Unlock()
+		}
+	}
+}
+
+// protect calls f and turns its panic into an error.
+func protect(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("gpu: owner: panic: %v", r)
+		}
+	}()
+	return f()
+}
+
+func (o *Owner) push(t task) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closing {
+		return fmt.Errorf("gpu: owner: %w", ErrClosed)
+	}
+	o.queue = append(o.queue, t)
+	o.cond.Signal()
+	return nil
+}
+
+// Submit queues f to run on the owner's thread and returns without
+// waiting. The first error (or panic) of a submitted function is kept:
+// Err returns it, and Close. Submit after Close returns ErrClosed.
+func (o *Owner) Submit(f func(Device) error) error {
+	return o.push(task{f: f})
+}
+
+// Do runs f on the owner's thread, after everything queued before, and
+// returns its error (a panic becomes an error). Do after Close returns
+// ErrClosed.
+func (o *Owner) Do(f func(Device) error) error {
+	reply := make(chan error, 1)
+	if err := o.push(task{f: f, reply: reply}); err != nil {
+		return err
+	}
+	return <-reply
+}
+
+// Err returns the first error of a submitted function, nil if none
+// failed.
+func (o *Owner) Err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// Close runs what is queued, closes the device and waits for the owner's
+// goroutine, which ends with its thread still locked (so the runtime
+// discards the thread). It returns the first error of a submitted
+// function and the device's Close error. Close after Close returns the
+// same.
+func (o *Owner) Close() error {
+	o.mu.Lock()
+	o.closing = true
+	o.cond.Signal()
+	o.mu.Unlock()
+	<-o.done
+	return errors.Join(o.Err(), o.closeErr)
+}
