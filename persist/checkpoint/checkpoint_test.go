@@ -1,0 +1,297 @@
+package checkpoint
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/penstock-ml/penstock/flow"
+)
+
+const rows = 40
+
+// fitOnce fits a fresh slow → checkpoint → cheap pipeline and returns the
+// result, the calls of the slow step it made, and the pipeline.
+func (w *world) fitOnce(c *Cache, e flow.Engine, scale float64, src flow.Source) (Result, int64, *Pipeline) {
+	w.t.Helper()
+	p := w.pipeline(c, scale, 0)
+	before := w.calls.Load()
+	res, err := p.Fit(deadline(w.t), w.runner(e), src)
+	if err != nil {
+		w.t.Fatalf("%v: Fit: %v", e, err)
+	}
+	return res, w.calls.Load() - before, p
+}
+
+func TestSecondFitSkipsSlowStep(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			w := newWorld(t, 1)
+			c := w.cache(t.TempDir())
+			src := w.data(rows, -1, 0)
+			res1, calls1, p1 := w.fitOnce(c, e, 2, src)
+			if res1.Hit || !res1.Stored || calls1 != rows/4 {
+				t.Fatalf("first fit: hit=%v stored=%v calls=%d; want a miss that stores, %d calls", res1.Hit, res1.Stored, calls1, rows/4)
+			}
+			if err := src.Rewind(); err != nil {
+				t.Fatal(err)
+			}
+			res2, calls2, p2 := w.fitOnce(c, e, 2, src)
+			if !res2.Hit || calls2 != 0 {
+				t.Fatalf("second fit: hit=%v calls=%d; want a hit with no call of the slow step", res2.Hit, calls2)
+			}
+			if res1.Key != res2.Key {
+				t.Errorf("keys differ: %s, %s", res1.Key, res2.Key)
+			}
+			// The suffix was fitted on the same outputs.
+			c1 := p1.Suffix().Step("cheap").(*cheapStep)
+			c2 := p2.Suffix().Step("cheap").(*cheapStep)
+			if c1.max != c2.max || c1.seen != c2.seen || c2.seen != rows {
+				t.Errorf("cheap step after hit: max=%v seen=%d; after miss max=%v seen=%d", c2.max, c2.seen, c1.max, c1.seen)
+			}
+			// The restored prefix has the fitted state.
+			s1 := p1.Prefix().Step("slow").(*slowStep)
+			s2 := p2.Prefix().Step("slow").(*slowStep)
+			if s1.sum != s2.sum || s1.n != s2.n || s2.scale != 2 {
+				t.Errorf("restored slow step sum=%v n=%d scale=%v; want sum=%v n=%d scale=2", s2.sum, s2.n, s2.scale, s1.sum, s1.n)
+			}
+		})
+	}
+}
+
+func TestChangesMiss(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			w := newWorld(t, 1)
+			c := w.cache(dir)
+			base := w.data(rows, -1, 0)
+			if res, calls, _ := w.fitOnce(c, e, 2, base); res.Hit || calls == 0 {
+				t.Fatalf("first fit: hit=%v calls=%d; want a miss", res.Hit, calls)
+			}
+			check := func(what string, w *world, c *Cache, scale float64, src flow.Source) {
+				t.Helper()
+				res, calls, _ := w.fitOnce(c, e, scale, src)
+				if res.Hit || calls != rows/4 {
+					t.Errorf("%s: hit=%v calls=%d; want a miss calling the slow step %d times", what, res.Hit, calls, rows/4)
+				}
+			}
+			check("hyperparameter scale 2 -> 3", w, c, 3, w.data(rows, -1, 0))
+			check("one input value changed", w, c, 2, w.data(rows, 17, 1e-9))
+			check("module version changed", w, w.cache(dir, ModuleVersion("v1.0.1-test")), 2, w.data(rows, -1, 0))
+			w2 := newWorld(t, 2)
+			check("slow step version 1 -> 2", w2, w2.cache(dir), 2, w2.data(rows, -1, 0))
+			// And the original still hits.
+			if res, calls, _ := w.fitOnce(c, e, 2, w.data(rows, -1, 0)); !res.Hit || calls != 0 {
+				t.Errorf("unchanged: hit=%v calls=%d; want a hit", res.Hit, calls)
+			}
+		})
+	}
+}
+
+func TestCachingOff(t *testing.T) {
+	for _, e := range engines {
+		for _, how := range []string{"option", "env"} {
+			t.Run(e.String()+"/"+how, func(t *testing.T) {
+				dir := t.TempDir()
+				w := newWorld(t, 1)
+				var c *Cache
+				if how == "env" {
+					t.Setenv(EnvVar, "off")
+					c = w.cache(dir)
+				} else {
+					c = w.cache(dir, Off())
+				}
+				if c.Enabled() {
+					t.Fatal("Enabled() = true; want false")
+				}
+				for i := range 3 {
+					res, calls, _ := w.fitOnce(c, e, 2, w.data(rows, -1, 0))
+					if res.Hit || res.Stored || res.Uncached == "" || calls != rows/4 {
+						t.Errorf("fit %d: hit=%v stored=%v uncached=%q calls=%d; want every fit to call the slow step %d times", i, res.Hit, res.Stored, res.Uncached, calls, rows/4)
+					}
+				}
+				if n, _, _ := w.cache(dir).Entries(); n != 0 && how == "option" {
+					t.Errorf("%d entries stored with caching off; want 0", n)
+				}
+			})
+		}
+	}
+}
+
+func TestRestoredTransformsNewData(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			w := newWorld(t, 1)
+			c := w.cache(t.TempDir())
+			ctx := deadline(t)
+			_, _, p1 := w.fitOnce(c, e, 2, w.data(rows, -1, 0))
+			want := w.transformAll(ctx, e, p1, w.data(12, 3, 7))
+			res, _, p2 := w.fitOnce(c, e, 2, w.data(rows, -1, 0))
+			if !res.Hit {
+				t.Fatal("second fit missed")
+			}
+			before := w.calls.Load()
+			got := w.transformAll(ctx, e, p2, w.data(12, 3, 7))
+			if !sameFloats(got, want) {
+				t.Errorf("transform after a hit: %v; after the miss: %v", got, want)
+			}
+			if w.calls.Load() == before {
+				t.Error("the restored slow step did not transform the new data")
+			}
+		})
+	}
+}
+
+func TestFingerprintAndUnreplayable(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	fp := &fingerprinted{Source: w.data(rows, -1, 0), fp: []byte("file.csv 1234 mtime sha")}
+	res1, _, _ := w.fitOnce(c, flow.Sequential, 2, fp)
+	res2, calls, _ := w.fitOnce(c, flow.Sequential, 2, &fingerprinted{Source: w.data(rows, 5, 1), fp: []byte("file.csv 1234 mtime sha")})
+	if res1.Hit || !res2.Hit || calls != 0 {
+		t.Errorf("fingerprinted: hits %v, %v, calls %d; want a miss then a hit on the fingerprint alone", res1.Hit, res2.Hit, calls)
+	}
+	res3, calls, _ := w.fitOnce(c, flow.Sequential, 2, oneShot{w.data(rows, -1, 0)})
+	if res3.Hit || res3.Stored || !strings.Contains(res3.Uncached, "cannot be rewound") || calls != rows/4 {
+		t.Errorf("one-shot source: hit=%v stored=%v uncached=%q calls=%d; want an uncached fit", res3.Hit, res3.Stored, res3.Uncached, calls)
+	}
+}
+
+type fingerprinted struct {
+	flow.Source
+	fp []byte
+}
+
+func (f *fingerprinted) Fingerprint() ([]byte, error) { return f.fp, nil }
+
+// oneShot hides the Rewinder of its source.
+type oneShot struct{ flow.Source }
+
+func TestLRUEviction(t *testing.T) {
+	w := newWorld(t, 1)
+	dir := t.TempDir()
+	c := w.cache(dir)
+	clock := time.Unix(1_000_000, 0)
+	c.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
+	// Measure one entry, then allow two and a half.
+	res, _, _ := w.fitOnce(c, flow.Sequential, 1, w.data(rows, -1, 0))
+	_, size, err := c.Entries()
+	if err != nil || size == 0 {
+		t.Fatalf("Entries: size %d, %v", size, err)
+	}
+	c.budget = size*5/2 + 1
+	keys := []string{res.Key}
+	for _, s := range []float64{2, 3} {
+		res, _, _ := w.fitOnce(c, flow.Sequential, s, w.data(rows, -1, 0))
+		keys = append(keys, res.Key)
+		if s == 2 {
+			// Use the first entry again: the second becomes the oldest.
+			if r, _, _ := w.fitOnce(c, flow.Sequential, 1, w.data(rows, -1, 0)); !r.Hit {
+				t.Fatal("scale 1 missed before eviction")
+			}
+		}
+	}
+	exists := func(k string) bool { _, err := os.Stat(filepath.Join(c.Dir(), k)); return err == nil }
+	if got := []bool{exists(keys[0]), exists(keys[1]), exists(keys[2])}; !got[0] || got[1] || !got[2] {
+		t.Errorf("entries present (scale 1, 2, 3) = %v; want [true false true]: the least recently used (scale 2) evicted", got)
+	}
+	if n, total, _ := c.Entries(); n != 2 || total > c.budget {
+		t.Errorf("after eviction: %d entries, %d bytes; want 2 within %d", n, total, c.budget)
+	}
+	if r, calls, _ := w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0)); r.Hit || calls == 0 {
+		t.Errorf("evicted entry: hit=%v calls=%d; want a miss", r.Hit, calls)
+	}
+}
+
+func TestIncompleteEntriesAreMisses(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	p := w.pipeline(c, 2, 0)
+	key, _, err := p.Key(deadline(t), w.data(rows, -1, 0), w.mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A half-written entry under its final name (as a non-atomic writer
+	// would leave it): no meta, a truncated stream.
+	dir := filepath.Join(c.Dir(), key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, xFile), []byte("ARROW1\x00\x00trunc"), 0o644)
+	res, calls, _ := w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0))
+	if res.Hit || calls == 0 {
+		t.Fatalf("half-written entry: hit=%v calls=%d; want a miss", res.Hit, calls)
+	}
+	// A damaged complete entry (model bytes corrupted): a miss, replaced.
+	os.WriteFile(filepath.Join(dir, modelFile), []byte("garbage"), 0o644)
+	res, calls, _ = w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0))
+	if res.Hit || calls == 0 || !res.Stored {
+		t.Fatalf("damaged entry: hit=%v stored=%v calls=%d; want a miss that stores again", res.Hit, res.Stored, calls)
+	}
+	if res, calls, _ = w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0)); !res.Hit || calls != 0 {
+		t.Fatalf("after repair: hit=%v calls=%d; want a hit", res.Hit, calls)
+	}
+}
+
+func TestConcurrentRunsShareADirectory(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			w := newWorld(t, 1)
+			dir := t.TempDir()
+			ctx := deadline(t)
+			// The expected suffix state for each scale, from an uncached fit.
+			want := map[float64]float64{}
+			for _, s := range []float64{1, 2, 3} {
+				_, _, p := w.fitOnce(w.cache(dir, Off()), e, s, w.data(rows, -1, 0))
+				want[s] = p.Suffix().Step("cheap").(*cheapStep).max
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 64)
+			for g := range 4 {
+				wg.Go(func() {
+					c := w.cache(dir, Budget(1)) // evicts all but the newest: maximal churn
+					for i := range 6 {
+						s := float64(1 + (g+i)%3)
+						p := w.pipeline(c, s, 0)
+						src := w.data(rows, -1, 0)
+						if _, err := p.Fit(ctx, w.runner(e), src); err != nil {
+							errs <- err
+							return
+						}
+						if got := p.Suffix().Step("cheap").(*cheapStep).max; got != want[s] {
+							errs <- errors.New("a concurrent fit read a wrong or partial entry")
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestExperimentsAreSeparate(t *testing.T) {
+	w := newWorld(t, 1)
+	dir := t.TempDir()
+	a := w.cache(dir, Experiment("a"))
+	b := w.cache(dir, Experiment("b"))
+	w.fitOnce(a, flow.Sequential, 2, w.data(rows, -1, 0))
+	if res, _, _ := w.fitOnce(b, flow.Sequential, 2, w.data(rows, -1, 0)); res.Hit {
+		t.Error("experiment b hit experiment a's entry")
+	}
+	if res, _, _ := w.fitOnce(a, flow.Sequential, 2, w.data(rows, -1, 0)); !res.Hit {
+		t.Error("experiment a missed its own entry")
+	}
+	if _, err := Open(dir, Experiment("../x")); err == nil {
+		t.Error(`Experiment("../x") accepted`)
+	}
+}
