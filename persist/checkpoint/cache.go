@@ -14,7 +14,7 @@ import (
 
 // EnvVar is the environment variable that turns caching off everywhere
 // when it is "off" (or "0", "false"), whatever the options say: for
-// production, where every fit must run.
+// production, where every fit must run. It is read at every Fit.
 const EnvVar = "PENSTOCK_CACHE"
 
 // DefaultBudget is the size budget of a cache that sets none: 10 GiB.
@@ -112,11 +112,7 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 			return nil, err
 		}
 	}
-	switch strings.ToLower(os.Getenv(EnvVar)) {
-	case "off", "0", "false":
-		c.off = true
-	}
-	if !c.off {
+	if c.Enabled() {
 		if err := os.MkdirAll(filepath.Join(dir, c.experiment), 0o755); err != nil {
 			return nil, fmt.Errorf("checkpoint: open %s: %w", dir, err)
 		}
@@ -124,9 +120,17 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 	return c, nil
 }
 
-// Enabled reports whether the cache is used: not turned off by Off or by
-// the environment variable EnvVar.
-func (c *Cache) Enabled() bool { return !c.off }
+// Enabled reports whether the cache is used: not turned off by Off, nor
+// by the environment variable EnvVar, which is read at every call.
+func (c *Cache) Enabled() bool { return !c.off && !envOff() }
+
+func envOff() bool {
+	switch strings.ToLower(os.Getenv(EnvVar)) {
+	case "off", "0", "false":
+		return true
+	}
+	return false
+}
 
 // Dir returns the directory of the cache's experiment.
 func (c *Cache) Dir() string { return filepath.Join(c.dir, c.experiment) }

@@ -295,3 +295,15 @@ func TestExperimentsAreSeparate(t *testing.T) {
 		t.Error(`Experiment("../x") accepted`)
 	}
 }
+
+func TestEnvVarReadAtEveryFit(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	if res, _, _ := w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0)); !res.Stored {
+		t.Fatal("first fit did not store")
+	}
+	t.Setenv(EnvVar, "off")
+	if res, calls, _ := w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0)); res.Hit || calls != rows/4 {
+		t.Errorf("PENSTOCK_CACHE=off set after Open: hit=%v calls=%d; want the slow step called %d times", res.Hit, calls, rows/4)
+	}
+}

@@ -51,8 +51,8 @@
 // written in a temporary directory, fsynced, and renamed into place, so
 // a concurrent run sees a complete entry or none; an evicted entry is
 // renamed away before it is removed. Off, or the environment variable
-// PENSTOCK_CACHE=off, turns caching off for every cache of the process:
-// every fit runs every step and stores nothing.
+// PENSTOCK_CACHE=off (read at every Fit), turns caching off for every
+// cache of the process: every fit runs every step and stores nothing.
 //
 // # Cost and memory
 //
