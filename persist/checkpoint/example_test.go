@@ -35,7 +35,10 @@ func (f *features) Transform(ctx context.Context, in flow.Batch) (flow.Batch, er
 	return flow.Batch{X: array.NewRecordBatch(in.X.Schema(), []arrow.Array{a}, in.X.NumRows())}, nil
 }
 
-func (f *features) MarshalState(w *persist.StateWriter) error { w.Int64("seen", f.seen); return w.Err() }
+func (f *features) MarshalState(w *persist.StateWriter) error {
+	w.Int64("seen", f.seen)
+	return w.Err()
+}
 func (f *features) UnmarshalState(r *persist.StateReader) (err error) {
 	f.seen, err = r.Int64("seen")
 	return err
