@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/penstock-ml/penstock/flow"
 )
 
@@ -150,11 +152,25 @@ func TestRestoredTransformsNewData(t *testing.T) {
 func TestFingerprintAndUnreplayable(t *testing.T) {
 	w := newWorld(t, 1)
 	c := w.cache(t.TempDir())
-	fp := &fingerprinted{Source: w.data(rows, -1, 0), fp: []byte("file.csv 1234 mtime sha")}
-	res1, _, _ := w.fitOnce(c, flow.Sequential, 2, fp)
-	res2, calls, _ := w.fitOnce(c, flow.Sequential, 2, &fingerprinted{Source: w.data(rows, 5, 1), fp: []byte("file.csv 1234 mtime sha")})
+	file := filepath.Join(t.TempDir(), "data.csv")
+	if err := os.WriteFile(file, []byte("x\n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fp := func() ([]byte, error) { return FileFingerprint(file) }
+	res1, _, _ := w.fitOnce(c, flow.Sequential, 2, Fingerprinted(w.data(rows, -1, 0), fp))
+	// Other batches, same fingerprint: the fingerprint alone decides.
+	res2, calls, _ := w.fitOnce(c, flow.Sequential, 2, Fingerprinted(oneShot{w.data(rows, 5, 1)}, fp))
 	if res1.Hit || !res2.Hit || calls != 0 {
 		t.Errorf("fingerprinted: hits %v, %v, calls %d; want a miss then a hit on the fingerprint alone", res1.Hit, res2.Hit, calls)
+	}
+	if err := os.WriteFile(file, []byte("x\n2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, calls, _ := w.fitOnce(c, flow.Sequential, 2, Fingerprinted(w.data(rows, -1, 0), fp)); res.Hit || calls == 0 {
+		t.Errorf("file content changed: hit=%v calls=%d; want a miss", res.Hit, calls)
+	}
+	if !flow.Replayable(Fingerprinted(w.data(rows, -1, 0), fp)) || flow.Replayable(Fingerprinted(oneShot{w.data(rows, -1, 0)}, fp)) {
+		t.Error("Fingerprinted does not keep the source's replayability")
 	}
 	res3, calls, _ := w.fitOnce(c, flow.Sequential, 2, oneShot{w.data(rows, -1, 0)})
 	if res3.Hit || res3.Stored || !strings.Contains(res3.Uncached, "cannot be rewound") || calls != rows/4 {
@@ -162,15 +178,35 @@ func TestFingerprintAndUnreplayable(t *testing.T) {
 	}
 }
 
-type fingerprinted struct {
-	flow.Source
-	fp []byte
-}
-
-func (f *fingerprinted) Fingerprint() ([]byte, error) { return f.fp, nil }
-
 // oneShot hides the Rewinder of its source.
 type oneShot struct{ flow.Source }
+
+func TestEntryIsZstdArrowIPC(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	res, _, _ := w.fitOnce(c, flow.Sequential, 2, w.data(400, -1, 0))
+	raw, err := os.ReadFile(filepath.Join(c.Dir(), res.Key, xFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every compressed buffer is a zstd frame (magic 0xFD2FB528, little
+	// endian).
+	if frames := bytes.Count(raw, []byte{0x28, 0xb5, 0x2f, 0xfd}); frames < 100 {
+		t.Errorf("x.arrows holds %d zstd frames; want one per batch buffer (100 batches)", frames)
+	}
+	r, err := ipc.NewReader(bytes.NewReader(raw), ipc.WithAllocator(w.mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	var n int64
+	for r.Next() {
+		n += r.RecordBatch().NumRows()
+	}
+	if r.Err() != nil || n != 400 {
+		t.Errorf("read %d rows (%v); want 400", n, r.Err())
+	}
+}
 
 func TestLRUEviction(t *testing.T) {
 	w := newWorld(t, 1)
