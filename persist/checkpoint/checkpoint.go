@@ -65,7 +65,7 @@ type Result struct {
 	// Stored is true when a miss stored a new entry.
 	Stored bool
 	// Uncached says why the cache was not used ("" where it was): caching
-	// is off, or the source can be neither fingerprinted nor rewound.
+	// is off.
 	Uncached string
 	// Stats are the statistics of the suffix's fit.
 	Stats flow.Stats
@@ -100,9 +100,11 @@ func (p *Pipeline) Key(ctx context.Context, src flow.Source, mem memory.Allocato
 // On a miss the prefix runs, its outputs are written to a new entry as
 // they stream to the suffix, and its fitted state is stored with them;
 // then least recently used entries are evicted to keep the budget. A
-// source that is neither a Fingerprinter nor replayable runs uncached
-// (Result.Uncached says so). The prefix is fitted to the end of src even
-// where the suffix has nothing to fit.
+// source that is neither a Fingerprinter nor replayable
+// is first spilled to a temporary directory of the cache (Arrow IPC,
+// zstd, batch by batch) and read from there: so it hits the entries of
+// the same data read from a replayable source. The prefix is fitted to
+// the end of src even where the suffix has nothing to fit.
 func (p *Pipeline) Fit(ctx context.Context, r flow.Runner, src flow.Source) (Result, error) {
 	mem := r.Allocator
 	if mem == nil {
@@ -110,6 +112,14 @@ func (p *Pipeline) Fit(ctx context.Context, r flow.Runner, src flow.Source) (Res
 	}
 	if !p.cache.Enabled() {
 		return p.fitThrough(ctx, r, src, nil, Result{Uncached: "caching is off"})
+	}
+	if _, ok := src.(Fingerprinter); !ok && !flow.Replayable(src) {
+		sp, err := p.cache.spill(ctx, src, mem)
+		if err != nil {
+			return Result{}, err
+		}
+		defer sp.remove()
+		src = sp
 	}
 	key, why, err := p.Key(ctx, src, mem)
 	if err != nil {

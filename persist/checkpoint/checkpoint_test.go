@@ -172,9 +172,37 @@ func TestFingerprintAndUnreplayable(t *testing.T) {
 	if !flow.Replayable(Fingerprinted(w.data(rows, -1, 0), fp)) || flow.Replayable(Fingerprinted(oneShot{w.data(rows, -1, 0)}, fp)) {
 		t.Error("Fingerprinted does not keep the source's replayability")
 	}
-	res3, calls, _ := w.fitOnce(c, flow.Sequential, 2, oneShot{w.data(rows, -1, 0)})
-	if res3.Hit || res3.Stored || !strings.Contains(res3.Uncached, "cannot be rewound") || calls != rows/4 {
-		t.Errorf("one-shot source: hit=%v stored=%v uncached=%q calls=%d; want an uncached fit", res3.Hit, res3.Stored, res3.Uncached, calls)
+}
+
+func TestUnreplayableSourceIsSpilled(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			w := newWorld(t, 1)
+			c := w.cache(t.TempDir())
+			res1, calls1, p1 := w.fitOnce(c, e, 2, oneShot{w.data(rows, -1, 0)})
+			if res1.Hit || !res1.Stored || calls1 != rows/4 {
+				t.Fatalf("one-shot source, first fit: hit=%v stored=%v calls=%d; want a stored miss", res1.Hit, res1.Stored, calls1)
+			}
+			// The same data, one-shot again, and replayable: both hit.
+			res2, calls2, p2 := w.fitOnce(c, e, 2, oneShot{w.data(rows, -1, 0)})
+			res3, calls3, _ := w.fitOnce(c, e, 2, w.data(rows, -1, 0))
+			if !res2.Hit || !res3.Hit || calls2+calls3 != 0 {
+				t.Errorf("same data: hits %v (one-shot), %v (replayable), calls %d; want two hits", res2.Hit, res3.Hit, calls2+calls3)
+			}
+			if a, b := p1.Suffix().Step("cheap").(*cheapStep), p2.Suffix().Step("cheap").(*cheapStep); a.max != b.max || a.seen != b.seen {
+				t.Errorf("suffix after hit max=%v seen=%d; after miss max=%v seen=%d", b.max, b.seen, a.max, a.seen)
+			}
+			if res4, calls4, _ := w.fitOnce(c, e, 2, oneShot{w.data(rows, 9, 1)}); res4.Hit || calls4 == 0 {
+				t.Errorf("one-shot source with a changed value: hit=%v calls=%d; want a miss", res4.Hit, calls4)
+			}
+			// No spill is left behind.
+			ents, _ := os.ReadDir(c.Dir())
+			for _, en := range ents {
+				if strings.HasPrefix(en.Name(), ".") {
+					t.Errorf("left in the cache: %s", en.Name())
+				}
+			}
+		})
 	}
 }
 

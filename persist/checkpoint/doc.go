@@ -24,8 +24,10 @@
 // modification time and content hash, cheaper than a read), else the
 // hash of its content: a replayable source is read once, every batch's
 // X and Y hashed as an Arrow IPC stream with its Epoch and row count, and
-// rewound. A source that is neither is fitted uncached
-// (Result.Uncached). So changing any input value, any hyperparameter or
+// rewound; any other source is first spilled to a temporary directory
+// of the cache (Arrow IPC, zstd, batch by batch), hashed from there, and
+// the fit reads the spill (so it hits the entries of the same data read
+// from a replayable source). So changing any input value, any hyperparameter or
 // node option of the prefix, a prefix step's version, the module version,
 // or which branch of a choice is active, misses; changing the suffix does
 // not.

@@ -220,6 +220,11 @@ type fileReader struct {
 // open opens the entry in dir, all its files at once, or reports a miss
 // (false) where it is absent, incomplete or being evicted.
 func openEntry(dir string, mem memory.Allocator) (*entryReader, bool, error) {
+	return openOutputs(dir, mem, true)
+}
+
+// openOutputs opens the outputs in dir, and the model where withModel.
+func openOutputs(dir string, mem memory.Allocator, withModel bool) (*entryReader, bool, error) {
 	e := &entryReader{dir: dir, mem: mem}
 	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
 	if err != nil {
@@ -228,8 +233,10 @@ func openEntry(dir string, mem memory.Allocator) (*entryReader, bool, error) {
 	if err := json.Unmarshal(mb, &e.meta); err != nil || e.meta.Format != formatVersion {
 		return nil, false, nil // a foreign or older entry: a miss, overwritten by the next store
 	}
-	if e.model, err = os.ReadFile(filepath.Join(dir, modelFile)); err != nil {
-		return nil, false, nil
+	if withModel {
+		if e.model, err = os.ReadFile(filepath.Join(dir, modelFile)); err != nil {
+			return nil, false, nil
+		}
 	}
 	if len(e.meta.Batches) > 0 {
 		if err := e.x.open(filepath.Join(dir, xFile), mem); err != nil {
@@ -335,3 +342,52 @@ func (e *entryReader) close() {
 }
 
 var _ flow.Rewinder = (*entryReader)(nil)
+
+// spill reads src to its end into a temporary directory of the cache
+// (Arrow IPC, zstd, batch by batch) and returns it as a replayable
+// source; remove deletes it. It makes a source that can be neither
+// fingerprinted nor rewound cacheable: its content is hashed from the
+// spill, and a miss fits the prefix on the spill.
+func (c *Cache) spill(ctx context.Context, src flow.Source, mem memory.Allocator) (*entryReader, error) {
+	w, err := c.create(mem)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		b, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err == nil {
+			err = w.write(b)
+			b.Release()
+		}
+		if err != nil {
+			w.abort()
+			return nil, fmt.Errorf("checkpoint: spilling the source (%T) after %d batches: %w", src, len(w.meta.Batches), err)
+		}
+	}
+	err = errors.Join(w.x.finish(), w.y.finish())
+	if err == nil {
+		var mb []byte
+		if mb, err = json.Marshal(w.meta); err == nil {
+			err = os.WriteFile(filepath.Join(w.tmp, metaFile), mb, 0o644)
+		}
+	}
+	if err != nil {
+		w.abort()
+		return nil, fmt.Errorf("checkpoint: spilling the source (%T): %w", src, err)
+	}
+	e, ok, err := openOutputs(w.tmp, mem, false)
+	if err != nil || !ok {
+		w.abort()
+		return nil, fmt.Errorf("checkpoint: spilling the source (%T): cannot read the spill back (%v)", src, err)
+	}
+	return e, nil
+}
+
+// remove closes e and deletes its directory (a spill's).
+func (e *entryReader) remove() {
+	e.close()
+	os.RemoveAll(e.dir)
+}
