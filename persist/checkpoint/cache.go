@@ -188,6 +188,10 @@ func (c *Cache) entries() ([]entryInfo, error) {
 			continue // removed meanwhile
 		}
 		for _, e := range ents {
+			if e.IsDir() && (strings.HasPrefix(e.Name(), ".tmp-") || strings.HasPrefix(e.Name(), ".evict-")) {
+				c.removeStale(filepath.Join(c.dir, x.Name(), e.Name()))
+				continue
+			}
 			if !e.IsDir() || !isKey(e.Name()) {
 				continue
 			}
@@ -252,4 +256,16 @@ func removeEntry(dir string) error {
 		return fmt.Errorf("checkpoint: evict %s: %w", dir, err)
 	}
 	return os.RemoveAll(gone)
+}
+
+// StaleAfter is the age after which a temporary directory (an entry or a
+// spill being written, an entry being evicted) is taken for the leftover
+// of a crashed run and removed, by the eviction that follows a store.
+const StaleAfter = 24 * time.Hour
+
+func (c *Cache) removeStale(dir string) {
+	st, err := os.Stat(dir)
+	if err == nil && c.now().Sub(st.ModTime()) > StaleAfter {
+		os.RemoveAll(dir)
+	}
 }

@@ -371,3 +371,26 @@ func TestEnvVarReadAtEveryFit(t *testing.T) {
 		t.Errorf("PENSTOCK_CACHE=off set after Open: hit=%v calls=%d; want the slow step called %d times", res.Hit, calls, rows/4)
 	}
 }
+
+func TestCrashLeftoversAreRemoved(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	old := filepath.Join(c.Dir(), ".tmp-crashed")
+	fresh := filepath.Join(c.Dir(), ".tmp-running")
+	for _, d := range []string{old, fresh} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-2 * StaleAfter)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0))
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("a crashed run's temporary directory is still there (%v)", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a running store's temporary directory was removed: %v", err)
+	}
+}

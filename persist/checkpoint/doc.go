@@ -52,7 +52,8 @@
 // least recently used entries (a hit marks an entry used). An entry is
 // written in a temporary directory, fsynced, and renamed into place, so
 // a concurrent run sees a complete entry or none; an evicted entry is
-// renamed away before it is removed. Off, or the environment variable
+// renamed away before it is removed; what a crashed run left (temporary
+// directories older than StaleAfter) is removed by a later store. Off, or the environment variable
 // PENSTOCK_CACHE=off (read at every Fit), turns caching off for every
 // cache of the process: every fit runs every step and stores nothing.
 //
