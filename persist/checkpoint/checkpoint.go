@@ -261,3 +261,35 @@ func (t *tee) drain(ctx context.Context) error {
 		b.Release()
 	}
 }
+
+// Split places a checkpoint in the pipeline p just before its top-level
+// node called before: the nodes ahead of it become the prefix, it and
+// those after it the suffix, both with p's defaults (NewPipeline's
+// options) and every node its own options. It is New(c, prefix, suffix).
+func Split(c *Cache, p *flow.Pipeline, before string) (*Pipeline, error) {
+	if p == nil {
+		return nil, errors.New("checkpoint: Split: nil pipeline")
+	}
+	nodes := p.Nodes()
+	at := -1
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+		if n.Name == before {
+			at = i
+		}
+	}
+	if at < 1 {
+		return nil, fmt.Errorf("checkpoint: Split before %q: want the name of a top-level node after the first; the pipeline has %v", before, names)
+	}
+	defaults := p.Defaults().Options()
+	prefix, err := flow.NewPipeline(nodes[:at], defaults...)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: Split: prefix: %w", err)
+	}
+	suffix, err := flow.NewPipeline(nodes[at:], defaults...)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: Split: suffix: %w", err)
+	}
+	return New(c, prefix, suffix)
+}

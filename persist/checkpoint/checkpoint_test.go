@@ -394,3 +394,36 @@ func TestCrashLeftoversAreRemoved(t *testing.T) {
 		t.Errorf("a running store's temporary directory was removed: %v", err)
 	}
 }
+
+func TestSplit(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	build := func() *flow.Pipeline {
+		p, err := flow.NewPipeline([]flow.Node{
+			flow.Named("slow", &slowStep{scale: 2, calls: w.calls}),
+			flow.Named("cheap", &cheapStep{}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for i, wantHit := range []bool{false, true} {
+		p, err := Split(c, build(), "cheap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(p.Prefix().Nodes()); got != 1 || p.Prefix().Nodes()[0].Name != "slow" || p.Suffix().Nodes()[0].Name != "cheap" {
+			t.Fatalf("Split: prefix %v, suffix %v; want [slow], [cheap]", p.Prefix().Nodes(), p.Suffix().Nodes())
+		}
+		res, err := p.Fit(deadline(t), w.runner(flow.Sequential), w.data(rows, -1, 0))
+		if err != nil || res.Hit != wantHit {
+			t.Errorf("fit %d: hit=%v, %v; want hit=%v", i, res.Hit, err, wantHit)
+		}
+	}
+	for _, bad := range []string{"slow", "nope"} {
+		if _, err := Split(c, build(), bad); err == nil || !strings.Contains(err.Error(), "[slow cheap]") {
+			t.Errorf("Split before %q: %v; want an error listing the nodes", bad, err)
+		}
+	}
+}

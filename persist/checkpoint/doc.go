@@ -5,7 +5,8 @@
 // # Placing a checkpoint
 //
 // A checkpoint splits a pipeline in two: New(cache, prefix, suffix) is
-// prefix → checkpoint → suffix. Pipeline.Fit fits the prefix on the
+// prefix → checkpoint → suffix; Split(cache, p, "model") places it in
+// the pipeline p just before its top-level node "model". Pipeline.Fit fits the prefix on the
 // source and the suffix on the prefix's fit outputs, as a flow.Runner's
 // Fit of the whole would (Pipeline.Full is the whole, to transform new
 // data with). Every step of the prefix must be registered in the cache's
