@@ -72,8 +72,13 @@
 // A Cache is safe for concurrent use; a Pipeline is used by one goroutine
 // at a time.
 //
-// # Not cached
+// # Transform
 //
-// Transform runs are not cached: a transform of new data runs the
-// restored prefix (Pipeline.Full with a flow.Runner).
+// Pipeline.Transform caches the prefix's transform outputs the same way,
+// under a key that also chains the prefix's fitted state (the hash of
+// persist.Marshal of it): transforming the same data again with the same
+// fitted prefix (a validation set, once per trial of a sweep) reads the
+// outputs back and does not run the prefix. Its Outputs stream stores
+// the entry at Close, only when the prefix's outputs reached their end.
+// Pipeline.Full, run with a flow.Runner, transforms uncached.
 package checkpoint
