@@ -63,8 +63,9 @@ func Budget(bytes int64) Option {
 }
 
 // Experiment groups the entries of this cache under the subdirectory
-// name: runs of one experiment share entries; another experiment's are
-// neither hit nor, within the budget, evicted first. Default "default".
+// name: runs of one experiment share entries and never hit another
+// experiment's. The budget spans all experiments of the directory.
+// Default "default".
 func Experiment(name string) Option {
 	return func(c *Cache) error {
 		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || len(name) > 128 {
