@@ -135,7 +135,7 @@ func (p *Pipeline) Fit(ctx context.Context, r flow.Runner, src flow.Source) (Res
 	}
 	if ok {
 		res, err := p.fitFromEntry(ctx, r, e, key)
-		if err == nil || !errors.Is(err, errBadEntry) {
+		if err == nil || !errors.Is(err, errBadModel) {
 			return res, err
 		}
 		// A damaged entry: drop it and fit as on a miss.
@@ -166,21 +166,36 @@ func (p *Pipeline) Fit(ctx context.Context, r flow.Runner, src flow.Source) (Res
 	return res, nil
 }
 
-var errBadEntry = errors.New("checkpoint: damaged cache entry")
+// ErrDamaged is wrapped by the error of a Fit or Transform that hit an
+// entry whose outputs could not be read back (a disk error, a file
+// truncated by hand). The suffix has then seen part of them, so the run
+// fails rather than start over; the entry is removed, and the next run
+// stores a good one.
+var ErrDamaged = errors.New("checkpoint: damaged cache entry")
+
+// errBadModel marks an entry whose prefix does not load: found before
+// anything ran, so Fit drops the entry and fits as on a miss.
+var errBadModel = errors.New("checkpoint: the cached prefix does not load")
 
 func (p *Pipeline) fitFromEntry(ctx context.Context, r flow.Runner, e *entryReader, key string) (Result, error) {
 	defer e.close()
 	m, err := persist.Unmarshal(e.model, persist.WithRegistry(p.cache.reg), persist.WithAllocator(memOf(r)))
 	if err != nil {
-		return Result{}, fmt.Errorf("%w %s: %w", errBadEntry, e.dir, err)
+		return Result{}, fmt.Errorf("%w %s: %w", errBadModel, e.dir, err)
 	}
 	prefix, err := m.Pipeline()
 	if err != nil {
-		return Result{}, fmt.Errorf("%w %s: %w", errBadEntry, e.dir, err)
+		return Result{}, fmt.Errorf("%w %s: %w", errBadModel, e.dir, err)
 	}
 	p.cache.touch(e.dir)
 	stats, err := r.Fit(ctx, p.suffix, e)
 	if err != nil {
+		if e.damaged {
+			// The suffix has seen part of the outputs and cannot fit
+			// again here; drop the entry so that the next fit stores a
+			// good one.
+			removeEntry(e.dir)
+		}
 		return Result{}, err
 	}
 	p.prefix = prefix

@@ -427,3 +427,28 @@ func TestSplit(t *testing.T) {
 		}
 	}
 }
+
+func TestDamagedOutputsAreDropped(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	res, _, _ := w.fitOnce(c, flow.Sequential, 2, w.data(400, -1, 0))
+	x := filepath.Join(c.Dir(), res.Key, xFile)
+	raw, err := os.ReadFile(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(x, raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := w.pipeline(c, 2, 0)
+	r, err := p.Fit(deadline(t), w.runner(flow.Sequential), w.data(400, -1, 0))
+	if !errors.Is(err, ErrDamaged) || r.Hit {
+		t.Fatalf("fit on a truncated entry: hit=%v, %v; want an error wrapping ErrDamaged", r.Hit, err)
+	}
+	if _, err := os.Stat(filepath.Dir(x)); !os.IsNotExist(err) {
+		t.Errorf("the damaged entry is still there (%v)", err)
+	}
+	if res, calls, _ := w.fitOnce(c, flow.Sequential, 2, w.data(400, -1, 0)); res.Hit || !res.Stored || calls == 0 {
+		t.Errorf("next fit: hit=%v stored=%v calls=%d; want a miss that stores", res.Hit, res.Stored, calls)
+	}
+}

@@ -210,6 +210,8 @@ type entryReader struct {
 	meta  meta
 	x, y  fileReader
 	pos   int
+	// damaged is set when a batch could not be read back.
+	damaged bool
 }
 
 type fileReader struct {
@@ -303,7 +305,8 @@ func (e *entryReader) Next(ctx context.Context) (flow.Batch, error) {
 	}
 	if err != nil {
 		b.Release()
-		return flow.Batch{}, fmt.Errorf("checkpoint: cached entry %s, batch %d: %w", e.dir, e.pos, err)
+		e.damaged = true
+		return flow.Batch{}, fmt.Errorf("%w %s, batch %d: %w", ErrDamaged, e.dir, e.pos, err)
 	}
 	b.Seq, b.Epoch = e.meta.Batches[e.pos][0], int(e.meta.Batches[e.pos][1])
 	e.pos++

@@ -53,6 +53,9 @@ func (o *Outputs) Close() error {
 	}
 	if o.entry != nil {
 		o.entry.close()
+		if o.entry.damaged {
+			removeEntry(o.dir)
+		}
 	}
 	if o.spill != nil {
 		o.spill.remove()
