@@ -78,8 +78,8 @@ func TestFileSaverCheckpoint(t *testing.T) {
 		Splitter:   automl.KFold(2, minibatch.WithStratify(false)),
 		Metric:     metrics.MSE,
 		Prediction: "pred", Truth: "y",
-		Epochs:     3,
-		Callbacks:  []automl.Callback{ckpt},
+		Epochs:    3,
+		Callbacks: []automl.Callback{ckpt},
 	}, data)
 	if err != nil {
 		t.Fatal(err)
