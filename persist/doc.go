@@ -16,7 +16,8 @@
 // FitEpochs) and its state; loading rebuilds the tree bottom up, each
 // composite from its rebuilt children, through the constructors of a
 // Registry. WithExtra stores named blobs with the model (a daemon's source
-// positions), returned in Model.Extra. A step value held at several places
+// positions), returned in Model.Extra. FileSaver saves with SaveFile for
+// automl.BestCheckpoint (it is an automl.Saver). A step value held at several places
 // of a tree is saved at each and loaded as independent steps.
 //
 // Search spaces are not saved: a step's Space (hparams.Spacer) is computed

@@ -28,6 +28,18 @@
 // initial weights. A model is not a flow.Merger: its replicas could not
 // be merged, and the runner refuses to fit it with replicas.
 //
+// # Saving
+//
+// Both are persist.Staters, registered in persist.Default as
+// "mlp.Classifier" and "mlp.Regressor" when the package is imported
+// (Register for a registry of one's own). A save holds the spec (the
+// Params), the columns, a Classifier's classes and WithProba, and what
+// was learned: every layer's weights and biases, the optimizer's moments,
+// the count of steps and the dropout generator's state, so that a loaded
+// model predicts to the bit as the saved one and goes on fitting exactly
+// as it would have. The compiled networks are not saved: a loaded model
+// is not set up, and the run that sets it up builds them.
+//
 // # Concurrency
 //
 // Transform is safe for concurrent calls: each call takes a compiled
