@@ -108,7 +108,7 @@ func (s *IPCFileSource) open() error {
 	})
 	if err != nil {
 		s.fr = nil
-		s.mem.Reclaim()
+		s.mem.ReleaseReader(false)
 		return s.errorf("%w", limitHint(err))
 	}
 	s.blocks, s.next = f.Records, 0
@@ -185,7 +185,8 @@ func (s *IPCFileSource) closeReader() {
 		s.fr.Close()
 		s.fr = nil
 	}
-	s.mem.Reclaim()
+	s.mem.ReleaseReader(s.handedOut)
+	s.handedOut = false
 }
 
 // IPCStreamSource reads the record batches of an Arrow IPC stream (the
@@ -267,7 +268,7 @@ func (s *IPCStreamSource) open() error {
 	})
 	if err != nil {
 		s.rd = nil
-		s.mem.Reclaim()
+		s.mem.ReleaseReader(false)
 		return s.errorf("%w", limitHint(err))
 	}
 	return nil
@@ -339,19 +340,23 @@ func (s *IPCStreamSource) closeReader() {
 		s.rd.Release()
 		s.rd = nil
 	}
-	s.mem.Reclaim()
+	s.mem.ReleaseReader(s.handedOut)
+	s.handedOut = false
 }
 
 // ipcPass is what the two IPC sources share: their name, configuration,
 // allocator and file, and where the current pass stands.
 type ipcPass struct {
-	kind    string // "ipc file" or "ipc stream", for errors
-	name    string
-	cfg     *sourceConfig
-	mem     *ipcguard.Allocator // cfg.mem, bounded and cleaned up per read
-	file    *os.File            // owned, when opened from a path
-	schema  *arrow.Schema
-	xSchema *arrow.Schema // the inputs of schema
+	kind string // "ipc file" or "ipc stream", for errors
+	// handedOut: a batch of the current arrow reader was given out, so
+	// its buffers may still be in use after the reader is released.
+	handedOut bool
+	name      string
+	cfg       *sourceConfig
+	mem       *ipcguard.Allocator // cfg.mem, bounded and cleaned up per read
+	file      *os.File            // owned, when opened from a path
+	schema    *arrow.Schema
+	xSchema   *arrow.Schema // the inputs of schema
 
 	seq    int64
 	err    error // sticky: the pass failed
@@ -436,6 +441,7 @@ func (p *ipcPass) emit(rec arrow.RecordBatch, where string) (flow.Batch, error) 
 	}
 	b := flow.Batch{Seq: p.seq, X: x, Y: y}
 	p.seq++
+	p.handedOut = true
 	return b, nil
 }
 

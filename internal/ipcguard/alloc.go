@@ -24,7 +24,11 @@ import (
 //     panics), it drops buffers without releasing them, which an allocator
 //     that counts (memory.CheckedAllocator, a C allocator) sees as a leak.
 //     Read keeps what a failed read left allocated, and Reclaim frees it
-//     once the reader is released.
+//     once the reader is released. A panic can also leave a reference to
+//     what an earlier, successful read allocated (a dictionary of the
+//     reader's memo): ReleaseReader frees what the reader's reads left
+//     allocated once the reader is released, where no batch was handed
+//     out that could still refer to it.
 //   - arrow-go asks for negative sizes when a compressed buffer's length
 //     says so; Allocate and Reallocate panic with ErrNegativeSize instead.
 //
@@ -41,6 +45,7 @@ type Allocator struct {
 	allowed int64            // its messages' bytes, on top of the limit
 	window  map[*byte][]byte // what the current read allocated, not yet freed
 	leaked  map[*byte][]byte // what failed reads left allocated
+	owned   map[*byte][]byte // what successful reads allocated, not yet freed
 }
 
 var _ memory.Allocator = (*Allocator)(nil)
@@ -48,7 +53,7 @@ var _ memory.Allocator = (*Allocator)(nil)
 // NewAllocator returns an Allocator that allocates from mem and bounds
 // what one read allocates beyond its messages to limit bytes.
 func NewAllocator(mem memory.Allocator, limit int64) *Allocator {
-	return &Allocator{mem: mem, limit: limit, window: map[*byte][]byte{}, leaked: map[*byte][]byte{}}
+	return &Allocator{mem: mem, limit: limit, window: map[*byte][]byte{}, leaked: map[*byte][]byte{}, owned: map[*byte][]byte{}}
 }
 
 // Read runs read, one call into an arrow-go IPC reader that uses a (which
@@ -69,10 +74,12 @@ func (a *Allocator) Read(read func() error) (err error) {
 			}
 		}
 		a.mu.Lock()
+		into := a.owned
 		if err != nil {
-			for p, b := range a.window {
-				a.leaked[p] = b
-			}
+			into = a.leaked
+		}
+		for p, b := range a.window {
+			into[p] = b
 		}
 		clear(a.window)
 		a.reading = false
@@ -100,6 +107,27 @@ func (a *Allocator) Reclaim() {
 		a.mem.Free(b)
 	}
 	clear(a.leaked)
+}
+
+// ReleaseReader is Reclaim for a reader that has been released: it frees
+// what failed reads left allocated and, where handedOut is false (no batch
+// of the reader was given to anyone, so nothing can refer to its buffers),
+// also what successful reads left allocated — what the reader still held
+// when it was released and did not free. Call it only once every arrow-go
+// reader that used a since the last call is released.
+func (a *Allocator) ReleaseReader(handedOut bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, b := range a.leaked {
+		a.mem.Free(b)
+	}
+	clear(a.leaked)
+	if !handedOut {
+		for _, b := range a.owned {
+			a.mem.Free(b)
+		}
+	}
+	clear(a.owned)
 }
 
 // ErrNegativeSize is the panic of an Allocate or Reallocate of a negative
@@ -143,11 +171,17 @@ func (a *Allocator) Reallocate(size int, b []byte) []byte {
 	defer a.mu.Unlock()
 	a.grow(size, size-len(b))
 	_, tracked := a.window[key(b)]
+	_, owned := a.owned[key(b)]
 	delete(a.window, key(b))
 	delete(a.leaked, key(b))
+	delete(a.owned, key(b))
 	nb := a.mem.Reallocate(size, b)
-	if a.reading && len(nb) > 0 && (tracked || len(b) == 0) {
+	switch {
+	case len(nb) == 0:
+	case a.reading && (tracked || len(b) == 0):
 		a.window[key(nb)] = nb
+	case owned:
+		a.owned[key(nb)] = nb
 	}
 	return nb
 }
@@ -158,5 +192,6 @@ func (a *Allocator) Free(b []byte) {
 	defer a.mu.Unlock()
 	delete(a.window, key(b))
 	delete(a.leaked, key(b))
+	delete(a.owned, key(b))
 	a.mem.Free(b)
 }
