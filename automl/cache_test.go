@@ -273,3 +273,35 @@ func TestCacheConfigErrors(t *testing.T) {
 		t.Errorf("refused searches fitted %d batches; want none", n.fits.Load())
 	}
 }
+
+// Successive halving through the cache: each rung's epochs are their own
+// entries, and the scores are those of the uncached search.
+func TestCacheSuccessiveHalving(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t, 60*time.Second)
+	train := regression(t, mem, 150, 4)
+	search := func(cache bool) automl.Result {
+		var n counts
+		cfg := centerSearch(t, mem, flow.Sequential, &n)
+		cfg.Sampler = automl.SuccessiveHalving{Sampler: &automl.Grid{}, Configs: 4, Eta: 2, MinEpochs: 1}
+		cfg.Parallel = 1
+		if cache {
+			cfg.Cache, cfg.CacheBefore = centerCache(t, &n), "model"
+		}
+		res, err := automl.Search(ctx, cfg, train)
+		if err != nil {
+			t.Fatalf("cache %v: %v", cache, err)
+		}
+		return res
+	}
+	want, got := search(false), search(true)
+	if len(got.Trials) != len(want.Trials) || len(got.Trials) < 6 {
+		t.Fatalf("cached: %d trials; uncached %d; want the same, at least 6 (4 + 2 + 1 rungs)", len(got.Trials), len(want.Trials))
+	}
+	for i := range want.Trials {
+		a, b := want.Trials[i], got.Trials[i]
+		if b.Status != automl.Done || a.Epochs != b.Epochs || fmt.Sprint(a.Scores) != fmt.Sprint(b.Scores) || fmt.Sprint(a.EpochsRun) != fmt.Sprint(b.EpochsRun) {
+			t.Errorf("trial %d: cached %s %d epochs %v run %v; uncached %d epochs %v run %v", i, b.Status, b.Epochs, b.Scores, b.EpochsRun, a.Epochs, a.Scores, a.EpochsRun)
+		}
+	}
+}
