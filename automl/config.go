@@ -9,6 +9,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/metrics"
+	"github.com/penstock-ml/penstock/persist/checkpoint"
 )
 
 // Config configures a search. Pipeline, Splitter, Metric, Prediction and
@@ -73,6 +74,25 @@ type Config struct {
 	// CSV, if set, is the path of a CSV file of the trials written at the
 	// end (atomically).
 	CSV string
+	// Cache, if set, caches the fit of the pipeline's prefix — its
+	// top-level nodes before the one named CacheBefore — and its outputs
+	// (package persist/checkpoint): each fit of a trial is
+	// checkpoint.Split(Cache, trial's pipeline, CacheBefore).Fit, so that
+	// trials whose prefix has the same hyperparameters, on the same split,
+	// restore the fitted prefix and read its cached outputs instead of
+	// running it; each validation run transforms through the checkpoint
+	// (its Transform), so that the prefix's outputs on a validation side
+	// are cached too. Every step of the prefix must be registered in the
+	// Cache's persist registry. Cache cannot be combined with Callbacks or
+	// Runner.OnEpoch (Search returns a configuration error): a fit through
+	// the checkpoint has no consistent cut at which the whole pipeline can
+	// be seen or scored (after a hit the prefix is restored only when the
+	// suffix's fit ends). Refit fits uncached.
+	Cache *checkpoint.Cache
+	// CacheBefore names the top-level node of Pipeline before which the
+	// checkpoint goes (not the first). Required with Cache, and only with
+	// it.
+	CacheBefore string
 }
 
 // finite is a Sampler that ends on its own (Grid, SuccessiveHalving).
@@ -104,6 +124,7 @@ func (c Config) resolve() (*resolved, error) {
 	if c.Trials < 0 || c.Timeout < 0 || c.Epochs < 0 || c.Parallel < 0 {
 		errs = append(errs, fmt.Errorf("fields Trials %d, Timeout %v, Epochs %d, Parallel %d: want none negative", c.Trials, c.Timeout, c.Epochs, c.Parallel))
 	}
+	errs = append(errs, c.checkCache()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("automl: config: %w", errors.Join(errs...))
 	}
@@ -155,4 +176,31 @@ func (c Config) resolve() (*resolved, error) {
 	r.maximize, r.metric = m.HigherIsBetter(), m.Name()
 	r.search = searchID(r.Study, space, r.Sampler, r.Seed)
 	return r, nil
+}
+
+// checkCache checks the Cache settings: CacheBefore with Cache, a node it
+// can split before, and none of the epoch hooks that a fit through the
+// checkpoint cannot serve.
+func (c Config) checkCache() []error {
+	if c.Cache == nil {
+		if c.CacheBefore != "" {
+			return []error{fmt.Errorf("CacheBefore %q without a Cache: want both or neither", c.CacheBefore)}
+		}
+		return nil
+	}
+	var errs []error
+	if c.CacheBefore == "" {
+		errs = append(errs, errors.New("a Cache without CacheBefore: want the name of the top-level node before which the checkpoint goes"))
+	} else if c.Pipeline != nil {
+		if _, err := checkpoint.Split(c.Cache, c.Pipeline, c.CacheBefore); err != nil {
+			errs = append(errs, fmt.Errorf("CacheBefore: %w", err))
+		}
+	}
+	if len(c.Callbacks) > 0 {
+		errs = append(errs, fmt.Errorf("%d Callbacks with a Cache: epoch callbacks (early stopping, logging, checkpoints) are not supported on the cached path; remove the Cache or the Callbacks", len(c.Callbacks)))
+	}
+	if c.Runner.OnEpoch != nil {
+		errs = append(errs, errors.New("Runner.OnEpoch with a Cache: epoch hooks are not supported on the cached path; remove the Cache or the hook"))
+	}
+	return errs
 }

@@ -77,7 +77,33 @@
 // Callback.Begin and the functions it returns from the trials'
 // goroutines (each function by one fit), TrialEnd from one goroutine.
 //
-// Not done here: trials that share a pipeline prefix with the same
-// hyperparameters do not reuse a checkpoint-cached output of that prefix
-// (that needs package persist's checkpoint cache).
+// # Caching a shared prefix
+//
+// Config.Cache (a persist/checkpoint Cache) and Config.CacheBefore (the
+// top-level node before which the checkpoint goes) make trials that share
+// the pipeline's prefix — the nodes before CacheBefore — with the same
+// hyperparameters reuse its fit: each fit of a trial is
+// checkpoint.Split(Cache, the trial's copy, CacheBefore).Fit, whose key
+// chains the prefix's step types, versions and hyperparameters, the
+// module version and the split's data. The first trial on a split fits
+// the prefix and stores it with its outputs; the others restore the
+// fitted prefix (a new value, which the trial's validation then uses) and
+// fit only the suffix on the cached outputs. Validation transforms
+// through the checkpoint too (its Transform, keyed also by the prefix's
+// fitted state), so the prefix's outputs on each validation side are
+// computed once. Scores are those of the uncached search: the restored
+// state and the cached outputs are exact. A search over the model's
+// hyperparameters alone thus runs the prefix once per split, not once per
+// trial and split. Trials running at once that miss the same entry both
+// fit the prefix (one store is kept). Every prefix step must be
+// registered in the Cache's persist registry.
+//
+// The cached path has no end-of-epoch cut at which the whole pipeline can
+// be seen (after a hit, the prefix is restored only when the suffix's fit
+// has ended): Search refuses a Cache with Callbacks or with a
+// Runner.OnEpoch, with a configuration error; so early stopping and the
+// per-epoch callbacks are for uncached searches. Trial.EpochsRun is then
+// the epochs read. The sampler's epochs (SuccessiveHalving) work: the
+// repeated training data is part of the key, so each epoch count has its
+// entries. Config.Refit fits uncached.
 package automl

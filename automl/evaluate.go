@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime/debug"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/metrics"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/persist/checkpoint"
 )
 
 // trial runs the trial of step: fits and scores its hyperparameters on
@@ -67,25 +69,19 @@ func (s *search) fitFold(ctx context.Context, t Trial, i, epochs int) (float64, 
 		search: s, fold: s.folds[i], p: p,
 		info: Fit{Study: c.Study, Step: t.Step, Params: t.Params, Split: i, Splits: len(s.folds), Epochs: epochs},
 	}
+	if c.Cache != nil {
+		return f.cached(ctx, epochs)
+	}
 	for _, cb := range c.Callbacks {
 		if fn := cb.Begin(f.info); fn != nil {
 			f.funcs = append(f.funcs, fn)
 		}
 	}
-	train, err := f.fold.train.source()
+	src, closeSrc, err := f.trainSource(epochs)
 	if err != nil {
 		return 0, -1, err
 	}
-	defer train.Close()
-	var src flow.Source = train
-	if epochs > 1 {
-		rep, err := minibatch.Repeat(train, epochs)
-		if err != nil {
-			return 0, -1, err
-		}
-		defer rep.Close()
-		src = rep
-	}
+	defer closeSrc()
 	r := c.Runner
 	user := r.OnEpoch
 	r.OnEpoch = func(ctx context.Context, e flow.EpochEnd) error {
@@ -104,6 +100,86 @@ func (s *search) fitFold(ctx context.Context, t Trial, i, epochs int) (float64, 
 	}
 	score, err := f.validate(ctx, p)
 	return score, f.epochs, err
+}
+
+// trainSource returns the fold's train side, repeated for epochs, and
+// the function that closes it.
+func (f *fitRun) trainSource(epochs int) (flow.Source, func(), error) {
+	train, err := f.fold.train.source()
+	if err != nil {
+		return nil, nil, err
+	}
+	if epochs <= 1 {
+		return train, func() { train.Close() }, nil
+	}
+	rep, err := minibatch.Repeat(train, epochs)
+	if err != nil {
+		train.Close()
+		return nil, nil, err
+	}
+	return rep, func() { rep.Close(); train.Close() }, nil
+}
+
+// cached is fitFold through the checkpoint cache: the fit is
+// checkpoint.Split(Cache, p, CacheBefore).Fit, and the score transforms
+// the validation side through the checkpoint's Transform, with the
+// prefix as the fit left it (restored from the cache after a hit). No
+// epoch hook runs (the configuration refuses them), so the fit reads
+// every epoch and returns epochs as the epochs it ran.
+func (f *fitRun) cached(ctx context.Context, epochs int) (float64, int, error) {
+	c := f.search.cfg
+	cp, err := checkpoint.Split(c.Cache, f.p, c.CacheBefore)
+	if err != nil {
+		return 0, -1, err
+	}
+	src, closeSrc, err := f.trainSource(epochs)
+	if err != nil {
+		return 0, -1, err
+	}
+	defer closeSrc()
+	if _, err := cp.Fit(ctx, c.Runner, src); err != nil {
+		return 0, epochs, err
+	}
+	val, err := f.fold.validation.source()
+	if err != nil {
+		return 0, epochs, err
+	}
+	defer val.Close()
+	m := c.Metric()
+	if m == nil {
+		return 0, epochs, errors.New("automl: Metric returned nil")
+	}
+	out, err := cp.Transform(ctx, c.Runner, val)
+	if err != nil {
+		return 0, epochs, err
+	}
+	err = scoreOutputs(ctx, out, c.Prediction, c.Truth, m)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, epochs, err
+	}
+	score, err := metrics.Result(m)
+	return score, epochs, err
+}
+
+// scoreOutputs updates m with every batch of out.
+func scoreOutputs(ctx context.Context, out flow.Source, pred, truth string, m metrics.Metric) error {
+	for {
+		b, err := out.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = metrics.Update(b, pred, truth, m)
+		b.Release()
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // fitRun is one fit of a trial, as its callbacks see it.

@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +13,13 @@ import (
 
 	"github.com/penstock-ml/penstock/automl"
 	"github.com/penstock-ml/penstock/barrier"
+	"github.com/penstock-ml/penstock/bench"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/metrics"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/persist"
+	"github.com/penstock-ml/penstock/persist/checkpoint"
 	"github.com/penstock-ml/penstock/steps"
 )
 
@@ -112,8 +116,12 @@ func digitsSearch(b *testing.B, mem memory.Allocator) (automl.Config, flow.Sourc
 // x-vs-serial compares runs on the same machine at the same moment.
 // Target on 2 cores: x-vs-serial ≥ 1.8.
 //
-// Not measured: x-vs-uncached (trials sharing a checkpoint-cached prefix),
-// which needs package persist's checkpoint cache.
+// cached=spin times the same search, serial, with an expensive prefix
+// (the scaler, then a bench.Spin of prefixSpin per batch, before the
+// model) through automl's checkpoint cache (Config.Cache, a new cache
+// directory every iteration, so the first trial misses and the others
+// hit) against the same search without the cache, timed in the same
+// iteration: x-vs-uncached is uncached time over cached time.
 func BenchmarkParallelTrials(b *testing.B) {
 	ctx := b.Context()
 	mem := memory.NewGoAllocator()
@@ -151,4 +159,74 @@ func BenchmarkParallelTrials(b *testing.B) {
 		b.ReportMetric(float64(searchTrials*b.N)/own.Seconds(), "trials/s")
 		b.ReportMetric(serial.Seconds()/own.Seconds(), "x-vs-serial")
 	})
+	b.Run("cached=spin", func(b *testing.B) {
+		b.ReportAllocs()
+		spun, reg := spinSearch(b, cfg)
+		dir := b.TempDir()
+		var uncached, own time.Duration
+		i := 0
+		for b.Loop() {
+			c := spun
+			uncached += timedSearch(b, ctx, c, train)
+			cache, err := checkpoint.Open(filepath.Join(dir, fmt.Sprint(i)), checkpoint.Registry(reg))
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Cache, c.CacheBefore = cache, "model"
+			own += timedSearch(b, ctx, c, train)
+			i++
+		}
+		b.ReportMetric(float64(searchTrials*b.N)/own.Seconds(), "trials/s")
+		b.ReportMetric(uncached.Seconds()/own.Seconds(), "x-vs-uncached")
+	})
+}
+
+// prefixSpin is the CPU time per batch of the expensive prefix step of
+// BenchmarkParallelTrials/cached.
+const prefixSpin = 300 * time.Microsecond
+
+// spinSearch returns cfg with a bench.Spin{prefixSpin} between the scaler
+// and the model, and a registry that knows the steps of its prefix.
+func spinSearch(b *testing.B, cfg automl.Config) (automl.Config, *persist.Registry) {
+	b.Helper()
+	reg := persist.NewRegistry()
+	if err := steps.Register(reg); err != nil {
+		b.Fatal(err)
+	}
+	err := reg.Register(persist.Type{
+		Name: "bench.Spin", Version: 1, Of: bench.Spin{},
+		SaveState: func(s flow.Step, w *persist.StateWriter) error {
+			w.Int64("d", int64(s.(bench.Spin).D))
+			return w.Err()
+		},
+		New: func(sp persist.Spec) (flow.Step, error) {
+			d, err := sp.State.Int64("d")
+			return bench.Spin{D: time.Duration(d)}, err
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nodes := cfg.Pipeline.Nodes()
+	p, err := flow.NewPipeline([]flow.Node{nodes[0], flow.Named("spin", bench.Spin{D: prefixSpin}), nodes[1]})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Pipeline = p
+	return cfg, reg
+}
+
+// timedSearch runs the search cfg on train and returns how long it took.
+func timedSearch(b *testing.B, ctx context.Context, cfg automl.Config, train flow.Source) time.Duration {
+	b.Helper()
+	start := time.Now()
+	res, err := automl.Search(ctx, cfg, train)
+	d := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Ran != searchTrials || res.Best.Status != automl.Done {
+		b.Fatalf("ran %d trials (best %+v); want %d", res.Ran, res.Best, searchTrials)
+	}
+	return d
 }
