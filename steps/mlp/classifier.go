@@ -167,20 +167,7 @@ func (m *Classifier) fit(ctx context.Context, b flow.Batch, keep func([]float32)
 // Transform returns the predicted classes (and probabilities) of the
 // batch's rows. It never drops out.
 func (m *Classifier) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
-	const op = "transform"
-	if err := m.c.checkSetUp(op); err != nil {
-		return flow.Batch{}, err
-	}
-	x, err := m.c.input(b, op, false)
-	if err != nil {
-		return flow.Batch{}, err
-	}
-	if x.Rows == 0 {
-		return m.output(ctx, b, nil), nil
-	}
-	var out flow.Batch
-	err = m.c.forward(ctx, x, func(logits []float32) { out = m.output(ctx, b, logits) })
-	return out, err
+	return m.c.transform(ctx, b, m.output)
 }
 
 // output returns b with X replaced by the classes and probabilities of

@@ -263,6 +263,27 @@ func (c *core) fitBatch(ctx context.Context, x minibatch.Matrix, target func(y [
 	return nil
 }
 
+// transform is the Transform of both models: it checks the step is set up
+// and the batch's features, runs the network forward (never dropping out)
+// and gives its outputs (rows × outputs, nil for a batch of no rows) to
+// output, which builds the batch returned.
+func (c *core) transform(ctx context.Context, b flow.Batch, output func(context.Context, flow.Batch, []float32) flow.Batch) (flow.Batch, error) {
+	const op = "transform"
+	if err := c.checkSetUp(op); err != nil {
+		return flow.Batch{}, err
+	}
+	x, err := c.input(b, op, false)
+	if err != nil {
+		return flow.Batch{}, err
+	}
+	if x.Rows == 0 {
+		return output(ctx, b, nil), nil
+	}
+	var out flow.Batch
+	err = c.forward(ctx, x, func(y []float32) { out = output(ctx, b, y) })
+	return out, err
+}
+
 // forward runs the predict program on x and hands its outputs (rows ×
 // outputs, valid during the call) to use.
 func (c *core) forward(ctx context.Context, x minibatch.Matrix, use func(out []float32)) error {

@@ -129,20 +129,7 @@ func (m *Regressor) fit(ctx context.Context, b flow.Batch, keep func([]float32))
 // Transform returns the predictions for the batch's rows. It never drops
 // out.
 func (m *Regressor) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
-	const op = "transform"
-	if err := m.c.checkSetUp(op); err != nil {
-		return flow.Batch{}, err
-	}
-	x, err := m.c.input(b, op, false)
-	if err != nil {
-		return flow.Batch{}, err
-	}
-	if x.Rows == 0 {
-		return m.output(ctx, b, nil), nil
-	}
-	var out flow.Batch
-	err = m.c.forward(ctx, x, func(pred []float32) { out = m.output(ctx, b, pred) })
-	return out, err
+	return m.c.transform(ctx, b, m.output)
 }
 
 func (m *Regressor) output(ctx context.Context, b flow.Batch, pred []float32) flow.Batch {
