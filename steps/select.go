@@ -174,13 +174,19 @@ func replaceColumn(rec arrow.RecordBatch, i int, name string, col arrow.Array) (
 			return nil, fmt.Errorf("the output column %q already exists; choose another name", name)
 		}
 	}
-	fields := slices.Clone(schema.Fields())
-	fields[i] = arrow.Field{Name: name, Type: col.DataType(), Nullable: col.NullN() > 0}
+	f := arrow.Field{Name: name, Type: col.DataType(), Nullable: col.NullN() > 0}
 	cols := make([]arrow.Array, rec.NumCols())
 	for j := range cols {
 		cols[j] = rec.Column(j)
 	}
 	cols[i] = col
+	if old := schema.Field(i); old.Name == f.Name && old.Nullable == f.Nullable && arrow.TypeEqual(old.Type, f.Type) && old.Metadata.Len() == 0 {
+		// The common case, a column replaced by one of its kind: the
+		// schema stays (no schema built per batch).
+		return array.NewRecordBatch(schema, cols, rec.NumRows()), nil
+	}
+	fields := slices.Clone(schema.Fields())
+	fields[i] = f
 	md := schema.Metadata()
 	return array.NewRecordBatch(arrow.NewSchema(fields, &md), cols, rec.NumRows()), nil
 }
