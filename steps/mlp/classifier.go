@@ -116,52 +116,32 @@ func (m *Classifier) Space() hparams.Space { return m.c.space() }
 
 // Fit takes one optimizer step on the batch.
 func (m *Classifier) Fit(ctx context.Context, b flow.Batch) error {
-	return m.fit(ctx, b, nil)
+	return m.c.fitStep(ctx, b, m.targets, nil)
 }
 
 // FitTransform takes one optimizer step on the batch and returns the
 // predictions of that step's pass (before the step, with dropout).
 func (m *Classifier) FitTransform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
-	var out flow.Batch
-	err := m.fit(ctx, b, func(logits []float32) {
-		out = m.output(ctx, b, logits)
-	})
-	if err != nil {
-		out.Release()
-		return flow.Batch{}, err
-	}
-	return out, nil
+	return m.c.fitTransform(ctx, b, m.targets, m.output)
 }
 
-func (m *Classifier) fit(ctx context.Context, b flow.Batch, keep func([]float32)) error {
-	const op = "fit"
-	if err := m.c.checkSetUp(op); err != nil {
-		return err
-	}
-	x, err := m.c.input(b, op, true)
-	if err != nil {
-		return err
-	}
+// targets reads the class labels of b's Y and returns what writes them
+// one-hot into the rows × classes targets.
+func (m *Classifier) targets(b flow.Batch) (func(y []float32) error, error) {
 	labels, err := minibatch.LabelsInt64(b, m.c.label)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", m.c.name, op, err)
-	}
-	if x.Rows == 0 {
-		if keep != nil {
-			keep(nil)
-		}
-		return nil
+		return nil, err
 	}
 	k := m.c.outputs
-	return m.c.fitBatch(ctx, x, func(y []float32) error {
+	return func(y []float32) error {
 		for r, l := range labels {
 			if l < 0 || l >= int64(k) {
-				return m.c.errorf(op, "column %q of Y, row %d, holds class %d, want 0 to %d", m.c.label, r, l, k-1)
+				return m.c.errorf("fit", "column %q of Y, row %d, holds class %d, want 0 to %d", m.c.label, r, l, k-1)
 			}
 			y[r*k+int(l)] = 1
 		}
 		return nil
-	}, keep)
+	}, nil
 }
 
 // Transform returns the predicted classes (and probabilities) of the

@@ -263,6 +263,45 @@ func (c *core) fitBatch(ctx context.Context, x minibatch.Matrix, target func(y [
 	return nil
 }
 
+// fitStep is the Fit of both models: it checks the step is set up and the
+// batch's features, reads the batch's targets with targets (which returns
+// what writes them into the rows × outputs targets), and takes one
+// optimizer step; keep, if not nil, gets the outputs of the step's pass
+// (nil for a batch of no rows).
+func (c *core) fitStep(ctx context.Context, b flow.Batch, targets func(flow.Batch) (func(y []float32) error, error), keep func([]float32)) error {
+	const op = "fit"
+	if err := c.checkSetUp(op); err != nil {
+		return err
+	}
+	x, err := c.input(b, op, true)
+	if err != nil {
+		return err
+	}
+	fill, err := targets(b)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", c.name, op, err)
+	}
+	if x.Rows == 0 {
+		if keep != nil {
+			keep(nil)
+		}
+		return nil
+	}
+	return c.fitBatch(ctx, x, fill, keep)
+}
+
+// fitTransform is the FitTransform of both models: fitStep, with the pass's
+// outputs given to output, which builds the batch returned.
+func (c *core) fitTransform(ctx context.Context, b flow.Batch, targets func(flow.Batch) (func(y []float32) error, error), output func(context.Context, flow.Batch, []float32) flow.Batch) (flow.Batch, error) {
+	var out flow.Batch
+	err := c.fitStep(ctx, b, targets, func(y []float32) { out = output(ctx, b, y) })
+	if err != nil {
+		out.Release()
+		return flow.Batch{}, err
+	}
+	return out, nil
+}
+
 // transform is the Transform of both models: it checks the step is set up
 // and the batch's features, runs the network forward (never dropping out)
 // and gives its outputs (rows × outputs, nil for a batch of no rows) to

@@ -87,43 +87,27 @@ func (m *Regressor) SetParams(p hparams.Values) error { return m.c.setParams(p, 
 func (m *Regressor) Space() hparams.Space { return m.c.space() }
 
 // Fit takes one optimizer step on the batch.
-func (m *Regressor) Fit(ctx context.Context, b flow.Batch) error { return m.fit(ctx, b, nil) }
+func (m *Regressor) Fit(ctx context.Context, b flow.Batch) error {
+	return m.c.fitStep(ctx, b, m.targets, nil)
+}
 
 // FitTransform takes one optimizer step on the batch and returns the
 // predictions of that step's pass (before the step, with dropout).
 func (m *Regressor) FitTransform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
-	var out flow.Batch
-	err := m.fit(ctx, b, func(pred []float32) { out = m.output(ctx, b, pred) })
-	if err != nil {
-		out.Release()
-		return flow.Batch{}, err
-	}
-	return out, nil
+	return m.c.fitTransform(ctx, b, m.targets, m.output)
 }
 
-func (m *Regressor) fit(ctx context.Context, b flow.Batch, keep func([]float32)) error {
-	const op = "fit"
-	if err := m.c.checkSetUp(op); err != nil {
-		return err
-	}
-	x, err := m.c.input(b, op, true)
-	if err != nil {
-		return err
-	}
+// targets reads the target column of b's Y and returns what copies it
+// into the targets.
+func (m *Regressor) targets(b flow.Batch) (func(y []float32) error, error) {
 	targets, err := minibatch.LabelsFloat32(b, m.c.label)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", m.c.name, op, err)
+		return nil, err
 	}
-	if x.Rows == 0 {
-		if keep != nil {
-			keep(nil)
-		}
-		return nil
-	}
-	return m.c.fitBatch(ctx, x, func(y []float32) error {
+	return func(y []float32) error {
 		copy(y, targets)
 		return nil
-	}, keep)
+	}, nil
 }
 
 // Transform returns the predictions for the batch's rows. It never drops
