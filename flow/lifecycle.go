@@ -317,6 +317,13 @@ type setUpStep struct {
 // base is root's path in the run. On error, what this call set up stays in
 // the log, for teardown.
 func (l *setupLog) setup(ctx context.Context, root Step, base Path) error {
+	return l.each(root, base, func(path Path, s Step) error { return l.setupOne(ctx, path, s) })
+}
+
+// each calls fn, parents first, for every active step value of root not
+// yet seen by the log (a value held at several places once, its subtree
+// with it), with its path in the run (base, then its path below root).
+func (l *setupLog) each(root Step, base Path, fn func(Path, Step) error) error {
 	if l.seen == nil {
 		l.seen = map[any]bool{}
 	}
@@ -331,7 +338,7 @@ func (l *setupLog) setup(ctx context.Context, root Step, base Path) error {
 			}
 			l.seen[key] = true
 		}
-		return l.setupOne(ctx, join(base, v.Path), s)
+		return fn(join(base, v.Path), s)
 	})
 }
 
@@ -381,18 +388,8 @@ func Setup(ctx context.Context, s Step) error {
 // once, children before parents, and returns their errors joined.
 func Teardown(ctx context.Context, s Step) error {
 	var l setupLog
-	l.seen = map[any]bool{}
-	err := Walk(s, func(v Visit) error {
-		if !v.Active {
-			return SkipChildren
-		}
-		if key, ok := identity(v.Node.Step); ok {
-			if l.seen[key] {
-				return SkipChildren
-			}
-			l.seen[key] = true
-		}
-		l.done = append(l.done, setUpStep{v.Path, v.Node.Step})
+	err := l.each(s, nil, func(path Path, st Step) error {
+		l.done = append(l.done, setUpStep{path, st})
 		return nil
 	})
 	return errors.Join(err, l.teardown(ctx))
