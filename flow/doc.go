@@ -74,6 +74,10 @@
 // the first epochs of a Repeat stream, and a pass whose steps are all so
 // limited ends after their last epoch. Runner.OnEpoch is called at the end
 // of every epoch and pass, at a consistent cut, and can stop a pass early.
+// An endless fit (a source that never ends, such as a daemon's inputs)
+// checkpoints through Runner.OnCut: the source's Next returns ErrCut where
+// it wants a cut, and the hook runs once every batch that the source has
+// returned before is fitted by every stage and nothing after has started.
 //
 // A step value belongs to one run at a time: a run that would share a step
 // that another run may change (fits it, sets it up, tears it down) is

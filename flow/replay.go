@@ -55,6 +55,9 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 		if errors.Is(err, io.EOF) {
 			return Batch{}, io.EOF
 		}
+		if errors.Is(err, ErrCut) {
+			return Batch{}, ErrCut
+		}
 		return Batch{}, fmt.Errorf("penstock: source: %w", err)
 	}
 	if r.spill != nil {

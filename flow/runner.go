@@ -57,6 +57,30 @@ type Runner struct {
 	// the pass early (the fit of its steps stops there; later passes still
 	// run); any other error fails the run.
 	OnEpoch func(ctx context.Context, e EpochEnd) error
+	// OnCut, if set, is called where the source asks for a cut: its Next
+	// returned ErrCut. It runs at the same consistent cut as OnEpoch (every
+	// batch that the source returned before has been through every stage
+	// of the pass, replicas are merged into their steps, nothing read after
+	// has started), from one goroutine at a time, so it may read or save
+	// the steps' state while the source, which decided where to cut, saves
+	// its position. The run then reads on. Returning ErrStop ends the pass
+	// (an endless fit that drains); any other error fails the run. Without
+	// OnCut, ErrCut from a source is ignored: the run reads on.
+	OnCut func(ctx context.Context, c Cut) error
+}
+
+// ErrCut, returned by a source's Next with no batch, asks the runner for a
+// consistent cut before the next batch (see Runner.OnCut): the way an
+// endless fit — a daemon that trains on what arrives — checkpoints its
+// model exactly at a position of its sources. A source that blocks until
+// data arrives returns ErrCut from the wait when a checkpoint is due.
+var ErrCut = errors.New("penstock: cut")
+
+// Cut describes a consistent cut to Runner.OnCut.
+type Cut struct {
+	Pass    int   // the pass, from 0
+	Batches int64 // batches that the pass has read before the cut
+	Stats   Stats // the run's statistics so far
 }
 
 // EpochEnd describes the end of an epoch, or of a pass, to Runner.OnEpoch.
@@ -142,7 +166,7 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 		return nil, err
 	}
 	ctx = WithAllocator(ctx, alloc)
-	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{}), onEpoch: r.OnEpoch}
+	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{}), onEpoch: r.OnEpoch, onCut: r.OnCut}
 	if err := base.log.setup(ctx, p, nil); err != nil {
 		err = errors.Join(err, base.log.teardown(ctx))
 		release()
@@ -172,6 +196,7 @@ type runBase struct {
 	doneOnce  sync.Once
 
 	onEpoch func(context.Context, EpochEnd) error
+	onCut   func(context.Context, Cut) error
 }
 
 // epochEnd calls the OnEpoch hook, if any, guarding against its panics.
@@ -188,6 +213,19 @@ func (b *runBase) epochEnd(ctx context.Context, e EpochEnd, stats func() Stats) 
 	return err
 }
 
+// cutHook calls the OnCut hook, if any, guarding against its panics.
+func (b *runBase) cutHook(ctx context.Context, c Cut, stats func() Stats) error {
+	if b.onCut == nil {
+		return nil
+	}
+	c.Stats = stats()
+	err := guard(func() error { return b.onCut(ctx, c) })
+	if err != nil && !errors.Is(err, ErrStop) {
+		return fmt.Errorf("penstock: OnCut after %d batches of pass %d: %w", c.Batches, c.Pass, err)
+	}
+	return err
+}
+
 // epochTracker follows the epochs of one pass's input and decides, batch
 // by batch, where the pass's input ends.
 type epochTracker struct {
@@ -196,6 +234,7 @@ type epochTracker struct {
 	seen     bool
 	epoch    int
 	batches  int64
+	read     int64 // batches of the pass read so far
 	done     bool // the input has ended
 	reported bool // the hook has seen the last epoch
 }
@@ -214,6 +253,7 @@ func (t *epochTracker) take(b Batch) {
 		t.seen, t.epoch, t.batches = true, b.Epoch, 0
 	}
 	t.batches++
+	t.read++
 }
 
 func (t *epochTracker) end(endOfPass bool) EpochEnd {

@@ -123,6 +123,17 @@ func (r *seqRun) nextInput() (Batch, error) {
 		return Batch{}, io.EOF
 	}
 	b, err := r.read()
+	for errors.Is(err, ErrCut) {
+		// Sequential: every batch read before has been through every stage.
+		if err := r.cutHook(r.ctx, Cut{Pass: t.pass, Batches: t.read}, r.stats); err != nil {
+			if errors.Is(err, ErrStop) {
+				t.reported = true
+				return Batch{}, r.endInput(true)
+			}
+			return Batch{}, err
+		}
+		b, err = r.read()
+	}
 	if errors.Is(err, io.EOF) {
 		return Batch{}, r.endInput(false)
 	}

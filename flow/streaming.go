@@ -171,7 +171,7 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 	pr := &passRun{
 		run: sr, reps: map[*stage][]Step{}, fed: make(chan struct{}),
 		input:    newTracker(i, ps),
-		counting: sr.onEpoch != nil,
+		counting: sr.onEpoch != nil || sr.onCut != nil,
 		wake:     make(chan struct{}, 1),
 	}
 	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
@@ -253,8 +253,8 @@ func (pr *passRun) put(ctx context.Context, q *queue.Queue[item], it item) error
 }
 
 // cut waits until the fed batches have all left the pass, merges and
-// renews the replicas, and calls the OnEpoch hook with e.
-func (pr *passRun) cut(ctx context.Context, fed int64, e EpochEnd) error {
+// renews the replicas, and calls hook.
+func (pr *passRun) cut(ctx context.Context, fed int64, hook func() error) error {
 	pr.waiting.Store(true)
 	for pr.completed.Load() < fed {
 		select {
@@ -268,7 +268,7 @@ func (pr *passRun) cut(ctx context.Context, fed int64, e EpochEnd) error {
 	if err := pr.renewReplicas(ctx); err != nil {
 		return err
 	}
-	return pr.run.epochEnd(ctx, e, pr.run.stats)
+	return hook()
 }
 
 // waitFeeder waits for the feeder, unless the pass is cancelled while the
@@ -420,6 +420,23 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			in.Close()
 			return nil
 		}
+		if errors.Is(err, ErrCut) {
+			release(pr.sem)
+			if !pr.counting {
+				continue
+			}
+			c := Cut{Pass: t.pass, Batches: t.read}
+			err := pr.cut(ctx, pos, func() error { return pr.run.cutHook(ctx, c, pr.run.stats) })
+			waited()
+			if errors.Is(err, ErrStop) {
+				t.reported = true
+				return pr.endInput(ctx, in)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return runError(ctx, err)
 		}
@@ -429,7 +446,8 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			return pr.endInput(ctx, in)
 		}
 		if pr.counting && t.boundary(b) {
-			err := pr.cut(ctx, pos, t.end(false))
+			e := t.end(false)
+			err := pr.cut(ctx, pos, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
 			waited()
 			if err != nil {
 				b.Release()
