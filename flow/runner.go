@@ -235,8 +235,8 @@ type epochTracker struct {
 	epoch    int
 	batches  int64
 	read     int64 // batches of the pass read so far
-	done     bool // the input has ended
-	reported bool // the hook has seen the last epoch
+	done     bool  // the input has ended
+	reported bool  // the hook has seen the last epoch
 }
 
 func newTracker(i int, ps pass) *epochTracker { return &epochTracker{pass: i, stopAt: ps.stopAt} }
