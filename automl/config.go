@@ -9,6 +9,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/metrics"
+	"github.com/penstock-ml/penstock/minibatch"
 	"github.com/penstock-ml/penstock/persist/checkpoint"
 )
 
@@ -61,7 +62,10 @@ type Config struct {
 	// data, returned in Result.Pipeline.
 	Refit bool
 	// Runner runs every fit and score; its OnEpoch, if set, is called
-	// before the Callbacks. The zero value is the sequential runner.
+	// before the Callbacks. The zero value is the sequential runner. A nil
+	// Runner.Allocator means one minibatch.Pool for the whole search: the
+	// steps' per-batch outputs are reused instead of collected, so that
+	// parallel trials do not wait for the garbage collector.
 	Runner flow.Runner
 	// Callbacks take part in every fit (see Callback).
 	Callbacks []Callback
@@ -109,6 +113,9 @@ type resolved struct {
 
 func (c Config) resolve() (*resolved, error) {
 	var errs []error
+	if c.Runner.Allocator == nil {
+		c.Runner.Allocator = minibatch.NewPool()
+	}
 	if c.Pipeline == nil {
 		errs = append(errs, errors.New("no Pipeline"))
 	}

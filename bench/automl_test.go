@@ -104,7 +104,7 @@ func digitsSearch(b *testing.B, mem memory.Allocator) (automl.Config, flow.Sourc
 		Truth:      "digit",
 		Trials:     searchTrials,
 		Epochs:     5,
-		Runner:     flow.Runner{Allocator: mem},
+		// Runner.Allocator nil: the search's minibatch.Pool (the default).
 	}
 	return cfg, cache
 }

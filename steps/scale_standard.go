@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
@@ -33,8 +34,21 @@ import (
 // Transform before any fit is an error; Transform does not change the
 // step and may be called concurrently.
 type StandardScaler struct {
-	cfg scaleConfig
-	mom moments
+	cfg  scaleConfig
+	mom  moments
+	coef *coefCache // the coefficients of the current moments, for Transform
+}
+
+// coefCache keeps the coefficients that Transform last computed, with what
+// they were computed from: Transform computes them once per fitted state,
+// not once per batch, and Transforms that run at once share them safely.
+type coefCache struct{ p atomic.Pointer[coefs] }
+
+type coefs struct {
+	n                 int64
+	mean, m2          *float64 // the moments' slices they came from
+	withMean, withStd bool
+	shift, mul        []float64
 }
 
 const standardScalerName = "steps.StandardScaler"
@@ -112,7 +126,7 @@ func NewStandardScaler(opts ...ScaleOption) (*StandardScaler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &StandardScaler{cfg: cfg}
+	s := &StandardScaler{cfg: cfg, coef: &coefCache{}}
 	if err := checkOwnParams(what, s.Params(), s.Space()); err != nil {
 		return nil, err
 	}
@@ -147,8 +161,24 @@ func (s *StandardScaler) Transform(ctx context.Context, in flow.Batch) (flow.Bat
 	if s.mom.n == 0 {
 		return flow.Batch{}, fmt.Errorf("%s: transform: not fitted: fit it on data first (column %q of X)", standardScalerName, s.cfg.in)
 	}
-	shift, mul := s.coefficients()
+	shift, mul := s.cachedCoefficients()
 	return affineFeatures(ctx, standardScalerName, in, s.cfg.in, s.cfg.out, shift, mul, 0)
+}
+
+// cachedCoefficients returns the coefficients, computed once for the
+// current moments. The slices are shared: read only.
+func (s *StandardScaler) cachedCoefficients() (shift, mul []float64) {
+	if s.coef == nil || len(s.mom.mean) == 0 {
+		return s.coefficients()
+	}
+	key := coefs{n: s.mom.n, mean: &s.mom.mean[0], m2: &s.mom.m2[0], withMean: s.cfg.withMean, withStd: s.cfg.withStd}
+	if c := s.coef.p.Load(); c != nil && c.n == key.n && c.mean == key.mean && c.m2 == key.m2 &&
+		c.withMean == key.withMean && c.withStd == key.withStd {
+		return c.shift, c.mul
+	}
+	key.shift, key.mul = s.coefficients()
+	s.coef.p.Store(&key)
+	return key.shift, key.mul
 }
 
 // coefficients returns what the features are shifted by and then
@@ -201,7 +231,7 @@ func (s *StandardScaler) Scale() []float64 {
 }
 
 // Replica returns an unfitted scaler with the same configuration.
-func (s *StandardScaler) Replica() flow.Step { return &StandardScaler{cfg: s.cfg} }
+func (s *StandardScaler) Replica() flow.Step { return &StandardScaler{cfg: s.cfg, coef: &coefCache{}} }
 
 // Merge folds the statistics of replicas (StandardScalers, from Replica)
 // into the receiver's. It changes nothing when it fails: a replica of
@@ -224,7 +254,7 @@ func (s *StandardScaler) Merge(replicas []flow.Step) error {
 
 // Copy returns an independent scaler in the same state.
 func (s *StandardScaler) Copy() flow.Step {
-	return &StandardScaler{cfg: s.cfg, mom: s.mom.clone()}
+	return &StandardScaler{cfg: s.cfg, mom: s.mom.clone(), coef: &coefCache{}}
 }
 
 // Reset forgets the fitted statistics.
