@@ -69,16 +69,17 @@ type sourceConfig struct {
 	rowGroups []int
 
 	// Stages, splits and steps.
-	seed       uint64
-	classLabel string
-	stratify   int8 // 0 automatic, 1 required, -1 off
-	window     int64
-	validation int64
-	gap        int64
-	windowRows int
-	maxBytes   int64
-	targets    []string // names of the re-sampling targets given, for errors
-	target     resampleTarget
+	seed        uint64
+	classLabel  string
+	stratify    int8 // 0 automatic, 1 required, -1 off
+	window      int64
+	validation  int64
+	gap         int64
+	windowRows  int
+	shuffleRows int
+	maxBytes    int64
+	targets     []string // names of the re-sampling targets given, for errors
+	target      resampleTarget
 
 	given []string // names of the options given, in order
 	err   error    // the first invalid option value
@@ -218,7 +219,7 @@ func WithInputs(names ...string) Option {
 // WithBatchRows sets the number of rows per batch; the last batch may be
 // shorter. The default is DefaultBatchRows (1024). CSV and Parquet; the IPC
 // sources keep the batches as they were written (re-batch them with
-// NewRebatcher if needed).
+// NewRebatcher if needed). Epochs re-batches to n rows.
 func WithBatchRows(n int) Option {
 	return func(c *sourceConfig) { c.batchRows = n; c.note("WithBatchRows", nil) }
 }

@@ -43,20 +43,12 @@ func run(ctx context.Context, mem memory.Allocator, path string, epochs int) (fl
 	if err != nil {
 		return 0, err
 	}
-	batches, err := minibatch.NewRebatcher(train, 32, minibatch.Keep, alloc)
+	// Batches of 32 rows, reshuffled every epoch.
+	stream, err := minibatch.Epochs(train, epochs, minibatch.WithBatchRows(32), minibatch.WithShuffleRows(2048), alloc)
 	if err != nil {
 		return 0, err
 	}
-	defer batches.Close()
-	shuffled, err := minibatch.Shuffle(batches, 2048, minibatch.WithSeed(1), alloc)
-	if err != nil {
-		return 0, err
-	}
-	defer shuffled.Close()
-	stream, err := minibatch.Repeat(shuffled, epochs) // reshuffled each epoch
-	if err != nil {
-		return 0, err
-	}
+	defer stream.Close()
 	p, err := flow.NewPipeline([]flow.Node{
 		flow.Named("pack", &minibatch.PackStep{Out: "pixels", Cols: pixels}),
 		flow.Named("scale", &scaler{}, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)), // fitted first

@@ -38,8 +38,7 @@ func (s *scaler) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error
 	mean, inv := make([]float32, len(s.sum)), make([]float32, len(s.sum))
 	for j := range s.sum {
 		m := s.sum[j] / s.n
-		sd := math.Sqrt(max(s.sumSq[j]/s.n-m*m, 0))
-		mean[j], inv[j] = float32(m), float32(1/cmp.Or(sd, 1))
+		mean[j], inv[j] = float32(m), float32(1/cmp.Or(math.Sqrt(max(s.sumSq[j]/s.n-m*m, 0)), 1))
 	}
 	return minibatch.MapRows(ctx, b, "pixels", "pixels", len(s.sum), func(x, z []float32) {
 		for j, v := range x {
@@ -53,7 +52,7 @@ func (s *scaler) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error
 type softmax struct {
 	classes int
 	rate    float32
-	w       [][]float32 // a row per class: a weight per feature, then the bias
+	w       []float32 // a row per class: a weight per feature, then the bias
 }
 
 func (m *softmax) Fit(_ context.Context, b flow.Batch) error {
@@ -65,14 +64,10 @@ func (m *softmax) Fit(_ context.Context, b flow.Batch) error {
 	if err != nil {
 		return err
 	}
-	grad := make([][]float32, m.classes)
-	for k := range grad {
-		grad[k] = make([]float32, x.Cols+1)
-		if len(m.w) <= k {
-			m.w = append(m.w, make([]float32, x.Cols+1))
-		}
+	if m.w == nil {
+		m.w = make([]float32, m.classes*(x.Cols+1))
 	}
-	p := make([]float32, m.classes)
+	grad, p := make([]float32, len(m.w)), make([]float32, m.classes)
 	for r, label := range y {
 		if label < 0 || label >= int64(m.classes) {
 			return fmt.Errorf("softmax: row %d has label %d, want 0 to %d", r, label, m.classes-1)
@@ -80,23 +75,23 @@ func (m *softmax) Fit(_ context.Context, b flow.Batch) error {
 		m.predict(x.Row(r), p)
 		p[label]-- // p − onehot(label): the gradient of the loss in the logits
 		for k, g := range p {
+			row := grad[k*(x.Cols+1):]
 			for j, v := range x.Row(r) {
-				grad[k][j] += g * v
+				row[j] += g * v
 			}
-			grad[k][x.Cols] += g
+			row[x.Cols] += g
 		}
 	}
-	for k, gk := range grad { // one step per batch: mini-batch SGD
-		for j, g := range gk {
-			m.w[k][j] -= m.rate * g / float32(x.Rows)
-		}
+	for i, g := range grad { // one step per batch: mini-batch SGD
+		m.w[i] -= m.rate * g / float32(x.Rows)
 	}
 	return nil
 }
 
 // predict writes the class probabilities of the features x into p.
 func (m *softmax) predict(x, p []float32) {
-	for k, w := range m.w {
+	for k := range p {
+		w := m.w[k*(len(x)+1):]
 		p[k] = w[len(x)]
 		for j, v := range x {
 			p[k] += w[j] * v
