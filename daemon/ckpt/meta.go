@@ -37,15 +37,29 @@ type Meta struct {
 	Extra map[string]string
 }
 
-// metaJSON is Meta's form in the file: every member is named, so that the
-// strict decoder refuses a member it does not know.
+// metaJSON is Meta's form in the file; decodeMeta reads it member by
+// member, so that a member it does not know, one whose name differs in
+// case, or one given twice is refused (encoding/json alone matches names
+// without regard to case, and lets the last of two win).
 type metaJSON struct {
 	FormatVersion int               `json:"format_version"`
 	Batches       int64             `json:"batches"`
 	Positions     map[string][]byte `json:"positions"`
 	Version       int64             `json:"version"`
 	Time          time.Time         `json:"time"`
-	Extra         map[string]string `json:"extra,omitempty"`
+	Extra         map[string]string `json:"extra"`
+}
+
+// members returns where each member of j decodes to, by its exact name.
+func (j *metaJSON) members() map[string]any {
+	return map[string]any{
+		"format_version": &j.FormatVersion,
+		"batches":        &j.Batches,
+		"positions":      &j.Positions,
+		"version":        &j.Version,
+		"time":           &j.Time,
+		"extra":          &j.Extra,
+	}
 }
 
 // encodeMeta returns m's JSON.
@@ -64,19 +78,15 @@ func encodeMeta(m Meta) ([]byte, error) {
 }
 
 // decodeMeta decodes a Meta's JSON strictly: one object, every member
-// known, format_version 1, and what check requires.
+// known by its exact name and given once, format_version 1, and what
+// check requires.
 func decodeMeta(b []byte) (Meta, error) {
 	if len(b) > MaxMetaBytes {
 		return Meta{}, fmt.Errorf("meta %q: %d bytes, over the limit of %d", MetaName, len(b), MaxMetaBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var j metaJSON
-	if err := dec.Decode(&j); err != nil {
+	j, err := decodeMetaJSON(b)
+	if err != nil {
 		return Meta{}, fmt.Errorf("meta %q: %w", MetaName, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Meta{}, fmt.Errorf("meta %q: data after its JSON object", MetaName)
 	}
 	switch {
 	case j.FormatVersion == 0:
@@ -91,6 +101,42 @@ func decodeMeta(b []byte) (Meta, error) {
 		return Meta{}, fmt.Errorf("meta %q: %w", MetaName, err)
 	}
 	return m, nil
+}
+
+func decodeMetaJSON(b []byte) (metaJSON, error) {
+	var j metaJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil {
+		return j, err
+	} else if tok != json.Delim('{') {
+		return j, fmt.Errorf("want a JSON object, got %v", tok)
+	}
+	members, seen := j.members(), map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return j, err
+		}
+		name, _ := tok.(string) // an object's keys are strings
+		dst, ok := members[name]
+		switch {
+		case !ok:
+			return j, fmt.Errorf("unknown member %q", name)
+		case seen[name]:
+			return j, fmt.Errorf("member %q given twice", name)
+		}
+		seen[name] = true
+		if err := dec.Decode(dst); err != nil {
+			return j, fmt.Errorf("member %q: %w", name, err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return j, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return j, errors.New("data after its JSON object")
+	}
+	return j, nil
 }
 
 // check refuses what a Meta may not hold.

@@ -387,7 +387,7 @@ func TestLatestSkipsBadNewest(t *testing.T) {
 			}
 			write(t, path, b)
 		}, "not a daemon checkpoint"},
-		{"unknown meta field", 0, metaWith(`{"format_version":1,"batches":3,"positions":null,"version":0,"time":"2026-01-01T00:00:00Z","shards":4}`), "unknown field"},
+		{"unknown meta field", 0, metaWith(`{"format_version":1,"batches":3,"positions":null,"version":0,"time":"2026-01-01T00:00:00Z","shards":4}`), "unknown member"},
 		{"newer meta", 0, metaWith(`{"format_version":2,"batches":3,"positions":null,"version":0,"time":"2026-01-01T00:00:00Z"}`), "newer"},
 		{"bad meta", 0, metaWith(`{"format_version":1,"batches":-3,"positions":null,"version":0,"time":"2026-01-01T00:00:00Z"}`), "batches -3"},
 	} {
