@@ -52,4 +52,3 @@ func decodeBody(ctx context.Context, o *Options, body []byte, each func(i int, b
 		}
 	}
 }
-

@@ -23,8 +23,8 @@ const (
 // Options configure a Log. The zero value of every field but Dir and
 // Schema is its default.
 type Options struct {
-	Name string        // source name, default "http"
-	Dir  string        // WAL directory (segments and the keys file); created if missing
+	Name   string        // source name, default "http"
+	Dir    string        // WAL directory (segments and the keys file); created if missing
 	Schema source.Schema // what every post must hold
 	// MaxBody bounds a post's body in bytes (default 8 MiB): over it, 413.
 	// A decoded record batch may hold at most 8×MaxBody bytes of buffers
