@@ -98,6 +98,7 @@ type env struct {
 	client *http.Client
 	rep    *recorder
 	logBuf *syncBuffer
+	closed bool
 }
 
 // newEnv opens a log in dir (a new temp dir when ""), with a checked
@@ -128,6 +129,10 @@ func newEnv(t testing.TB, dir string, mem *memory.CheckedAllocator, tweak func(*
 
 // close stops the server and closes the log (idempotent).
 func (e *env) close() {
+	if e.closed {
+		return
+	}
+	e.closed = true
 	e.srv.Close()
 	e.client.CloseIdleConnections()
 	if err := e.log.Close(); err != nil {

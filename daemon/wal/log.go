@@ -271,7 +271,7 @@ func (l *Log) commit(group []*appendReq) {
 	err := l.failed
 	seg := l.segs[len(l.segs)-1]
 	l.mu.Unlock()
-	if err == nil && seg.size >= l.o.SegmentBytes {
+	if err == nil && seg.size >= l.o.SegmentBytes && seg.size > int64(len(segMagic)) { // a segment holds at least one record
 		seg, err = l.roll(seg)
 	}
 	seq := l.nextSeq
