@@ -1,0 +1,217 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/penstock-ml/penstock/flow"
+)
+
+func TestModelsPublishAcquireRelease(t *testing.T) {
+	ctx := deadline(t)
+	tr := &tracker{}
+	m := NewModels(ModelOptions{Pool: 2})
+	if _, err := m.Acquire(); !errors.Is(err, ErrNoModel) {
+		t.Fatalf("Acquire before Publish: %v; want ErrNoModel", err)
+	}
+	if got := m.Version(); got != 0 {
+		t.Fatalf("Version before Publish = %d; want 0", got)
+	}
+	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.ID() != 1 || m.Version() != 1 {
+		t.Fatalf("acquired version %d, Version %d; want 1, 1", v1.ID(), m.Version())
+	}
+	if err := m.Publish(newPipe(t, tr, 2, 8), 2); err != nil {
+		t.Fatal(err)
+	}
+	if m.Version() != 2 {
+		t.Fatalf("Version after the second Publish = %d; want 2", m.Version())
+	}
+	// v1 is superseded but held: still set up, and usable.
+	if _, downs := tr.teardowns(1); downs != 0 {
+		t.Fatalf("version 1 torn down %d times while a request holds it; want 0", downs)
+	}
+	p, err := v1.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1.Put(p)
+	v1.Release(ctx)
+	if values, downs := tr.teardowns(1); values != 1 || downs != 1 {
+		t.Fatalf("version 1 after its last release: %d step values, %d teardowns; want 1, 1", values, downs)
+	}
+	if _, downs := tr.teardowns(2); downs != 0 {
+		t.Fatalf("current version 2 torn down %d times; want 0", downs)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Acquire(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Acquire after Close: %v; want ErrClosed", err)
+	}
+	if err := m.Publish(newPipe(t, nil, 3, 8), 3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close: %v; want ErrClosed", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v; want nil", err)
+	}
+	tr.check(t)
+}
+
+func TestModelsPublishSetupFails(t *testing.T) {
+	tr := &tracker{}
+	m := NewModels(ModelOptions{})
+	defer m.Close()
+	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
+		t.Fatal(err)
+	}
+	bad := newPipe(t, nil, 2, 8)
+	bad.Step("add").(*addStep).failSetup = true
+	err := m.Publish(bad, 2)
+	if err == nil || !contains(err.Error(), "version 2", "no device", "version 1 stays") {
+		t.Fatalf("Publish of a pipeline whose Setup fails: %v; want an error naming version 2, the cause and that version 1 stays", err)
+	}
+	if m.Version() != 1 {
+		t.Fatalf("Version after a failed Publish = %d; want 1", m.Version())
+	}
+	v, err := m.Acquire()
+	if err != nil || v.ID() != 1 {
+		t.Fatalf("Acquire after a failed Publish: version %v, %v; want 1", v, err)
+	}
+	v.Release(t.Context())
+	if err := m.Publish(nil, 3); err == nil {
+		t.Fatal("Publish(nil): no error")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr.check(t)
+}
+
+func TestModelsPool(t *testing.T) {
+	ctx := deadline(t)
+	tr := &tracker{}
+	m := NewModels(ModelOptions{Pool: 3})
+	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Copies() != 1 {
+		t.Fatalf("copies after Publish = %d; want 1 (the published pipeline)", v.Copies())
+	}
+	seen := map[*flow.Pipeline]bool{}
+	var taken []*flow.Pipeline
+	for i := range 3 {
+		p, err := v.Take(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("Take %d gave a copy already taken", i)
+		}
+		seen[p] = true
+		taken = append(taken, p)
+	}
+	if v.Copies() != 3 {
+		t.Fatalf("copies after 3 Takes = %d; want 3", v.Copies())
+	}
+	steps := map[flow.Step]bool{}
+	for _, p := range taken {
+		steps[p.Step("add")] = true
+	}
+	if len(steps) != 3 {
+		t.Fatalf("3 copies share their step: %d distinct add steps; want 3", len(steps))
+	}
+	// All busy: a fourth waits, until its context ends...
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	_, err = v.Take(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Take with every copy busy: %v; want context.DeadlineExceeded", err)
+	}
+	if v.Copies() != 3 {
+		t.Fatalf("copies after a waiting Take = %d; want 3", v.Copies())
+	}
+	// ...or until one is given back.
+	got := make(chan *flow.Pipeline)
+	go func() {
+		p, err := v.Take(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- p
+	}()
+	time.Sleep(10 * time.Millisecond)
+	v.Put(taken[1])
+	if p := <-got; p != taken[1] {
+		t.Fatalf("the waiting Take got %p; want the copy given back %p", p, taken[1])
+	}
+	for _, p := range taken { // taken[1] is the waiting Take's now
+		v.Put(p)
+	}
+	v.Release(ctx)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if values, downs := tr.teardowns(1); values != 3 || downs != 3 {
+		t.Fatalf("after Close: %d step values, %d teardowns; want 3, 3 (each copy once)", values, downs)
+	}
+	tr.check(t)
+}
+
+func TestModelsCloseWaitsForRequests(t *testing.T) {
+	ctx := deadline(t)
+	tr := &tracker{}
+	m := NewModels(ModelOptions{Pool: 1})
+	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a request holds version 1", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := m.Acquire(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Acquire during Close: %v; want ErrClosed", err)
+	}
+	if _, downs := tr.teardowns(1); downs != 0 {
+		t.Fatalf("version 1 torn down %d times while held; want 0", downs)
+	}
+	v.Release(ctx)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not return after the last release")
+	}
+	tr.check(t)
+}
+
+func contains(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,228 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/penstock-ml/penstock/daemon/source"
+	"github.com/penstock-ml/penstock/flow"
+)
+
+// The HTTP protocol of the ingest endpoint.
+const (
+	// Path is where Handler serves (other paths are 404).
+	Path = "/v1/ingest"
+	// ContentType is the media type of a post's body (parameters ignored).
+	ContentType = "application/vnd.apache.arrow.stream"
+	// KeyHeader carries the idempotency key of a post.
+	KeyHeader = "Idempotency-Key"
+	// ReplayedHeader is "true" on the 202 answer to a post whose key was
+	// already appended: the post was not appended again.
+	ReplayedHeader = "Idempotent-Replayed"
+	// RetryAfter is the Retry-After of a 503, in seconds.
+	RetryAfter = "1"
+)
+
+// Answer is the JSON body of every answer of the handler.
+type Answer struct {
+	Status string `json:"status"`           // "accepted", "duplicate" or "error"
+	Record int64  `json:"record,omitempty"` // sequence number of the post's record (accepted, duplicate)
+	Error  string `json:"error,omitempty"`  // what is wrong (error)
+	Column string `json:"column,omitempty"` // the column that does not match (422)
+}
+
+// Handler returns the HTTP handler of POST /v1/ingest. See the package
+// documentation for its statuses.
+func (l *Log) Handler() http.Handler { return http.HandlerFunc(l.serve) }
+
+func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != Path {
+		http.NotFound(w, r)
+		return
+	}
+	key := r.Header.Get(KeyHeader)
+	where := fmt.Sprintf("wal %q: %s %s from %s", l.o.Name, r.Method, r.URL.Path, r.RemoteAddr)
+	if key != "" {
+		where += fmt.Sprintf(" (%s %q)", KeyHeader, key)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		l.fail(w, http.StatusMethodNotAllowed, "", fmt.Errorf("%s: method %s, want POST", where, r.Method), "")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ContentType {
+		l.fail(w, http.StatusUnsupportedMediaType, source.ReasonType,
+			fmt.Errorf("%s: Content-Type %q, want %s", where, r.Header.Get("Content-Type"), ContentType), "")
+		return
+	}
+	if len(key) > MaxKeyBytes {
+		l.fail(w, http.StatusBadRequest, source.ReasonDecode,
+			fmt.Errorf("%s: %s of %d bytes, want at most %d", where, KeyHeader, len(key), MaxKeyBytes), "")
+		return
+	}
+	if r.ContentLength > l.o.MaxBody {
+		l.fail(w, http.StatusRequestEntityTooLarge, source.ReasonTooBig,
+			fmt.Errorf("%s: body of %d bytes, want at most %d (MaxBody)", where, r.ContentLength, l.o.MaxBody), "")
+		return
+	}
+	if code, reason, err := l.refusal(); err != nil {
+		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
+		return
+	}
+	hint := 4096
+	if r.ContentLength > 0 {
+		hint = int(r.ContentLength) + 1 // +1: ReadFrom then sees the end without growing
+	}
+	buf := bytes.NewBuffer(newRecordBuf(key, hint))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, l.o.MaxBody)); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			l.fail(w, http.StatusRequestEntityTooLarge, source.ReasonTooBig,
+				fmt.Errorf("%s: body over %d bytes (MaxBody)", where, l.o.MaxBody), "")
+			return
+		}
+		l.fail(w, http.StatusBadRequest, source.ReasonIO, fmt.Errorf("%s: reading the body: %w", where, err), "")
+		return
+	}
+	rec := buf.Bytes()
+	if key != "" {
+		if seq, ok := l.appended(key); ok {
+			l.duplicate(w, where, seq)
+			return
+		}
+	}
+	err := decodeBody(r.Context(), &l.o, rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
+		b.Release()
+		return nil
+	})
+	if se, ok := errors.AsType[*source.SchemaError](err); ok {
+		l.fail(w, http.StatusUnprocessableEntity, source.ReasonSchema, fmt.Errorf("%s: %w", where, err), se.Column)
+		return
+	}
+	if err != nil {
+		l.fail(w, http.StatusBadRequest, source.ReasonDecode, fmt.Errorf("%s: bad Arrow IPC stream: %w", where, err), "")
+		return
+	}
+	req, dup, code, reason, err := l.admit(r, key, rec)
+	switch {
+	case err != nil:
+		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
+		return
+	case req == nil:
+		l.duplicate(w, where, dup)
+		return
+	}
+	l.appendc <- req
+	select {
+	case res := <-req.done:
+		if res.err != nil {
+			l.fail(w, http.StatusInternalServerError, source.ReasonIO, fmt.Errorf("%s: %w", where, res.err), "")
+			return
+		}
+		answer(w, http.StatusAccepted, Answer{Status: "accepted", Record: res.seq})
+	case <-r.Context().Done():
+		// The client is gone; the post is appended all the same, and a
+		// retry with its key is answered as a duplicate.
+	}
+}
+
+// refusal says why no post is taken now: draining (after Run's drain
+// closed), closed, or the writer failed.
+func (l *Log) refusal() (int, source.Reason, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refusalLocked()
+}
+
+func (l *Log) refusalLocked() (int, source.Reason, error) {
+	switch {
+	case l.failed != nil:
+		return http.StatusServiceUnavailable, source.ReasonIO, l.failed
+	case l.closed:
+		return http.StatusServiceUnavailable, source.ReasonDrained, errors.New("the log is closed")
+	case l.draining:
+		return http.StatusServiceUnavailable, source.ReasonDrained, errors.New("draining: no new posts are taken")
+	}
+	return 0, "", nil
+}
+
+// appended returns the seq of the record of key, if it was committed.
+func (l *Log) appended(key string) (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq, ok := l.keys.seqs[key]
+	return seq, ok
+}
+
+// admit takes the post (rec, with key) for the writer, or says why not:
+// a duplicate of a committed key (req nil, its seq), or a refusal. A post
+// whose key is being appended by another waits for that one's outcome.
+func (l *Log) admit(r *http.Request, key string, rec []byte) (req *appendReq, dup int64, code int, reason source.Reason, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		if code, reason, err := l.refusalLocked(); err != nil {
+			return nil, 0, code, reason, err
+		}
+		if key == "" {
+			break
+		}
+		if seq, ok := l.keys.seqs[key]; ok {
+			return nil, seq, 0, "", nil
+		}
+		ch, busy := l.inflight[key]
+		if !busy {
+			break
+		}
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			l.mu.Lock()
+			return nil, 0, http.StatusServiceUnavailable, source.ReasonIO, fmt.Errorf("gave up waiting for a post with the same key: %w", context.Cause(r.Context()))
+		}
+		l.mu.Lock()
+	}
+	size := int64(len(rec))
+	if p := l.pendingLocked(); p > 0 && p+size > l.o.MaxPending {
+		return nil, 0, http.StatusServiceUnavailable, source.ReasonFull,
+			fmt.Errorf("full: %d bytes pending, %d more would exceed MaxPending (%d)", p, size, l.o.MaxPending)
+	}
+	if key != "" {
+		l.inflight[key] = make(chan struct{})
+	}
+	l.admitted++
+	l.queued += size
+	return &appendReq{rec: rec, key: key, done: make(chan appendResult, 1)}, 0, 0, "", nil
+}
+
+func (l *Log) duplicate(w http.ResponseWriter, where string, seq int64) {
+	l.o.Reporter.Rejected(l.o.Name, source.ReasonDup, fmt.Errorf("%s: already appended as record %d: not appended again", where, seq))
+	w.Header().Set(ReplayedHeader, "true")
+	answer(w, http.StatusAccepted, Answer{Status: "duplicate", Record: seq})
+}
+
+// fail answers an error (reported as reason, unless it is empty).
+func (l *Log) fail(w http.ResponseWriter, code int, reason source.Reason, err error, column string) {
+	if reason != "" {
+		l.o.Reporter.Rejected(l.o.Name, reason, err)
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfter)
+	}
+	answer(w, code, Answer{Status: "error", Error: err.Error(), Column: column})
+}
+
+func answer(w http.ResponseWriter, code int, a Answer) {
+	body, _ := json.Marshal(a)
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body)
+}

@@ -1,0 +1,365 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/penstock-ml/penstock/daemon/source"
+)
+
+// maxGroupBytes bounds the records that one group commit writes.
+const maxGroupBytes = 8 << 20
+
+// ErrClosed is returned by Run when the log is closed under it.
+var ErrClosed = errors.New("wal: log closed")
+
+// Log is the write-ahead log of HTTP posts and the source.Source that
+// reads it. See the package documentation for its contract.
+type Log struct {
+	o Options
+
+	appendc    chan *appendReq // to the writer; closed by Close
+	writerDone chan struct{}   // closed when the writer has returned
+
+	mu        sync.Mutex
+	segs      []*segment // live segments by first seq; the last is written
+	keys      *keyIndex
+	inflight  map[string]chan struct{} // keys of admitted, uncommitted posts; closed when done
+	admitted  int                      // posts admitted and not yet committed or failed
+	queued    int64                    // their record bytes
+	readPos   int64                    // logical offset up to which Run has sent (pending = end + queued - readPos)
+	draining  bool
+	closed    bool
+	failed    error         // the writer's sticky error
+	notify    chan struct{} // closed and replaced at each commit and change of state
+	running   bool          // Run was called
+	cursorSeg int64         // first seq of the segment Run reads (-1: none)
+	positions []Pos         // the last KeepPositions positions given to Durable
+
+	// owned by the writer goroutine
+	f       *os.File
+	nextSeq int64
+	buf     []byte
+
+	records atomic.Int64
+	fsyncs  atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type appendReq struct {
+	rec  []byte // a record made by newRecordBuf, sealed by the writer
+	key  string
+	done chan appendResult // buffered: the writer never blocks on it
+}
+
+type appendResult struct {
+	seq int64
+	err error
+}
+
+var _ source.Source = (*Log)(nil)
+
+// Open opens (or creates) the log in o.Dir and recovers it: it verifies
+// every record of every segment (length, CRC, sequence), truncates the
+// last segment at its first record that does not verify (a torn write
+// from a crash; logged with the bytes dropped), refuses a record that does
+// not verify in an older segment (an error naming the segment and the
+// offset: that is damage, not a crash), and rebuilds the index of
+// idempotency keys from the keys file and the segments. It starts the
+// writer goroutine, which Close stops.
+func Open(o Options) (*Log, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal %q: %w", o.Name, err)
+	}
+	l := &Log{
+		o:          o,
+		appendc:    make(chan *appendReq, 1024),
+		writerDone: make(chan struct{}),
+		keys:       newKeyIndex(o.MaxKeys),
+		inflight:   map[string]chan struct{}{},
+		notify:     make(chan struct{}),
+		cursorSeg:  -1,
+	}
+	if err := l.recover(); err != nil {
+		return nil, fmt.Errorf("wal %q: open %s: %w", o.Name, o.Dir, err)
+	}
+	go l.writer()
+	return l, nil
+}
+
+func (l *Log) recover() error {
+	dir := l.o.Dir
+	if err := os.Remove(filepath.Join(dir, keysTemp)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	keysPath := filepath.Join(dir, keysName)
+	if data, err := os.ReadFile(keysPath); err == nil {
+		if err := l.keys.unmarshal(data); err != nil {
+			return fmt.Errorf("keys file %s: %v; it holds the idempotency keys of deleted segments: "+
+				"remove it to start without them (retries of their posts would then be appended again)", keysPath, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	fromFile := l.keys.lastSeq()
+	segs, err := listSegments(dir)
+	if err != nil {
+		return err
+	}
+	next := fromFile + 1
+	var records int64
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		if i > 0 && seg.first != next {
+			return fmt.Errorf("segment %s starts at record %d, want %d (the segment before ends there): a segment is missing or damaged", seg.path, seg.first, next)
+		}
+		res, err := scanSegment(seg, func(key []byte, seq int64) {
+			if seq > fromFile {
+				l.keys.add(string(key), seq)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("segment %s: %w", seg.path, err)
+		}
+		if res.bad != nil {
+			if !last {
+				return fmt.Errorf("segment %s: %w; it is not the last segment, so this is damage rather than a torn write: "+
+					"restore the segment, or move it and the segments after it away to start without their records", seg.path, res.bad)
+			}
+			if err := truncateTail(seg.path, res.size); err != nil {
+				return err
+			}
+			l.o.Log.Warn("wal truncated a torn tail", "source", l.o.Name, "segment", seg.path,
+				"offset", res.size, "dropped_bytes", res.fileLen-res.size, "err", res.bad)
+		}
+		records += res.next - seg.first
+		seg.size = res.size
+		if i > 0 {
+			seg.base = segs[i-1].base + segs[i-1].size
+		}
+		next = res.next
+	}
+	l.nextSeq = max(next, 1) // sequence numbers start at 1
+	if len(segs) == 0 {
+		f, err := createSegment(dir, l.nextSeq)
+		if err != nil {
+			return err
+		}
+		l.f = f
+		segs = []*segment{{first: l.nextSeq, path: filepath.Join(dir, segName(l.nextSeq)), size: int64(len(segMagic))}}
+	} else {
+		last := segs[len(segs)-1]
+		f, err := os.OpenFile(last.path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		if last.size < int64(len(segMagic)) { // torn in its header: a crash while it was created
+			if _, err = f.WriteAt([]byte(segMagic), 0); err == nil {
+				err = datasync(f)
+			}
+			last.size = int64(len(segMagic))
+		}
+		if err == nil {
+			_, err = f.Seek(last.size, io.SeekStart)
+		}
+		if err != nil {
+			f.Close()
+			return err
+		}
+		l.f = f
+	}
+	l.segs = segs
+	l.readPos = segs[0].base
+	l.o.Log.Info("wal open", "source", l.o.Name, "dir", dir, "segments", len(segs),
+		"records", records, "next_record", l.nextSeq, "keys", l.keys.len())
+	return nil
+}
+
+// truncateTail cuts the file at path to size bytes and fsyncs it.
+func truncateTail(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("truncating the torn tail of %s at byte %d: %w", path, size, err)
+	}
+	return nil
+}
+
+// Name returns the source's name (Options.Name).
+func (l *Log) Name() string { return l.o.Name }
+
+// Stats are counters of the log since Open.
+type Stats struct {
+	Records int64 // records appended (posts acknowledged)
+	Fsyncs  int64 // group commits: one fsync each
+	Pending int64 // bytes accepted but not yet sent out by Run (see Options.MaxPending)
+}
+
+// Stats returns the log's counters. Records/Fsyncs is the number of posts
+// per fsync.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{Records: l.records.Load(), Fsyncs: l.fsyncs.Load(), Pending: l.pendingLocked()}
+}
+
+func (l *Log) pendingLocked() int64 {
+	last := l.segs[len(l.segs)-1]
+	return last.base + last.size + l.queued - l.readPos
+}
+
+// broadcastLocked wakes every waiter on l.notify.
+func (l *Log) broadcastLocked() {
+	close(l.notify)
+	l.notify = make(chan struct{})
+}
+
+// writer appends the admitted posts, one group (everything that queued up
+// meanwhile, up to maxGroupBytes) per write and fsync.
+func (l *Log) writer() {
+	defer close(l.writerDone)
+	var group []*appendReq
+	for {
+		req, ok := <-l.appendc
+		if !ok {
+			return
+		}
+		group = append(group[:0], req)
+		size := len(req.rec)
+	gather:
+		for size < maxGroupBytes {
+			select {
+			case r, ok := <-l.appendc:
+				if !ok {
+					break gather
+				}
+				group = append(group, r)
+				size += len(r.rec)
+			default:
+				break gather
+			}
+		}
+		l.commit(group)
+		clear(group)
+	}
+}
+
+// commit writes group to the current segment (rolling first if it is
+// full), fsyncs it and answers every post of it.
+func (l *Log) commit(group []*appendReq) {
+	l.mu.Lock()
+	err := l.failed
+	seg := l.segs[len(l.segs)-1]
+	l.mu.Unlock()
+	if err == nil && seg.size >= l.o.SegmentBytes && seg.size > int64(len(segMagic)) { // a segment holds at least one record
+		seg, err = l.roll(seg)
+	}
+	seq := l.nextSeq
+	if err == nil {
+		l.buf = l.buf[:0]
+		for _, r := range group {
+			sealRecord(r.rec, seq)
+			seq++
+			l.buf = append(l.buf, r.rec...)
+		}
+		if _, err = l.f.Write(l.buf); err == nil {
+			err = datasync(l.f)
+		}
+		l.fsyncs.Add(1)
+		if err != nil {
+			err = fmt.Errorf("wal %q: appending to %s: %w (the log takes no more posts; restart to recover it)", l.o.Name, seg.path, err)
+			l.o.Log.Error("wal append failed", "source", l.o.Name, "segment", seg.path, "err", err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil && l.failed == nil {
+		l.failed = err
+	}
+	seq = l.nextSeq
+	for _, r := range group {
+		res := appendResult{seq: seq, err: err}
+		if err == nil {
+			if r.key != "" {
+				l.keys.add(r.key, seq)
+			}
+			seq++
+		}
+		if r.key != "" {
+			close(l.inflight[r.key])
+			delete(l.inflight, r.key)
+		}
+		l.admitted--
+		l.queued -= int64(len(r.rec))
+		r.done <- res
+	}
+	if err == nil {
+		seg.size += int64(len(l.buf))
+		l.records.Add(int64(len(group)))
+		l.nextSeq = seq
+	}
+	l.broadcastLocked()
+}
+
+// roll closes the full segment seg and starts the next one.
+func (l *Log) roll(seg *segment) (*segment, error) {
+	f, err := createSegment(l.o.Dir, l.nextSeq)
+	if err != nil {
+		return seg, fmt.Errorf("wal %q: %w", l.o.Name, err)
+	}
+	if err := l.f.Close(); err != nil {
+		l.o.Log.Warn("wal closing a full segment", "source", l.o.Name, "segment", seg.path, "err", err)
+	}
+	l.f = f
+	next := &segment{first: l.nextSeq, path: filepath.Join(l.o.Dir, segName(l.nextSeq)), base: seg.base + seg.size, size: int64(len(segMagic))}
+	l.mu.Lock()
+	l.segs = append(l.segs, next)
+	l.mu.Unlock()
+	l.o.Log.Info("wal segment", "source", l.o.Name, "segment", next.path, "previous_bytes", seg.size)
+	return next, nil
+}
+
+// Close refuses new posts (503), waits until the posts already admitted
+// are committed and answered, stops the writer and closes the segment
+// file. Call it after Run has returned (a Run still waiting returns
+// ErrClosed). Close may be called more than once.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.broadcastLocked()
+		for l.admitted > 0 {
+			ch := l.notify
+			l.mu.Unlock()
+			<-ch
+			l.mu.Lock()
+		}
+		l.mu.Unlock()
+		close(l.appendc)
+		<-l.writerDone
+		if err := l.f.Close(); err != nil {
+			l.closeErr = fmt.Errorf("wal %q: close: %w", l.o.Name, err)
+		}
+	})
+	return l.closeErr
+}
