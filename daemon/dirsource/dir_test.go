@@ -440,3 +440,41 @@ func TestLifecycleAndOptions(t *testing.T) {
 		}
 	}
 }
+
+// A file that looks complete (its closing magic is there) but does not
+// read is not rejected before it has settled: it may still be being
+// written. Rewritten whole meanwhile, it is taken; left bad, it is
+// rejected once Settle has passed.
+func TestLooksCompleteButIsNot(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	const settle = 300 * time.Millisecond
+	rec := newRecorder()
+	d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.Settle = settle })
+	r := start(t, d, nil)
+	defer r.stop(t)
+	path := filepath.Join(dir, "a.arrow")
+	fake := "ARROW1\x00\x00" + strings.Repeat("\x00", 40) + "\x10\x00\x00\x00ARROW1"
+	writeFile(t, path, fake)
+	r.quiet(t, settle/2)
+	if got := rec.list(); len(got) != 0 {
+		t.Fatalf("rejected %q before Settle; want it given time to be written", got)
+	}
+	writeIPCFile(t, path, 0, 1, 3)
+	if got := rowsOf(r.recv(t, 1)); !slices.Equal(got, seq(0, 3)) {
+		t.Fatalf("rows %v; want %v", got, seq(0, 3))
+	}
+	began := time.Now()
+	writeFile(t, filepath.Join(dir, "b.arrow"), fake)
+	select {
+	case <-rec.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("bad b.arrow not rejected in 10 s")
+	}
+	if waited := time.Since(began); waited < settle {
+		t.Fatalf("b.arrow rejected after %v; want at least Settle %v", waited, settle)
+	}
+	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"b.arrow"`) {
+		t.Fatalf("reported %q; want b.arrow rejected", got)
+	}
+}

@@ -186,14 +186,12 @@ func (d *Dir) open(f *os.File, size int64, name, format string) (tableSource, *a
 		}
 		return s, s.FileSchema(), nil
 	case "csv":
-		fields, err := d.csvFields(f, name)
+		// Read no further than the size checked, should the file grow.
+		fields, err := d.csvFields(io.NewSectionReader(f, 0, size), name)
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, nil, reject(source.ReasonIO, fmt.Errorf("dirsource %q: file %q: %w", d.o.Name, name, err))
-		}
-		s, err := minibatch.NewCSV(f, append(opts, minibatch.WithHeader(true), minibatch.WithSchema(fields))...)
+		s, err := minibatch.NewCSV(io.NewSectionReader(f, 0, size), append(opts, minibatch.WithHeader(true), minibatch.WithSchema(fields))...)
 		if err != nil {
 			return nil, nil, d.classify(name, err)
 		}
@@ -209,8 +207,8 @@ const maxHeaderBytes = 1 << 20
 // schema's fields in the header's order, so that a file may give the
 // columns in any order; a header column that the schema lacks, or a field
 // that the header lacks, is a schema rejection naming the column.
-func (d *Dir) csvFields(f *os.File, name string) (*arrow.Schema, error) {
-	var r io.Reader = bufio.NewReader(io.LimitReader(f, d.o.MaxFileBytes))
+func (d *Dir) csvFields(f io.Reader, name string) (*arrow.Schema, error) {
+	var r io.Reader = bufio.NewReader(f)
 	br := r.(*bufio.Reader)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)

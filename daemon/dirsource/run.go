@@ -36,6 +36,7 @@ type watched struct {
 	mtime      time.Time
 	since      time.Time
 	mustSettle bool // it failed to read while it looked complete: wait for Settle
+	early      bool // taken because its format looked complete, before Settle
 }
 
 // candidate reports whether name is a file that Run may read: it matches
@@ -186,12 +187,14 @@ func (r *run) consider(e os.DirEntry) verdict {
 		w = &watched{size: info.Size(), mtime: info.ModTime(), since: now, mustSettle: must}
 		r.watch[name] = w
 	}
+	w.early = false
 	switch {
 	case r.d.o.Settle < 0:
 		return ready
-	case !w.mustSettle && r.d.complete(filepath.Join(r.d.o.Dir, name), name, info.Size()):
-		return ready
 	case now.Sub(w.since) >= r.d.o.Settle:
+		return ready
+	case !w.mustSettle && r.d.complete(filepath.Join(r.d.o.Dir, name), name, info.Size()):
+		w.early = true
 		return ready
 	}
 	return wait
@@ -250,7 +253,7 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 			delete(r.watch, name) // gone since the listing
 			return nil
 		}
-		if w := r.watch[name]; w != nil && d.o.Settle > 0 && (!w.mustSettle || changed(before, path)) {
+		if w := r.watch[name]; w != nil && d.o.Settle > 0 && (w.early || changed(before, path)) {
 			// It looked complete, or changed while it was read: it may
 			// still be being written. Wait until it settles, then decide.
 			w.mustSettle, w.since = true, time.Now()
