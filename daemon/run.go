@@ -51,7 +51,7 @@ func WithAllocator(mem memory.Allocator) Option { return func(o *options) { o.al
 func WithListening(fn func(net.Addr)) Option { return func(o *options) { o.listening = fn } }
 
 // WithCheckpointed calls fn after each durable checkpoint, from the
-// fitting goroutine (keep it short).
+// goroutine that saves checkpoints, one call at a time (keep it short).
 func WithCheckpointed(fn func(ckpt.Info)) Option { return func(o *options) { o.checkpointed = fn } }
 
 // WithBeforeRename is a fault hook for tests: fn runs after a checkpoint's
@@ -107,20 +107,27 @@ type daemon struct {
 	mux     *mux
 	closers []io.Closer
 
-	version     int64
+	// The fitting goroutine's (OnCut's) own.
 	batches     int64 // fitted in all, over restarts
 	lastCkpt    time.Time
 	lastPublish time.Time
 	sinceCkpt   int64
 	sincePub    int64
-	saved       map[string][]byte // the positions in the last checkpoint
+	started     map[string][]byte // the positions of the last save started
+	saving      chan struct{}     // closed when the save in flight ends; nil: none
+	fitCtx      context.Context
+
+	mu        sync.Mutex // guards what the saver goroutine shares
+	version   int64      // the last version reserved
+	published int64      // the version published last
+	saveErr   error      // the last save's error, nil after a success
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
 	d.metrics = serve.NewMetrics()
 	d.metrics.Log = d.log
 	d.health = serve.NewHealth()
-	d.health.Set("model", errors.New("no model loaded yet"))
+	d.health.Set(serve.CheckModel, errors.New("no model loaded yet"))
 	defer func() {
 		for i := len(d.closers) - 1; i >= 0; i-- {
 			if cerr := d.closers[i].Close(); cerr != nil && err == nil {
@@ -160,6 +167,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 
 	fitCtx, cancelFit := context.WithCancelCause(context.Background())
 	defer cancelFit(errors.New("daemon: stopped"))
+	d.fitCtx = fitCtx
 	drain := make(chan struct{})
 	d.mux = newMux(srcs, d.cfg.Checkpoint.EveryBatches, d.metrics.IngestRows)
 	d.lastCkpt, d.lastPublish = time.Now(), time.Now()
@@ -180,6 +188,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		cancelFit(cause)
 		wg.Wait()
 		d.mux.discard()
+		d.waitSave()
 	}
 	select {
 	case err := <-fitDone: // a source or a step failed: no drain
@@ -198,7 +207,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	deadline := time.Now().Add(d.cfg.DrainTimeout.D())
 	dctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	d.health.Set("draining", errors.New("draining"))
+	d.health.Set(serve.CheckDraining, errors.New("draining"))
 	close(drain)
 	select {
 	case err := <-fitDone:
@@ -225,7 +234,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err := d.models.Close(); err != nil {
 		return err
 	}
-	d.log.Info("drained", "batches", d.batches, "version", d.version)
+	d.log.Info("drained", "batches", d.batches, "version", d.published)
 	return nil
 }
 
@@ -244,7 +253,7 @@ func (d *daemon) load() (map[string][]byte, error) {
 	case err == nil:
 		model, from = loaded.Model, loaded.Meta.Positions
 		d.batches, d.version = loaded.Meta.Batches, loaded.Meta.Version
-		d.saved = from
+		d.started = from
 		d.log.Info("resume", "checkpoint", loaded.Info.Path, "batches", d.batches, "version", d.version)
 	case errors.Is(err, ckpt.ErrNoCheckpoint):
 		model, err = loadPipeline(d.cfg.Pipeline, d.reg)
@@ -370,9 +379,10 @@ func (d *daemon) scheduleCut() {
 	d.mux.schedule(due)
 }
 
-// onCut is the runner's OnCut: at a consistent cut, it checkpoints when a
-// checkpoint is due (and something changed), publishes when a publication
-// is due, and schedules the next cut.
+// onCut is the runner's OnCut: at a consistent cut, it starts a
+// checkpoint when one is due (and something changed), publishes when a
+// publication is due, and schedules the next cut. At the final cut of a
+// drain it waits for the save in flight, then saves synchronously.
 func (d *daemon) onCut(ctx context.Context, c flow.Cut) error {
 	now := time.Now()
 	fitted := d.mux.batches
@@ -385,45 +395,79 @@ func (d *daemon) onCut(ctx context.Context, c flow.Cut) error {
 	final := d.mux.final
 	due := final || !now.Before(d.lastCkpt.Add(d.cfg.Checkpoint.Every.D())) ||
 		d.cfg.Checkpoint.EveryBatches > 0 && d.sinceCkpt >= d.cfg.Checkpoint.EveryBatches
-	defer d.scheduleCut()
-	if due {
-		pos := d.mux.positions()
-		if d.sinceCkpt == 0 && samePositions(pos, d.saved) {
-			d.lastCkpt = now
-			return nil
-		}
-		if err := d.checkpoint(ctx, pos); err != nil {
-			if final {
-				return err
-			}
-			return nil // logged and counted; the next cut tries again
-		}
-		return nil
+	if final {
+		d.waitSave()
 	}
-	if d.cfg.PublishEvery > 0 && !now.Before(d.lastPublish.Add(d.cfg.PublishEvery.D())) && d.sincePub > 0 {
+	switch {
+	case due && d.saveRunning(): // the previous save is still running: retry soon
+		d.mux.schedule(now.Add(min(max(d.cfg.Checkpoint.Every.D()/10, 10*time.Millisecond), time.Second)))
+		return nil
+	case due:
+		pos := d.mux.positions()
+		if d.sinceCkpt == 0 && samePositions(pos, d.started) {
+			d.lastCkpt = now
+			break
+		}
+		if err := d.startSave(pos); err != nil {
+			return err
+		}
+		if final {
+			d.waitSave()
+			d.mu.Lock()
+			err := d.saveErr
+			d.mu.Unlock()
+			return err
+		}
+	case d.cfg.PublishEvery > 0 && !now.Before(d.lastPublish.Add(d.cfg.PublishEvery.D())) && d.sincePub > 0:
 		if err := d.publish(); err != nil {
 			d.log.Error("publish", "err", err)
 		}
 	}
+	d.scheduleCut()
 	return nil
 }
 
-// checkpoint saves the pipeline with the positions, then tells the sources
-// that the checkpoint is durable, then publishes it.
-func (d *daemon) checkpoint(ctx context.Context, pos map[string][]byte) error {
-	start := time.Now()
-	meta := ckpt.Meta{Batches: d.batches, Positions: pos, Version: d.version + 1, Time: start.UTC()}
-	info, err := d.store.Save(ctx, d.p, meta, persist.WithRegistry(d.reg))
-	d.metrics.CheckpointDone(err, time.Since(start))
+// startSave copies the pipeline (the cut is quiet: the copy is the
+// state of exactly the batches handed over) and saves the copy in the
+// background, so that the fit goes on during the marshal and the fsyncs.
+// Once the save is durable, the saver tells the sources so and publishes
+// the copy. One save runs at a time.
+func (d *daemon) startSave(pos map[string][]byte) error {
+	cp, err := flow.Copy(d.p)
 	if err != nil {
-		d.log.Error("checkpoint", "err", err, "batches", d.batches)
-		return err
+		return fmt.Errorf("daemon: checkpoint: %w", err)
+	}
+	d.mu.Lock()
+	d.version++
+	meta := ckpt.Meta{Batches: d.batches, Positions: pos, Version: d.version, Time: time.Now().UTC()}
+	d.mu.Unlock()
+	d.lastCkpt, d.started, d.sinceCkpt = time.Now(), pos, 0
+	done := make(chan struct{})
+	d.saving = done
+	go func() {
+		defer close(done)
+		d.save(cp.(*flow.Pipeline), meta)
+	}()
+	return nil
+}
+
+// save is the saver goroutine's: the checkpoint, then Durable, then the
+// publication of the saved copy (unless a newer version is out already).
+func (d *daemon) save(cp *flow.Pipeline, meta ckpt.Meta) {
+	start := time.Now()
+	info, err := d.store.Save(d.fitCtx, cp, meta, persist.WithRegistry(d.reg))
+	d.metrics.CheckpointDone(err, time.Since(start))
+	d.mu.Lock()
+	d.saveErr = err
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("checkpoint", "err", err, "batches", meta.Batches)
+		return
 	}
 	d.log.Info("checkpoint", "path", info.Path, "seq", info.Seq, "bytes", info.Bytes,
-		"batches", d.batches, "took", time.Since(start).String())
-	d.lastCkpt, d.saved, d.sinceCkpt = start, pos, 0
+		"batches", meta.Batches, "version", meta.Version, "took", time.Since(start).String())
 	for _, s := range d.mux.srcs {
-		if p := pos[s.Name()]; p != nil {
+		if p := meta.Positions[s.Name()]; p != nil {
 			if err := s.Durable(p); err != nil {
 				d.log.Error("durable", "source", s.Name(), "err", err)
 			}
@@ -432,26 +476,62 @@ func (d *daemon) checkpoint(ctx context.Context, pos map[string][]byte) error {
 	if d.o.checkpointed != nil {
 		d.o.checkpointed(info)
 	}
-	if err := d.publishAs(meta.Version); err != nil {
+	if err := d.publishCopy(cp, meta.Version); err != nil {
 		d.log.Error("publish", "err", err)
 	}
-	return nil
 }
 
-// publish publishes a copy of the pipeline as the next version.
-func (d *daemon) publish() error { return d.publishAs(d.version + 1) }
+// saveRunning reports whether a save is in flight.
+func (d *daemon) saveRunning() bool {
+	if d.saving == nil {
+		return false
+	}
+	select {
+	case <-d.saving:
+		d.saving = nil
+		return false
+	default:
+		return true
+	}
+}
 
-func (d *daemon) publishAs(v int64) error {
+// waitSave waits for the save in flight, if any.
+func (d *daemon) waitSave() {
+	if d.saving != nil {
+		<-d.saving
+		d.saving = nil
+	}
+}
+
+// publish publishes a copy of the pipeline as a new version.
+func (d *daemon) publish() error {
 	cp, err := flow.Copy(d.p)
 	if err != nil {
 		return fmt.Errorf("daemon: publish: %w", err)
 	}
-	if err := d.models.Publish(cp.(*flow.Pipeline), v); err != nil {
+	d.mu.Lock()
+	d.version++
+	v := d.version
+	d.mu.Unlock()
+	d.lastPublish, d.sincePub = time.Now(), 0
+	return d.publishCopy(cp.(*flow.Pipeline), v)
+}
+
+// publishCopy publishes cp, which nothing else holds, as version v, unless
+// a newer version is published already: the versions clients see only go
+// up.
+func (d *daemon) publishCopy(cp *flow.Pipeline, v int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v <= d.published {
+		return nil
+	}
+	if err := d.models.Publish(cp, v); err != nil {
 		return fmt.Errorf("daemon: publish version %d: %w", v, err)
 	}
-	d.version, d.lastPublish, d.sincePub = v, time.Now(), 0
+	d.published = v
 	d.metrics.ModelVersion(v)
-	d.health.Set("model", nil)
+	d.health.Set(serve.CheckModel, nil)
 	return nil
 }
 
