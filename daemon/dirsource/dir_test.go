@@ -1,6 +1,8 @@
 package dirsource_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -477,4 +479,46 @@ func TestLooksCompleteButIsNot(t *testing.T) {
 	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"b.arrow"`) {
 		t.Fatalf("reported %q; want b.arrow rejected", got)
 	}
+}
+
+// A gzip-compressed CSV file is read like a plain one, its header's
+// columns in any order.
+func TestGzipCSV(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(csvText(0, 5, "x1", "y", "x0")))
+	zw.Close()
+	writeFile(t, filepath.Join(dir, "a.csv.gz"), buf.String())
+	d := newDir(t, dir, mem, newRecorder(), nil)
+	r := start(t, d, nil)
+	gs := r.recv(t, 1)
+	r.stop(t)
+	if got := rowsOf(gs); !slices.Equal(got, seq(0, 5)) || gs[0].pos != pos("a.csv.gz", 0, true) {
+		t.Fatalf("a.csv.gz: rows %v at %s; want %v at %s", got, gs[0].pos, seq(0, 5), pos("a.csv.gz", 0, true))
+	}
+}
+
+// A Parquet file small on disk whose batches would hold more than
+// MaxFileBytes once decoded is rejected as too large.
+func TestRejectDecodedTooLarge(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	writeZerosParquet(t, filepath.Join(dir, "a.parquet"), 20000) // compresses well
+	st, _ := os.Stat(filepath.Join(dir, "a.parquet"))
+	rec := newRecorder()
+	limit := st.Size() + 100
+	d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.MaxFileBytes = limit })
+	r := start(t, d, nil)
+	defer r.stop(t)
+	select {
+	case <-rec.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a.parquet not rejected in 10 s")
+	}
+	if got := rec.list(); len(got) != 1 || !strings.HasPrefix(got[0], "too_large: ") || !strings.Contains(got[0], "hold over MaxFileBytes") {
+		t.Fatalf("reported %q; want a.parquet (%d bytes on disk) too large once decoded (limit %d)", got, st.Size(), limit)
+	}
+	r.quiet(t, 20*time.Millisecond)
 }
