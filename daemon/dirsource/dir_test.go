@@ -458,26 +458,27 @@ func TestLooksCompleteButIsNot(t *testing.T) {
 	path := filepath.Join(dir, "a.arrow")
 	fake := "ARROW1\x00\x00" + strings.Repeat("\x00", 40) + "\x10\x00\x00\x00ARROW1"
 	writeFile(t, path, fake)
+	writeIPCFile(t, filepath.Join(dir, "b.arrow"), 3, 1, 3) // waits for a.arrow
 	r.quiet(t, settle/2)
 	if got := rec.list(); len(got) != 0 {
 		t.Fatalf("rejected %q before Settle; want it given time to be written", got)
 	}
 	writeIPCFile(t, path, 0, 1, 3)
-	if got := rowsOf(r.recv(t, 1)); !slices.Equal(got, seq(0, 3)) {
-		t.Fatalf("rows %v; want %v", got, seq(0, 3))
+	if got := rowsOf(r.recv(t, 2)); !slices.Equal(got, seq(0, 6)) {
+		t.Fatalf("rows %v; want %v: a.arrow, then b.arrow", got, seq(0, 6))
 	}
 	began := time.Now()
-	writeFile(t, filepath.Join(dir, "b.arrow"), fake)
+	writeFile(t, filepath.Join(dir, "c.arrow"), fake)
 	select {
 	case <-rec.seen:
 	case <-time.After(10 * time.Second):
-		t.Fatal("bad b.arrow not rejected in 10 s")
+		t.Fatal("bad c.arrow not rejected in 10 s")
 	}
 	if waited := time.Since(began); waited < settle {
-		t.Fatalf("b.arrow rejected after %v; want at least Settle %v", waited, settle)
+		t.Fatalf("c.arrow rejected after %v; want at least Settle %v", waited, settle)
 	}
-	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"b.arrow"`) {
-		t.Fatalf("reported %q; want b.arrow rejected", got)
+	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"c.arrow"`) {
+		t.Fatalf("reported %q; want c.arrow rejected", got)
 	}
 }
 
