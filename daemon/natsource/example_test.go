@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -49,7 +50,7 @@ func Example() {
 	}
 
 	read := func(from []byte, n int) []byte {
-		src, _ := natsource.New(natsource.Options{URL: srv.ClientURL(), Stream: "TRAIN", Schema: schema})
+		src, _ := natsource.New(natsource.Options{URL: srv.ClientURL(), Stream: "TRAIN", Schema: schema, Log: slog.New(slog.DiscardHandler)})
 		defer src.Close()
 		runCtx, stop := context.WithCancel(ctx)
 		out := make(chan source.Input)
