@@ -1,6 +1,8 @@
 package dirsource_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -456,25 +458,68 @@ func TestLooksCompleteButIsNot(t *testing.T) {
 	path := filepath.Join(dir, "a.arrow")
 	fake := "ARROW1\x00\x00" + strings.Repeat("\x00", 40) + "\x10\x00\x00\x00ARROW1"
 	writeFile(t, path, fake)
+	writeIPCFile(t, filepath.Join(dir, "b.arrow"), 3, 1, 3) // waits for a.arrow
 	r.quiet(t, settle/2)
 	if got := rec.list(); len(got) != 0 {
 		t.Fatalf("rejected %q before Settle; want it given time to be written", got)
 	}
 	writeIPCFile(t, path, 0, 1, 3)
-	if got := rowsOf(r.recv(t, 1)); !slices.Equal(got, seq(0, 3)) {
-		t.Fatalf("rows %v; want %v", got, seq(0, 3))
+	if got := rowsOf(r.recv(t, 2)); !slices.Equal(got, seq(0, 6)) {
+		t.Fatalf("rows %v; want %v: a.arrow, then b.arrow", got, seq(0, 6))
 	}
 	began := time.Now()
-	writeFile(t, filepath.Join(dir, "b.arrow"), fake)
+	writeFile(t, filepath.Join(dir, "c.arrow"), fake)
 	select {
 	case <-rec.seen:
 	case <-time.After(10 * time.Second):
-		t.Fatal("bad b.arrow not rejected in 10 s")
+		t.Fatal("bad c.arrow not rejected in 10 s")
 	}
 	if waited := time.Since(began); waited < settle {
-		t.Fatalf("b.arrow rejected after %v; want at least Settle %v", waited, settle)
+		t.Fatalf("c.arrow rejected after %v; want at least Settle %v", waited, settle)
 	}
-	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"b.arrow"`) {
-		t.Fatalf("reported %q; want b.arrow rejected", got)
+	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"c.arrow"`) {
+		t.Fatalf("reported %q; want c.arrow rejected", got)
 	}
+}
+
+// A gzip-compressed CSV file is read like a plain one, its header's
+// columns in any order.
+func TestGzipCSV(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(csvText(0, 5, "x1", "y", "x0")))
+	zw.Close()
+	writeFile(t, filepath.Join(dir, "a.csv.gz"), buf.String())
+	d := newDir(t, dir, mem, newRecorder(), nil)
+	r := start(t, d, nil)
+	gs := r.recv(t, 1)
+	r.stop(t)
+	if got := rowsOf(gs); !slices.Equal(got, seq(0, 5)) || gs[0].pos != pos("a.csv.gz", 0, true) {
+		t.Fatalf("a.csv.gz: rows %v at %s; want %v at %s", got, gs[0].pos, seq(0, 5), pos("a.csv.gz", 0, true))
+	}
+}
+
+// A Parquet file small on disk whose batches would hold more than
+// MaxFileBytes once decoded is rejected as too large.
+func TestRejectDecodedTooLarge(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	writeZerosParquet(t, filepath.Join(dir, "a.parquet"), 20000) // compresses well
+	st, _ := os.Stat(filepath.Join(dir, "a.parquet"))
+	rec := newRecorder()
+	limit := st.Size() + 100
+	d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.MaxFileBytes = limit })
+	r := start(t, d, nil)
+	defer r.stop(t)
+	select {
+	case <-rec.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a.parquet not rejected in 10 s")
+	}
+	if got := rec.list(); len(got) != 1 || !strings.HasPrefix(got[0], "too_large: ") || !strings.Contains(got[0], "hold over MaxFileBytes") {
+		t.Fatalf("reported %q; want a.parquet (%d bytes on disk) too large once decoded (limit %d)", got, st.Size(), limit)
+	}
+	r.quiet(t, 20*time.Millisecond)
 }

@@ -4,9 +4,11 @@
 //
 // # When a file is taken
 //
-// Names that start with "." or end in ".tmp" or ".part" are never read:
-// producers write there and rename the file in when it is complete. Any
-// other file matching Options.Glob is taken when it is complete:
+// Only regular files directly in the inbox are read (directories, such as
+// done/ and rejected/, and symbolic links are ignored). Names that start
+// with "." or end in ".tmp" or ".part" are never read: producers write
+// there and rename the file in when it is complete. Any other file
+// matching Options.Glob is taken when it is complete:
 //
 //   - at once, when Settle is negative (the producer promises to rename
 //     complete files in);
@@ -14,9 +16,10 @@
 //     Arrow IPC file that ends with its closing "ARROW1" magic, an IPC
 //     stream that ends with the end-of-stream marker, a Parquet file that
 //     ends with "PAR1";
-//   - otherwise (CSV; an IPC or Parquet file without its end yet) once its
-//     size and modification time have stayed unchanged for Settle (default
-//     2 s).
+//   - otherwise (CSV; an IPC or Parquet file without its end yet) once Run
+//     has seen its size and modification time stay unchanged for Settle
+//     (default 2 s; counted from when Run first saw it, so a CSV file
+//     already there at start waits Settle too).
 //
 // A file that looked complete but does not read is not rejected at once:
 // it may still be being written; it is read again once it has settled,

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	pq "github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/penstock-ml/penstock/daemon/dirsource"
@@ -360,4 +361,46 @@ func writeIPCWith(w io.Writer, wrong string) error {
 		return err
 	}
 	return fw.Close()
+}
+
+// tryRecv receives one input, or reports false when none comes for 200 ms.
+func (r *running) tryRecv(t *testing.T) (got, bool) {
+	t.Helper()
+	select {
+	case in := <-r.out:
+		return read(t, in), true
+	case err := <-r.done:
+		t.Fatalf("Run returned %v; want it running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	return got{}, false
+}
+
+// writeZerosParquet writes a Parquet file of rows rows of zeros.
+func writeZerosParquet(t testing.TB, path string, rows int) {
+	t.Helper()
+	bld := array.NewRecordBuilder(memory.DefaultAllocator, testSchema().Fields)
+	defer bld.Release()
+	for range rows {
+		bld.Field(0).(*array.Float32Builder).Append(0)
+		bld.Field(1).(*array.Float32Builder).Append(0)
+		bld.Field(2).(*array.Int64Builder).Append(0)
+	}
+	rec := bld.NewRecordBatch()
+	defer rec.Release()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := pqarrow.NewFileWriter(rec.Schema(), f, pq.NewWriterProperties(pq.WithCompression(compress.Codecs.Snappy)), pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -257,6 +257,7 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 			// It looked complete, or changed while it was read: it may
 			// still be being written. Wait until it settles, then decide.
 			w.mustSettle, w.since = true, time.Now()
+			r.list = nil // list again: the files after it wait for it
 			d.o.Log.Debug("file not readable yet; waiting for it to settle", "source", d.o.Name, "file", name, "err", err)
 			return nil
 		}
