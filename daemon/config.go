@@ -257,11 +257,21 @@ func override(root map[string]any, o string) error {
 	return nil
 }
 
-// checkKeys refuses keys that t's JSON fields do not have, naming the
-// first by its full key.
+// checkKeys refuses keys that t's JSON fields do not have, and durations
+// that do not parse, naming the first by its full key.
 func checkKeys(t reflect.Type, v any, prefix string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == reflect.TypeOf(Duration(0)) { // its decoder's errors name no key
+		str, ok := v.(string)
+		if !ok {
+			return &ConfigError{Key: prefix, Err: fmt.Errorf("want a duration string such as \"5s\", got %v", v)}
+		}
+		if _, err := time.ParseDuration(str); err != nil {
+			return &ConfigError{Key: prefix, Err: err}
+		}
+		return nil
 	}
 	switch t.Kind() {
 	case reflect.Struct:

@@ -57,7 +57,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{`sources.0.colour="red"`, "sources[0].colour"},
 		{`checkpoint.keep="three"`, "checkpoint.keep"},
 		{`checkpoint.keep=1`, "checkpoint.keep"},
-		{`checkpoint.every="soon"`, ""}, // a bad duration names the value
+		{`checkpoint.every="soon"`, "checkpoint.every"},
+		{`sources.0.settle=5`, "sources[0].settle"},
 		{`checkpoint.every="1ms"`, "checkpoint.every"},
 		{`drain_timeout="2h"`, "drain_timeout"},
 		{`sources.0.type="ftp"`, "sources[0].type"},

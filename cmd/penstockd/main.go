@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -36,10 +37,11 @@ type multi []string
 func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("penstockd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	path := fs.String("config", "penstockd.json", "the configuration file")
 	check := fs.Bool("check-config", false, "validate the configuration, print it with its defaults, and exit")
 	var sets multi
@@ -49,15 +51,15 @@ func run(args []string) int {
 	}
 	cfg, err := daemon.LoadConfig(*path, sets...)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "penstockd:", err)
+		fmt.Fprintln(stderr, "penstockd:", err)
 		return 1
 	}
 	if *check {
 		out, _ := json.MarshalIndent(cfg, "", "  ")
-		fmt.Println(string(out))
+		fmt.Fprintln(stdout, string(out))
 		return 0
 	}
-	log := daemon.NewLogger(os.Stderr, cfg.Log)
+	log := daemon.NewLogger(stderr, cfg.Log)
 	ctx, stop := context.WithCancelCause(context.Background())
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
