@@ -6,8 +6,13 @@
 // A Store is a directory of files ckpt-<seq>.pst, seq in 12 digits, higher
 // newer. Each is what persist.Marshal writes (a tar archive of a manifest
 // and checksummed blobs), with the Meta as JSON in the extra blob MetaName
-// ("penstock.daemon.meta"). Save writes the next one and removes the
-// oldest beyond Options.Keep; Latest loads the newest that verifies.
+// ("penstock.daemon.meta"), followed by a 48-byte footer: "PSTCKPT1", the
+// archive's length and its SHA-256. persist checks each blob against the
+// manifest but not the manifest itself (a flipped digit of a scalar loads
+// as another model); the footer covers every byte. It lies after the tar
+// archive's end, so persist.LoadFile and tar tools still read the file.
+// Save writes the next one and removes the oldest beyond Options.Keep;
+// Latest loads the newest that verifies.
 //
 // # Durability protocol
 //
@@ -20,7 +25,7 @@
 //     above any this Store gave).
 //  2. Create the temporary file .ckpt-<seq>.tmp in the same directory
 //     (a rename is atomic only within one file system) and write the
-//     whole archive to it.
+//     archive and its footer to it.
 //  3. Sync the file: its data is on disk before any name points to it.
 //     Without it, the rename of step 5 may reach the disk before the data
 //     (delayed allocation): after a crash ckpt-<seq>.pst exists but is
@@ -64,8 +69,9 @@
 //
 // Latest lists ckpt-*.pst newest first and takes the first that loads:
 // a file over Options.MaxBytes (default 1 GiB) is refused before it is
-// read, and read with that bound; persist.Unmarshal checks the manifest
-// and every blob's size and SHA-256; the Meta is decoded strictly (an
+// read, and read with that bound; the footer's length and SHA-256 must
+// match (any truncation, any flipped bit); persist.Unmarshal checks the
+// manifest and every blob's size and SHA-256; the Meta is decoded strictly (an
 // unknown or misspelt member, a member given twice, a newer
 // format_version, negative counts are errors). Each file skipped is logged
 // at Warn, one line with its path and the reason, and the next older one

@@ -10,7 +10,9 @@ import (
 )
 
 // MetaName is the name of the extra blob (persist.WithExtra) that holds a
-// checkpoint's Meta, as JSON.
+// checkpoint's Meta, as a JSON object: format_version (MetaFormatVersion),
+// batches, positions (source name → base64 of the position's bytes),
+// version, time (RFC 3339, UTC) and extra (name → string).
 const MetaName = "penstock.daemon.meta"
 
 // MetaFormatVersion is the version of the Meta's JSON that this package

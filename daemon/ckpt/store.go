@@ -57,8 +57,9 @@ type Options struct {
 }
 
 // Store is a directory of checkpoints, ckpt-<seq>.pst, each a fitted step
-// tree saved by persist.Marshal with its Meta. See the package
-// documentation for the durability protocol.
+// tree saved by persist.Marshal with its Meta, and a footer with the
+// SHA-256 of it all. See the package documentation for the durability
+// protocol.
 //
 // Save is called from one goroutine at a time; Latest and List may not
 // run while a Save does (Latest removes temporary files).
@@ -242,10 +243,10 @@ func (s *Store) Save(ctx context.Context, step flow.Step, meta Meta, opts ...per
 		return Info{}, fmt.Errorf("ckpt: save checkpoint %d in %s: %w", seq, s.dir, err)
 	}
 	s.prune(old)
-	return Info{Seq: seq, Path: final, Bytes: int64(len(data)), Took: time.Since(start)}, nil
+	return Info{Seq: seq, Path: final, Bytes: int64(len(data) + footerBytes), Took: time.Since(start)}, nil
 }
 
-// commit writes data to final through tmp: write, Sync, Close,
+// commit writes data and its footer to final through tmp: write, Sync, Close,
 // BeforeRename, Rename, SyncDir. Where it fails before the rename, it
 // removes tmp.
 func (s *Store) commit(tmp, final string, data []byte) (err error) {
@@ -266,6 +267,9 @@ func (s *Store) commit(tmp, final string, data []byte) (err error) {
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if _, err := f.Write(footer(data)); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil { // the data is durable before its name points to it
@@ -301,8 +305,8 @@ func (s *Store) prune(old []Info) {
 
 // Latest loads the newest checkpoint that verifies: it lists the
 // checkpoint files newest first and returns the first that is at most
-// MaxBytes, reads whole, loads with persist.Unmarshal (which checks every
-// checksum) with opts (persist.WithRegistry, persist.WithLimits,
+// MaxBytes, reads whole, matches its footer's SHA-256, loads with
+// persist.Unmarshal (which checks the manifest and every blob) with opts (persist.WithRegistry, persist.WithLimits,
 // persist.WithAllocator), and holds a Meta that decodes strictly. Each
 // file skipped is logged, one line with its path and the reason. It
 // removes the temporary files that a save left (one killed before its
@@ -310,7 +314,9 @@ func (s *Store) prune(old []Info) {
 //
 // The error wraps ErrNoCheckpoint where the directory holds no checkpoint
 // file, ErrNoValidCheckpoint where none of those it holds loads (each
-// reason logged, the newest's in the error).
+// reason logged; the error also wraps the newest's, so that errors.Is
+// tells persist.ErrUnknownType, a registry that lacks a step type, from
+// persist.ErrFormat, a damaged file).
 func (s *Store) Latest(opts ...persist.Option) (*Loaded, error) {
 	es, err := s.fs.ReadDir(s.dir)
 	if err != nil {
@@ -344,8 +350,8 @@ func (s *Store) Latest(opts ...persist.Option) (*Loaded, error) {
 			first = err
 		}
 	}
-	return nil, fmt.Errorf("ckpt: latest in %s: %d checkpoint files, none loads (newest %s: %v): %w",
-		s.dir, len(infos), infos[0].Path, first, ErrNoValidCheckpoint)
+	return nil, fmt.Errorf("ckpt: latest in %s: %d checkpoint files, none loads: %w (newest %s: %w)",
+		s.dir, len(infos), ErrNoValidCheckpoint, infos[0].Path, first)
 }
 
 // load reads and loads one checkpoint file.
@@ -367,7 +373,11 @@ func (s *Store) load(in Info, opts []persist.Option) (*Loaded, error) {
 	if int64(len(data)) > s.maxBytes {
 		return nil, fmt.Errorf("over the limit of %d bytes (Options.MaxBytes)", s.maxBytes)
 	}
-	m, err := persist.Unmarshal(data, opts...)
+	archive, err := unseal(data)
+	if err != nil {
+		return nil, err
+	}
+	m, err := persist.Unmarshal(archive, opts...)
 	if err != nil {
 		return nil, err
 	}
