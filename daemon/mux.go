@@ -38,6 +38,7 @@ type mux struct {
 	batches  int64 // handed over since the last cut
 	every    int64 // cut after this many batches; 0: no limit
 	cut      bool  // the last Next returned ErrCut
+	again    bool  // cut when due even if no batch came since the last cut
 	final    bool  // every source has ended: cut once more, then io.EOF
 	finalCut bool  // that cut has been asked for
 	ended    chan struct{}
@@ -90,6 +91,12 @@ func (m *mux) start(ctx context.Context, from map[string][]byte, drain <-chan st
 	}
 }
 
+// retry asks for a cut at at even if no batch comes before.
+func (m *mux) retry(at time.Time) {
+	m.schedule(at)
+	m.again = true
+}
+
 // schedule sets when the next cut is due.
 func (m *mux) schedule(at time.Time) {
 	m.due = at
@@ -108,13 +115,13 @@ func (m *mux) Next(ctx context.Context) (flow.Batch, error) {
 		}
 		return flow.Batch{}, io.EOF
 	}
-	if !m.cut && (m.every > 0 && m.batches >= m.every || !m.due.IsZero() && !time.Now().Before(m.due)) {
-		m.cut = true
+	if (!m.cut || m.again) && (m.every > 0 && m.batches >= m.every || !m.due.IsZero() && !time.Now().Before(m.due)) {
+		m.cut, m.again = true, false
 		return flow.Batch{}, flow.ErrCut
 	}
 	for {
 		var fire <-chan time.Time
-		if !m.cut {
+		if !m.cut || m.again {
 			fire = m.timer.C
 		}
 		select {
@@ -139,7 +146,7 @@ func (m *mux) Next(ctx context.Context) (flow.Batch, error) {
 			}
 			return t.in.Batch, nil
 		case <-fire:
-			m.cut = true
+			m.cut, m.again = true, false
 			return flow.Batch{}, flow.ErrCut
 		case <-ctx.Done():
 			return flow.Batch{}, context.Cause(ctx)

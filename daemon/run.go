@@ -400,7 +400,7 @@ func (d *daemon) onCut(ctx context.Context, c flow.Cut) error {
 	}
 	switch {
 	case due && d.saveRunning(): // the previous save is still running: retry soon
-		d.mux.schedule(now.Add(min(max(d.cfg.Checkpoint.Every.D()/10, 10*time.Millisecond), time.Second)))
+		d.mux.retry(now.Add(min(max(d.cfg.Checkpoint.Every.D()/10, 10*time.Millisecond), time.Second)))
 		return nil
 	case due:
 		pos := d.mux.positions()
