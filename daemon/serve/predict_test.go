@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -25,9 +26,9 @@ func server(t *testing.T, m *Models, o PredictOptions) *httptest.Server {
 	srv := httptest.NewServer(NewPredictor(m, inSchema, o))
 	t.Cleanup(func() {
 		srv.Close()
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // t.Context() is done in Cleanup
+		defer cancel()
+		closeWithin(t, ctx, m)
 		mem.AssertSize(t, 0)
 	})
 	return srv
