@@ -171,7 +171,7 @@ func (p *predictor) predict(r *http.Request, w http.ResponseWriter, v *Version) 
 	if media == ContentTypeJSON && p.jsonErr != nil {
 		return answer{}, &statusError{code: http.StatusUnsupportedMediaType, err: fmt.Errorf("serve: predict: %w; post Arrow IPC (%s)", p.jsonErr, ContentTypeIPC)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, p.maxBody), r.ContentLength, p.maxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -311,4 +311,17 @@ func encodeIPC(out []flow.Batch, mem memory.Allocator) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// readBody reads r to its end into one buffer, sized at once from the
+// request's Content-Length where it is known and within max (r is bounded
+// by max anyway).
+func readBody(r io.Reader, length, max int64) ([]byte, error) {
+	if length <= 0 || length > max {
+		return io.ReadAll(r)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(length) + bytes.MinRead)
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
