@@ -109,7 +109,7 @@ func p99(lat []time.Duration) time.Duration {
 func BenchmarkPredictDuringSwap(b *testing.B) {
 	const (
 		clients = 8
-		rounds  = 4
+		rounds  = 10
 		every   = 100 * time.Millisecond
 	)
 	model, body := newBenchModel(b, 64)

@@ -195,7 +195,7 @@ type stageBusy struct {
 	mu      sync.Mutex
 	elapsed time.Duration      // Stats.Elapsed of the current run, as last seen
 	last    map[string]float64 // per stage: busy seconds of the current run, as last seen
-	total map[string]float64 // per stage: the counter
+	total   map[string]float64 // per stage: the counter
 }
 
 func newStageBusy() *stageBusy {
