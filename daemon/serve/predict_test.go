@@ -215,7 +215,7 @@ func TestPredictErrors(t *testing.T) {
 }
 
 // ipcBodyAny is a one-row IPC stream of schema, every column 1.
-func ipcBodyAny(t *testing.T, schema *arrow.Schema) []byte {
+func ipcBodyAny(t testing.TB, schema *arrow.Schema) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	rows := `[{` + func() string {
