@@ -192,6 +192,9 @@ func (p *predictor) run(ctx context.Context, v *Version, in []flow.Batch) ([]flo
 	defer releaseAll(in)
 	pipe, err := v.Take(ctx)
 	if err != nil {
+		if ctx.Err() != nil { // every copy busy until the request ended
+			return nil, &statusError{code: http.StatusServiceUnavailable, err: err}
+		}
 		return nil, err
 	}
 	defer v.Put(pipe)

@@ -291,3 +291,43 @@ func TestPredictJSONUnsupportedColumn(t *testing.T) {
 		t.Fatalf("JSON for a timestamp column: %d %q; want 415 naming the column and IPC", w.Code, w.Body.String())
 	}
 }
+
+// A request that finds every copy busy until its context ends is 503.
+func TestPredictPoolBusy(t *testing.T) {
+	ctx := deadline(t)
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer closeWithin(t, ctx, m)
+	if err := m.Publish(newPipe(t, nil, 4, 8), 4); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := v.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewPredictor(m, inSchema, PredictOptions{Alloc: mem, Log: quiet})
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(short, http.MethodPost, "/v1/predict", strings.NewReader(`[{"x0":1,"x1":2}]`))
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "free copy") {
+		t.Fatalf("every copy busy: %d %q; want 503 waiting for a free copy", w.Code, w.Body.String())
+	}
+	v.Put(busy)
+	v.Release(ctx)
+	// Free again: answered.
+	req = httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/predict", strings.NewReader(`[{"x0":1,"x1":2}]`))
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || w.Body.String() != `[{"x":[5,6]}]`+"\n" {
+		t.Fatalf("copy free: %d %q; want 200 [{\"x\":[5,6]}]", w.Code, w.Body.String())
+	}
+}
