@@ -70,8 +70,9 @@
 // 415 another content type; 422 a column missing, extra or of another type
 // (the body names it, with the JSON row: source.Schema.Check's
 // *source.SchemaError); 500 a failing pipeline (the body names the step);
-// 503 with Retry-After before the first Publish and after Close. Error
-// bodies are one line of text.
+// 503 with Retry-After before the first Publish, after Close, and when
+// every copy of the version stayed busy until the request's context ended.
+// Error bodies are one line of text.
 //
 // # Memory and cost
 //

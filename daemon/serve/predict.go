@@ -118,7 +118,6 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(VersionHeader, strconv.FormatInt(version, 10))
 	var ans answer
 	if err != nil {
-		w.Header().Set("Retry-After", "1")
 		err = &statusError{code: http.StatusServiceUnavailable, err: fmt.Errorf("serve: predict: %w", err)}
 	} else {
 		ans, err = p.predict(r, w, v)
@@ -130,8 +129,11 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) {
 			code = se.code
 		}
-		if code == http.StatusMethodNotAllowed {
+		switch code {
+		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", http.MethodPost)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "1")
 		}
 		lvl := slog.LevelDebug
 		if code >= 500 && code != http.StatusServiceUnavailable {

@@ -317,8 +317,8 @@ func TestPredictPoolBusy(t *testing.T) {
 	req.Header.Set("Content-Type", ContentTypeJSON)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
-	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "free copy") {
-		t.Fatalf("every copy busy: %d %q; want 503 waiting for a free copy", w.Code, w.Body.String())
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "free copy") || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("every copy busy: %d %q (Retry-After %q); want 503 waiting for a free copy, with Retry-After", w.Code, w.Body.String(), w.Header().Get("Retry-After"))
 	}
 	v.Put(busy)
 	v.Release(ctx)
