@@ -114,6 +114,10 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	version := int64(0)
 	if v != nil {
 		version = v.ID()
+		// Deferred, so that a panic (recovered by net/http) releases it too;
+		// it runs after the answer is flushed below, since the release may
+		// tear the version down.
+		defer v.Release(r.Context())
 	}
 	w.Header().Set(VersionHeader, strconv.FormatInt(version, 10))
 	var ans answer
@@ -147,10 +151,7 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(code)
 	_, _ = w.Write(ans.body)
 	if v != nil {
-		// The answer goes out before a release that may tear the version
-		// down.
 		_ = http.NewResponseController(w).Flush()
-		v.Release(r.Context())
 	}
 	if p.metrics != nil {
 		p.metrics.Predicted(code, time.Since(start))
