@@ -78,7 +78,7 @@ func NewMetrics() *Metrics {
 		}),
 		predictDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "penstock_predict_duration_seconds",
-			Help:    "Time to answer a prediction request, from its first byte read to its last written.",
+			Help:    "Time to answer a prediction request, from its start until its answer is written.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 12), // 50 µs … 2.9 s
 		}),
 		predictRequests: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -106,9 +106,14 @@ type answer struct {
 
 func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if p.metrics != nil {
+	inFlight := p.metrics != nil
+	if inFlight {
 		p.metrics.predictInFlight.Inc()
-		defer p.metrics.predictInFlight.Dec()
+		defer func() { // on a panic; else done below
+			if inFlight {
+				p.metrics.predictInFlight.Dec()
+			}
+		}()
 	}
 	v, err := p.models.Acquire()
 	version := int64(0)
@@ -150,11 +155,15 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(ans.body)))
 	w.WriteHeader(code)
 	_, _ = w.Write(ans.body)
-	if v != nil {
-		_ = http.NewResponseController(w).Flush()
-	}
+	// Counted before the flush, so that a client that has read the whole
+	// answer finds it counted.
 	if p.metrics != nil {
 		p.metrics.Predicted(code, time.Since(start))
+		p.metrics.predictInFlight.Dec()
+		inFlight = false
+	}
+	if v != nil {
+		_ = http.NewResponseController(w).Flush()
 	}
 }
 
