@@ -29,7 +29,9 @@
 // to ModelOptions.Pool (default GOMAXPROCS). A request takes a free copy
 // (Version.Take), runs the pipeline directly (Pipeline.Transform on each of
 // its batches), and puts it back; when every copy is busy it waits, as long
-// as its context allows.
+// as its context allows. A pipeline that cannot be copied (a step with state
+// that is no flow.Copier) is served by the published pipeline alone, one
+// request at a time, after one logged warning.
 //
 // # What a request sees
 //

@@ -1,9 +1,11 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,4 +216,75 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// uncopyable has resources (Setup) but is no flow.Copier: flow.Copy
+// refuses it.
+type uncopyable struct{ up atomic.Int64 }
+
+func (u *uncopyable) Setup(context.Context) error    { u.up.Add(1); return nil }
+func (u *uncopyable) Teardown(context.Context) error { u.up.Add(-1); return nil }
+func (u *uncopyable) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	return in, nil
+}
+
+// A version whose pipeline cannot be copied serves its requests on the
+// published pipeline, one at a time, and says why once.
+func TestModelsPoolWithoutCopies(t *testing.T) {
+	ctx := deadline(t)
+	var logs bytes.Buffer
+	m := NewModels(ModelOptions{Pool: 3, Log: newTextLog(&logs)})
+	step := &uncopyable{}
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("res", step)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Publish(p, 1); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := v.Take(ctx)
+	if err != nil || first != p {
+		t.Fatalf("first Take: %p, %v; want the published pipeline %p", first, err, p)
+	}
+	got := make(chan *flow.Pipeline)
+	go func() {
+		q, err := v.Take(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- q
+	}()
+	select {
+	case q := <-got:
+		t.Fatalf("second Take returned %p while the only copy is busy", q)
+	case <-time.After(30 * time.Millisecond):
+	}
+	v.Put(first)
+	if q := <-got; q != p {
+		t.Fatalf("second Take got %p; want the published pipeline %p", q, p)
+	}
+	v.Put(p)
+	if v.Copies() != 1 {
+		t.Fatalf("copies = %d; want 1", v.Copies())
+	}
+	for range 3 { // no more attempts, no more log lines
+		q, err := v.Take(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Put(q)
+	}
+	if n := strings.Count(logs.String(), "msg=copy"); n != 1 || !strings.Contains(logs.String(), "uncopyable") {
+		t.Fatalf("log %q: %d copy lines; want 1 naming the step type", logs.String(), n)
+	}
+	v.Release(ctx)
+	closeWithin(t, ctx, m)
+	if up := step.up.Load(); up != 0 {
+		t.Fatalf("step set up %d more times than torn down; want 0", up)
+	}
 }
