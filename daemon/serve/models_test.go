@@ -15,7 +15,7 @@ import (
 func TestModelsPublishAcquireRelease(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	if _, err := m.Acquire(); !errors.Is(err, ErrNoModel) {
 		t.Fatalf("Acquire before Publish: %v; want ErrNoModel", err)
 	}
@@ -71,7 +71,7 @@ func TestModelsPublishAcquireRelease(t *testing.T) {
 
 func TestModelsPublishSetupFails(t *testing.T) {
 	tr := &tracker{}
-	m := NewModels(ModelOptions{})
+	m := NewModels(ModelOptions{Log: quiet})
 	defer m.Close()
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestModelsPublishSetupFails(t *testing.T) {
 func TestModelsPool(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 3})
+	m := NewModels(ModelOptions{Pool: 3, Log: quiet})
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestModelsPool(t *testing.T) {
 func TestModelsCloseWaitsForRequests(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 1})
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
 		t.Fatal(err)
 	}

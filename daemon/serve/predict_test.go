@@ -37,7 +37,7 @@ func server(t *testing.T, m *Models, o PredictOptions) *httptest.Server {
 func TestPredictIPC(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	srv := server(t, m, PredictOptions{})
 	if err := m.Publish(newPipe(t, tr, 7, 8), 7); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func equalFloats(a, b []float32) bool {
 
 func TestPredictJSON(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	srv := server(t, m, PredictOptions{})
 	if err := m.Publish(newPipe(t, nil, 3, 8), 3); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestPredictJSON(t *testing.T) {
 
 func TestPredictErrors(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	srv := server(t, m, PredictOptions{MaxBody: 4096})
 
 	// Before a model: 503 with the version "0".
@@ -245,7 +245,7 @@ func (failStep) Transform(context.Context, flow.Batch) (flow.Batch, error) {
 
 func TestPredictTransformFails(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 1})
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	var logs bytes.Buffer
 	srv := server(t, m, PredictOptions{Log: newTextLog(&logs)})
 	p, err := flow.NewPipeline([]flow.Node{
@@ -273,7 +273,7 @@ func TestPredictTransformFails(t *testing.T) {
 // A JSON request for inputs that JSON cannot carry is 415.
 func TestPredictJSONUnsupportedColumn(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 1})
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	defer m.Close()
 	in := source.Schema{
 		Fields: arrow.NewSchema([]arrow.Field{{Name: "when", Type: arrow.FixedWidthTypes.Timestamp_ms}}, nil),

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -50,7 +51,8 @@ func TestHotSwap(t *testing.T) {
 	tr := &tracker{}
 	m := NewModels(ModelOptions{Log: quiet})
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	srv := httptest.NewServer(NewPredictor(m, inSchema, PredictOptions{Alloc: mem, Log: quiet}))
+	met := NewMetrics()
+	srv := httptest.NewServer(NewPredictor(m, inSchema, PredictOptions{Alloc: mem, Log: quiet, Metrics: met}))
 	if err := m.Publish(newPipe(t, tr, 1, 64), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +164,9 @@ func TestHotSwap(t *testing.T) {
 		if values < 1 || downs != values {
 			t.Errorf("version %d: %d step values, %d teardowns; want each value torn down once", v, values, downs)
 		}
+	}
+	if got := testutil.ToFloat64(met.predictRequests.WithLabelValues("200")); got != float64(answers.Load()) {
+		t.Errorf("penstock_predict_requests_total{code=\"200\"} = %v; want %d, the answers", got, answers.Load())
 	}
 	t.Logf("%d answers from %d versions", answers.Load(), len(versions))
 }
