@@ -68,7 +68,9 @@ func (m *Models) Publish(p *flow.Pipeline, version int64) error {
 // down (flow.Teardown, every set-up copy of it) and dropped after its last
 // request. p becomes the Models' own: the caller passes a copy that no run
 // changes (flow.Copy at a cut) and does not use it again. If Setup fails,
-// PublishContext returns its error and the current version stays.
+// PublishContext returns its error and the current version stays. Each
+// publish is logged (one line), and so is an error of a version's
+// Teardown, which no caller waits for.
 //
 // Versions are not checked for order: the caller numbers them (the daemon
 // increases them).
@@ -96,10 +98,12 @@ func (m *Models) PublishContext(ctx context.Context, p *flow.Pipeline, version i
 	v.free <- p
 	m.live.Add(1)
 	old := m.cur.Swap(v)
-	m.log.Info("publish", "version", version)
-	if old != nil {
-		old.release(ctx)
+	if old == nil {
+		m.log.Info("publish", "version", version)
+		return nil
 	}
+	m.log.Info("publish", "version", version, "previous", old.id)
+	_ = old.release(ctx) // a teardown error is logged there
 	return nil
 }
 
