@@ -288,3 +288,41 @@ func TestModelsPoolWithoutCopies(t *testing.T) {
 		t.Fatalf("step set up %d more times than torn down; want 0", up)
 	}
 }
+
+// badTeardown fails its Teardown.
+type badTeardown struct{ uncopyable }
+
+func (b *badTeardown) Teardown(ctx context.Context) error {
+	_ = b.uncopyable.Teardown(ctx)
+	return errors.New("device lost")
+}
+
+// A superseded version's teardown error is logged; the current one's is
+// Close's.
+func TestModelsTeardownErrors(t *testing.T) {
+	ctx := deadline(t)
+	var logs bytes.Buffer
+	m := NewModels(ModelOptions{Pool: 1, Log: newTextLog(&logs)})
+	for v := int64(1); v <= 2; v++ {
+		p, err := flow.NewPipeline([]flow.Node{flow.Named("dev", &badTeardown{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Publish(p, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !contains(logs.String(), "msg=release", "version=1", "device lost") {
+		t.Fatalf("log %q; want the release of version 1 with its error", logs.String())
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Close() }()
+	select {
+	case err := <-done:
+		if err == nil || !contains(err.Error(), "version 2", "device lost") {
+			t.Fatalf("Close: %v; want the teardown error of version 2", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not return")
+	}
+}
