@@ -284,3 +284,19 @@ func writeIPC(w io.Writer, rec arrow.RecordBatch) error {
 func newTextLog(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// closeWithin closes m, failing the test if Close does not return before
+// ctx ends (a version never released).
+func closeWithin(t testing.TB, ctx context.Context, m *Models) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- m.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-ctx.Done():
+		t.Fatalf("Models.Close did not return: %v", context.Cause(ctx))
+	}
+}

@@ -78,7 +78,7 @@ func NewMetrics() *Metrics {
 		}),
 		predictDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "penstock_predict_duration_seconds",
-			Help:    "Time to answer a prediction request, from its first byte read to its last written.",
+			Help:    "Time to answer a prediction request, from its start until its answer is written.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 12), // 50 µs … 2.9 s
 		}),
 		predictRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -195,7 +195,7 @@ type stageBusy struct {
 	mu      sync.Mutex
 	elapsed time.Duration      // Stats.Elapsed of the current run, as last seen
 	last    map[string]float64 // per stage: busy seconds of the current run, as last seen
-	total map[string]float64 // per stage: the counter
+	total   map[string]float64 // per stage: the counter
 }
 
 func newStageBusy() *stageBusy {

@@ -68,7 +68,9 @@ func (m *Models) Publish(p *flow.Pipeline, version int64) error {
 // down (flow.Teardown, every set-up copy of it) and dropped after its last
 // request. p becomes the Models' own: the caller passes a copy that no run
 // changes (flow.Copy at a cut) and does not use it again. If Setup fails,
-// PublishContext returns its error and the current version stays.
+// PublishContext returns its error and the current version stays. Each
+// publish is logged (one line), and so is an error of a version's
+// Teardown, which no caller waits for.
 //
 // Versions are not checked for order: the caller numbers them (the daemon
 // increases them).
@@ -96,10 +98,12 @@ func (m *Models) PublishContext(ctx context.Context, p *flow.Pipeline, version i
 	v.free <- p
 	m.live.Add(1)
 	old := m.cur.Swap(v)
-	m.log.Info("publish", "version", version)
-	if old != nil {
-		old.release(ctx)
+	if old == nil {
+		m.log.Info("publish", "version", version)
+		return nil
 	}
+	m.log.Info("publish", "version", version, "previous", old.id)
+	_ = old.release(ctx) // a teardown error is logged there
 	return nil
 }
 
@@ -163,9 +167,10 @@ type Version struct {
 	models *Models
 	refs   atomic.Int64
 
-	base *flow.Pipeline
-	free chan *flow.Pipeline // set-up copies not in use
-	made atomic.Int64        // copies made or being made, ≤ models.pool
+	base     *flow.Pipeline
+	free     chan *flow.Pipeline // set-up copies not in use
+	made     atomic.Int64        // copies made or being made, ≤ models.pool
+	noCopies atomic.Bool         // a copy failed: make no more
 
 	mu  sync.Mutex
 	all []*flow.Pipeline // every set-up copy, for Teardown
@@ -229,22 +234,35 @@ func (v *Version) release(ctx context.Context) error {
 // alone runs (Transform) until it gives it back with Put: a free one, else
 // a new one (flow.Copy and flow.Setup with ctx) while the version has fewer
 // than Pool, else the first one given back. It waits at most until ctx is
-// done. The caller holds a reference to v (Acquire) until after Put.
+// done. The caller holds a reference to v (Acquire) until after Put. If a
+// copy cannot be made (a step that is not a flow.Copier but has state, a
+// Setup that fails), Take logs it once and the version makes no more: its
+// requests share the copies that exist, one at a time each.
 func (v *Version) Take(ctx context.Context) (*flow.Pipeline, error) {
 	select {
 	case p := <-v.free:
 		return p, nil
 	default:
 	}
-	if n := v.made.Add(1); n <= int64(v.models.pool) {
-		p, err := v.newCopy(ctx)
-		if err == nil {
-			return p, nil
+	if !v.noCopies.Load() {
+		if n := v.made.Add(1); n <= int64(v.models.pool) {
+			p, err := v.newCopy(ctx)
+			if err == nil {
+				return p, nil
+			}
+			v.made.Add(-1)
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// A pipeline that cannot be copied or set up twice is served
+			// by the copies that exist (at least the published one).
+			if !v.noCopies.Swap(true) {
+				v.models.log.Warn("copy", "version", v.id, "copies", v.Copies(), "err", err)
+			}
+		} else {
+			v.made.Add(-1)
 		}
-		v.made.Add(-1)
-		return nil, err
 	}
-	v.made.Add(-1)
 	select {
 	case p := <-v.free:
 		return p, nil

@@ -1,9 +1,11 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 func TestModelsPublishAcquireRelease(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	if _, err := m.Acquire(); !errors.Is(err, ErrNoModel) {
 		t.Fatalf("Acquire before Publish: %v; want ErrNoModel", err)
 	}
@@ -69,7 +71,7 @@ func TestModelsPublishAcquireRelease(t *testing.T) {
 
 func TestModelsPublishSetupFails(t *testing.T) {
 	tr := &tracker{}
-	m := NewModels(ModelOptions{})
+	m := NewModels(ModelOptions{Log: quiet})
 	defer m.Close()
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
 		t.Fatal(err)
@@ -100,7 +102,7 @@ func TestModelsPublishSetupFails(t *testing.T) {
 func TestModelsPool(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 3})
+	m := NewModels(ModelOptions{Pool: 3, Log: quiet})
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +176,7 @@ func TestModelsPool(t *testing.T) {
 func TestModelsCloseWaitsForRequests(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 1})
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -214,4 +216,113 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// uncopyable has resources (Setup) but is no flow.Copier: flow.Copy
+// refuses it.
+type uncopyable struct{ up atomic.Int64 }
+
+func (u *uncopyable) Setup(context.Context) error    { u.up.Add(1); return nil }
+func (u *uncopyable) Teardown(context.Context) error { u.up.Add(-1); return nil }
+func (u *uncopyable) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	return in, nil
+}
+
+// A version whose pipeline cannot be copied serves its requests on the
+// published pipeline, one at a time, and says why once.
+func TestModelsPoolWithoutCopies(t *testing.T) {
+	ctx := deadline(t)
+	var logs bytes.Buffer
+	m := NewModels(ModelOptions{Pool: 3, Log: newTextLog(&logs)})
+	step := &uncopyable{}
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("res", step)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Publish(p, 1); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := v.Take(ctx)
+	if err != nil || first != p {
+		t.Fatalf("first Take: %p, %v; want the published pipeline %p", first, err, p)
+	}
+	got := make(chan *flow.Pipeline)
+	go func() {
+		q, err := v.Take(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- q
+	}()
+	select {
+	case q := <-got:
+		t.Fatalf("second Take returned %p while the only copy is busy", q)
+	case <-time.After(30 * time.Millisecond):
+	}
+	v.Put(first)
+	if q := <-got; q != p {
+		t.Fatalf("second Take got %p; want the published pipeline %p", q, p)
+	}
+	v.Put(p)
+	if v.Copies() != 1 {
+		t.Fatalf("copies = %d; want 1", v.Copies())
+	}
+	for range 3 { // no more attempts, no more log lines
+		q, err := v.Take(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Put(q)
+	}
+	if n := strings.Count(logs.String(), "msg=copy"); n != 1 || !strings.Contains(logs.String(), "uncopyable") {
+		t.Fatalf("log %q: %d copy lines; want 1 naming the step type", logs.String(), n)
+	}
+	v.Release(ctx)
+	closeWithin(t, ctx, m)
+	if up := step.up.Load(); up != 0 {
+		t.Fatalf("step set up %d more times than torn down; want 0", up)
+	}
+}
+
+// badTeardown fails its Teardown.
+type badTeardown struct{ uncopyable }
+
+func (b *badTeardown) Teardown(ctx context.Context) error {
+	_ = b.uncopyable.Teardown(ctx)
+	return errors.New("device lost")
+}
+
+// A superseded version's teardown error is logged; the current one's is
+// Close's.
+func TestModelsTeardownErrors(t *testing.T) {
+	ctx := deadline(t)
+	var logs bytes.Buffer
+	m := NewModels(ModelOptions{Pool: 1, Log: newTextLog(&logs)})
+	for v := int64(1); v <= 2; v++ {
+		p, err := flow.NewPipeline([]flow.Node{flow.Named("dev", &badTeardown{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Publish(p, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !contains(logs.String(), "msg=release", "version=1", "device lost") {
+		t.Fatalf("log %q; want the release of version 1 with its error", logs.String())
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Close() }()
+	select {
+	case err := <-done:
+		if err == nil || !contains(err.Error(), "version 2", "device lost") {
+			t.Fatalf("Close: %v; want the teardown error of version 2", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not return")
+	}
 }

@@ -106,19 +106,27 @@ type answer struct {
 
 func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if p.metrics != nil {
+	inFlight := p.metrics != nil
+	if inFlight {
 		p.metrics.predictInFlight.Inc()
-		defer p.metrics.predictInFlight.Dec()
+		defer func() { // on a panic; else done below
+			if inFlight {
+				p.metrics.predictInFlight.Dec()
+			}
+		}()
 	}
 	v, err := p.models.Acquire()
 	version := int64(0)
 	if v != nil {
 		version = v.ID()
+		// Deferred, so that a panic (recovered by net/http) releases it too;
+		// it runs after the answer is flushed below, since the release may
+		// tear the version down.
+		defer v.Release(r.Context())
 	}
 	w.Header().Set(VersionHeader, strconv.FormatInt(version, 10))
 	var ans answer
 	if err != nil {
-		w.Header().Set("Retry-After", "1")
 		err = &statusError{code: http.StatusServiceUnavailable, err: fmt.Errorf("serve: predict: %w", err)}
 	} else {
 		ans, err = p.predict(r, w, v)
@@ -130,8 +138,11 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) {
 			code = se.code
 		}
-		if code == http.StatusMethodNotAllowed {
+		switch code {
+		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", http.MethodPost)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "1")
 		}
 		lvl := slog.LevelDebug
 		if code >= 500 && code != http.StatusServiceUnavailable {
@@ -144,14 +155,15 @@ func (p *predictor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(ans.body)))
 	w.WriteHeader(code)
 	_, _ = w.Write(ans.body)
-	if v != nil {
-		// The answer goes out before a release that may tear the version
-		// down.
-		_ = http.NewResponseController(w).Flush()
-		v.Release(r.Context())
-	}
+	// Counted before the flush, so that a client that has read the whole
+	// answer finds it counted.
 	if p.metrics != nil {
 		p.metrics.Predicted(code, time.Since(start))
+		p.metrics.predictInFlight.Dec()
+		inFlight = false
+	}
+	if v != nil {
+		_ = http.NewResponseController(w).Flush()
 	}
 }
 
@@ -171,7 +183,7 @@ func (p *predictor) predict(r *http.Request, w http.ResponseWriter, v *Version) 
 	if media == ContentTypeJSON && p.jsonErr != nil {
 		return answer{}, &statusError{code: http.StatusUnsupportedMediaType, err: fmt.Errorf("serve: predict: %w; post Arrow IPC (%s)", p.jsonErr, ContentTypeIPC)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, p.maxBody), r.ContentLength, p.maxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -192,6 +204,9 @@ func (p *predictor) run(ctx context.Context, v *Version, in []flow.Batch) ([]flo
 	defer releaseAll(in)
 	pipe, err := v.Take(ctx)
 	if err != nil {
+		if ctx.Err() != nil { // every copy busy until the request ended
+			return nil, &statusError{code: http.StatusServiceUnavailable, err: err}
+		}
 		return nil, err
 	}
 	defer v.Put(pipe)
@@ -311,4 +326,17 @@ func encodeIPC(out []flow.Batch, mem memory.Allocator) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// readBody reads r to its end into one buffer, sized at once from the
+// request's Content-Length where it is known and within max (r is bounded
+// by max anyway).
+func readBody(r io.Reader, length, max int64) ([]byte, error) {
+	if length <= 0 || length > max {
+		return io.ReadAll(r)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(length) + bytes.MinRead)
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -25,9 +26,9 @@ func server(t *testing.T, m *Models, o PredictOptions) *httptest.Server {
 	srv := httptest.NewServer(NewPredictor(m, inSchema, o))
 	t.Cleanup(func() {
 		srv.Close()
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // t.Context() is done in Cleanup
+		defer cancel()
+		closeWithin(t, ctx, m)
 		mem.AssertSize(t, 0)
 	})
 	return srv
@@ -36,7 +37,7 @@ func server(t *testing.T, m *Models, o PredictOptions) *httptest.Server {
 func TestPredictIPC(t *testing.T) {
 	ctx := deadline(t)
 	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	srv := server(t, m, PredictOptions{})
 	if err := m.Publish(newPipe(t, tr, 7, 8), 7); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func equalFloats(a, b []float32) bool {
 
 func TestPredictJSON(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	srv := server(t, m, PredictOptions{})
 	if err := m.Publish(newPipe(t, nil, 3, 8), 3); err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func TestPredictJSON(t *testing.T) {
 
 func TestPredictErrors(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 2})
+	m := NewModels(ModelOptions{Pool: 2, Log: quiet})
 	srv := server(t, m, PredictOptions{MaxBody: 4096})
 
 	// Before a model: 503 with the version "0".
@@ -214,7 +215,7 @@ func TestPredictErrors(t *testing.T) {
 }
 
 // ipcBodyAny is a one-row IPC stream of schema, every column 1.
-func ipcBodyAny(t *testing.T, schema *arrow.Schema) []byte {
+func ipcBodyAny(t testing.TB, schema *arrow.Schema) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	rows := `[{` + func() string {
@@ -244,7 +245,7 @@ func (failStep) Transform(context.Context, flow.Batch) (flow.Batch, error) {
 
 func TestPredictTransformFails(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 1})
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	var logs bytes.Buffer
 	srv := server(t, m, PredictOptions{Log: newTextLog(&logs)})
 	p, err := flow.NewPipeline([]flow.Node{
@@ -272,7 +273,7 @@ func TestPredictTransformFails(t *testing.T) {
 // A JSON request for inputs that JSON cannot carry is 415.
 func TestPredictJSONUnsupportedColumn(t *testing.T) {
 	ctx := deadline(t)
-	m := NewModels(ModelOptions{Pool: 1})
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	defer m.Close()
 	in := source.Schema{
 		Fields: arrow.NewSchema([]arrow.Field{{Name: "when", Type: arrow.FixedWidthTypes.Timestamp_ms}}, nil),
@@ -288,5 +289,45 @@ func TestPredictJSONUnsupportedColumn(t *testing.T) {
 	h.ServeHTTP(w, req)
 	if w.Code != http.StatusUnsupportedMediaType || !contains(w.Body.String(), `"when"`, ContentTypeIPC) {
 		t.Fatalf("JSON for a timestamp column: %d %q; want 415 naming the column and IPC", w.Code, w.Body.String())
+	}
+}
+
+// A request that finds every copy busy until its context ends is 503.
+func TestPredictPoolBusy(t *testing.T) {
+	ctx := deadline(t)
+	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer closeWithin(t, ctx, m)
+	if err := m.Publish(newPipe(t, nil, 4, 8), 4); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := v.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewPredictor(m, inSchema, PredictOptions{Alloc: mem, Log: quiet})
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(short, http.MethodPost, "/v1/predict", strings.NewReader(`[{"x0":1,"x1":2}]`))
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "free copy") || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("every copy busy: %d %q (Retry-After %q); want 503 waiting for a free copy, with Retry-After", w.Code, w.Body.String(), w.Header().Get("Retry-After"))
+	}
+	v.Put(busy)
+	v.Release(ctx)
+	// Free again: answered.
+	req = httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/predict", strings.NewReader(`[{"x0":1,"x1":2}]`))
+	req.Header.Set("Content-Type", ContentTypeJSON)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || w.Body.String() != `[{"x":[5,6]}]`+"\n" {
+		t.Fatalf("copy free: %d %q; want 200 [{\"x\":[5,6]}]", w.Code, w.Body.String())
 	}
 }
