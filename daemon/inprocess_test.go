@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/daemon"
 	"github.com/penstock-ml/penstock/daemon/ckpt"
 	"github.com/penstock-ml/penstock/flow"
@@ -404,5 +405,29 @@ func TestDrainHungStep(t *testing.T) {
 	}
 	if _, err := store.Latest(persist.WithRegistry(reg)); err != nil {
 		t.Fatalf("after a hard stop the last checkpoint does not load: %v", err)
+	}
+}
+
+// A pipeline with a Joiner is refused at start, with an error naming the
+// step.
+func TestJoinerRefused(t *testing.T) {
+	defer verifyNoLeaks(t)
+	e := newEnv(t)
+	nodes := newPipeline(t).Nodes()
+	nodes[2] = nodes[2].WithOptions(flow.Barrier(barrier.Joiner))
+	p, err := flow.NewPipeline(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := persist.SaveFile(e.pipeline, p, persist.WithRegistry(testRegistry())); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := daemon.LoadConfig(e.config(t, []map[string]any{{"name": "http", "type": "http", "wal_dir": e.wal}}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = daemon.Run(t.Context(), cfg, testRegistry(), daemon.WithLogger(slog.New(slog.DiscardHandler)))
+	if err == nil || !strings.Contains(err.Error(), "Joiner") || !strings.Contains(err.Error(), "scale") {
+		t.Fatalf("got %v; want a refusal naming the Joiner and the step", err)
 	}
 }
