@@ -38,7 +38,9 @@ func Example() {
 		// One stream here: its operations run in order.
 		for _, f := range []func() error{
 			func() error { return dev.Upload(gpu.ComputeStream, b, p) },
-			func() error { return dev.Launch(gpu.ComputeStream, gpu.ReLU, gpu.Args{Bufs: []gpu.Buffer{b}, Ints: []int{4}}) },
+			func() error {
+				return dev.Launch(gpu.ComputeStream, gpu.ReLU, gpu.Args{Bufs: []gpu.Buffer{b}, Ints: []int{4}})
+			},
 			func() error { return dev.Download(gpu.ComputeStream, p, b) },
 			dev.SynchronizeAll,
 		} {

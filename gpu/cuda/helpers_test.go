@@ -115,7 +115,9 @@ func run(dev gpu.Device, k gpu.Kernel, ins [][]float32, ints []int, floats []flo
 	steps := []func() error{
 		func() error { return dev.Record(gpu.CopyStream, evs[0]) },
 		func() error { return dev.Wait(gpu.ComputeStream, evs[0]) },
-		func() error { return dev.Launch(gpu.ComputeStream, k, gpu.Args{Bufs: bufs, Ints: ints, Floats: floats}) },
+		func() error {
+			return dev.Launch(gpu.ComputeStream, k, gpu.Args{Bufs: bufs, Ints: ints, Floats: floats})
+		},
 		func() error { return dev.Record(gpu.ComputeStream, evs[1]) },
 		func() error { return dev.Wait(gpu.CopyStream, evs[1]) },
 	}
