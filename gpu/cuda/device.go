@@ -16,13 +16,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 	"unsafe"
 
 	"gorgonia.org/cu"
 
 	"github.com/penstock-ml/penstock/gpu"
+	"github.com/penstock-ml/penstock/gpu/cuda/internal/launch"
 )
 
 //go:embed kernels/kernels.ptx
@@ -334,51 +334,25 @@ func (d *Device) Launch(s gpu.Stream, k gpu.Kernel, a gpu.Args) error {
 	if err := gpu.CheckLaunch(k, a); err != nil {
 		return fmt.Errorf("gpu/cuda: device %d: %w", d.ordinal, err)
 	}
-	vals := make([]uint64, 0, len(a.Bufs)+len(a.Ints)+len(a.Floats))
-	for _, b := range a.Bufs {
+	addrs := make([]uint64, len(a.Bufs))
+	for i, b := range a.Bufs {
 		p, err := d.ptr(b)
 		if err != nil {
 			return err
 		}
-		vals = append(vals, uint64(p))
+		addrs[i] = uint64(p)
 	}
-	for _, n := range a.Ints {
-		vals = append(vals, uint64(int64(n)))
-	}
-	for _, f := range a.Floats {
-		vals = append(vals, uint64(math.Float32bits(float32(f))))
-	}
-	g, b, shared := shape(k, a.Ints)
+	g, b := launch.Shape(k, a.Ints)
 	if g[0] == 0 || g[1] == 0 {
 		return nil // nothing to do
 	}
+	vals := launch.Pack(addrs, a)
 	params := make([]unsafe.Pointer, len(vals))
 	for i := range vals {
 		params[i] = unsafe.Pointer(&vals[i])
 	}
 	d.launches++
-	return d.queued("launch of "+k.String(), d.fns[k].Launch(g[0], g[1], 1, b[0], b[1], 1, shared, st, params))
-}
-
-// shape returns a launch's grid and block (x, y) and its dynamic shared
-// memory (none: the kernels declare theirs), as kernels.cu expects.
-func shape(k gpu.Kernel, ints []int) (grid, block [2]int, shared int) {
-	const tile, threads, maxGrid = 16, 256, 65535
-	flat := func(n int) ([2]int, [2]int, int) {
-		return [2]int{min((n+threads-1)/threads, maxGrid), 1}, [2]int{threads, 1}, 0
-	}
-	switch k {
-	case gpu.Gemm:
-		m, n := ints[0], ints[1]
-		return [2]int{(n + tile - 1) / tile, (m + tile - 1) / tile}, [2]int{tile, tile}, 0
-	case gpu.ColSum:
-		return [2]int{(ints[1] + 31) / 32, 1}, [2]int{32, 32}, 0
-	case gpu.SoftmaxXent, gpu.SumSquares:
-		return [2]int{1, 1}, [2]int{threads, 1}, 0 // one block: it reduces
-	case gpu.BiasAdd:
-		return flat(ints[0] * ints[1])
-	}
-	return flat(ints[0]) // ReLU, ReLUGrad, Adam, Axpy, Scale: n first
+	return d.queued("launch of "+k.String(), d.fns[k].Launch(g[0], g[1], 1, b[0], b[1], 1, 0, st, params))
 }
 
 // NewEvent implements gpu.Device (a timing event).

@@ -11,9 +11,13 @@
 //
 // Regenerate the PTX with go generate ./gpu/cuda (see gen.sh).
 
+// (Package internal/emu defines them, and the builtins below, first: it
+// compiles this file as C++ for the CPU.)
+#ifndef __global__
 #define __global__ __attribute__((global))
 #define __shared__ __attribute__((shared))
 #define __device__ __attribute__((device))
+#endif
 
 typedef long long i64;
 
