@@ -7,7 +7,7 @@
 // the build tag cuda (see its documentation for building it and running
 // its tests on a GPU machine:
 //
-//	go test -c -tags cuda -o cuda.test ./gpu/cuda && (cd gpu/cuda && ../../cuda.test -test.v -test.bench .)
+//	go test -c -tags cuda -o cuda.test ./gpu/cuda && ./cuda.test -test.v -test.bench .
 //
 // ). NewBuffer, NewPinned, NewEventHandle and CheckLaunch are for such a
 // Device outside this package.

@@ -44,20 +44,30 @@
 //	CGO_CFLAGS=-I/usr/local/cuda/include CGO_LDFLAGS=-L/usr/local/cuda/lib64/stubs \
 //	  go test -c -tags cuda -o cuda.test ./gpu/cuda
 //
-// and, on the machine with the GPU (from the package's directory, for
-// the digits; PENSTOCK_CUDA_REQUIRE=1 makes a missing GPU a failure
-// instead of a skip):
+// and carry cuda.test (it needs no other file) to the machine with the
+// GPU, where (PENSTOCK_CUDA_REQUIRE=1 makes a missing GPU a failure
+// instead of a skip)
 //
 //	PENSTOCK_CUDA_REQUIRE=1 ./cuda.test -test.v -test.bench . -test.benchtime 200x
 //
-// The tests compare every kernel, and 100 Adam steps of the stage on the
-// digits, with the CPU device (gpu.CPU) to 1e-4. The benchmarks are the
+// runs the tests, the example and the benchmarks; -test.run '^$' -test.bench Stage
+// runs only the stage's benchmark. The tests compare every kernel, and
+// 100 Adam steps of the stage on 64-row batches (10 classes of 64
+// features, made in the binary), with the CPU device (gpu.CPU) to 1e-4.
+// The benchmarks are the
 // stage on batches of 64, 1024 and 8192 rows of an MLP 784-1024-1024-10
 // (rows/s, busy %, overlap %, launches per batch) and the pinned and
 // pageable upload bandwidth. Where the machine has no GPU (no
 // /dev/nvidia0), the test binary prints why and exits 0 before cu's
 // initialisation (see internal/skipnogpu); it still needs a libcuda.so.1
 // to start (the stub will do, through LD_LIBRARY_PATH).
+//
+// Without a GPU, package internal/emu runs kernels.cu compiled as C++ on
+// the CPU, in the launch geometry of package internal/launch that Launch
+// uses, and its tests compare every kernel with the CPU device: the
+// kernels' source and geometry are tested by go test ./... everywhere;
+// the PTX, the driver calls and the device's stream and event logic only
+// on a GPU.
 //
 // The tag cuda is gorgonia's too: a program built with -tags cuda that
 // imports steps/mlp (gorgonia) builds gorgonia's CUDA engine, which needs

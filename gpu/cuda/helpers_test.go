@@ -5,12 +5,8 @@ package cuda
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -174,101 +170,36 @@ func layersDiff(t *testing.T, got, want []nn.Layer) float64 {
 	return relDiff(g, w)
 }
 
-var digitsPath = filepath.Join("..", "..", "examples", "data", "digits.csv.gz")
-
-// digits are the UCI digits (1797 rows × 64 pixels), standardized, as in
-// package gpu's tests.
-type digits struct {
-	x []float32
-	y []int64
+// blobs are rows of 64 features around 10 class centres: a data set
+// made in the test binary, so that the binary carried to a GPU machine
+// needs no file.
+type blobs struct {
+	centres [10][64]float32
+	rng     *rand.Rand
 }
 
-var (
-	digitsOnce sync.Once
-	digitsData *digits
-	digitsErr  error
-)
-
-func loadDigits(t testing.TB) *digits {
-	t.Helper()
-	digitsOnce.Do(func() { digitsData, digitsErr = readDigits() })
-	if digitsErr != nil {
-		t.Fatal(digitsErr)
+func newBlobs(seed uint64) *blobs {
+	b := &blobs{rng: rand.New(rand.NewPCG(seed, 99))}
+	for c := range b.centres {
+		for j := range b.centres[c] {
+			b.centres[c][j] = float32(2 * b.rng.NormFloat64())
+		}
 	}
-	return digitsData
+	return b
 }
 
-func readDigits() (*digits, error) {
-	ctx := context.Background()
-	mem := memory.NewGoAllocator()
-	pixels := make([]string, 64)
-	for i := range pixels {
-		pixels[i] = fmt.Sprint("px", i)
-	}
-	src, err := minibatch.OpenCSV(digitsPath, minibatch.WithAllocator(mem), minibatch.WithHeader(false),
-		minibatch.WithColumnNames(append(pixels, "digit")...), minibatch.WithLabels("digit"))
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	d := &digits{}
-	for {
-		b, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		rec, err := minibatch.Pack(b.X, mem, "pixels", pixels...)
-		if err != nil {
-			return nil, err
-		}
-		x, err := minibatch.Features(flow.Batch{X: rec}, "pixels")
-		if err != nil {
-			return nil, err
-		}
-		d.x = append(d.x, x.Data...)
-		y, err := minibatch.LabelsInt64(b, "digit")
-		if err != nil {
-			return nil, err
-		}
-		d.y = append(d.y, y...)
-		rec.Release()
-		b.Release()
-	}
-	const w = 64
-	n := len(d.y)
-	for j := range w {
-		var sum, sq float64
-		for r := range n {
-			v := float64(d.x[r*w+j])
-			sum, sq = sum+v, sq+v*v
-		}
-		mean := sum / float64(n)
-		sd := math.Sqrt(max(sq/float64(n)-mean*mean, 0))
-		if sd == 0 {
-			sd = 1
-		}
-		for r := range n {
-			d.x[r*w+j] = float32((float64(d.x[r*w+j]) - mean) / sd)
-		}
-	}
-	return d, nil
-}
-
-// batchAt returns batch i of rows rows of d, cycling over d's rows.
-func (d *digits) batchAt(mem memory.Allocator, i, rows int) flow.Batch {
-	const w = 64
-	n := len(d.y)
-	xs := make([]float32, 0, rows*w)
+// next returns the next batch of rows rows. The caller releases it.
+func (b *blobs) next(mem memory.Allocator, rows int) flow.Batch {
+	xs := make([]float32, 0, rows*64)
 	ys := make([]int64, 0, rows)
-	for r := range rows {
-		k := (i*rows + r) % n
-		xs = append(xs, d.x[k*w:(k+1)*w]...)
-		ys = append(ys, d.y[k])
+	for range rows {
+		c := b.rng.IntN(10)
+		for j := range 64 {
+			xs = append(xs, b.centres[c][j]+float32(b.rng.NormFloat64()))
+		}
+		ys = append(ys, int64(c))
 	}
-	return makeBatch(mem, w, xs, ys)
+	return makeBatch(mem, 64, xs, ys)
 }
 
 // makeBatch returns X the tensor column "x" of cols values per row, Y the
