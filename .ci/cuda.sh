@@ -12,7 +12,8 @@
 # exits 0: a mirror outage must not fail CI. A failing check fails.
 #
 # The cache: $PENSTOCK_CUDA_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/penstock-cuda;
-# delete it to fetch again.
+# delete it to fetch again. The mirror: $PENSTOCK_CUDA_MIRROR, else
+# deb.debian.org.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:$(go env GOPATH)/bin"
@@ -21,6 +22,7 @@ cache="${PENSTOCK_CUDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/penstock-cuda}"
 suite=bookworm          # Debian 12: nvidia-cuda-dev 11.8 (cu breaks on CUDA 13's cuda.h)
 version=11.8            # the version the packages must have
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+mirror="${PENSTOCK_CUDA_MIRROR:-http://deb.debian.org/debian}"
 
 unavailable() { echo "cuda: $*; the CUDA checks are skipped"; exit 0; }
 
@@ -36,19 +38,16 @@ fetch() {
   mkdir -p "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$apt/state/lists/partial" \
     "$apt/cache/archives/partial" "$apt/debs" "$cache/root"
   cat >"$apt/etc/sources.list" <<LIST
-deb [signed-by=$keyring] http://deb.debian.org/debian $suite main contrib non-free non-free-firmware
-deb [signed-by=$keyring] http://deb.debian.org/debian $suite-updates main contrib non-free non-free-firmware
+deb [signed-by=$keyring] $mirror $suite main contrib non-free non-free-firmware
+deb [signed-by=$keyring] $mirror $suite-updates main contrib non-free non-free-firmware
 LIST
   local opts=(-o "Dir::Etc::sourcelist=$apt/etc/sources.list" -o "Dir::Etc::sourceparts=$apt/etc/sources.list.d"
     -o "Dir::Etc::preferencesparts=$apt/etc/preferences.d" -o "Dir::State=$apt/state"
     -o "Dir::State::status=$apt/state/status" -o "Dir::Cache=$apt/cache" -o "Debug::NoLocking=true"
     -o "APT::Sandbox::User=$(id -un)")
   touch "$apt/state/status"
-  if [ ! -s "$apt/state/lists.done" ]; then
-    timeout 300 apt-get -q "${opts[@]}" update >"$apt/update.log" 2>&1 \
-      || { tail -3 "$apt/update.log"; return 1; }
-    date >"$apt/state/lists.done"
-  fi
+  timeout 300 apt-get -q "${opts[@]}" update >"$apt/update.log" 2>&1 \
+    || { tail -3 "$apt/update.log"; return 1; }
   local have
   have=$(apt-cache "${opts[@]}" show "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
   case "$have" in
@@ -58,7 +57,9 @@ LIST
   rm -f "$apt/debs/"*.deb
   (cd "$apt/debs" && timeout 900 apt-get -q "${opts[@]}" download "$pkg" >"$apt/download.log" 2>&1) \
     || { tail -3 "$apt/download.log"; return 1; }
-  dpkg-deb --fsys-tarfile "$apt/debs/${pkg}_"*.deb | tar -x -C "$cache/root" "$@"
+  # (Called in an || list, where set -e does not apply: each step checks.)
+  dpkg-deb --fsys-tarfile "$apt/debs/${pkg}_"*.deb | tar -x -C "$cache/root" "$@" \
+    || { echo "cuda: $pkg has not $* (the package changed?)"; rm -f "$apt/debs/"*.deb; return 1; }
   rm -f "$apt/debs/"*.deb   # hundreds of MB; only the extracted files are kept
 }
 
@@ -102,7 +103,11 @@ staticcheck -tags cuda ./gpu/cuda/...
 echo "== cuda: go test -tags cuda -c"
 go test -tags cuda -c -o /dev/null ./gpu/cuda/
 
-if [ ! -e /dev/nvidia0 ]; then
+if [ -e /dev/nvidia0 ]; then
+  # A GPU (and its driver's libcuda.so.1): the tests run on it.
+  echo "== cuda: go test -tags cuda on the GPU"
+  PENSTOCK_CUDA_REQUIRE=1 go test -tags cuda -count=1 -timeout 10m ./gpu/cuda/
+else
   echo "== cuda: the test binary skips without a GPU (stub libcuda)"
   bin=$(mktemp -d)
   trap 'rm -rf "$bin"' EXIT
