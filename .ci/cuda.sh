@@ -51,6 +51,8 @@ LIST
   local have
   have=$(apt-cache "${opts[@]}" show "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
   case "$have" in
+    "") echo "cuda: $pkg is not in the lists of $mirror $suite (unreachable?):"; grep -E '^(W|E):' "$apt/update.log" | head -3
+        return 1 ;;
     *"~$version".*) ;;
     *) echo "cuda: $pkg in $suite is version '${have:-none}', want $version.x"; return 1 ;;
   esac
