@@ -320,9 +320,11 @@ func pinnedID(p *gpu.Pinned) uint64 {
 }
 
 // Launch implements gpu.Device: it checks the arguments (gpu.CheckLaunch)
-// and launches the kernel's PTX function with cu's Function.Launch, each
-// argument from an 8-byte variable: a buffer's device address, an integer
-// as a 64-bit integer, a float as a float32 in the low 4 bytes.
+// and launches the kernel's PTX function with cu's Function.Launch, in
+// the grid and block of launch.Shape, each argument from an 8-byte
+// variable (launch.Pack): a buffer's device address, an integer as a
+// 64-bit integer, a float as a float32 in the low 4 bytes. A launch with
+// nothing to do (no values) is not made.
 func (d *Device) Launch(s gpu.Stream, k gpu.Kernel, a gpu.Args) error {
 	if err := d.check("launch of " + k.String()); err != nil {
 		return err
