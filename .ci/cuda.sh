@@ -3,8 +3,10 @@
 # staticcheck and a test build with -tags cuda, against NVIDIA's cuda.h and
 # stub libcuda.so from Debian's nvidia-cuda-dev 11.8 (non-free), fetched
 # through a private apt configuration into a cache outside the repository
-# (never installed, never committed); the test binary's skip without a GPU;
-# the committed PTX against its source (where clang is installed); and,
+# (never installed, never committed); the test binary's skip without a GPU
+# and its tests on a stand-in driver that runs the kernels on the CPU (or,
+# where a GPU is, on it); the committed PTX against its source (where
+# clang is installed); and,
 # with ptxas from Debian's nvidia-cuda-toolkit 11.8 (fetched the same way),
 # every PTX assembled for sm_75 and sm_90.
 #
@@ -120,6 +122,18 @@ else
   case "$out" in *"no GPU"*) ;; *) echo "cuda: no skip message"; exit 1 ;; esac
   if LD_LIBRARY_PATH="$stubs" PENSTOCK_CUDA_REQUIRE=1 "$bin/cuda.test" >/dev/null 2>&1; then
     echo "cuda: with PENSTOCK_CUDA_REQUIRE=1 and no GPU the test binary passed; want a failure"; exit 1
+  fi
+
+  # The device's code end to end without a GPU: a stand-in libcuda.so.1
+  # (internal/emu/driver) that runs kernels.cu's kernels on the CPU.
+  echo "== cuda: the tests on the emulated driver"
+  if command -v g++ >/dev/null 2>&1; then
+    g++ -std=c++20 -O2 -shared -fPIC -I"$inc" -o "$bin/libcuda.so.1" gpu/cuda/internal/emu/driver/fakecuda.cc
+    (cd gpu/cuda && LD_LIBRARY_PATH="$bin" PENSTOCK_CUDA_EMULATED=1 timeout 600 "$bin/cuda.test" \
+      -test.count=1 -test.bench . -test.benchtime 1x) \
+      || { echo "cuda: the tests failed on the emulated driver"; exit 1; }
+  else
+    echo "cuda: no g++: the tests do not run on the emulated driver"
   fi
 fi
 

@@ -28,6 +28,9 @@ import (
 //
 //	./cuda.test -test.run '^$' -test.bench Stage -test.benchtime 200x
 func BenchmarkStage(b *testing.B) {
+	if emulated {
+		b.Skip("the emulated driver runs the kernels on the CPU: far too slow for an MLP 784-1024-1024-10")
+	}
 	const features, classes = 784, 10
 	spec := nn.Default(nn.CrossEntropy)
 	spec.Hidden = []int{1024, 1024}

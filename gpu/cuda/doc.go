@@ -64,10 +64,14 @@
 //
 // Without a GPU, package internal/emu runs kernels.cu compiled as C++ on
 // the CPU, in the launch geometry of package internal/launch that Launch
-// uses, and its tests compare every kernel with the CPU device: the
-// kernels' source and geometry are tested by go test ./... everywhere;
-// the PTX, the driver calls and the device's stream and event logic only
-// on a GPU.
+// uses, and its tests compare every kernel with the CPU device (go test
+// ./... runs them everywhere). .ci/cuda.sh also runs this package's test
+// binary on a stand-in libcuda.so.1 (internal/emu/driver) whose kernels
+// are emu's: the device's calls, the Stage on it and the 100-step fit run
+// end to end (the largest GEMMs and the stage's benchmark are skipped
+// there: too slow on a CPU). What only a GPU shows: the PTX (ptxas
+// assembles it in CI, but its results are the GPU's), the real driver,
+// and streams that really run concurrently.
 //
 // The tag cuda is gorgonia's too: a program built with -tags cuda that
 // imports steps/mlp (gorgonia) builds gorgonia's CUDA engine, which needs

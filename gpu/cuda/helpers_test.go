@@ -7,12 +7,14 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/goleak"
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/gpu"
@@ -33,6 +35,16 @@ func checked(t *testing.T) *memory.CheckedAllocator {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
 	return mem
+}
+
+// emulated reports whether the driver is .ci/cuda.sh's stand-in
+// (internal/emu/driver), whose kernels run on the CPU: slow for big ones.
+var emulated = os.Getenv("PENSTOCK_CUDA_EMULATED") == "1"
+
+// noLeaks checks for leaked goroutines when the test's cleanups ran
+// (the owner's Close among them): call it first.
+func noLeaks(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
 }
 
 // owner starts an owner on GPU 0 and closes it at the end of the test.

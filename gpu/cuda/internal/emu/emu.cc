@@ -1,21 +1,23 @@
 // The kernels of ../../kernels/kernels.cu compiled as C++ for the CPU:
-// a block's threads are OS threads (std::thread), __syncthreads is a
-// std::barrier over them, __shared__ arrays are static (a launch runs its
-// blocks one after another, so one copy serves each block in turn), and
-// the special registers are thread-local variables. The base-2
-// approximations become exp2f and log2f.
+// a block's threads are coroutines (ucontext) on the calling thread, run
+// in turn; __syncthreads switches to the next, so that a round over all of
+// them passes one barrier (the kernels reach their barriers in uniform
+// control flow). __shared__ arrays are static: the blocks run one after
+// another. The special registers are variables that the scheduler sets
+// before it resumes a thread. The base-2 approximations become exp2f and
+// log2f.
 
-#include <barrier>
+#include <ucontext.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <thread>
+#include <functional>
 #include <vector>
 
 namespace emu {
-thread_local long long tx, ty;
-long long bx, by, ntx, nty, nbx, nby;
-std::barrier<> *bar;
+long long tx, ty, bx, by, ntx, nty, nbx, nby;
+void sync();
 } // namespace emu
 
 #define __global__
@@ -27,13 +29,17 @@ std::barrier<> *bar;
 #define __nvvm_read_ptx_sreg_ctaid_x() emu::bx
 #define __nvvm_read_ptx_sreg_ctaid_y() emu::by
 #define __nvvm_read_ptx_sreg_nctaid_x() emu::nbx
-#define __syncthreads() emu::bar->arrive_and_wait()
+#define __syncthreads() emu::sync()
 #define __nvvm_ex2_approx_f(x) exp2f(x)
 #define __nvvm_lg2_approx_f(x) log2f(x)
 
 #include "kernels_cu.h" // a link to ../../kernels/kernels.cu, so that go build tracks it
 
 #include "emu.h"
+
+namespace emu {
+int run(long long gx, long long gy, long long bx, long long by, std::function<void()> body);
+}
 
 namespace {
 template <typename T> T at(const uint64_t *a, int i) {
@@ -70,26 +76,57 @@ extern "C" int emu_launch(int kernel, long long gx, long long gy, long long bx, 
     }
   };
   if (kernel < EMU_GEMM || kernel > EMU_SCALE) return -1;
-  long long n = bx * by;
-  std::barrier<> bar(n);
-  emu::bar = &bar;
-  emu::ntx = bx, emu::nty = by, emu::nbx = gx, emu::nby = gy;
-  // The block's threads live for the whole launch and walk the blocks
-  // together: a barrier between blocks lets the block indices change.
-  std::vector<std::thread> threads;
-  threads.reserve(n);
-  for (long long t = 0; t < n; t++) {
-    threads.emplace_back([&, t]() {
-      emu::tx = t % bx;
-      emu::ty = t / bx;
-      for (long long b = 0; b < gx * gy; b++) {
-        if (t == 0) emu::bx = b % gx, emu::by = b / gx;
-        bar.arrive_and_wait(); // the block index is set
-        body();
-        bar.arrive_and_wait(); // the block is done
-      }
-    });
+  return emu::run(gx, gy, bx, by, body);
+}
+
+namespace emu {
+namespace {
+constexpr size_t stack_bytes = 64 << 10;
+ucontext_t sched;
+std::vector<ucontext_t> threads;
+std::vector<std::vector<char>> stacks;
+std::vector<bool> finished;
+size_t cur;
+std::function<void()> *kernel_body;
+
+void entry() {
+  (*kernel_body)();
+  finished[cur] = true; // then back to sched, the uc_link
+}
+} // namespace
+
+void sync() { swapcontext(&threads[cur], &sched); }
+
+int run(long long gx, long long gy, long long bdx, long long bdy, std::function<void()> body) {
+  size_t n = bdx * bdy;
+  kernel_body = &body;
+  ntx = bdx, nty = bdy, nbx = gx, nby = gy;
+  if (threads.size() < n) {
+    threads.resize(n);
+    stacks.resize(n);
+    for (auto &st : stacks) st.resize(stack_bytes);
   }
-  for (auto &th : threads) th.join();
+  finished.assign(n, false);
+  for (long long b = 0; b < gx * gy; b++) {
+    bx = b % gx, by = b / gx;
+    for (size_t t = 0; t < n; t++) {
+      getcontext(&threads[t]);
+      threads[t].uc_stack.ss_sp = stacks[t].data();
+      threads[t].uc_stack.ss_size = stacks[t].size();
+      threads[t].uc_link = &sched;
+      makecontext(&threads[t], entry, 0);
+      finished[t] = false;
+    }
+    for (size_t left = n; left > 0;) {
+      left = 0;
+      for (size_t t = 0; t < n; t++) {
+        if (finished[t]) continue;
+        cur = t, tx = t % bdx, ty = t / bdx;
+        swapcontext(&sched, &threads[t]);
+        if (!finished[t]) left++;
+      }
+    }
+  }
   return 0;
 }
+} // namespace emu

@@ -12,7 +12,10 @@
 // no GPU it prints why and "PASS" and exits 0, so that go test reports
 // the package as passing with nothing run; with PENSTOCK_CUDA_REQUIRE=1
 // in the environment it exits 1 instead (for the run on a GPU machine,
-// where a skip would hide a broken driver setup).
+// where a skip would hide a broken driver setup). With
+// PENSTOCK_CUDA_EMULATED=1 it lets the binary run without a GPU: for the
+// stand-in driver of package emu (emu/driver), which .ci/cuda.sh loads
+// through LD_LIBRARY_PATH.
 //
 // The binary still needs libcuda.so.1 to start: the dynamic loader
 // resolves it before any Go code runs. On a machine without NVIDIA's
