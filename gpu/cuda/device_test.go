@@ -255,3 +255,42 @@ func TestFit100(t *testing.T) {
 		t.Errorf("predicted classes agree on %d of %d rows; want all (or all but two)", agree, len(classes[0]))
 	}
 }
+
+// TestFault: a kernel fault in batch 2 (the emulated driver's
+// FAKECUDA_FAIL_LAUNCH) is returned by Fit 3 and every later Fit, and
+// Teardown, which does not return it again, frees and ends the owner.
+func TestFault(t *testing.T) {
+	if !emulated {
+		t.Skip("needs the emulated driver's fault injection (FAKECUDA_FAIL_LAUNCH)")
+	}
+	defer goleak.VerifyNone(t)
+	t.Setenv("FAKECUDA_FAIL_LAUNCH", "50") // batches launch 23 kernels: 50 is in batch 2
+	ctx := flow.WithAllocator(deadline(t, time.Minute), checked(t))
+	mem := flow.Allocator(ctx)
+	s, err := gpu.NewStage(10, digitsSpec(), gpu.WithDevice(func() (gpu.Device, error) { return Open(0) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := newBlobs(1)
+	fit := func() error {
+		b := data.next(mem, 64)
+		defer b.Release()
+		return s.Fit(ctx, b)
+	}
+	for n := range 3 {
+		if err := fit(); err != nil {
+			t.Fatalf("batch %d: %v; want no error before batch 3", n, err)
+		}
+	}
+	for n := 3; n < 5; n++ {
+		if err := fit(); err == nil || !strings.Contains(err.Error(), "LaunchFailed") {
+			t.Errorf("batch %d: %v; want the launch failure of batch 2", n, err)
+		}
+	}
+	if err := s.Teardown(ctx); err != nil {
+		t.Errorf("teardown after the fault was returned: %v; want nil", err)
+	}
+}

@@ -13,6 +13,11 @@
 //	g++ -std=c++20 -O2 -shared -fPIC -I<cuda include> -o libcuda.so.1 fakecuda.cc
 //
 // and used with LD_LIBRARY_PATH and PENSTOCK_CUDA_EMULATED=1.
+//
+// Faults: with FAKECUDA_FAIL_LAUNCH=n in the environment, the n-th launch
+// (from 1) of each context fails with CUDA_ERROR_LAUNCH_FAILED, and so,
+// as after a real kernel fault, does every later call on the context but
+// the frees and destroys.
 
 #include <cuda.h>
 
@@ -53,6 +58,11 @@ double now_ms() {
 
 bool initialized = false;
 int contexts = 0;
+long launches = 0;   // in the current context
+bool fault = false;  // sticky, as a kernel fault is
+
+// failed returns the sticky fault's error, if one happened.
+CUresult failed() { return fault ? CUDA_ERROR_LAUNCH_FAILED : CUDA_SUCCESS; }
 
 } // namespace
 
@@ -92,6 +102,7 @@ CUresult cuGetErrorString(CUresult r, const char **s) {
   case CUDA_ERROR_INVALID_VALUE: *s = "invalid argument"; break;
   case CUDA_ERROR_INVALID_HANDLE: *s = "invalid resource handle"; break;
   case CUDA_ERROR_NOT_FOUND: *s = "named symbol not found"; break;
+  case CUDA_ERROR_LAUNCH_FAILED: *s = "unspecified launch failure"; break;
   default: *s = "error (fakecuda)";
   }
   return CUDA_SUCCESS;
@@ -99,6 +110,8 @@ CUresult cuGetErrorString(CUresult r, const char **s) {
 
 CUresult cuCtxCreate(CUcontext *ctx, unsigned int, CUdevice) {
   contexts++;
+  launches = 0;
+  fault = false;
   *ctx = reinterpret_cast<CUcontext>(new int(contexts));
   return CUDA_SUCCESS;
 }
@@ -120,8 +133,8 @@ CUresult cuStreamDestroy(CUstream s) {
   return CUDA_SUCCESS;
 }
 
-CUresult cuStreamSynchronize(CUstream) { return CUDA_SUCCESS; }
-CUresult cuStreamWaitEvent(CUstream, CUevent e, unsigned int) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+CUresult cuStreamSynchronize(CUstream) { return failed(); }
+CUresult cuStreamWaitEvent(CUstream, CUevent e, unsigned int) { return e ? failed() : CUDA_ERROR_INVALID_HANDLE; }
 
 CUresult cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned int n, CUjit_option *opts, void **vals) {
   if (image == nullptr || std::strstr(static_cast<const char *>(image), ".target sm_75") == nullptr)
@@ -157,6 +170,7 @@ CUresult cuModuleGetFunction(CUfunction *f, CUmodule, const char *name) {
 }
 
 CUresult cuMemAlloc(CUdeviceptr *p, size_t bytes) {
+  if (fault) return failed();
   void *m = std::calloc(1, bytes);
   if (m == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
   *p = reinterpret_cast<CUdeviceptr>(m);
@@ -179,11 +193,13 @@ CUresult cuMemFreeHost(void *p) {
 }
 
 CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream) {
+  if (fault) return failed();
   std::memcpy(reinterpret_cast<void *>(dst), src, n);
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream) {
+  if (fault) return failed();
   std::memcpy(dst, reinterpret_cast<const void *>(src), n);
   return CUDA_SUCCESS;
 }
@@ -198,6 +214,12 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
                         void **extra) {
   if (f == nullptr || gz != 1 || bz != 1 || shared != 0 || extra != nullptr || params == nullptr)
     return CUDA_ERROR_INVALID_VALUE;
+  if (fault) return failed();
+  launches++;
+  if (const char *n = std::getenv("FAKECUDA_FAIL_LAUNCH"); n != nullptr && std::atol(n) == launches) {
+    fault = true;
+    return failed();
+  }
   auto fn = reinterpret_cast<const Function *>(f);
   uint64_t args[16];
   for (int i = 0; i < fn->nargs; i++) std::memcpy(&args[i], params[i], 8);
@@ -217,12 +239,13 @@ CUresult cuEventDestroy(CUevent e) {
 
 CUresult cuEventRecord(CUevent e, CUstream) {
   if (e == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (fault) return failed();
   reinterpret_cast<Event *>(e)->ms = now_ms();
   return CUDA_SUCCESS;
 }
 
-CUresult cuEventQuery(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
-CUresult cuEventSynchronize(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+CUresult cuEventQuery(CUevent e) { return e ? failed() : CUDA_ERROR_INVALID_HANDLE; }
+CUresult cuEventSynchronize(CUevent e) { return e ? failed() : CUDA_ERROR_INVALID_HANDLE; }
 
 CUresult cuEventElapsedTime(float *ms, CUevent a, CUevent b) {
   if (a == nullptr || b == nullptr) return CUDA_ERROR_INVALID_HANDLE;
