@@ -50,14 +50,15 @@
 //
 //	PENSTOCK_CUDA_REQUIRE=1 ./cuda.test -test.v -test.bench . -test.benchtime 200x
 //
-// runs the tests, the example and the benchmarks; -test.run '^$' -test.bench Stage
-// runs only the stage's benchmark. The tests compare every kernel, and
-// 100 Adam steps of the stage on 64-row batches (10 classes of 64
-// features, made in the binary), with the CPU device (gpu.CPU) to 1e-4.
-// The benchmarks are the
-// stage on batches of 64, 1024 and 8192 rows of an MLP 784-1024-1024-10
-// (rows/s, busy %, overlap %, launches per batch) and the pinned and
-// pageable upload bandwidth. Where the machine has no GPU (no
+// runs the tests, the example and the benchmarks (-test.run '^$'
+// -test.bench Stage runs only the stage's). The tests compare every
+// kernel, and 100 Adam steps of the stage on 64-row batches (10 classes
+// of 64 features, made in the binary), with the CPU device (gpu.CPU) to
+// 1e-4. BenchmarkStage fits an MLP 784-1024-1024-10 on batches of 64,
+// 1024 and 8192 rows and reports rows/s, busy % and overlap % (the
+// stage's Stats), launches per batch and the upload and training time per
+// batch; BenchmarkH2D reports the pinned and pageable upload bandwidth
+// (GB/s) of an 8192-row batch. Where the machine has no GPU (no
 // /dev/nvidia0), the test binary prints why and exits 0 before cu's
 // initialisation (see internal/skipnogpu); it still needs a libcuda.so.1
 // to start (the stub will do, through LD_LIBRARY_PATH).
