@@ -27,6 +27,7 @@ static __device__ __inline__ i64 ntid_x() { return __nvvm_read_ptx_sreg_ntid_x()
 static __device__ __inline__ i64 ctaid_x() { return __nvvm_read_ptx_sreg_ctaid_x(); }
 static __device__ __inline__ i64 ctaid_y() { return __nvvm_read_ptx_sreg_ctaid_y(); }
 static __device__ __inline__ i64 nctaid_x() { return __nvvm_read_ptx_sreg_nctaid_x(); }
+static __device__ __inline__ i64 nctaid_y() { return __nvvm_read_ptx_sreg_nctaid_y(); }
 static __device__ __inline__ void sync_threads() { __syncthreads(); }
 
 // The first element of this thread in a grid-stride loop, and the stride.
@@ -43,31 +44,34 @@ static __device__ __inline__ float log_f(float x) { return __nvvm_lg2_approx_f(x
 // C (m×n) = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n, row-major;
 // op(A)[i][p] is A[p*m+i] when ta, else A[i*k+p]; op(B)[p][j] is B[j*k+p]
 // when tb, else B[p*n+j]. Blocks of TILE×TILE threads, one element of C
-// each, over a grid of ceil(n/TILE)×ceil(m/TILE) blocks; beta 0 ignores C.
+// each, over a grid of ceil(n/TILE) × at most 65535 blocks: a block
+// takes the row tiles ctaid.y, ctaid.y + nctaid.y, …; beta 0 ignores C.
 extern "C" __global__ void gemm(const float *A, const float *B, float *C, i64 m, i64 n, i64 k,
                                 i64 ta, i64 tb, float alpha, float beta) {
   __shared__ float as[TILE][TILE + 1];
   __shared__ float bs[TILE][TILE + 1];
   i64 tx = tid_x(), ty = tid_y();
-  i64 i = ctaid_y() * TILE + ty; // row of C
   i64 j = ctaid_x() * TILE + tx; // column of C
-  float acc = 0;
-  for (i64 p0 = 0; p0 < k; p0 += TILE) {
-    // as[ty][tx] = op(A)[i][p0+tx]; bs[ty][tx] = op(B)[p0+ty][j]
-    i64 pa = p0 + tx, pb = p0 + ty;
-    float a = 0, b = 0;
-    if (i < m && pa < k) a = ta ? A[pa * m + i] : A[i * k + pa];
-    if (j < n && pb < k) b = tb ? B[j * k + pb] : B[pb * n + j];
-    as[ty][tx] = a;
-    bs[ty][tx] = b;
-    sync_threads();
-    for (int q = 0; q < TILE; q++) acc += as[ty][q] * bs[q][tx];
-    sync_threads();
-  }
-  if (i < m && j < n) {
-    float c = alpha * acc;
-    if (beta != 0) c += beta * C[i * n + j];
-    C[i * n + j] = c;
+  for (i64 i0 = ctaid_y() * TILE; i0 < m; i0 += nctaid_y() * TILE) {
+    i64 i = i0 + ty; // row of C
+    float acc = 0;
+    for (i64 p0 = 0; p0 < k; p0 += TILE) {
+      // as[ty][tx] = op(A)[i][p0+tx]; bs[ty][tx] = op(B)[p0+ty][j]
+      i64 pa = p0 + tx, pb = p0 + ty;
+      float a = 0, b = 0;
+      if (i < m && pa < k) a = ta ? A[pa * m + i] : A[i * k + pa];
+      if (j < n && pb < k) b = tb ? B[j * k + pb] : B[pb * n + j];
+      as[ty][tx] = a;
+      bs[ty][tx] = b;
+      __syncthreads();
+      for (int q = 0; q < TILE; q++) acc += as[ty][q] * bs[q][tx];
+      __syncthreads();
+    }
+    if (i < m && j < n) {
+      float c = alpha * acc;
+      if (beta != 0) c += beta * C[i * n + j];
+      C[i * n + j] = c;
+    }
   }
 }
 

@@ -29,6 +29,7 @@ void sync();
 #define __nvvm_read_ptx_sreg_ctaid_x() emu::bx
 #define __nvvm_read_ptx_sreg_ctaid_y() emu::by
 #define __nvvm_read_ptx_sreg_nctaid_x() emu::nbx
+#define __nvvm_read_ptx_sreg_nctaid_y() emu::nby
 #define __syncthreads() emu::sync()
 #define __nvvm_ex2_approx_f(x) exp2f(x)
 #define __nvvm_lg2_approx_f(x) log2f(x)

@@ -22,6 +22,12 @@ import (
 // lengths checked against the integers, as gpu.CheckLaunch does), with
 // the integer and float arguments given, and writes the buffers back.
 func Launch(k gpu.Kernel, bufs [][]float32, ints []int, floats []float64) error {
+	return launchWithin(k, bufs, ints, floats, launch.MaxGrid)
+}
+
+// launchWithin is Launch in launch.ShapeWithin's geometry: a small maxGrid
+// makes the kernels loop over their rows or values.
+func launchWithin(k gpu.Kernel, bufs [][]float32, ints []int, floats []float64, maxGrid int) error {
 	handles := make([]gpu.Buffer, len(bufs))
 	for i, b := range bufs {
 		handles[i] = gpu.NewBuffer(uint64(i+1), len(b))
@@ -30,7 +36,7 @@ func Launch(k gpu.Kernel, bufs [][]float32, ints []int, floats []float64) error 
 	if err := gpu.CheckLaunch(k, a); err != nil {
 		return fmt.Errorf("gpu/cuda/internal/emu: %w", err)
 	}
-	grid, block := launch.Shape(k, ints)
+	grid, block := launch.ShapeWithin(k, ints, maxGrid)
 	if grid[0] == 0 || grid[1] == 0 {
 		return nil
 	}

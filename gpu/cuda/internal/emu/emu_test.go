@@ -177,6 +177,30 @@ func TestKernels(t *testing.T) {
 	}
 }
 
+// TestGridLoops runs every case in grids of at most 2 blocks (gemm's row
+// tiles, the flat kernels' blocks), which the kernels loop over: the
+// results are the CPU device's still.
+func TestGridLoops(t *testing.T) {
+	for _, c := range cases() {
+		want, err := onCPU(c.k, c.ins, c.ints, c.floats)
+		if err != nil {
+			t.Fatalf("%s on the CPU device: %v", c.name, err)
+		}
+		got := make([][]float32, len(c.ins))
+		for i, in := range c.ins {
+			got[i] = slices.Clone(in)
+		}
+		if err := launchWithin(c.k, got, c.ints, c.floats, 2); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for i := range want {
+			if d := relDiff(got[i], want[i]); !(d <= 1e-4) {
+				t.Errorf("%s in a grid of 2: buffer %d: relative difference %.3g from the CPU device; want ≤ 1e-4", c.name, i, d)
+			}
+		}
+	}
+}
+
 // TestLaunchChecks: arguments that do not fit are refused before the
 // kernel runs.
 func TestLaunchChecks(t *testing.T) {

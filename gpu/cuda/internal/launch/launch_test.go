@@ -23,11 +23,21 @@ func TestShape(t *testing.T) {
 		{gpu.ReLU, []int{256}, [2]int{1, 1}, [2]int{256, 1}},
 		{gpu.ReLU, []int{0}, [2]int{0, 1}, [2]int{256, 1}},
 		{gpu.Adam, []int{1 << 30}, [2]int{65535, 1}, [2]int{256, 1}},
+		{gpu.Gemm, []int{2 << 20, 10, 1024, 0, 0}, [2]int{1, 65535}, [2]int{16, 16}},
 	} {
 		g, b := Shape(c.k, c.ints)
 		if g != c.grid || b != c.block {
 			t.Errorf("Shape(%s, %v) = %v, %v; want %v, %v", c.k, c.ints, g, b, c.grid, c.block)
 		}
+	}
+}
+
+func TestShapeWithin(t *testing.T) {
+	if g, _ := ShapeWithin(gpu.Gemm, []int{100, 40, 3, 0, 0}, 2); g != [2]int{3, 2} {
+		t.Errorf("gemm 100×40 within 2: grid %v; want [3 2]", g)
+	}
+	if g, _ := ShapeWithin(gpu.ReLU, []int{5000}, 3); g != [2]int{3, 1} {
+		t.Errorf("relu of 5000 within 3: grid %v; want [3 1]", g)
 	}
 }
 
