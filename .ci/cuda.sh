@@ -6,9 +6,8 @@
 # (never installed, never committed); the test binary's skip without a GPU
 # and its tests on a stand-in driver that runs the kernels on the CPU (or,
 # where a GPU is, on it); the committed PTX against its source (where
-# clang is installed); and,
-# with ptxas from Debian's nvidia-cuda-toolkit 11.8 (fetched the same way),
-# every PTX assembled for sm_75 and sm_90.
+# clang is installed); and, with ptxas from Debian's nvidia-cuda-toolkit
+# 11.8 (fetched the same way), every PTX assembled for sm_75 and sm_90.
 #
 # Where apt, the mirror or the packages cannot be had, it says why and
 # exits 0: a mirror outage must not fail CI. A failing check fails.
