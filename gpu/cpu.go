@@ -473,17 +473,10 @@ func (d *CPUDevice) notAllocated(op string) error {
 func (d *CPUDevice) Launch(s Stream, k Kernel, a Args) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	spec, ok := kernels[k]
-	if !ok {
-		return fmt.Errorf("gpu: cpu device: launch of %s, not a kernel", k)
+	if err := CheckLaunch(k, a); err != nil {
+		return fmt.Errorf("gpu: cpu device: %w", err)
 	}
-	if len(a.Bufs) != spec.bufs || len(a.Ints) != spec.ints || len(a.Floats) != spec.floats {
-		return fmt.Errorf("gpu: cpu device: launch of %s with %d buffers, %d integers and %d floats, want %d, %d and %d",
-			k, len(a.Bufs), len(a.Ints), len(a.Floats), spec.bufs, spec.ints, spec.floats)
-	}
-	if err := spec.check(a); err != nil {
-		return fmt.Errorf("gpu: cpu device: launch of %s: %w", k, err)
-	}
+	spec := kernels[k]
 	views := make([][]float32, len(a.Bufs))
 	uses := make([]use, 0, len(a.Bufs))
 	written := map[uint64]bool{}

@@ -3,8 +3,14 @@
 // device memory, pinned staging memory, asynchronous copies on a copy
 // stream, a fixed set of kernels on a compute stream, and events. CPU is
 // a Device written in Go, with which everything here is tested without a
-// GPU; a CUDA Device is meant to live in package gpu/cuda (not written
-// yet), behind a build tag.
+// GPU; package gpu/cuda is the Device on an NVIDIA GPU, built only with
+// the build tag cuda (see its documentation for building it and running
+// its tests on a GPU machine:
+//
+//	go test -c -tags cuda -o cuda.test ./gpu/cuda && ./cuda.test -test.v -test.bench .
+//
+// ). NewBuffer, NewPinned, NewEventHandle and CheckLaunch are for such a
+// Device outside this package.
 //
 // # Thread ownership
 //
@@ -65,4 +71,16 @@
 // 100 steps on the digits). The learned state lives on the host between
 // runs: the weights in the nn.Model, Adam's moments and step count in the
 // stage; Setup uploads it and Teardown downloads it.
+//
+// # Saving
+//
+// The Stage has steps/mlp's hyperparameters (Params, SetParams, and a
+// Space with what the device does not support fixed) and is registered
+// in persist.Default as "gpu.Stage" (Register), with steps/mlp's state
+// layout (the layers' w<i>, b<i> and Adam's m_… and v_… tensors), so that
+// automl and persist (SaveFile, FileSaver, checkpoints) treat it as they
+// treat the CPU MLP. A save during a run waits for the queued batches and
+// downloads the learned state first; the run goes on. A loaded stage
+// opens the CPU device until UseDevice sets another: the device is not
+// saved.
 package gpu
