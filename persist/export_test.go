@@ -8,3 +8,8 @@ func SetBeforeRename(f func(tmp, final string) error) (restore func()) {
 	beforeRename = f
 	return func() { beforeRename = old }
 }
+
+// SealManifest returns the manifest b (a JSON object) with its checksum
+// member, manifest_sha256, added last (what a save writes), for tests
+// that edit a manifest and mean to test what comes after the checksum.
+func SealManifest(b []byte) ([]byte, error) { return sealManifest(b) }
