@@ -89,11 +89,13 @@
 // each member's content, name, type and size — is covered: the content by
 // the checksums, the names and sizes by the checksummed manifest (a member
 // must be a declared blob, of its declared size), each header by tar's own
-// header checksum. What is not read is not covered and changes nothing
-// loaded: the zero padding of each member to 512 bytes, the terminating
-// NUL and space of a header's checksum field (parsed as octal around
-// them), the header fields that a load ignores (mode, times, owner, in
-// their header's checksum), and anything after the end-of-archive marker.
+// header checksum. What no check covers changes nothing that is
+// loaded: the zero padding of each member to 512 bytes, the padding of
+// the digits of a header's checksum field (a leading zero, the NUL and the
+// space after them, read the same when one of them becomes a space or a
+// NUL; that field is outside the sum it holds), and anything after the
+// end-of-archive marker. The header fields that a load ignores (mode,
+// times, owner) are in their header's checksum.
 // Any Arrow implementation reads the tensors (see the README: pyarrow).
 //
 // # Safety
