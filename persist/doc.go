@@ -108,7 +108,12 @@
 // by what that shape needs (so a small blob that inflates to gigabytes
 // fails before the memory is asked for). Only then is the tree built:
 // nothing is returned from a failed load. Errors wrap ErrFormat, ErrLimit,
-// ErrNewerFormat or ErrUnknownType.
+// ErrNewerFormat or ErrUnknownType. The checksums find corruption and
+// edits made by hand (a bit flipped on disk, a scalar changed in an
+// editor); they are not a signature: whoever can write the file can also
+// write checksums that match, so a model from a party that is not trusted
+// is only as safe as the checks after them make it (no code runs, limits
+// hold).
 //
 // SaveFile is atomic: a temporary file in the same directory, fsync,
 // rename, fsync of the directory. In SaveDir the manifest is the commit

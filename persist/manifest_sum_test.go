@@ -156,6 +156,16 @@ func TestScalarEditRefused(t *testing.T) {
 	if !errors.Is(err, persist.ErrFormat) || !strings.Contains(err.Error(), "manifest checksum mismatch") {
 		t.Fatalf("error %v; want an ErrFormat saying manifest checksum mismatch", err)
 	}
+	// The checksum is all that refused it (and what FuzzLoad's reseal
+	// recomputes): sealed again, the edit loads.
+	persist.ResealArchive(edited)
+	m, err = persist.Unmarshal(edited, persist.WithAllocator(mem))
+	if err != nil {
+		t.Fatalf("the edit, resealed: %v; want it loaded", err)
+	}
+	if got := m.Step.(*steps.StandardScaler).Count(); got != 2 {
+		t.Fatalf("the edit, resealed: count %d; want 2", got)
+	}
 }
 
 // TestFlipEveryByteOfADirManifest flips each byte of a saved directory's
