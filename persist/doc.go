@@ -79,7 +79,8 @@
 // not its SHA-256 too ("manifest checksum mismatch"), both ErrFormat.
 // Version 1 had no manifest checksum: a version-1 manifest is loaded as
 // version 1 loaded it, its blobs checked and itself not (save it again to
-// seal it); one that carries a manifest_sha256 is checked. Each tensor is a blob
+// seal it); one that carries a manifest_sha256 is checked. A manifest
+// edited on purpose is sealed again with ResealManifest. Each tensor is a blob
 // blobs/<sha256>.arrows: an Arrow IPC stream of one column named after
 // the tensor, flat (row-major), in record batches of at most 2²⁰ values,
 // buffers compressed with zstd, its shape also in the schema's metadata

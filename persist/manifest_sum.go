@@ -101,3 +101,32 @@ func verifyManifest(b []byte) error {
 	}
 	return nil
 }
+
+// ResealManifest returns the manifest b, edited by hand, as a save would
+// write it, with its checksum (manifest_sha256) computed again: b is
+// decoded as a manifest (a member the format does not know is an error),
+// any manifest_sha256 in it is dropped, and the manifest is encoded and
+// sealed. It is for a deliberate edit (a test that checks what a load
+// does with a changed hyperparameter, a repair): a load refuses a
+// manifest edited and not resealed. ResealManifest checks nothing else;
+// the load does.
+func ResealManifest(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("persist: reseal %s: %w", ManifestName, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("persist: reseal %s: data after the JSON document", ManifestName)
+	}
+	m.Sum = ""
+	out, err := json.MarshalIndent(&m, "", "  ")
+	if err == nil {
+		out, err = sealManifest(out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("persist: reseal %s: %w", ManifestName, err)
+	}
+	return out, nil
+}

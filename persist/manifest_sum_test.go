@@ -2,6 +2,7 @@ package persist_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -336,5 +337,43 @@ func TestSameBytes(t *testing.T) {
 	dir := savedDir(t, p)
 	if got := readManifest(t, dir); got != string(first[man.from:man.to]) {
 		t.Errorf("the directory's manifest differs from the file's:\n%s\nwant\n%s", got, first[man.from:man.to])
+	}
+}
+
+// TestResealManifest: a saved manifest resealed is the same bytes; one
+// edited (compacted, a hyperparameter changed) and resealed loads, with
+// the edit; a member the format does not know is an error.
+func TestResealManifest(t *testing.T) {
+	mem := checkedMem(t)
+	dir := savedDir(t, fittedScaler(t, mem))
+	saved := readManifest(t, dir)
+	if got := must[[]byte](t)(persist.ResealManifest([]byte(saved))); string(got) != saved {
+		t.Fatalf("a saved manifest resealed:\n%s\nwant it unchanged:\n%s", got, saved)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(saved)); err != nil {
+		t.Fatal(err)
+	}
+	const from, to = `"with_std":{"bool":true}`, `"with_std":{"bool":false}`
+	edited := strings.Replace(compact.String(), from, to, 1)
+	if edited == compact.String() {
+		t.Fatalf("the manifest has no %s", from)
+	}
+	if err := os.WriteFile(filepath.Join(dir, persist.ManifestName), []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := persist.LoadDir(dir, persist.WithAllocator(mem)); !errors.Is(err, persist.ErrFormat) || !strings.Contains(err.Error(), "manifest checksum") {
+		t.Fatalf("the edit, not resealed: %v; want a manifest checksum error", err)
+	}
+	resealed := must[[]byte](t)(persist.ResealManifest([]byte(edited)))
+	if err := os.WriteFile(filepath.Join(dir, persist.ManifestName), resealed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := must[*persist.Model](t)(persist.LoadDir(dir, persist.WithAllocator(mem)))
+	if got := m.Step.(*steps.StandardScaler).Params()["with_std"]; got != false {
+		t.Errorf("with_std %v after the edit; want false", got)
+	}
+	if _, err := persist.ResealManifest([]byte(`{"format": "penstock-model", "surprise": 1}`)); err == nil || !strings.Contains(err.Error(), "surprise") {
+		t.Errorf("an unknown member: %v; want an error naming it", err)
 	}
 }
