@@ -34,7 +34,8 @@ func (m *Model) Pipeline() (*flow.Pipeline, error) {
 	return p, nil
 }
 
-// decodeManifest verifies the checksum of a manifest (verifyManifest),
+// decodeManifest refuses a manifest over the limits of size and nesting
+// (a scan of its bytes), verifies its checksum (verifyManifest), and only
 // then parses and checks it.
 func decodeManifest(b []byte, lim Limits) (*manifest, error) {
 	if int64(len(b)) > lim.MaxManifestBytes {
