@@ -1,11 +1,13 @@
 package persist_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -38,7 +40,8 @@ func arrowJS(t *testing.T) (node, dir string) {
 // digits pipeline, saved to a directory and a file, read by Apache
 // Arrow's JavaScript implementation (testdata/read_model.cjs), which
 // checks the checksums and the tar archive and decodes every tensor; the
-// values must be the fitted ones, to the bit.
+// values must be the fitted ones, to the bit; and it refuses a manifest
+// with one bit flipped.
 func TestArrowJSReads(t *testing.T) {
 	node, modules := arrowJS(t)
 	mem := checkedMem(t)
@@ -99,5 +102,22 @@ func TestArrowJSReads(t *testing.T) {
 	cols := got["pack|cols"]
 	if cols.DType != "utf8" || len(cols.Values) != 64 || cols.Values[63] != "px63" {
 		t.Errorf("pack|cols: %s %v; want 64 utf8 names px0 … px63", cols.DType, cols.Values)
+	}
+	// The reader checks the manifest's checksum as Load does: one bit of
+	// the manifest flipped, it refuses.
+	path := filepath.Join(dir, "model", persist.ManifestName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.CommandContext(ctx, node, filepath.Join("testdata", "read_model.cjs"), modules, filepath.Join(dir, "model"), filepath.Join(dir, "model.pnst"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "manifest checksum mismatch") {
+		t.Errorf("the JavaScript reader on a flipped manifest: %v, %s; want a manifest checksum mismatch", err, stderr.String())
 	}
 }

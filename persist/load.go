@@ -34,12 +34,17 @@ func (m *Model) Pipeline() (*flow.Pipeline, error) {
 	return p, nil
 }
 
-// decodeManifest parses and checks a manifest.
+// decodeManifest refuses a manifest over the limits of size and nesting
+// (a scan of its bytes), verifies its checksum (verifyManifest), and only
+// then parses and checks it.
 func decodeManifest(b []byte, lim Limits) (*manifest, error) {
 	if int64(len(b)) > lim.MaxManifestBytes {
 		return nil, fmt.Errorf("%w: the manifest has %d bytes, over the limit of %d (Limits.MaxManifestBytes)", ErrLimit, len(b), lim.MaxManifestBytes)
 	}
 	if err := jsonDepth(b, 2*lim.MaxDepth+8); err != nil {
+		return nil, err
+	}
+	if err := verifyManifest(b); err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))

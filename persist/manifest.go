@@ -19,8 +19,10 @@ import (
 const Format = "penstock-model"
 
 // FormatVersion is the version of the format that this package writes;
-// Load refuses a manifest of a later one.
-const FormatVersion = 1
+// Load refuses a manifest of a later one. Version 2 added the manifest's
+// checksum (manifest_sha256), required from version 2 on; a version-1
+// manifest, which has none, is loaded without that check.
+const FormatVersion = 2
 
 // ManifestName is the manifest's name in a directory or a file.
 const ManifestName = "manifest.json"
@@ -32,6 +34,9 @@ type manifest struct {
 	Root    *nodeJSON          `json:"root"`
 	Blobs   map[string]blobRef `json:"blobs,omitempty"` // by SHA-256 in hex
 	Extra   map[string]string  `json:"extra,omitempty"` // name → SHA-256 of its blob
+	// Sum is the manifest's own checksum, its last member (see
+	// sealManifest); empty while it is encoded, which seals it after.
+	Sum string `json:"manifest_sha256,omitempty"`
 }
 
 // nodeJSON is one node of the saved tree.

@@ -51,9 +51,12 @@ func readManifest(t *testing.T, dir string) string {
 	return string(must[[]byte](t)(os.ReadFile(filepath.Join(dir, persist.ManifestName))))
 }
 
+// writeManifest writes m as the manifest of dir, sealed with its checksum
+// (persist.SealManifest), so that the load checks what comes after it.
 func writeManifest(t *testing.T, dir, m string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, persist.ManifestName), []byte(m), 0o644); err != nil {
+	sealed := must[[]byte](t)(persist.SealManifest([]byte(m)))
+	if err := os.WriteFile(filepath.Join(dir, persist.ManifestName), sealed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -85,13 +88,15 @@ func replaceBlob(t *testing.T, dir, file string, data []byte) {
 	})
 }
 
-// editManifest changes the manifest of dir with edit, on its JSON.
+// editManifest changes the manifest of dir with edit, on its JSON, and
+// seals it again.
 func editManifest(t *testing.T, dir string, edit func(m map[string]any)) {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(readManifest(t, dir)), &m); err != nil {
 		t.Fatal(err)
 	}
+	delete(m, "manifest_sha256") // sealed again by writeManifest
 	edit(m)
 	writeManifest(t, dir, string(must[[]byte](t)(json.Marshal(m))))
 }
@@ -116,9 +121,9 @@ func TestLoadRefuses(t *testing.T) {
 		}, persist.ErrUnknownType, []string{`"steps.StandardScaler"`, "registered: flow.Pipeline, flow.Union, minibatch.PackStep"}},
 		{"newer format", func(t *testing.T, mem memory.Allocator) (string, []persist.Option) {
 			dir := savedDir(t, fittedScaler(t, mem))
-			editManifest(t, dir, func(m map[string]any) { m["format_version"] = 2 })
+			editManifest(t, dir, func(m map[string]any) { m["format_version"] = 3 })
 			return dir, nil
-		}, persist.ErrNewerFormat, []string{"format version 2", "up to 1"}},
+		}, persist.ErrNewerFormat, []string{"format version 3", "up to 2"}},
 		{"newer step version", func(t *testing.T, mem memory.Allocator) (string, []persist.Option) {
 			dir := savedDir(t, fittedScaler(t, mem))
 			editManifest(t, dir, func(m map[string]any) { m["root"].(map[string]any)["version"] = 3 })

@@ -142,7 +142,11 @@ func encode(root flow.Step, c config) (*encoded, error) {
 		m.Extra[name] = add(c.extra[name], "bin")
 	}
 	e.paths = slices.Sorted(maps.Keys(e.blobs))
-	if e.manifest, err = json.MarshalIndent(m, "", "  "); err != nil {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err == nil {
+		e.manifest, err = sealManifest(b)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("persist: save: manifest: %w", err)
 	}
 	return e, nil

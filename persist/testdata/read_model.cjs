@@ -4,7 +4,8 @@
 //
 //   node read_model.cjs <dir with node_modules> <model dir> <model file>
 //
-// It checks every blob's SHA-256 and size against the manifest, reads the
+// It checks the manifest's own SHA-256 (manifest_sha256, format version 2)
+// and every blob's SHA-256 and size against the manifest, reads the
 // single file as a tar archive and checks that it holds the same manifest
 // and blobs, decodes every tensor, and prints {"<step key>|<tensor>":
 // {"dtype", "shape", "values"}} as JSON (int64 values as strings).
@@ -19,12 +20,19 @@ const fzstd = req('fzstd');
 // start at: copy into a buffer of its own.
 arrow.compressionRegistry.set(arrow.CompressionType.ZSTD, { decode: (b) => Uint8Array.from(fzstd.decompress(b)) });
 
+function sha(b) { return crypto.createHash('sha256').update(b).digest('hex'); }
+
 const dir = process.argv[3];
 const manifestText = fs.readFileSync(path.join(dir, 'manifest.json'));
+// Format version 2: the manifest ends with "manifest_sha256": "<hex>"\n},
+// the SHA-256 of every byte before the value's opening quote.
+const tail = manifestText.subarray(manifestText.length - 68).toString('latin1');
+const covered = manifestText.subarray(0, manifestText.length - 68);
+if (!/^"[0-9a-f]{64}"\n}$/.test(tail) || !covered.toString('latin1').endsWith('"manifest_sha256": ')) throw new Error('the manifest does not end with its checksum');
+if (sha(covered) !== tail.slice(1, 65)) throw new Error('manifest checksum mismatch');
 const manifest = JSON.parse(manifestText);
-if (manifest.format !== 'penstock-model' || manifest.format_version !== 1) throw new Error('format ' + manifest.format);
-
-function sha(b) { return crypto.createHash('sha256').update(b).digest('hex'); }
+if (manifest.format !== 'penstock-model' || manifest.format_version !== 2) throw new Error('format ' + manifest.format + ' version ' + manifest.format_version);
+if (manifest.manifest_sha256 !== tail.slice(1, 65)) throw new Error('manifest_sha256 is not the checksum at the end');
 
 // The tar archive: 512-byte headers, name at 0, octal size at 124.
 function untar(buf) {
