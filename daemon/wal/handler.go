@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/penstock-ml/penstock/daemon/source"
-	"github.com/penstock-ml/penstock/flow"
 )
 
 // The HTTP protocol of the ingest endpoint.
@@ -96,10 +95,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	err := decodeBody(r.Context(), &l.o, rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
-		b.Release()
-		return nil
-	})
+	err := l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], nil)
 	if se, ok := errors.AsType[*source.SchemaError](err); ok {
 		l.fail(w, http.StatusUnprocessableEntity, source.ReasonSchema, fmt.Errorf("%s: %w", where, err), se.Column)
 		return

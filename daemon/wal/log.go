@@ -21,7 +21,8 @@ var ErrClosed = errors.New("wal: log closed")
 // Log is the write-ahead log of HTTP posts and the source.Source that
 // reads it. See the package documentation for its contract.
 type Log struct {
-	o Options
+	o   Options
+	dec *decoder
 
 	appendc    chan *appendReq // to the writer; closed by Close
 	writerDone chan struct{}   // closed when the writer has returned
@@ -91,6 +92,7 @@ func Open(o Options) (*Log, error) {
 		notify:     make(chan struct{}),
 		cursorSeg:  -1,
 	}
+	l.dec = newDecoder(&l.o)
 	if err := l.recover(); err != nil {
 		return nil, fmt.Errorf("wal %q: open %s: %w", o.Name, o.Dir, err)
 	}

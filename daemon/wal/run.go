@@ -224,7 +224,7 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int6
 			skip = cur.skipBatch
 		}
 		stopped := false
-		err = decodeBody(ctx, &l.o, rec.body, func(i int, b flow.Batch) error {
+		err = l.dec.decode(ctx, rec.body, func(i int, b flow.Batch) error {
 			if i <= skip || b.Rows() == 0 {
 				b.Release()
 				return nil
