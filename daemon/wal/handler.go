@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/penstock-ml/penstock/daemon/source"
+	"github.com/penstock-ml/penstock/flow"
 )
 
 // The HTTP protocol of the ingest endpoint.
@@ -95,7 +96,14 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	err := l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], nil)
+	var batches []flow.Batch // kept for Run, which then need not decode the post again
+	err := l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
+		batches = append(batches, b)
+		return nil
+	})
+	if err != nil {
+		releaseAll(batches)
+	}
 	if se, ok := errors.AsType[*source.SchemaError](err); ok {
 		l.fail(w, http.StatusUnprocessableEntity, source.ReasonSchema, fmt.Errorf("%s: %w", where, err), se.Column)
 		return
@@ -105,6 +113,11 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, dup, code, reason, err := l.admit(r, key, rec)
+	if req == nil {
+		releaseAll(batches)
+	} else {
+		req.batches = batches
+	}
 	switch {
 	case err != nil:
 		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")

@@ -93,6 +93,11 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 		}
 	})
 	defer func() { close(stop); wg.Wait() }()
+	defer func() {
+		l.mu.Lock()
+		l.releaseDecodedLocked()
+		l.mu.Unlock()
+	}()
 
 	var f *os.File
 	defer func() {
@@ -224,7 +229,7 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int6
 			skip = cur.skipBatch
 		}
 		stopped := false
-		err = l.dec.decode(ctx, rec.body, func(i int, b flow.Batch) error {
+		send := func(i int, b flow.Batch) error {
 			if i <= skip || b.Rows() == 0 {
 				b.Release()
 				return nil
@@ -238,7 +243,23 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int6
 				stopped = true
 				return context.Cause(ctx)
 			}
-		})
+		}
+		l.mu.Lock()
+		kept, ok := l.decoded[rec.seq]
+		delete(l.decoded, rec.seq)
+		l.mu.Unlock()
+		if ok {
+			err = nil
+			for i, b := range kept {
+				if stopped {
+					b.Release()
+				} else if serr := send(i, b); serr != nil {
+					err = serr
+				}
+			}
+		} else {
+			err = l.dec.decode(ctx, rec.body, send)
+		}
 		if stopped || ctx.Err() != nil {
 			return context.Cause(ctx)
 		}

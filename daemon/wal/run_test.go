@@ -9,15 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // TestResumeMidPost: Run from the position of any batch, also one in the
 // middle of a post, sends exactly the batches after it.
 func TestResumeMidPost(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	small := func(o *Options) { o.SegmentBytes = 1 } // positions in several segments
@@ -66,8 +63,7 @@ func TestResumeMidPost(t *testing.T) {
 // TestDrainSendsEverythingAccepted: posts race with drain; every post
 // answered 202 is sent, none refused is, and Run returns nil.
 func TestDrainSendsEverythingAccepted(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	run := e.run(ctx, nil)
@@ -128,8 +124,7 @@ func TestDrainSendsEverythingAccepted(t *testing.T) {
 // with the record its answer named, and a post acknowledged before
 // another started comes first in the log.
 func TestConcurrentPosts(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	run := e.run(ctx, nil)
@@ -189,8 +184,7 @@ func TestConcurrentPosts(t *testing.T) {
 }
 
 func TestRunCancel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	if r := e.post(ctx, body(t, e.opts.Schema.Fields, 1, 3, 3), "", ContentType); r.code != 202 {
@@ -216,8 +210,7 @@ func TestRunCancel(t *testing.T) {
 }
 
 func TestRunIdleCancelAndClose(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	rctx, cancel := context.WithCancel(ctx)
