@@ -47,10 +47,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get(KeyHeader)
-	where := fmt.Sprintf("wal %q: %s %s from %s", l.o.Name, r.Method, r.URL.Path, r.RemoteAddr)
-	if key != "" {
-		where += fmt.Sprintf(" (%s %q)", KeyHeader, key)
-	}
+	where := requestName{l.o.Name, r, key} // formatted only in errors
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		l.fail(w, http.StatusMethodNotAllowed, "", fmt.Errorf("%s: method %s, want POST", where, r.Method), "")
@@ -140,6 +137,22 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// requestName names a request in errors: the source, method, path,
+// client and key.
+type requestName struct {
+	source string
+	r      *http.Request
+	key    string
+}
+
+func (n requestName) String() string {
+	s := fmt.Sprintf("wal %q: %s %s from %s", n.source, n.r.Method, n.r.URL.Path, n.r.RemoteAddr)
+	if n.key != "" {
+		s += fmt.Sprintf(" (%s %q)", KeyHeader, n.key)
+	}
+	return s
+}
+
 // refusal says why no post is taken now: draining (after Run's drain
 // closed), closed, or the writer failed.
 func (l *Log) refusal() (int, source.Reason, error) {
@@ -210,7 +223,7 @@ func (l *Log) admit(r *http.Request, key string, rec []byte) (req *appendReq, du
 	return &appendReq{rec: rec, key: key, done: make(chan appendResult, 1)}, 0, 0, "", nil
 }
 
-func (l *Log) duplicate(w http.ResponseWriter, where string, seq int64) {
+func (l *Log) duplicate(w http.ResponseWriter, where requestName, seq int64) {
 	l.o.Reporter.Rejected(l.o.Name, source.ReasonDup, fmt.Errorf("%s: already appended as record %d: not appended again", where, seq))
 	w.Header().Set(ReplayedHeader, "true")
 	answer(w, http.StatusAccepted, Answer{Status: "duplicate", Record: seq})
