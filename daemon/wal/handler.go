@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -72,12 +73,8 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
 		return
 	}
-	hint := 4096
-	if r.ContentLength > 0 {
-		hint = int(r.ContentLength) + 1 // +1: ReadFrom then sees the end without growing
-	}
-	buf := bytes.NewBuffer(newRecordBuf(key, hint))
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, l.o.MaxBody)); err != nil {
+	rec, err := readBody(http.MaxBytesReader(w, r.Body, l.o.MaxBody), r.ContentLength, key)
+	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			l.fail(w, http.StatusRequestEntityTooLarge, source.ReasonTooBig,
 				fmt.Errorf("%s: body over %d bytes (MaxBody)", where, l.o.MaxBody), "")
@@ -86,7 +83,6 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, http.StatusBadRequest, source.ReasonIO, fmt.Errorf("%s: reading the body: %w", where, err), "")
 		return
 	}
-	rec := buf.Bytes()
 	if key != "" {
 		if seq, ok := l.appended(key); ok {
 			l.duplicate(w, where, seq)
@@ -94,7 +90,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var batches []flow.Batch // kept for Run, which then need not decode the post again
-	err := l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
+	err = l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
 		batches = append(batches, b)
 		return nil
 	})
@@ -151,6 +147,21 @@ func (n requestName) String() string {
 		s += fmt.Sprintf(" (%s %q)", KeyHeader, n.key)
 	}
 	return s
+}
+
+// readBody reads the body into a record buffer (newRecordBuf): exactly
+// its Content-Length n when known (n ≥ 0), else growing as it reads.
+func readBody(body io.Reader, n int64, key string) ([]byte, error) {
+	if n >= 0 {
+		rec := newRecordBuf(key, int(n))
+		head := len(rec)
+		rec = rec[:head+int(n)]
+		_, err := io.ReadFull(body, rec[head:])
+		return rec, err
+	}
+	buf := bytes.NewBuffer(newRecordBuf(key, 16<<10))
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
 }
 
 // refusal says why no post is taken now: draining (after Run's drain

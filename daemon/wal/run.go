@@ -100,6 +100,7 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 	}()
 
 	var f *os.File
+	rr := newRecordReader(nil, 0, 0)
 	defer func() {
 		if f != nil {
 			f.Close()
@@ -127,7 +128,7 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 					return fmt.Errorf("wal %q: reading: %w", l.o.Name, err)
 				}
 			}
-			if err := l.sendRange(ctx, f, &cur, limit, out); err != nil {
+			if err := l.sendRange(ctx, f, rr, &cur, limit, out); err != nil {
 				return err
 			}
 			continue
@@ -213,8 +214,8 @@ func readRecordAt(s *segment, off int64) (record, error) {
 // sendRange sends the batches of the records of cur.seg from cur.off to
 // limit (committed bytes), advancing cur and the pending count record by
 // record.
-func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int64, out chan<- source.Input) error {
-	rr := newRecordReader(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
+func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *cursor, limit int64, out chan<- source.Input) error {
+	rr.reset(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
 	for {
 		rec, err := rr.next()
 		if err == io.EOF {
