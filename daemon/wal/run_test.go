@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,5 +236,40 @@ func TestRunIdleCancelAndClose(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return after Close")
+	}
+}
+
+// TestAppendFailure: when a write fails, the post in it gets 500, later
+// posts 503, and Run sends what was committed, then returns the error.
+func TestAppendFailure(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	e := newEnv(t, "", mem, nil)
+	sc := e.opts.Schema.Fields
+	if r := e.post(ctx, body(t, sc, 1, 2), "k1", ContentType); r.code != 202 {
+		t.Fatalf("post 1: %d %+v", r.code, r.answer)
+	}
+	e.log.f.Close() // the next write fails
+	r := e.post(ctx, body(t, sc, 2, 2), "k2", ContentType)
+	if r.code != http.StatusInternalServerError || !strings.Contains(r.answer.Error, "restart to recover") {
+		t.Errorf("post in the failed write: %d %q; want 500 saying what to do", r.code, r.answer.Error)
+	}
+	r = e.post(ctx, body(t, sc, 2, 2), "k2", ContentType)
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("post after the failure: %d %q; want 503 with Retry-After", r.code, r.answer.Error)
+	}
+	run := e.run(ctx, nil)
+	gs := run.take(t, ctx, 1)
+	if !slices.Equal(gs[0].labels, labelsOf(1, 2)[0]) {
+		t.Errorf("sent %v; want post 1", gs[0].labels)
+	}
+	if err := <-run.done; err == nil || !strings.Contains(err.Error(), "appending to") {
+		t.Errorf("Run: %v; want the append error", err)
+	}
+	e.srv.Close()
+	e.client.CloseIdleConnections()
+	e.closed = true
+	if err := e.log.Close(); err == nil {
+		t.Error("Close: nil; want the error of closing the closed segment")
 	}
 }
