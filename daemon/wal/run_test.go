@@ -1,10 +1,12 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -236,6 +238,26 @@ func TestRunIdleCancelAndClose(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return after Close")
+	}
+	if err := e2.log.Close(); err != nil {
+		t.Errorf("second Close: %v; want nil", err)
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, Path, bytes.NewReader(body(t, e2.opts.Schema.Fields, 1, 1)))
+	req.Header.Set("Content-Type", ContentType)
+	rec := httptest.NewRecorder()
+	e2.log.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "closed") {
+		t.Errorf("post after Close: %d %s; want 503, closed", rec.Code, rec.Body)
+	}
+}
+
+func TestDurableBadPositions(t *testing.T) {
+	e := newEnv(t, "", checkedMem(t), nil)
+	for _, pos := range []string{`nonsense`, `{"segment":0,"offset":8,"record":1,"batch":0}`, `{"segment":1,"offset":2,"record":1,"batch":0}`,
+		`{"segment":5,"offset":8,"record":4,"batch":0}`, `{"segment":1,"offset":8,"record":1,"batch":-1}`} {
+		if err := e.log.Durable([]byte(pos)); err == nil || !strings.Contains(err.Error(), "position") {
+			t.Errorf("Durable(%s): %v; want an error about the position", pos, err)
+		}
 	}
 }
 
