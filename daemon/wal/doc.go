@@ -50,7 +50,9 @@
 // A post with an Idempotency-Key header (at most 256 bytes) whose key
 // was already appended is answered 202 with Idempotent-Replayed: true and
 // the first post's record number, and is not appended; its body is not
-// compared with the first one. Two posts with the same key at the same
+// read or compared with the first one. That answer comes before any
+// refusal but 405, 415, 413 by Content-Length and 400 for the key: also
+// while draining or full. Two posts with the same key at the same
 // time make one append: the second waits for the first, then is a
 // duplicate (or, if the first was refused, is taken itself). The log
 // remembers the most recent Options.MaxKeys keys (default 100 000; older

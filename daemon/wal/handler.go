@@ -69,6 +69,12 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("%s: body of %d bytes, want at most %d (MaxBody)", where, r.ContentLength, l.o.MaxBody), "")
 		return
 	}
+	if key != "" { // a retry of an appended post is answered also while draining
+		if seq, ok := l.appended(key); ok {
+			l.duplicate(w, where, seq)
+			return
+		}
+	}
 	if code, reason, err := l.refusal(); err != nil {
 		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
 		return
@@ -83,7 +89,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, http.StatusBadRequest, source.ReasonIO, fmt.Errorf("%s: reading the body: %w", where, err), "")
 		return
 	}
-	if key != "" {
+	if key != "" { // appended while the body was read
 		if seq, ok := l.appended(key); ok {
 			l.duplicate(w, where, seq)
 			return

@@ -295,3 +295,68 @@ func TestAppendFailure(t *testing.T) {
 		t.Error("Close: nil; want the error of closing the closed segment")
 	}
 }
+
+// TestDurableWhileRunning: posts roll segments while Run sends and the
+// consumer calls Durable, as the daemon does; every post is sent once,
+// old segments go, and a restart from the last durable position sends
+// exactly the rest.
+func TestDurableWhileRunning(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	tweak := func(o *Options) { o.SegmentBytes, o.KeepPositions = 4096, 2 }
+	e := newEnv(t, dir, mem, tweak)
+	run := e.run(ctx, nil)
+	const clients, each = 4, 30
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				p := c*each + i
+				if r := e.post(ctx, body(t, e.opts.Schema.Fields, p, 3), fmt.Sprintf("k%d", p), ContentType); r.code != 202 {
+					t.Errorf("post %d: %d %+v", p, r.code, r.answer)
+				}
+			}
+		})
+	}
+	var gs []got
+	var lastDurable int
+	for len(gs) < clients*each {
+		gs = append(gs, run.take(t, ctx, 1)...)
+		if len(gs)%10 == 0 {
+			if err := e.log.Durable(gs[len(gs)-1].pos.marshal()); err != nil {
+				t.Fatalf("Durable: %v", err)
+			}
+			lastDurable = len(gs) - 1
+		}
+	}
+	wg.Wait()
+	if rest, err := run.drainAll(t, ctx); err != nil || len(rest) != 0 {
+		t.Fatalf("drain: %d more, %v; want none, nil", len(rest), err)
+	}
+	seen := map[int64]bool{}
+	for _, g := range gs {
+		p := g.labels[0] / 1_000_000
+		if seen[p] {
+			t.Errorf("post %d sent twice", p)
+		}
+		seen[p] = true
+	}
+	segs := segFiles(t, dir)
+	if int64(len(segs)) >= e.log.Stats().Records {
+		t.Errorf("%d segments left for %d records; want old ones deleted", len(segs), e.log.Stats().Records)
+	}
+	e.close()
+
+	e2 := newEnv(t, dir, mem, tweak)
+	rest, err := e2.run(ctx, gs[lastDurable].pos.marshal()).drainAll(t, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := gotLabels(rest), gotLabels(gs[lastDurable+1:]); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("after restart from input %d: %d inputs; want the %d after it", lastDurable, len(got), len(want))
+	}
+	if r := e2.post(ctx, body(t, e.opts.Schema.Fields, 0, 3), "k0", ContentType); r.code != 202 || r.answer.Status != "duplicate" {
+		t.Errorf("retry of post 0 after its segment was deleted: %d %+v; want a duplicate", r.code, r.answer)
+	}
+}
