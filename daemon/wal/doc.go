@@ -41,9 +41,9 @@
 //     posts until a restart).
 //   - 500: the append of this post failed (I/O error).
 //
-// Every refusal, and every duplicate, is reported to Options.Reporter
-// with its source.Reason, the error naming the request (method, path,
-// client address, key) and what is wrong.
+// Every refusal but 404 and 405 (not posts), and every duplicate, is
+// reported to Options.Reporter with its source.Reason, the error naming
+// the request (method, path, client address, key) and what is wrong.
 //
 // # Idempotency
 //
