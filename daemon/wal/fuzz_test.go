@@ -49,7 +49,7 @@ func FuzzSegment(f *testing.F) {
 			if again := sealed(rec.seq, string(rec.key), rec.body); !bytes.Equal(again, data[at:at+rec.size]) {
 				t.Fatalf("record at %d does not encode back to its bytes", rec.off)
 			}
-			_ = decodeBody(t.Context(), &o, rec.body, func(_ int, b flow.Batch) error {
+			_ = newDecoder(&o).decode(t.Context(), rec.body, func(_ int, b flow.Batch) error {
 				b.Release()
 				return nil
 			})
@@ -88,7 +88,7 @@ func FuzzRecordBody(f *testing.F) {
 			t.Fatalf("record read back as %d %q (%d bytes), %v; want 3 %q (%d bytes)", rec.seq, rec.key, len(rec.body), err, key, len(data))
 		}
 		rows := int64(0)
-		err = decodeBody(t.Context(), &o, rec.body, func(_ int, b flow.Batch) error {
+		err = newDecoder(&o).decode(t.Context(), rec.body, func(_ int, b flow.Batch) error {
 			rows += b.Rows()
 			if b.X.NumCols() != 3 || b.Y.NumCols() != 1 || b.Y.NumRows() != b.X.NumRows() {
 				t.Errorf("batch of %d X and %d Y columns; want 3 and 1", b.X.NumCols(), b.Y.NumCols())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -47,10 +48,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get(KeyHeader)
-	where := fmt.Sprintf("wal %q: %s %s from %s", l.o.Name, r.Method, r.URL.Path, r.RemoteAddr)
-	if key != "" {
-		where += fmt.Sprintf(" (%s %q)", KeyHeader, key)
-	}
+	where := requestName{l.o.Name, r, key} // formatted only in errors
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		l.fail(w, http.StatusMethodNotAllowed, "", fmt.Errorf("%s: method %s, want POST", where, r.Method), "")
@@ -71,16 +69,18 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("%s: body of %d bytes, want at most %d (MaxBody)", where, r.ContentLength, l.o.MaxBody), "")
 		return
 	}
+	if key != "" { // a retry of an appended post is answered also while draining
+		if seq, ok := l.appended(key); ok {
+			l.duplicate(w, where, seq)
+			return
+		}
+	}
 	if code, reason, err := l.refusal(); err != nil {
 		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
 		return
 	}
-	hint := 4096
-	if r.ContentLength > 0 {
-		hint = int(r.ContentLength) + 1 // +1: ReadFrom then sees the end without growing
-	}
-	buf := bytes.NewBuffer(newRecordBuf(key, hint))
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, l.o.MaxBody)); err != nil {
+	rec, err := readBody(http.MaxBytesReader(w, r.Body, l.o.MaxBody), r.ContentLength, key)
+	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			l.fail(w, http.StatusRequestEntityTooLarge, source.ReasonTooBig,
 				fmt.Errorf("%s: body over %d bytes (MaxBody)", where, l.o.MaxBody), "")
@@ -89,17 +89,20 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, http.StatusBadRequest, source.ReasonIO, fmt.Errorf("%s: reading the body: %w", where, err), "")
 		return
 	}
-	rec := buf.Bytes()
-	if key != "" {
+	if key != "" { // appended while the body was read
 		if seq, ok := l.appended(key); ok {
 			l.duplicate(w, where, seq)
 			return
 		}
 	}
-	err := decodeBody(r.Context(), &l.o, rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
-		b.Release()
+	var batches []flow.Batch // kept for Run, which then need not decode the post again
+	err = l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
+		batches = append(batches, b)
 		return nil
 	})
+	if err != nil {
+		releaseAll(batches)
+	}
 	if se, ok := errors.AsType[*source.SchemaError](err); ok {
 		l.fail(w, http.StatusUnprocessableEntity, source.ReasonSchema, fmt.Errorf("%s: %w", where, err), se.Column)
 		return
@@ -109,6 +112,11 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, dup, code, reason, err := l.admit(r, key, rec)
+	if req == nil {
+		releaseAll(batches)
+	} else {
+		req.batches = batches
+	}
 	switch {
 	case err != nil:
 		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
@@ -129,6 +137,37 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		// The client is gone; the post is appended all the same, and a
 		// retry with its key is answered as a duplicate.
 	}
+}
+
+// requestName names a request in errors: the source, method, path,
+// client and key.
+type requestName struct {
+	source string
+	r      *http.Request
+	key    string
+}
+
+func (n requestName) String() string {
+	s := fmt.Sprintf("wal %q: %s %s from %s", n.source, n.r.Method, n.r.URL.Path, n.r.RemoteAddr)
+	if n.key != "" {
+		s += fmt.Sprintf(" (%s %q)", KeyHeader, n.key)
+	}
+	return s
+}
+
+// readBody reads the body into a record buffer (newRecordBuf): exactly
+// its Content-Length n when known (n ≥ 0), else growing as it reads.
+func readBody(body io.Reader, n int64, key string) ([]byte, error) {
+	if n >= 0 {
+		rec := newRecordBuf(key, int(n))
+		head := len(rec)
+		rec = rec[:head+int(n)]
+		_, err := io.ReadFull(body, rec[head:])
+		return rec, err
+	}
+	buf := bytes.NewBuffer(newRecordBuf(key, 16<<10))
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
 }
 
 // refusal says why no post is taken now: draining (after Run's drain
@@ -201,7 +240,7 @@ func (l *Log) admit(r *http.Request, key string, rec []byte) (req *appendReq, du
 	return &appendReq{rec: rec, key: key, done: make(chan appendResult, 1)}, 0, 0, "", nil
 }
 
-func (l *Log) duplicate(w http.ResponseWriter, where string, seq int64) {
+func (l *Log) duplicate(w http.ResponseWriter, where requestName, seq int64) {
 	l.o.Reporter.Rejected(l.o.Name, source.ReasonDup, fmt.Errorf("%s: already appended as record %d: not appended again", where, seq))
 	w.Header().Set(ReplayedHeader, "true")
 	answer(w, http.StatusAccepted, Answer{Status: "duplicate", Record: seq})

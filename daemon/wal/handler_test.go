@@ -9,14 +9,12 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/daemon/source"
 )
 
 func TestStatuses(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, func(o *Options) { o.MaxBody = 4096 })
 	sc := e.opts.Schema.Fields
@@ -112,8 +110,7 @@ func TestStatuses(t *testing.T) {
 }
 
 func TestFullAndDraining(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, func(o *Options) { o.MaxPending = 1000 })
 	sc := e.opts.Schema.Fields
@@ -169,8 +166,7 @@ func waitPending(t *testing.T, l *Log, want int64) {
 }
 
 func TestSameKeyConcurrent(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	b := body(t, e.opts.Schema.Fields, 7, 5)

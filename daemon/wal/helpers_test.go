@@ -33,6 +33,14 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
+// checkedMem is a checked allocator that must be empty when the test and
+// its cleanups (which close the logs) are done.
+func checkedMem(t testing.TB) *memory.CheckedAllocator {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { mem.AssertSize(t, 0) })
+	return mem
+}
+
 // testSchema: cols float32 inputs x0.. and an int64 label "y".
 func testSchema(cols int) source.Schema {
 	fields := make([]arrow.Field, 0, cols+1)

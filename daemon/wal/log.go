@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/penstock-ml/penstock/daemon/source"
+	"github.com/penstock-ml/penstock/flow"
 )
 
 // maxGroupBytes bounds the records that one group commit writes.
@@ -21,7 +22,8 @@ var ErrClosed = errors.New("wal: log closed")
 // Log is the write-ahead log of HTTP posts and the source.Source that
 // reads it. See the package documentation for its contract.
 type Log struct {
-	o Options
+	o   Options
+	dec *decoder
 
 	appendc    chan *appendReq // to the writer; closed by Close
 	writerDone chan struct{}   // closed when the writer has returned
@@ -40,6 +42,13 @@ type Log struct {
 	running   bool          // Run was called
 	cursorSeg int64         // first seq of the segment Run reads (-1: none)
 	positions []Pos         // the last KeepPositions positions given to Durable
+	// decoded holds the batches of records committed by this process
+	// that Run has not reached yet, as the handler decoded them, so that
+	// Run need not decode them again (Run reads and verifies the record
+	// all the same). Bounded like the pending bytes; released by Run when
+	// it returns, or by Close.
+	decoded map[int64][]flow.Batch
+	runDone bool // Run returned: nothing is kept in decoded any more
 
 	// owned by the writer goroutine
 	f       *os.File
@@ -54,9 +63,10 @@ type Log struct {
 }
 
 type appendReq struct {
-	rec  []byte // a record made by newRecordBuf, sealed by the writer
-	key  string
-	done chan appendResult // buffered: the writer never blocks on it
+	rec     []byte       // a record made by newRecordBuf, sealed by the writer
+	batches []flow.Batch // the post decoded, for Run (owned)
+	key     string
+	done    chan appendResult // buffered: the writer never blocks on it
 }
 
 type appendResult struct {
@@ -88,9 +98,11 @@ func Open(o Options) (*Log, error) {
 		writerDone: make(chan struct{}),
 		keys:       newKeyIndex(o.MaxKeys),
 		inflight:   map[string]chan struct{}{},
+		decoded:    map[int64][]flow.Batch{},
 		notify:     make(chan struct{}),
 		cursorSeg:  -1,
 	}
+	l.dec = newDecoder(&l.o)
 	if err := l.recover(); err != nil {
 		return nil, fmt.Errorf("wal %q: open %s: %w", o.Name, o.Dir, err)
 	}
@@ -299,6 +311,12 @@ func (l *Log) commit(group []*appendReq) {
 	seq = l.nextSeq
 	for _, r := range group {
 		res := appendResult{seq: seq, err: err}
+		if err == nil && !l.runDone {
+			l.decoded[seq] = r.batches
+		} else {
+			releaseAll(r.batches)
+		}
+		r.batches = nil
 		if err == nil {
 			if r.key != "" {
 				l.keys.add(r.key, seq)
@@ -357,9 +375,28 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		close(l.appendc)
 		<-l.writerDone
+		l.mu.Lock()
+		l.releaseDecodedLocked()
+		l.mu.Unlock()
 		if err := l.f.Close(); err != nil {
 			l.closeErr = fmt.Errorf("wal %q: close: %w", l.o.Name, err)
 		}
 	})
 	return l.closeErr
+}
+
+// releaseDecodedLocked releases the batches kept for Run, and keeps no
+// more.
+func (l *Log) releaseDecodedLocked() {
+	l.runDone = true
+	for seq, bs := range l.decoded {
+		releaseAll(bs)
+		delete(l.decoded, seq)
+	}
+}
+
+func releaseAll(bs []flow.Batch) {
+	for _, b := range bs {
+		b.Release()
+	}
 }

@@ -79,6 +79,13 @@ func newRecordReader(r io.Reader, off, end int64) *recordReader {
 	return &recordReader{r: bufio.NewReaderSize(r, 64<<10), off: off, end: end}
 }
 
+// reset makes rr read from r, positioned at byte off of a segment that
+// ends at byte end, reusing its buffers.
+func (rr *recordReader) reset(r io.Reader, off, end int64) {
+	rr.r.Reset(r)
+	rr.off, rr.end = off, end
+}
+
 // next returns the next record, io.EOF at the end of the segment (exactly
 // at a record boundary), or an error wrapping errCorrupt that names the
 // record's offset. A record's key and body stay valid until the next

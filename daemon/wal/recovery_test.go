@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // segFiles lists the segment files of dir.
@@ -35,8 +33,7 @@ func TestRecoverTornTail(t *testing.T) {
 		{"zeros after the last record", func(d []byte, _ int) []byte { return append(d, make([]byte, 30)...) }, []int{1, 2, 3}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			defer mem.AssertSize(t, 0)
+			mem := checkedMem(t)
 			ctx := ctxT(t)
 			dir := t.TempDir()
 			e := newEnv(t, dir, mem, nil)
@@ -121,8 +118,7 @@ func TestCorruptOlderSegment(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			defer mem.AssertSize(t, 0)
+			mem := checkedMem(t)
 			dir := t.TempDir()
 			e := newEnv(t, dir, mem, one)
 			postEach(t, e, 3, 2)
@@ -144,8 +140,7 @@ func TestCorruptOlderSegment(t *testing.T) {
 }
 
 func TestDuplicateAcrossRestart(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	e := newEnv(t, dir, mem, nil)
@@ -176,8 +171,7 @@ func TestDuplicateAcrossRestart(t *testing.T) {
 // TestKeysSurviveDurable: Durable deletes old segments, their keys stay
 // (in the keys file), the most recent MaxKeys of them.
 func TestKeysSurviveDurable(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	tweak := func(o *Options) { o.SegmentBytes, o.KeepPositions, o.MaxKeys = 1, 2, 3 }

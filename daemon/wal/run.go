@@ -93,8 +93,14 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 		}
 	})
 	defer func() { close(stop); wg.Wait() }()
+	defer func() {
+		l.mu.Lock()
+		l.releaseDecodedLocked()
+		l.mu.Unlock()
+	}()
 
 	var f *os.File
+	rr := newRecordReader(nil, 0, 0)
 	defer func() {
 		if f != nil {
 			f.Close()
@@ -122,7 +128,7 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 					return fmt.Errorf("wal %q: reading: %w", l.o.Name, err)
 				}
 			}
-			if err := l.sendRange(ctx, f, &cur, limit, out); err != nil {
+			if err := l.sendRange(ctx, f, rr, &cur, limit, out); err != nil {
 				return err
 			}
 			continue
@@ -208,8 +214,8 @@ func readRecordAt(s *segment, off int64) (record, error) {
 // sendRange sends the batches of the records of cur.seg from cur.off to
 // limit (committed bytes), advancing cur and the pending count record by
 // record.
-func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int64, out chan<- source.Input) error {
-	rr := newRecordReader(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
+func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *cursor, limit int64, out chan<- source.Input) error {
+	rr.reset(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
 	for {
 		rec, err := rr.next()
 		if err == io.EOF {
@@ -224,7 +230,7 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int6
 			skip = cur.skipBatch
 		}
 		stopped := false
-		err = decodeBody(ctx, &l.o, rec.body, func(i int, b flow.Batch) error {
+		send := func(i int, b flow.Batch) error {
 			if i <= skip || b.Rows() == 0 {
 				b.Release()
 				return nil
@@ -238,7 +244,23 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, cur *cursor, limit int6
 				stopped = true
 				return context.Cause(ctx)
 			}
-		})
+		}
+		l.mu.Lock()
+		kept, ok := l.decoded[rec.seq]
+		delete(l.decoded, rec.seq)
+		l.mu.Unlock()
+		if ok {
+			err = nil
+			for i, b := range kept {
+				if stopped {
+					b.Release()
+				} else if serr := send(i, b); serr != nil {
+					err = serr
+				}
+			}
+		} else {
+			err = l.dec.decode(ctx, rec.body, send)
+		}
 		if stopped || ctx.Err() != nil {
 			return context.Cause(ctx)
 		}

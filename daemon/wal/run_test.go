@@ -1,23 +1,23 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // TestResumeMidPost: Run from the position of any batch, also one in the
 // middle of a post, sends exactly the batches after it.
 func TestResumeMidPost(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	small := func(o *Options) { o.SegmentBytes = 1 } // positions in several segments
@@ -66,8 +66,7 @@ func TestResumeMidPost(t *testing.T) {
 // TestDrainSendsEverythingAccepted: posts race with drain; every post
 // answered 202 is sent, none refused is, and Run returns nil.
 func TestDrainSendsEverythingAccepted(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	run := e.run(ctx, nil)
@@ -128,8 +127,7 @@ func TestDrainSendsEverythingAccepted(t *testing.T) {
 // with the record its answer named, and a post acknowledged before
 // another started comes first in the log.
 func TestConcurrentPosts(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	run := e.run(ctx, nil)
@@ -189,8 +187,7 @@ func TestConcurrentPosts(t *testing.T) {
 }
 
 func TestRunCancel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	if r := e.post(ctx, body(t, e.opts.Schema.Fields, 1, 3, 3), "", ContentType); r.code != 202 {
@@ -216,8 +213,7 @@ func TestRunCancel(t *testing.T) {
 }
 
 func TestRunIdleCancelAndClose(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := checkedMem(t)
 	ctx := ctxT(t)
 	e := newEnv(t, "", mem, nil)
 	rctx, cancel := context.WithCancel(ctx)
@@ -242,5 +238,125 @@ func TestRunIdleCancelAndClose(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return after Close")
+	}
+	if err := e2.log.Close(); err != nil {
+		t.Errorf("second Close: %v; want nil", err)
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, Path, bytes.NewReader(body(t, e2.opts.Schema.Fields, 1, 1)))
+	req.Header.Set("Content-Type", ContentType)
+	rec := httptest.NewRecorder()
+	e2.log.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "closed") {
+		t.Errorf("post after Close: %d %s; want 503, closed", rec.Code, rec.Body)
+	}
+}
+
+func TestDurableBadPositions(t *testing.T) {
+	e := newEnv(t, "", checkedMem(t), nil)
+	for _, pos := range []string{`nonsense`, `{"segment":0,"offset":8,"record":1,"batch":0}`, `{"segment":1,"offset":2,"record":1,"batch":0}`,
+		`{"segment":5,"offset":8,"record":4,"batch":0}`, `{"segment":1,"offset":8,"record":1,"batch":-1}`} {
+		if err := e.log.Durable([]byte(pos)); err == nil || !strings.Contains(err.Error(), "position") {
+			t.Errorf("Durable(%s): %v; want an error about the position", pos, err)
+		}
+	}
+}
+
+// TestAppendFailure: when a write fails, the post in it gets 500, later
+// posts 503, and Run sends what was committed, then returns the error.
+func TestAppendFailure(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	e := newEnv(t, "", mem, nil)
+	sc := e.opts.Schema.Fields
+	if r := e.post(ctx, body(t, sc, 1, 2), "k1", ContentType); r.code != 202 {
+		t.Fatalf("post 1: %d %+v", r.code, r.answer)
+	}
+	e.log.f.Close() // the next write fails
+	r := e.post(ctx, body(t, sc, 2, 2), "k2", ContentType)
+	if r.code != http.StatusInternalServerError || !strings.Contains(r.answer.Error, "restart to recover") {
+		t.Errorf("post in the failed write: %d %q; want 500 saying what to do", r.code, r.answer.Error)
+	}
+	r = e.post(ctx, body(t, sc, 2, 2), "k2", ContentType)
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("post after the failure: %d %q; want 503 with Retry-After", r.code, r.answer.Error)
+	}
+	run := e.run(ctx, nil)
+	gs := run.take(t, ctx, 1)
+	if !slices.Equal(gs[0].labels, labelsOf(1, 2)[0]) {
+		t.Errorf("sent %v; want post 1", gs[0].labels)
+	}
+	if err := <-run.done; err == nil || !strings.Contains(err.Error(), "appending to") {
+		t.Errorf("Run: %v; want the append error", err)
+	}
+	e.srv.Close()
+	e.client.CloseIdleConnections()
+	e.closed = true
+	if err := e.log.Close(); err == nil {
+		t.Error("Close: nil; want the error of closing the closed segment")
+	}
+}
+
+// TestDurableWhileRunning: posts roll segments while Run sends and the
+// consumer calls Durable, as the daemon does; every post is sent once,
+// old segments go, and a restart from the last durable position sends
+// exactly the rest.
+func TestDurableWhileRunning(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	tweak := func(o *Options) { o.SegmentBytes, o.KeepPositions = 4096, 2 }
+	e := newEnv(t, dir, mem, tweak)
+	run := e.run(ctx, nil)
+	const clients, each = 4, 30
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				p := c*each + i
+				if r := e.post(ctx, body(t, e.opts.Schema.Fields, p, 3), fmt.Sprintf("k%d", p), ContentType); r.code != 202 {
+					t.Errorf("post %d: %d %+v", p, r.code, r.answer)
+				}
+			}
+		})
+	}
+	var gs []got
+	var lastDurable int
+	for len(gs) < clients*each {
+		gs = append(gs, run.take(t, ctx, 1)...)
+		if len(gs)%10 == 0 {
+			if err := e.log.Durable(gs[len(gs)-1].pos.marshal()); err != nil {
+				t.Fatalf("Durable: %v", err)
+			}
+			lastDurable = len(gs) - 1
+		}
+	}
+	wg.Wait()
+	if rest, err := run.drainAll(t, ctx); err != nil || len(rest) != 0 {
+		t.Fatalf("drain: %d more, %v; want none, nil", len(rest), err)
+	}
+	seen := map[int64]bool{}
+	for _, g := range gs {
+		p := g.labels[0] / 1_000_000
+		if seen[p] {
+			t.Errorf("post %d sent twice", p)
+		}
+		seen[p] = true
+	}
+	segs := segFiles(t, dir)
+	if int64(len(segs)) >= e.log.Stats().Records {
+		t.Errorf("%d segments left for %d records; want old ones deleted", len(segs), e.log.Stats().Records)
+	}
+	e.close()
+
+	e2 := newEnv(t, dir, mem, tweak)
+	rest, err := e2.run(ctx, gs[lastDurable].pos.marshal()).drainAll(t, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := gotLabels(rest), gotLabels(gs[lastDurable+1:]); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("after restart from input %d: %d inputs; want the %d after it", lastDurable, len(got), len(want))
+	}
+	if r := e2.post(ctx, body(t, e.opts.Schema.Fields, 0, 3), "k0", ContentType); r.code != 202 || r.answer.Status != "duplicate" {
+		t.Errorf("retry of post 0 after its segment was deleted: %d %+v; want a duplicate", r.code, r.answer)
 	}
 }
