@@ -183,7 +183,11 @@ func TestLoadRefuses(t *testing.T) {
 	if !strings.Contains(edited, to) {
 		t.Fatalf("the manifest has no %s: %s", from, b)
 	}
-	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+	sealed, err := persist.ResealManifest([]byte(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, sealed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err = persist.LoadDir(dir)
