@@ -232,11 +232,18 @@ func wrongSchema(t *testing.T) []byte {
 // Drain: with 50 posts and predictions in flight, a stop answers every
 // started prediction, and every acknowledged post is in the final
 // checkpoint.
+// Both engines.
 func TestDrain(t *testing.T) {
+	for _, engine := range []string{"sequential", "streaming"} {
+		t.Run(engine, func(t *testing.T) { drainTest(t, engine) })
+	}
+}
+
+func drainTest(t *testing.T, engine string) {
 	defer verifyNoLeaks(t)
 	e := newEnv(t)
 	cfg := e.config(t, []map[string]any{{"name": "http", "type": "http", "wal_dir": e.wal}},
-		map[string]any{"publish_every": "20ms"})
+		map[string]any{"publish_every": "20ms", "engine": engine})
 	batchDelay = 2 * time.Millisecond
 	defer func() { batchDelay = 0 }()
 	d := startInproc(t, cfg, testRegistry())
@@ -429,5 +436,44 @@ func TestJoinerRefused(t *testing.T) {
 	err = daemon.Run(t.Context(), cfg, testRegistry(), daemon.WithLogger(slog.New(slog.DiscardHandler)))
 	if err == nil || !strings.Contains(err.Error(), "Joiner") || !strings.Contains(err.Error(), "scale") {
 		t.Fatalf("got %v; want a refusal naming the Joiner and the step", err)
+	}
+}
+
+// A Run whose context is done from the start drains at once: it returns
+// nil, logs the cause, and leaves nothing behind; so does one cancelled
+// while it starts.
+func TestRunCancelledAtOnce(t *testing.T) {
+	defer verifyNoLeaks(t)
+	for _, delay := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
+		e := newEnv(t)
+		cfg, err := daemon.LoadConfig(e.config(t, []map[string]any{
+			{"name": "http", "type": "http", "wal_dir": e.wal},
+			{"name": "files", "type": "dir", "dir": e.inbox, "glob": "*.arrow", "settle": "10ms", "poll": "5ms"},
+		}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancelCause(t.Context())
+		cause := errors.New("operator says stop")
+		if delay == 0 {
+			cancel(cause)
+		} else {
+			time.AfterFunc(delay, func() { cancel(cause) })
+		}
+		var logs syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- daemon.Run(ctx, cfg, testRegistry(), daemon.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("delay %v: %v", delay, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("delay %v: Run did not return", delay)
+		}
+		if !strings.Contains(logs.String(), "operator says stop") {
+			t.Errorf("delay %v: the drain's log does not name the cause:\n%s", delay, logs.String())
+		}
+		cancel(nil)
 	}
 }
