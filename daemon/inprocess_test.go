@@ -462,7 +462,9 @@ func TestRunCancelledAtOnce(t *testing.T) {
 		}
 		var logs syncBuffer
 		done := make(chan error, 1)
-		go func() { done <- daemon.Run(ctx, cfg, testRegistry(), daemon.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))) }()
+		go func() {
+			done <- daemon.Run(ctx, cfg, testRegistry(), daemon.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		}()
 		select {
 		case err := <-done:
 			if err != nil {
