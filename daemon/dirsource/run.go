@@ -297,7 +297,8 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 	}
 	d.mu.Unlock()
 	d.o.Log.Debug("file taken", "source", d.o.Name, "file", name, "batches", len(batches), "from", first)
-	for i := first; i < len(batches); i++ {
+	return source.Send(ctx, out, batches[first:], func(j int) []byte {
+		i := first + j
 		last := i == len(batches)-1
 		if last {
 			// Before the send: a Durable of this position may come as
@@ -306,17 +307,8 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 			d.sent = append(d.sent, name)
 			d.mu.Unlock()
 		}
-		in := source.Input{Batch: batches[i], Pos: position{File: name, Batch: i, Last: last}.encode()}
-		select {
-		case <-ctx.Done():
-			for _, b := range batches[i:] {
-				b.Release()
-			}
-			return context.Cause(ctx)
-		case out <- in:
-		}
-	}
-	return nil
+		return position{File: name, Batch: i, Last: last}.encode()
+	})
 }
 
 // changed reports whether the file at path differs in size or modification

@@ -222,22 +222,13 @@ var errDrained = errors.New("natsource: draining")
 // send sends the batches of the message seq (the last n-len(batches) of
 // its n), releasing those not sent when ctx is done.
 func (s *Source) send(ctx context.Context, batches []flow.Batch, seq uint64, n int, out chan<- source.Input) error {
-	for i, b := range batches {
-		in := source.Input{Batch: b}
-		if s.o.Stream != "" {
-			idx := n - len(batches) + i
-			in.Pos = position{Stream: s.o.Stream, Seq: seq, Batch: idx, Last: idx == n-1}.encode()
+	return source.Send(ctx, out, batches, func(i int) []byte {
+		if s.o.Stream == "" {
+			return nil // core NATS: at most once, no position
 		}
-		select {
-		case <-ctx.Done():
-			for _, b := range batches[i:] {
-				b.Release()
-			}
-			return context.Cause(ctx)
-		case out <- in:
-		}
-	}
-	return nil
+		idx := n - len(batches) + i
+		return position{Stream: s.o.Stream, Seq: seq, Batch: idx, Last: idx == n-1}.encode()
+	})
 }
 
 // consume makes an ordered JetStream consumer from the message after
