@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,6 +58,67 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 			}
 			if !strings.Contains(logs, `"msg":"resume","checkpoint":"`+previous) {
 				t.Errorf("did not resume from %s:\n%s", previous, tail(logs, 10))
+			}
+		})
+	}
+}
+
+// When the newest checkpoint does not load, the inputs that only it
+// covered are fitted again from the one before, none lost and none twice:
+// the directory's files already moved to done/ come back, the log keeps
+// the segments.
+func TestCorruptNewestRefits(t *testing.T) {
+	defer verifyNoLeaks(t)
+	for _, kind := range []string{"dir", "http"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t)
+			src := map[string]any{"name": "files", "type": "dir", "dir": e.inbox, "glob": "*.arrow", "settle": "10ms", "poll": "5ms"}
+			if kind == "http" {
+				src = map[string]any{"name": "http", "type": "http", "wal_dir": e.wal}
+			}
+			cfg := e.config(t, []map[string]any{src},
+				map[string]any{"checkpoint": map[string]any{"dir": e.ckpt, "every": "20ms", "keep": 3}})
+			d := startInproc(t, cfg, testRegistry())
+			stage := t.TempDir()
+			for i, b := range bodies(t, 4) {
+				if kind == "http" {
+					if code, _ := post(t, d.addr+"/v1/ingest", arrowStream, b, "Idempotency-Key", fmt.Sprint(i)); code != http.StatusAccepted {
+						t.Fatalf("post: %d", code)
+					}
+				} else {
+					f := writeFiles(t, stage, 1, 5, 100)[0]
+					if err := os.Rename(f, filepath.Join(e.inbox, fmt.Sprintf("f-%d.arrow", i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(80 * time.Millisecond) // a checkpoint after each
+			}
+			if err := d.stop(t, 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			files, _ := filepath.Glob(filepath.Join(e.ckpt, "ckpt-*.pst"))
+			sort.Strings(files)
+			newest := files[len(files)-1]
+			data, err := os.ReadFile(newest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(newest, data[:len(data)-7], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d = startInproc(t, cfg, testRegistry())
+			deadline := time.Now().Add(20 * time.Second)
+			for kind == "dir" && remaining(t, e.inbox) > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // the log's records, fitted again
+			if err := d.stop(t, 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			l := loadLatest(t, e.ckpt)
+			p, _ := l.Model.Pipeline()
+			if n := countedRows(t, p); n != 2000 {
+				t.Errorf("rows fitted %d after the fallback; want exactly 2000", n)
 			}
 		})
 	}

@@ -78,7 +78,11 @@
 // all been sent and that pos covers; files move nowhere before. A file with
 // no rows moves to done/ as soon as it is read, as it holds nothing to
 // lose. Moving a file to done/ is not fsynced: a move lost in a crash leaves
-// the file in the inbox, where the resumed position covers it.
+// the file in the inbox, where the resumed position covers it. The other
+// way round, Run from a position moves back into the inbox the files of
+// done/ that the position does not cover: the daemon resumes from an older
+// checkpoint than the one that moved them (the newest did not load), and
+// they must be fitted again so that none is lost.
 //
 // # Run, drain and cancel
 //

@@ -72,6 +72,9 @@ func (r *run) coverInbox() error {
 	if r.resume == nil {
 		return nil
 	}
+	if err := r.restoreDone(); err != nil {
+		return err
+	}
 	files, err := r.d.listInbox()
 	if err != nil {
 		return err
@@ -86,6 +89,35 @@ func (r *run) coverInbox() error {
 	}
 	if r.resume.Last {
 		r.resume = nil
+	}
+	return nil
+}
+
+// restoreDone moves back into the inbox the files of done/ that the
+// resumed position does not cover: they were covered by a newer checkpoint
+// than the one the daemon resumes from (the newest did not load), so they
+// must be fitted again for none to be lost.
+func (r *run) restoreDone() error {
+	d := r.d
+	done := filepath.Join(d.o.Dir, DoneDir)
+	entries, err := os.ReadDir(done)
+	if err != nil {
+		return fmt.Errorf("dirsource %q: list %q: %w", d.o.Name, done, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !d.candidate(name) || r.resume.covers(name) {
+			continue
+		}
+		dst := filepath.Join(d.o.Dir, name)
+		if _, err := os.Lstat(dst); err == nil {
+			continue // a file of that name is in the inbox already
+		}
+		if err := os.Rename(filepath.Join(done, name), dst); err != nil {
+			return fmt.Errorf("dirsource %q: move %q back from %s/: %w", d.o.Name, name, DoneDir, err)
+		}
+		d.o.Log.Warn("file moved back from done/: the checkpoint resumed from does not cover it",
+			"source", d.o.Name, "file", name, "position", r.resume.File)
 	}
 	return nil
 }
