@@ -329,7 +329,8 @@ func (d *daemon) sources() ([]source.Source, error) {
 			var l *wal.Log
 			l, err = wal.Open(wal.Options{
 				Name: sc.Name, Dir: sc.WALDir, Schema: d.schema, MaxBody: sc.MaxBody, MaxPending: sc.MaxPending,
-				Alloc: d.o.alloc, Reporter: d.metrics, Log: d.log,
+				KeepPositions: d.cfg.Checkpoint.Keep, // every kept checkpoint stays resumable
+				Alloc:         d.o.alloc, Reporter: d.metrics, Log: d.log,
 			})
 			s, c = l, l
 		case "nats":
