@@ -25,7 +25,7 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 				if code, _ := post(t, d.addr+"/v1/ingest", arrowStream, b, "Idempotency-Key", string(rune('a'+i))); code != http.StatusAccepted {
 					t.Fatalf("post: %d", code)
 				}
-				time.Sleep(60 * time.Millisecond) // a checkpoint after each
+				waitCheckpoint(t, e.ckpt, i+1) // a checkpoint after each
 			}
 			if err := d.stop(t, 20*time.Second); err != nil {
 				t.Fatal(err)
@@ -91,7 +91,7 @@ func TestCorruptNewestRefits(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				time.Sleep(80 * time.Millisecond) // a checkpoint after each
+				waitCheckpoint(t, e.ckpt, i+1) // a checkpoint after each
 			}
 			if err := d.stop(t, 20*time.Second); err != nil {
 				t.Fatal(err)
@@ -121,5 +121,23 @@ func TestCorruptNewestRefits(t *testing.T) {
 				t.Errorf("rows fitted %d after the fallback; want exactly 2000", n)
 			}
 		})
+	}
+}
+
+// waitCheckpoint waits until dir holds the checkpoint of sequence number
+// seq or a later one.
+func waitCheckpoint(t *testing.T, dir string, seq int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "ckpt-*.pst"))
+		for _, f := range files {
+			var n int
+			if _, err := fmt.Sscanf(filepath.Base(f), "ckpt-%d.pst", &n); err == nil && n >= seq {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint %d in %s", seq, dir)
+		}
 	}
 }
