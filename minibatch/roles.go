@@ -115,7 +115,12 @@ func (s *RoleSplitter) Split(rec arrow.RecordBatch) (x, y arrow.RecordBatch, err
 	if err := s.bind(rec.Schema()); err != nil {
 		return nil, nil, err
 	}
-	x = projectWith(rec, s.xSchema, s.inputs)
+	if s.xSchema == rec.Schema() { // X is the whole record
+		rec.Retain()
+		x = rec
+	} else {
+		x = projectWith(rec, s.xSchema, s.inputs)
+	}
 	if len(s.labels) > 0 {
 		y = projectWith(rec, s.ySchema, s.labels)
 	}
@@ -149,6 +154,19 @@ func (s *RoleSplitter) XSchema(schema *arrow.Schema) (*arrow.Schema, error) {
 	return s.xSchema, nil
 }
 
+// identity reports whether idx is 0, 1, …, n-1.
+func identity(idx []int, n int) bool {
+	if len(idx) != n {
+		return false
+	}
+	for i, j := range idx {
+		if i != j {
+			return false
+		}
+	}
+	return true
+}
+
 // projectWith returns a new record of schema made of rec's columns at idx;
 // the new record holds its own references to them.
 func projectWith(rec arrow.RecordBatch, schema *arrow.Schema, idx []int) arrow.RecordBatch {
@@ -173,6 +191,9 @@ func fieldList(schema *arrow.Schema) string {
 // fieldsSchema returns the schema of the fields of schema at idx, without
 // metadata.
 func fieldsSchema(schema *arrow.Schema, idx []int) *arrow.Schema {
+	if identity(idx, schema.NumFields()) && !schema.HasMetadata() {
+		return schema // every column, in order: building it again costs a name index per stream
+	}
 	fields := make([]arrow.Field, len(idx))
 	for i, j := range idx {
 		fields[i] = schema.Field(j)
