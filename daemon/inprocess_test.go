@@ -483,3 +483,27 @@ func TestRunCancelledAtOnce(t *testing.T) {
 		cancel(nil)
 	}
 }
+
+// Two daemons on one checkpoint directory: the second is refused, naming
+// the directory; once the first has stopped, a new one starts.
+func TestOneDaemonPerDirectory(t *testing.T) {
+	defer verifyNoLeaks(t)
+	e := newEnv(t)
+	cfgPath := e.config(t, []map[string]any{{"name": "http", "type": "http", "wal_dir": e.wal}}, nil)
+	d := startInproc(t, cfgPath, testRegistry())
+	cfg, err := daemon.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = daemon.Run(t.Context(), cfg, testRegistry(), daemon.WithLogger(slog.New(slog.DiscardHandler)))
+	if err == nil || !strings.Contains(err.Error(), "in use by another daemon") || !strings.Contains(err.Error(), e.ckpt) {
+		t.Errorf("second daemon: %v; want a refusal naming %s", err, e.ckpt)
+	}
+	if err := d.stop(t, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d = startInproc(t, cfgPath, testRegistry())
+	if err := d.stop(t, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -136,6 +136,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}
 	}()
 
+	unlock, err := lockDir(d.cfg.Checkpoint.Dir)
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, closerFunc(unlock))
 	from, err := d.load()
 	if err != nil {
 		return err
@@ -535,6 +540,11 @@ func (d *daemon) publishCopy(cp *flow.Pipeline, v int64) error {
 	d.health.Set(serve.CheckModel, nil)
 	return nil
 }
+
+// closerFunc is a func as an io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 func samePositions(a, b map[string][]byte) bool {
 	if len(a) != len(b) {
