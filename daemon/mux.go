@@ -53,28 +53,27 @@ func newMux(srcs []source.Source, every int64, rows func(string, int64)) *mux {
 		running: len(srcs), timer: t, every: every, rows: rows, ended: make(chan struct{})}
 }
 
-// start runs every source from its position: one goroutine each, which
-// ends with the source's Run. wg tracks them.
+// start runs every source from its position: for each, one goroutine runs
+// the source and one forwards its inputs, then the end of its Run — in
+// that order, so that no input comes after the end. wg tracks them.
 func (m *mux) start(ctx context.Context, from map[string][]byte, drain <-chan struct{}, wg *sync.WaitGroup) {
 	for i, s := range m.srcs {
 		m.pos[i] = from[s.Name()]
 		out := make(chan source.Input)
+		ended := make(chan error, 1)
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			defer close(out)
 			err := s.Run(ctx, from[s.Name()], drain, out)
 			if err != nil && ctx.Err() == nil {
 				err = fmt.Errorf("source %q: %w", s.Name(), err)
 			} else if ctx.Err() != nil {
 				err = nil
 			}
-			select {
-			case m.in <- tagged{src: i, end: true, err: err}:
-			case <-ctx.Done():
-			}
+			ended <- err
+			close(out)
 		}()
-		go func() { // forwards in order, so that the end comes after the inputs
+		go func() {
 			defer wg.Done()
 			for in := range out {
 				select {
@@ -86,6 +85,10 @@ func (m *mux) start(ctx context.Context, from map[string][]byte, drain <-chan st
 					}
 					return
 				}
+			}
+			select {
+			case m.in <- tagged{src: i, end: true, err: <-ended}:
+			case <-ctx.Done():
 			}
 		}()
 	}
