@@ -83,6 +83,9 @@ func TestSoak(t *testing.T) {
 	if err := dm.stop(t, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if len(samples) < 6 {
+		t.Skipf("a soak of %v takes %d samples; it needs 6 (PENSTOCK_SOAK ≥ 5s)", d, len(samples))
+	}
 	early := median(samples[3:6]) // after the warm-up
 	late := median(samples[len(samples)-3:])
 	t.Logf("live heap: early %d KiB, late %d KiB (samples %v)", early>>10, late>>10, kib(samples))
