@@ -154,7 +154,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("daemon: listen on %s: %w", d.cfg.Address, err)
 	}
-	srv := &http.Server{Handler: d.routes(srcs), ReadHeaderTimeout: 10 * time.Second}
+	// Bounded reads: a client that sends its headers or body slowly, or
+	// keeps an idle connection, does not hold a goroutine for ever.
+	srv := &http.Server{Handler: d.routes(srcs), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	d.log.Info("listening", "addr", ln.Addr().String())
