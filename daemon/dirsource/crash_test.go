@@ -29,7 +29,7 @@ func TestRestartsTakeEveryRowOnce(t *testing.T) {
 		n := 1 + rng.IntN(40) // inputs read before the "crash"
 		var gs []got
 		for len(gs) < n {
-			g, ok := r.tryRecv(t)
+			g, ok := r.TryRecv(t)
 			if !ok {
 				break // every file taken
 			}
@@ -38,13 +38,13 @@ func TestRestartsTakeEveryRowOnce(t *testing.T) {
 		// A checkpoint covers a prefix of what was read (maybe none).
 		c := rng.IntN(len(gs) + 1)
 		if c > 0 {
-			from = []byte(gs[c-1].pos)
+			from = []byte(gs[c-1].Pos)
 			kept = append(kept, rowsOf(gs[:c])...)
 			if err := d.Durable(from); err != nil {
 				t.Fatal(err)
 			}
 		}
-		r.stop(t)
+		r.Stop(t, nil)
 		d.Close()
 		if len(gs) == 0 {
 			break

@@ -31,13 +31,13 @@ func TestLexicalOrderAndFormats(t *testing.T) {
 	writeIPCFile(t, filepath.Join(dir, "a.arrow"), 0, 3, 4)
 	d := newDir(t, dir, mem, newRecorder(), func(o *dirsource.Options) { o.BatchRows = 4 })
 	r := start(t, d, nil)
-	gs := r.recv(t, 3+2+2+3)
-	if err := r.stop(t); !errors.Is(err, context.Canceled) {
+	gs := r.Recv(t, 3+2+2+3)
+	if err := r.Stop(t, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run after cancel: %v; want context.Canceled", err)
 	}
 	var poss []string
 	for _, g := range gs {
-		poss = append(poss, g.pos)
+		poss = append(poss, g.Pos)
 	}
 	want := []string{
 		pos("a.arrow", 0, false), pos("a.arrow", 1, false), pos("a.arrow", 2, true),
@@ -52,7 +52,7 @@ func TestLexicalOrderAndFormats(t *testing.T) {
 	if got := rowsOf(gs); !slices.Equal(got, wantRows) {
 		t.Fatalf("rows:\n got %v\nwant %v", got, wantRows)
 	}
-	if n := len(gs[5].rows); n != 4 {
+	if n := len(gs[5].Rows); n != 4 {
 		t.Fatalf("first CSV batch has %d rows; want BatchRows 4", n)
 	}
 }
@@ -70,12 +70,12 @@ func TestSameFileSameBatches(t *testing.T) {
 		writeFile(t, filepath.Join(sub, "a.csv"), string(data))
 		d := newDir(t, sub, mem, newRecorder(), func(o *dirsource.Options) { o.BatchRows = 3 })
 		r := start(t, d, nil)
-		runs[i] = r.recv(t, 4)
-		r.stop(t)
+		runs[i] = r.Recv(t, 4)
+		r.Stop(t, nil)
 	}
 	for i := range runs[0] {
-		if a, b := runs[0][i], runs[1][i]; a.pos != b.pos || !slices.Equal(a.rows, b.rows) {
-			t.Fatalf("batch %d: first read %s %v, second %s %v; want the same", i, a.pos, a.rows, b.pos, b.rows)
+		if a, b := runs[0][i], runs[1][i]; a.Pos != b.Pos || !slices.Equal(a.Rows, b.Rows) {
+			t.Fatalf("batch %d: first read %s %v, second %s %v; want the same", i, a.Pos, a.Rows, b.Pos, b.Rows)
 		}
 	}
 }
@@ -89,7 +89,7 @@ func TestSettle(t *testing.T) {
 	const settle = 400 * time.Millisecond
 	d := newDir(t, dir, mem, newRecorder(), func(o *dirsource.Options) { o.Settle = settle })
 	r := start(t, d, nil)
-	defer r.stop(t)
+	defer r.Stop(t, nil)
 
 	// Being written under a temporary name: never taken.
 	writeIPCFile(t, filepath.Join(dir, "a.arrow.part"), 0, 1, 2)
@@ -101,15 +101,15 @@ func TestSettle(t *testing.T) {
 	half := strings.Index(text, "3,-3")
 	writeFile(t, path, text[:half])
 	began := time.Now()
-	r.quiet(t, settle/2)
+	r.Quiet(t, settle/2)
 	writeFile(t, path, text) // changed: settling starts again
 	changed := time.Now()
-	gs := r.recv(t, 1)
+	gs := r.Recv(t, 1)
 	if waited := time.Since(changed); waited < settle {
 		t.Fatalf("b.csv taken %v after its last change; want at least Settle %v", waited, settle)
 	}
-	if !slices.Equal(gs[0].rows, seq(0, 6)) {
-		t.Fatalf("b.csv rows %v; want all 6 (%v), not the half first written", gs[0].rows, seq(0, 6))
+	if !slices.Equal(gs[0].Rows, seq(0, 6)) {
+		t.Fatalf("b.csv rows %v; want all 6 (%v), not the half first written", gs[0].Rows, seq(0, 6))
 	}
 	_ = began
 	// An IPC stream cut before its end waits; once whole it is taken at
@@ -119,17 +119,17 @@ func TestSettle(t *testing.T) {
 	release(recs)
 	path = filepath.Join(dir, "c.arrows")
 	writeFile(t, path, string(full[:len(full)-20]))
-	r.quiet(t, settle/2)
+	r.Quiet(t, settle/2)
 	writeFile(t, path, string(full))
 	wrote := time.Now()
-	gs = r.recv(t, 2)
+	gs = r.Recv(t, 2)
 	if waited := time.Since(wrote); waited >= settle {
 		t.Fatalf("complete stream taken after %v; want at once, before Settle %v", waited, settle)
 	}
 	if got := rowsOf(gs); !slices.Equal(got, seq(10, 14)) {
 		t.Fatalf("c.arrows rows %v; want %v", got, seq(10, 14))
 	}
-	r.quiet(t, 50*time.Millisecond)
+	r.Quiet(t, 50*time.Millisecond)
 	for _, name := range []string{"a.arrow.part", ".a.arrow", "a.arrow.tmp"} {
 		if !exists(filepath.Join(dir, name)) {
 			t.Fatalf("%s moved; want temporary names left alone", name)
@@ -164,12 +164,12 @@ func TestReject(t *testing.T) {
 			rec := newRecorder()
 			d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.MaxFileBytes = 8 << 10 })
 			r := start(t, d, nil)
-			gs := r.recv(t, 1)
-			r.stop(t)
-			if gs[0].pos != pos("b.arrow", 0, true) {
-				t.Fatalf("first input at %s; want b.arrow's (nothing of %s)", gs[0].pos, c.name)
+			gs := r.Recv(t, 1)
+			r.Stop(t, nil)
+			if gs[0].Pos != pos("b.arrow", 0, true) {
+				t.Fatalf("first input at %s; want b.arrow's (nothing of %s)", gs[0].Pos, c.name)
 			}
-			got := rec.list()
+			got := rec.List()
 			if len(got) != 1 || !strings.HasPrefix(got[0], string(c.reason)+": ") || !strings.Contains(got[0], c.want) || !strings.Contains(got[0], `dirsource "dir"`) {
 				t.Fatalf("reported %q; want one %s rejection naming the source and %s", got, c.reason, c.want)
 			}
@@ -200,12 +200,12 @@ func TestRejectWholeFile(t *testing.T) {
 	rec := newRecorder()
 	d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.BatchRows = 4 })
 	r := start(t, d, nil)
-	gs := r.recv(t, 1)
-	r.stop(t)
-	if gs[0].pos != pos("b.arrow", 0, true) {
-		t.Fatalf("first input at %s; want b.arrow's: no batch of the bad a.csv", gs[0].pos)
+	gs := r.Recv(t, 1)
+	r.Stop(t, nil)
+	if gs[0].Pos != pos("b.arrow", 0, true) {
+		t.Fatalf("first input at %s; want b.arrow's: no batch of the bad a.csv", gs[0].Pos)
 	}
-	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], "line 22") {
+	if got := rec.List(); len(got) != 1 || !strings.Contains(got[0], "line 22") {
 		t.Fatalf("reported %q; want a.csv rejected at line 22", got)
 	}
 }
@@ -231,7 +231,7 @@ func TestDoneOnlyAfterDurable(t *testing.T) {
 	writeIPCFile(t, filepath.Join(dir, "b.arrow"), 4, 2, 2)
 	d := newDir(t, dir, mem, newRecorder(), nil)
 	r := start(t, d, nil)
-	gs := r.recv(t, 4)
+	gs := r.Recv(t, 4)
 	in := func(name string) string {
 		switch {
 		case exists(filepath.Join(dir, name)):
@@ -248,10 +248,10 @@ func TestDoneOnlyAfterDurable(t *testing.T) {
 		pos  string
 		a, b string
 	}{
-		{gs[0].pos, "inbox", "inbox"}, // a's first batch: a not covered wholly
-		{gs[1].pos, "done", "inbox"},  // a's last batch
-		{gs[2].pos, "done", "inbox"},
-		{gs[3].pos, "done", "done"},
+		{gs[0].Pos, "inbox", "inbox"}, // a's first batch: a not covered wholly
+		{gs[1].Pos, "done", "inbox"},  // a's last batch
+		{gs[2].Pos, "done", "inbox"},
+		{gs[3].Pos, "done", "done"},
 	}
 	for _, s := range steps {
 		if err := d.Durable([]byte(s.pos)); err != nil {
@@ -261,7 +261,7 @@ func TestDoneOnlyAfterDurable(t *testing.T) {
 			t.Fatalf("after Durable(%s): a %s, b %s; want %s, %s", s.pos, in("a.arrow"), in("b.arrow"), s.a, s.b)
 		}
 	}
-	r.stop(t)
+	r.Stop(t, nil)
 	if err := d.Durable([]byte("{nope")); err == nil || !strings.Contains(err.Error(), "position") {
 		t.Fatalf("Durable of a bad position: %v; want an error naming the position", err)
 	}
@@ -297,22 +297,22 @@ func TestResume(t *testing.T) {
 			r := start(t, d, []byte(c.from))
 			var gs []got
 			for len(rowsOf(gs)) < len(c.wantRows) {
-				gs = append(gs, r.recv(t, 1)...)
+				gs = append(gs, r.Recv(t, 1)...)
 			}
-			r.quiet(t, 50*time.Millisecond)
-			r.stop(t)
+			r.Quiet(t, 50*time.Millisecond)
+			r.Stop(t, nil)
 			if got := rowsOf(gs); !slices.Equal(got, c.wantRows) {
 				t.Fatalf("rows from %s:\n got %v\nwant %v", c.from, got, c.wantRows)
 			}
-			if gs[0].pos != c.wantPos {
-				t.Fatalf("first position %s; want %s", gs[0].pos, c.wantPos)
+			if gs[0].Pos != c.wantPos {
+				t.Fatalf("first position %s; want %s", gs[0].Pos, c.wantPos)
 			}
 			for _, name := range c.covered {
 				if !exists(filepath.Join(dir, name)) {
 					t.Fatalf("%s moved before Durable", name)
 				}
 			}
-			if err := d.Durable([]byte(gs[0].pos)); err != nil {
+			if err := d.Durable([]byte(gs[0].Pos)); err != nil {
 				t.Fatal(err)
 			}
 			for _, name := range c.covered {
@@ -341,18 +341,18 @@ func TestLateFile(t *testing.T) {
 	rec := newRecorder()
 	d := newDir(t, dir, mem, rec, nil)
 	r := start(t, d, nil)
-	defer r.stop(t)
-	r.recv(t, 1)
+	defer r.Stop(t, nil)
+	r.Recv(t, 1)
 	writeIPCFile(t, filepath.Join(dir, "a.arrow"), 10, 1, 2)
 	select {
-	case <-rec.seen:
+	case <-rec.Seen:
 	case <-time.After(10 * time.Second):
 		t.Fatal("late a.arrow not rejected in 10 s")
 	}
-	if got := rec.list(); len(got) != 1 || !strings.HasPrefix(got[0], "duplicate: ") || !strings.Contains(got[0], `"a.arrow" arrived after "b.arrow"`) {
+	if got := rec.List(); len(got) != 1 || !strings.HasPrefix(got[0], "duplicate: ") || !strings.Contains(got[0], `"a.arrow" arrived after "b.arrow"`) {
 		t.Fatalf("reported %q; want a.arrow rejected as late", got)
 	}
-	r.quiet(t, 30*time.Millisecond)
+	r.Quiet(t, 30*time.Millisecond)
 }
 
 // Drain: the file being sent is sent to its end, no new file is taken,
@@ -364,15 +364,15 @@ func TestDrain(t *testing.T) {
 	writeIPCFile(t, filepath.Join(dir, "b.arrow"), 8, 1, 2)
 	d := newDir(t, dir, mem, newRecorder(), nil)
 	r := start(t, d, nil)
-	defer r.cancel()
-	gs := r.recv(t, 1)
-	close(r.drain)
+	defer r.Cancel(nil)
+	gs := r.Recv(t, 1)
+	close(r.Drain)
 	for {
 		select {
-		case in := <-r.out:
+		case in := <-r.Out:
 			gs = append(gs, read(t, in))
 			continue
-		case err := <-r.done:
+		case err := <-r.Done:
 			if err != nil {
 				t.Fatalf("Run after drain: %v; want nil", err)
 			}
@@ -454,30 +454,30 @@ func TestLooksCompleteButIsNot(t *testing.T) {
 	rec := newRecorder()
 	d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.Settle = settle })
 	r := start(t, d, nil)
-	defer r.stop(t)
+	defer r.Stop(t, nil)
 	path := filepath.Join(dir, "a.arrow")
 	fake := "ARROW1\x00\x00" + strings.Repeat("\x00", 40) + "\x10\x00\x00\x00ARROW1"
 	writeFile(t, path, fake)
 	writeIPCFile(t, filepath.Join(dir, "b.arrow"), 3, 1, 3) // waits for a.arrow
-	r.quiet(t, settle/2)
-	if got := rec.list(); len(got) != 0 {
+	r.Quiet(t, settle/2)
+	if got := rec.List(); len(got) != 0 {
 		t.Fatalf("rejected %q before Settle; want it given time to be written", got)
 	}
 	writeIPCFile(t, path, 0, 1, 3)
-	if got := rowsOf(r.recv(t, 2)); !slices.Equal(got, seq(0, 6)) {
+	if got := rowsOf(r.Recv(t, 2)); !slices.Equal(got, seq(0, 6)) {
 		t.Fatalf("rows %v; want %v: a.arrow, then b.arrow", got, seq(0, 6))
 	}
 	began := time.Now()
 	writeFile(t, filepath.Join(dir, "c.arrow"), fake)
 	select {
-	case <-rec.seen:
+	case <-rec.Seen:
 	case <-time.After(10 * time.Second):
 		t.Fatal("bad c.arrow not rejected in 10 s")
 	}
 	if waited := time.Since(began); waited < settle {
 		t.Fatalf("c.arrow rejected after %v; want at least Settle %v", waited, settle)
 	}
-	if got := rec.list(); len(got) != 1 || !strings.Contains(got[0], `"c.arrow"`) {
+	if got := rec.List(); len(got) != 1 || !strings.Contains(got[0], `"c.arrow"`) {
 		t.Fatalf("reported %q; want c.arrow rejected", got)
 	}
 }
@@ -494,10 +494,10 @@ func TestGzipCSV(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "a.csv.gz"), buf.String())
 	d := newDir(t, dir, mem, newRecorder(), nil)
 	r := start(t, d, nil)
-	gs := r.recv(t, 1)
-	r.stop(t)
-	if got := rowsOf(gs); !slices.Equal(got, seq(0, 5)) || gs[0].pos != pos("a.csv.gz", 0, true) {
-		t.Fatalf("a.csv.gz: rows %v at %s; want %v at %s", got, gs[0].pos, seq(0, 5), pos("a.csv.gz", 0, true))
+	gs := r.Recv(t, 1)
+	r.Stop(t, nil)
+	if got := rowsOf(gs); !slices.Equal(got, seq(0, 5)) || gs[0].Pos != pos("a.csv.gz", 0, true) {
+		t.Fatalf("a.csv.gz: rows %v at %s; want %v at %s", got, gs[0].Pos, seq(0, 5), pos("a.csv.gz", 0, true))
 	}
 }
 
@@ -512,14 +512,14 @@ func TestRejectDecodedTooLarge(t *testing.T) {
 	limit := st.Size() + 100
 	d := newDir(t, dir, mem, rec, func(o *dirsource.Options) { o.MaxFileBytes = limit })
 	r := start(t, d, nil)
-	defer r.stop(t)
+	defer r.Stop(t, nil)
 	select {
-	case <-rec.seen:
+	case <-rec.Seen:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a.parquet not rejected in 10 s")
 	}
-	if got := rec.list(); len(got) != 1 || !strings.HasPrefix(got[0], "too_large: ") || !strings.Contains(got[0], "hold over MaxFileBytes") {
+	if got := rec.List(); len(got) != 1 || !strings.HasPrefix(got[0], "too_large: ") || !strings.Contains(got[0], "hold over MaxFileBytes") {
 		t.Fatalf("reported %q; want a.parquet (%d bytes on disk) too large once decoded (limit %d)", got, st.Size(), limit)
 	}
-	r.quiet(t, 20*time.Millisecond)
+	r.Quiet(t, 20*time.Millisecond)
 }

@@ -46,7 +46,7 @@ func Example() {
 	js, _ := jetstream.New(nc)
 	js.CreateStream(ctx, jetstream.StreamConfig{Name: "TRAIN", Subjects: []string{"train.>"}})
 	for i := range 3 {
-		js.Publish(ctx, "train.rows", message(schema.Fields, float32(i)+0.5, int64(i%2)))
+		js.Publish(ctx, "train.Rows", message(schema.Fields, float32(i)+0.5, int64(i%2)))
 	}
 
 	read := func(from []byte, n int) []byte {

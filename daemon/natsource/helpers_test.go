@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/penstock-ml/penstock/daemon/internal/srctest"
 	"github.com/penstock-ml/penstock/daemon/natsource"
 	"github.com/penstock-ml/penstock/daemon/source"
 )
@@ -76,17 +75,7 @@ func (p *publisher) publish(t testing.TB, subject string, body []byte) uint64 {
 }
 
 // testSchema is two float32 inputs and an int64 label.
-func testSchema() source.Schema {
-	return source.Schema{
-		Fields: arrow.NewSchema([]arrow.Field{
-			{Name: "x0", Type: arrow.PrimitiveTypes.Float32},
-			{Name: "x1", Type: arrow.PrimitiveTypes.Float32},
-			{Name: "y", Type: arrow.PrimitiveTypes.Int64},
-		}, nil),
-		Inputs: []string{"x0", "x1"},
-		Labels: []string{"y"},
-	}
-}
+func testSchema() source.Schema { return srctest.Schema() }
 
 // body is an Arrow IPC stream of batches record batches of rows rows of
 // sc, row r (from start) x0 = r, x1 = -r, y = r; a column of another
@@ -127,24 +116,6 @@ func body(t testing.TB, sc *arrow.Schema, start, batches, rows int) []byte {
 	return buf.Bytes()
 }
 
-// recorder is a Reporter that keeps what it hears.
-type recorder struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (r *recorder) Rejected(_ string, reason source.Reason, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, fmt.Sprintf("%s: %v", reason, err))
-}
-
-func (r *recorder) list() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.got...)
-}
-
 func newSource(t *testing.T, o natsource.Options) *natsource.Source {
 	t.Helper()
 	if o.Schema.Fields == nil {
@@ -158,85 +129,26 @@ func newSource(t *testing.T, o natsource.Options) *natsource.Source {
 	return src
 }
 
-// running is a Run in its own goroutine.
-type running struct {
-	out    chan source.Input
-	drain  chan struct{}
-	cancel context.CancelCauseFunc
-	done   chan error
-}
+// The harness of a Run, shared with dirsource's tests.
+type (
+	running  = srctest.Run
+	got      = srctest.Got
+	recorder = srctest.Recorder
+)
 
+var (
+	newRecorder = srctest.NewRecorder
+	checked     = srctest.Checked
+	rowsOf      = srctest.RowsOf
+	seq         = srctest.Seq
+	read        = srctest.Read
+)
+
+// start runs src from position from (Run's context ends after 30 s;
+// Recv waits 20 s).
 func start(t *testing.T, src source.Source, from []byte) *running {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	ctx, cancelCause := context.WithCancelCause(ctx)
-	r := &running{out: make(chan source.Input), drain: make(chan struct{}), done: make(chan error, 1),
-		cancel: func(err error) { cancelCause(err); cancel() }}
-	go func() { r.done <- src.Run(ctx, from, r.drain, r.out) }()
-	return r
-}
-
-// got is one input, read and released.
-type got struct {
-	pos  []byte
-	rows []int64
-}
-
-func read(t *testing.T, in source.Input) got {
-	t.Helper()
-	defer in.Batch.Release()
-	x0 := in.Batch.X.Column(0).(*array.Float32)
-	x1 := in.Batch.X.Column(1).(*array.Float32)
-	y := in.Batch.Y.Column(0).(*array.Int64)
-	g := got{pos: in.Pos}
-	for i := range y.Len() {
-		if x0.Value(i) != float32(y.Value(i)) || x1.Value(i) != -float32(y.Value(i)) {
-			t.Fatalf("input at %s row %d: x0 %v x1 %v y %v; want x0 = y = -x1", in.Pos, i, x0.Value(i), x1.Value(i), y.Value(i))
-		}
-		g.rows = append(g.rows, y.Value(i))
-	}
-	return g
-}
-
-func (r *running) recv(t *testing.T, n int) []got {
-	t.Helper()
-	var res []got
-	timeout := time.After(20 * time.Second)
-	for range n {
-		select {
-		case in := <-r.out:
-			res = append(res, read(t, in))
-		case err := <-r.done:
-			t.Fatalf("Run returned %v after %d of %d inputs", err, len(res), n)
-		case <-timeout:
-			t.Fatalf("got %d inputs in 20 s; want %d", len(res), n)
-		}
-	}
-	return res
-}
-
-func (r *running) quiet(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case in := <-r.out:
-		g := read(t, in)
-		t.Fatalf("got an input at %s (rows %v); want none", g.pos, g.rows)
-	case err := <-r.done:
-		t.Fatalf("Run returned %v; want it still running", err)
-	case <-time.After(d):
-	}
-}
-
-func (r *running) stop(t *testing.T, cause error) error {
-	t.Helper()
-	r.cancel(cause)
-	select {
-	case err := <-r.done:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return 10 s after cancel")
-		return nil
-	}
+	return srctest.Start(t, src, from, 30*time.Second, 20*time.Second)
 }
 
 func pos(seq uint64, batch int, last bool) string {
@@ -247,26 +159,4 @@ func pos(seq uint64, batch int, last bool) string {
 		Last   bool   `json:"last,omitempty"`
 	}{"S", seq, batch, last})
 	return string(b)
-}
-
-func rowsOf(gs []got) []int64 {
-	var rows []int64
-	for _, g := range gs {
-		rows = append(rows, g.rows...)
-	}
-	return rows
-}
-
-func seq(from, to int) []int64 {
-	var s []int64
-	for i := from; i < to; i++ {
-		s = append(s, int64(i))
-	}
-	return s
-}
-
-func checked(t *testing.T) *memory.CheckedAllocator {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	t.Cleanup(func() { mem.AssertSize(t, 0) })
-	return mem
 }

@@ -31,19 +31,19 @@ func TestResumeExactlyTheRest(t *testing.T) {
 		t.Run("", func(t *testing.T) {
 			mem := checked(t)
 			first := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: mem}), nil)
-			before := first.recv(t, cut)
-			if err := first.stop(t, nil); !errors.Is(err, context.Canceled) {
+			before := first.Recv(t, cut)
+			if err := first.Stop(t, nil); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Run after cancel: %v; want context.Canceled", err)
 			}
-			last := before[len(before)-1].pos
+			last := before[len(before)-1].Pos
 			m, b := (cut-1)/batches, (cut-1)%batches
 			if want := pos(uint64(m+1), b, b == batches-1); string(last) != want {
 				t.Fatalf("position after %d inputs %s; want %s", cut, last, want)
 			}
-			second := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: mem}), last)
-			after := second.recv(t, msgs*batches-cut)
-			second.quiet(t, 100*time.Millisecond)
-			second.stop(t, nil)
+			second := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: mem}), []byte(last))
+			after := second.Recv(t, msgs*batches-cut)
+			second.Quiet(t, 100*time.Millisecond)
+			second.Stop(t, nil)
 			if got, want := slices.Concat(rowsOf(before), rowsOf(after)), seq(0, total); !slices.Equal(got, want) {
 				t.Fatalf("rows before and after the restart at %s:\n got %v\nwant %v", last, got, want)
 			}
@@ -69,18 +69,18 @@ func TestRejectAndSkip(t *testing.T) {
 	p.publish(t, "in.a", body(t, extra, 0, 1, 2))
 	p.publish(t, "in.a", body(t, testSchema().Fields, 2, 1, 200)) // over MaxMsgBytes
 	p.publish(t, "in.a", body(t, testSchema().Fields, 2, 1, 2))
-	rec := &recorder{}
+	rec := newRecorder()
 	src := newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: mem, Reporter: rec, MaxMsgBytes: 2000})
 	r := start(t, src, nil)
-	gs := r.recv(t, 2)
-	r.stop(t, nil)
+	gs := r.Recv(t, 2)
+	r.Stop(t, nil)
 	if got := rowsOf(gs); !slices.Equal(got, seq(0, 4)) {
 		t.Fatalf("rows %v; want %v (messages 1 and 6 only)", got, seq(0, 4))
 	}
-	if string(gs[1].pos) != pos(6, 0, true) {
-		t.Fatalf("position of the second good message %s; want %s: the rejected ones advance it", gs[1].pos, pos(6, 0, true))
+	if string(gs[1].Pos) != pos(6, 0, true) {
+		t.Fatalf("position of the second good message %s; want %s: the rejected ones advance it", gs[1].Pos, pos(6, 0, true))
 	}
-	got := rec.list()
+	got := rec.List()
 	want := []string{
 		`decode: natsource "nats": stream "S" seq 2: `,
 		`schema: natsource "nats": stream "S" seq 3: schema mismatch: column "x1": want float32, got int32`,
@@ -106,14 +106,14 @@ func TestDrain(t *testing.T) {
 	p.publish(t, "in.a", body(t, testSchema().Fields, 0, 3, 2))
 	p.publish(t, "in.a", body(t, testSchema().Fields, 6, 1, 2))
 	r := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: mem}), nil)
-	defer r.cancel(nil)
-	gs := r.recv(t, 1)
-	close(r.drain)
+	defer r.Cancel(nil)
+	gs := r.Recv(t, 1)
+	close(r.Drain)
 	for done := false; !done; {
 		select {
-		case in := <-r.out:
+		case in := <-r.Out:
 			gs = append(gs, read(t, in))
-		case err := <-r.done:
+		case err := <-r.Done:
 			if err != nil {
 				t.Fatalf("Run after drain: %v; want nil", err)
 			}
@@ -127,11 +127,11 @@ func TestDrain(t *testing.T) {
 	}
 	// Waiting for a message: drain ends Run at once.
 	r2 := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Subject: "in.none", Alloc: mem}), nil)
-	defer r2.cancel(nil)
+	defer r2.Cancel(nil)
 	time.Sleep(50 * time.Millisecond)
-	close(r2.drain)
+	close(r2.Drain)
 	select {
-	case err := <-r2.done:
+	case err := <-r2.Done:
 		if err != nil {
 			t.Fatalf("Run after drain while idle: %v; want nil", err)
 		}
@@ -151,9 +151,9 @@ func TestCancel(t *testing.T) {
 	p.publish(t, "in.a", body(t, testSchema().Fields, 0, 4, 2))
 	cause := errors.New("stop now")
 	r := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: mem}), nil)
-	r.recv(t, 1) // three batches held, waiting to be received
+	r.Recv(t, 1) // three batches held, waiting to be received
 	began := time.Now()
-	if err := r.stop(t, cause); !errors.Is(err, cause) {
+	if err := r.Stop(t, cause); !errors.Is(err, cause) {
 		t.Fatalf("Run after cancel: %v; want %v", err, cause)
 	}
 	if n := mem.CurrentAlloc(); n != 0 {
@@ -161,7 +161,7 @@ func TestCancel(t *testing.T) {
 	}
 	idle := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Subject: "in.none", Alloc: mem}), nil)
 	time.Sleep(50 * time.Millisecond)
-	if err := idle.stop(t, cause); !errors.Is(err, cause) {
+	if err := idle.Stop(t, cause); !errors.Is(err, cause) {
 		t.Fatalf("idle Run after cancel: %v; want %v", err, cause)
 	}
 	if took := time.Since(began); took > 5*time.Second {
@@ -179,7 +179,7 @@ func TestCoreNATS(t *testing.T) {
 	srv := startServer(t)
 	p := newPublisher(t, srv)
 	r := start(t, newSource(t, natsource.Options{URL: srv.ClientURL(), Subject: "core.x", Alloc: mem}), nil)
-	defer r.stop(t, nil)
+	defer r.Stop(t, nil)
 	msg := body(t, testSchema().Fields, 0, 1, 2)
 	// What is published before the subscription is lost (at most once):
 	// publish until the first message arrives.
@@ -188,7 +188,7 @@ func TestCoreNATS(t *testing.T) {
 	var g got
 	for done := false; !done; {
 		select {
-		case in := <-r.out:
+		case in := <-r.Out:
 			g = read(t, in)
 			done = true
 		case <-tick.C:
@@ -199,8 +199,8 @@ func TestCoreNATS(t *testing.T) {
 			t.Fatal("no core message in 10 s")
 		}
 	}
-	if g.pos != nil || !slices.Equal(g.rows, seq(0, 2)) {
-		t.Fatalf("core message: pos %q rows %v; want no position and rows %v", g.pos, g.rows, seq(0, 2))
+	if g.Pos != "" || !slices.Equal(g.Rows, seq(0, 2)) {
+		t.Fatalf("core message: pos %q rows %v; want no position and rows %v", g.Pos, g.Rows, seq(0, 2))
 	}
 }
 
