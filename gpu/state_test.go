@@ -1,9 +1,6 @@
 package gpu_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +13,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/gpu"
 	"github.com/penstock-ml/penstock/persist"
+	"github.com/penstock-ml/penstock/persist/persisttest"
 )
 
 func classesOf(t *testing.T, s flow.Step, b flow.Batch) []int64 {
@@ -169,25 +167,7 @@ func TestLoadRefuses(t *testing.T) {
 	if err := persist.SaveDir(dir, st); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, persist.ManifestName)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const from, to = `"hidden":{"string":"64,32"}`, `"hidden":{"string":"16"}`
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, b); err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(compact.String(), from, to, 1)
-	if !strings.Contains(edited, to) {
-		t.Fatalf("the manifest has no %s: %s", from, b)
-	}
-	sealed, err := persist.ResealManifest([]byte(edited))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, sealed, 0o644); err != nil {
+	if err := persisttest.ReplaceInManifest(dir, `"hidden":{"string":"64,32"}`, `"hidden":{"string":"16"}`); err != nil {
 		t.Fatal(err)
 	}
 	_, err = persist.LoadDir(dir)
