@@ -3,6 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // kernelSpec is a kernel's arity and the buffers it writes.
@@ -182,10 +183,7 @@ func softmaxXent(z, labels, dz, loss []float32, rows, cols int) {
 	scale := 1 / float64(rows)
 	for r := range rows {
 		zr, dr := z[r*cols:(r+1)*cols], dz[r*cols:(r+1)*cols]
-		top := zr[0]
-		for _, v := range zr {
-			top = max(top, v)
-		}
+		top := slices.Max(zr)
 		var sum float64
 		for j, v := range zr {
 			e := math.Exp(float64(v - top))

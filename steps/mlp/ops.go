@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"slices"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -97,10 +98,7 @@ func (xentOp) Do(in ...G.Value) (G.Value, error) {
 	var total float64
 	for r := range rows {
 		zr, yr := z[r*k:(r+1)*k], y[r*k:(r+1)*k]
-		top := zr[0]
-		for _, v := range zr {
-			top = max(top, v)
-		}
+		top := slices.Max(zr)
 		var sum, picked float64
 		for j, v := range zr {
 			sum += math.Exp(float64(v - top))
@@ -148,10 +146,7 @@ func (xentGradOp) Do(in ...G.Value) (G.Value, error) {
 	scale := float64(g) / float64(rows)
 	for r := range rows {
 		zr, yr, dr := z[r*k:(r+1)*k], y[r*k:(r+1)*k], d[r*k:(r+1)*k]
-		top := zr[0]
-		for _, v := range zr {
-			top = max(top, v)
-		}
+		top := slices.Max(zr)
 		var sum float64
 		for j, v := range zr {
 			e := math.Exp(float64(v - top))
