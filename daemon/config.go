@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -427,7 +428,7 @@ func (s SourceConfig) validate(key string) error {
 		return bad("type", "want \"dir\", \"http\" or \"nats\", got %q", s.Type)
 	}
 	for k, set := range has {
-		if set && !contains(keys, k) {
+		if set && !slices.Contains(keys, k) {
 			return bad(k, "not a key of a %q source", s.Type)
 		}
 	}
@@ -475,15 +476,6 @@ func (s SourceConfig) validate(key string) error {
 		}
 	}
 	return nil
-}
-
-func contains(l []string, s string) bool {
-	for _, e := range l {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 var fieldTypes = map[string]arrow.DataType{

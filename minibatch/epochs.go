@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/penstock-ml/penstock/flow"
 )
@@ -48,7 +49,7 @@ func Epochs(src flow.Source, epochs int, opts ...Option) (*EpochStream, error) {
 	}
 	e := &EpochStream{}
 	cur := src
-	if given(cfg, "WithBatchRows") {
+	if slices.Contains(cfg.given, "WithBatchRows") {
 		rb, err := NewRebatcher(cur, cfg.batchRows, Keep, WithAllocator(cfg.mem))
 		if err != nil {
 			return nil, err
@@ -70,15 +71,6 @@ func Epochs(src flow.Source, epochs int, opts ...Option) (*EpochStream, error) {
 	}
 	e.rep = rep
 	return e, nil
-}
-
-func given(cfg *sourceConfig, name string) bool {
-	for _, g := range cfg.given {
-		if g == name {
-			return true
-		}
-	}
-	return false
 }
 
 // Next returns the next batch of the stream, or io.EOF after the last
