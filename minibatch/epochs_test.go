@@ -23,11 +23,24 @@ func TestEpochs(t *testing.T) {
 		t.Fatal(err)
 	}
 	gotShapes, gotX, gotY := drain(t, ctx, e)
+	if !e.Replayable() {
+		t.Fatal("an Epochs stream over a replayable source is not replayable")
+	}
+	if err := e.Rewind(); err != nil {
+		t.Fatal(err)
+	}
+	again, _, _ := drain(t, ctx, e) // from epoch 0 again (a new order: the shuffle draws anew)
+	if len(again) != len(gotShapes) || again[0].Epoch != 0 || again[len(again)-1].Epoch != 2 {
+		t.Errorf("after Rewind: %d batches, epochs %d…%d; want %d, 0…2", len(again), again[0].Epoch, again[len(again)-1].Epoch, len(gotShapes))
+	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := e.Next(ctx); err == nil {
+		t.Error("Next after Close: no error")
 	}
 
 	if err := src.Rewind(); err != nil {
