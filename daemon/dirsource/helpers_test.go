@@ -170,9 +170,8 @@ func newDir(t *testing.T, dir string, mem memory.Allocator, rep source.Reporter,
 
 // The harness of a Run, shared with natsource's tests.
 type (
-	running  = srctest.Run
-	got      = srctest.Got
-	recorder = srctest.Recorder
+	running = srctest.Run
+	got     = srctest.Got
 )
 
 var (

@@ -131,9 +131,8 @@ func newSource(t *testing.T, o natsource.Options) *natsource.Source {
 
 // The harness of a Run, shared with dirsource's tests.
 type (
-	running  = srctest.Run
-	got      = srctest.Got
-	recorder = srctest.Recorder
+	running = srctest.Run
+	got     = srctest.Got
 )
 
 var (
