@@ -68,18 +68,20 @@
 // A step reads its batch and builds the batch it returns with a few
 // functions: Features (a tensor column of X as a Matrix, a view valid while
 // the batch is), LabelsInt64 and LabelsFloat32 (a column of Y, not copied
-// where it already has the type), NewMatrix (a matrix from the run's
+// where it already has the type), Classes (LabelsInt64 with each label
+// checked against the number of classes), NewMatrix (a matrix from the run's
 // allocator, flow.Allocator(ctx), released by its holder) and
 // Matrix.Record, which flow.Batch.WithX makes the new X, Y passed through.
 // MapRows is all of these for a step that maps rows to rows. A PackStep
-// without Mem packs with the run's allocator too.
+// without Mem packs with the run's allocator too; one without Cols packs
+// every column of X.
 //
 // # Concurrency
 //
 // A source is read by one goroutine at a time: Next, Rewind and Close of
 // one source must not be called concurrently. Functions that build values
 // (FromSlices, Pack, …), PackStep.Transform and the step helpers
-// (Features, LabelsInt64, LabelsFloat32, NewMatrix, Matrix.Record,
+// (Features, LabelsInt64, Classes, LabelsFloat32, NewMatrix, Matrix.Record,
 // MapRows) are safe for concurrent use; Matrix.Release is not, on one
 // matrix.
 // Nothing in this package starts a goroutine, except where a source's doc

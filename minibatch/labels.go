@@ -11,7 +11,7 @@ import (
 )
 
 // This file holds what a step needs to read its expected outputs: a label
-// or target column of Y as a Go slice (LabelsInt64, LabelsFloat32).
+// or target column of Y as a Go slice (LabelsInt64, Classes, LabelsFloat32).
 
 // LabelsInt64 returns the column named column of b's Y as one int64 per
 // row: class labels.
@@ -74,6 +74,27 @@ func LabelsInt64(b flow.Batch, column string) ([]int64, error) {
 		return out, nil
 	}
 	return nil, labelTypeError(column, col.DataType())
+}
+
+// Classes returns the column named column of b's Y as class labels for a
+// classifier of classes classes: LabelsInt64 (the same types, aliasing and
+// errors), each label checked to lie in [0, classes). The error for one
+// that does not names the column, the row and the value, and gives the
+// range; classes below 1 is an error. Cost: LabelsInt64's, plus O(rows).
+func Classes(b flow.Batch, column string, classes int) ([]int64, error) {
+	if classes < 1 {
+		return nil, fmt.Errorf("minibatch: labels: column %q of Y: %d classes, want at least 1", column, classes)
+	}
+	y, err := LabelsInt64(b, column)
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range y {
+		if v < 0 || v >= int64(classes) {
+			return nil, fmt.Errorf("minibatch: labels: column %q of Y, row %d, holds %d; want 0 to %d (classes is %d)", column, i, v, classes-1, classes)
+		}
+	}
+	return y, nil
 }
 
 // LabelsFloat32 returns the column named column of b's Y as one float32 per

@@ -176,3 +176,38 @@ func TestLabelsErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestClasses(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	b := labelBatch(t, mem, arrow.PrimitiveTypes.Int32, func(b array.Builder) {
+		b.(*array.Int32Builder).AppendValues([]int32{0, 3, 1, 2}, nil)
+	})
+	defer b.Release()
+	got, err := minibatch.Classes(b, "label", 4)
+	if err != nil || !slices.Equal(got, []int64{0, 3, 1, 2}) {
+		t.Errorf("4 classes: got %v, %v; want [0 3 1 2]", got, err)
+	}
+	for _, tt := range []struct {
+		classes int
+		want    string
+	}{
+		{3, `minibatch: labels: column "label" of Y, row 1, holds 3; want 0 to 2 (classes is 3)`},
+		{0, `minibatch: labels: column "label" of Y: 0 classes, want at least 1`},
+	} {
+		if got, err := minibatch.Classes(b, "label", tt.classes); err == nil || err.Error() != tt.want {
+			t.Errorf("%d classes: got %v, %v; want the error %q", tt.classes, got, err, tt.want)
+		}
+	}
+	neg := labelBatch(t, mem, arrow.PrimitiveTypes.Int64, func(b array.Builder) {
+		b.(*array.Int64Builder).AppendValues([]int64{1, -1}, nil)
+	})
+	defer neg.Release()
+	if _, err := minibatch.Classes(neg, "label", 2); err == nil || !strings.Contains(err.Error(), "row 1, holds -1; want 0 to 1") {
+		t.Errorf("a negative label: got %v; want an error naming row 1", err)
+	}
+	// LabelsInt64's errors come through: here, no such column.
+	if _, err := minibatch.Classes(b, "digit", 4); err == nil || !strings.Contains(err.Error(), `"digit"`) {
+		t.Errorf("no such column: got %v; want an error naming \"digit\"", err)
+	}
+}

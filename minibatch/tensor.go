@@ -153,9 +153,10 @@ func columnNames(s *arrow.Schema) string {
 
 // PackStep is a flow.Step that packs the columns Cols of a batch's X into
 // one FixedSizeList<float32> column named Out (see Pack); Y, Seq and Epoch
-// pass through (Y retained). Mem is the allocator of the packed buffer; nil
-// means the run's, flow.Allocator(ctx). The zero Cols is an error at
-// Transform.
+// pass through (Y retained). Empty Cols packs every column of X, in
+// order, each of which must then be numeric: X becomes the one tensor
+// column. Mem is the allocator of the packed buffer; nil means the run's,
+// flow.Allocator(ctx).
 // Transform does not change the step, so replicas may share one PackStep.
 type PackStep struct {
 	Out  string
@@ -178,7 +179,14 @@ func (s *PackStep) Transform(ctx context.Context, in flow.Batch) (flow.Batch, er
 	if mem == nil {
 		mem = flow.Allocator(ctx)
 	}
-	x, err := Pack(in.X, mem, s.Out, s.Cols...)
+	cols := s.Cols
+	if len(cols) == 0 {
+		cols = make([]string, in.X.NumCols())
+		for i, f := range in.X.Schema().Fields() {
+			cols[i] = f.Name
+		}
+	}
+	x, err := Pack(in.X, mem, s.Out, cols...)
 	if err != nil {
 		return flow.Batch{}, err
 	}

@@ -1,6 +1,7 @@
 package minibatch_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,6 +128,36 @@ func TestPackStep(t *testing.T) {
 	defer out.Release()
 	if out.Seq != 5 || out.Epoch != 2 || out.Y != y || out.X.NumCols() != 3 {
 		t.Errorf("got Seq %d Epoch %d, Y same %t, %d X columns; want 5, 2, true, 3", out.Seq, out.Epoch, out.Y == y, out.X.NumCols())
+	}
+}
+
+// A PackStep without Cols packs every column of X into the one tensor
+// column, in order, and names the column that is not numeric.
+func TestPackStepAllColumns(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	x := tabular(t, mem)
+	defer x.Release()
+	step := &minibatch.PackStep{Out: "features", Mem: mem}
+	// x is a, b, s, c: s is a string column.
+	if _, err := step.Transform(testCtx(t), flow.Batch{X: x}); err == nil || !strings.Contains(err.Error(), `column "s" has type utf8`) {
+		t.Errorf("with a string column: got %v; want an error naming column \"s\"", err)
+	}
+	sc := x.Schema()
+	in := flow.Batch{X: array.NewRecordBatch(arrow.NewSchema([]arrow.Field{sc.Field(0), sc.Field(1), sc.Field(3)}, nil),
+		[]arrow.Array{x.Column(0), x.Column(1), x.Column(3)}, x.NumRows())}
+	defer in.Release()
+	out, err := step.Transform(testCtx(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	m, err := minibatch.Features(out, "features")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.X.NumCols() != 1 || m.Cols != 3 || !slices.Equal(m.Row(1), []float32{2, 20, 1.5}) {
+		t.Errorf("got %d X columns, %d features, row 1 %v; want 1, 3, [2 20 1.5]", out.X.NumCols(), m.Cols, m.Row(1))
 	}
 }
 
