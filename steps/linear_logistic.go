@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -111,7 +110,7 @@ func (m *LogisticRegression) Fit(ctx context.Context, in flow.Batch) error {
 		next.init(m.classes, x.Cols, m.cfg.seed)
 	}
 	next.step(x, m.cfg, func(r int, z []float64) {
-		softmax(z)
+		Softmax(z)
 		z[y[r]]--
 	})
 	if next.diverged() {
@@ -119,22 +118,6 @@ func (m *LogisticRegression) Fit(ctx context.Context, in flow.Batch) error {
 	}
 	m.m, m.spare = next, m.m
 	return nil
-}
-
-// softmax turns the logits z into probabilities, in place.
-func softmax(z []float64) {
-	top := math.Inf(-1)
-	for _, v := range z {
-		top = math.Max(top, v)
-	}
-	var sum float64
-	for k, v := range z {
-		z[k] = math.Exp(v - top)
-		sum += z[k]
-	}
-	for k := range z {
-		z[k] /= sum
-	}
 }
 
 // Transform borrows in and returns a batch whose X is the prediction
@@ -164,7 +147,7 @@ func (m *LogisticRegression) Transform(ctx context.Context, in flow.Batch) (flow
 	z := make([]float64, m.classes)
 	for r := range x.Rows {
 		m.m.linear(x.Row(r), z)
-		softmax(z)
+		Softmax(z)
 		best := 0
 		for k, p := range z {
 			if p > z[best] {

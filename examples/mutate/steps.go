@@ -9,6 +9,7 @@ import (
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/steps"
 )
 
 // linear is a dense layer: out = W·in + b, W a row per output.
@@ -205,14 +206,7 @@ func (c *classifier) Fit(_ context.Context, b flow.Batch) error {
 
 func (c *classifier) probs(z, p []float32) {
 	c.head.forward(z, p)
-	top, sum := slices.Max(p), float32(0)
-	for k := range p {
-		p[k] = float32(math.Exp(float64(p[k] - top)))
-		sum += p[k]
-	}
-	for k := range p {
-		p[k] /= sum
-	}
+	steps.Softmax(p)
 }
 
 func (c *classifier) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {

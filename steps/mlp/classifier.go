@@ -3,7 +3,6 @@ package mlp
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -11,6 +10,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/steps"
 	"github.com/penstock-ml/penstock/steps/nn"
 )
 
@@ -174,7 +174,9 @@ func (m *Classifier) output(ctx context.Context, b flow.Batch, logits []float32)
 		}
 		classes.UnsafeAppend(int64(best))
 		if m.proba {
-			softmax(z, z[best], proba.Row(r))
+			p := proba.Row(r)
+			copy(p, z)
+			steps.Softmax(p)
 		}
 	}
 	col := classes.NewArray()
@@ -188,17 +190,4 @@ func (m *Classifier) output(ctx context.Context, b flow.Batch, logits []float32)
 		cols = append(cols, rec.Column(0))
 	}
 	return b.WithX(array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(rows)))
-}
-
-// softmax writes the softmax of z, whose largest value is top, into p.
-func softmax(z []float32, top float32, p []float32) {
-	var sum float64
-	for j, v := range z {
-		e := math.Exp(float64(v - top))
-		p[j] = float32(e)
-		sum += e
-	}
-	for j := range p {
-		p[j] = float32(float64(p[j]) / sum)
-	}
 }
