@@ -58,7 +58,7 @@ func TestSoftmaxErrors(t *testing.T) {
 }
 
 // pixelBatch returns a batch of rows × 2 features, X "pixels" holding
-// (r, 5) for row r, and Y "digit" holding labels.
+// (r, 5) for row r, and Y the digit labels.
 func pixelBatch(mem memory.Allocator, labels ...int64) flow.Batch {
 	x := minibatch.NewMatrix(mem, len(labels), 2)
 	defer x.Release()
@@ -70,7 +70,7 @@ func pixelBatch(mem memory.Allocator, labels ...int64) flow.Batch {
 	lb.AppendValues(labels, nil)
 	col := lb.NewArray()
 	defer col.Release()
-	y := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "digit", Type: col.DataType()}}, nil), []arrow.Array{col}, int64(len(labels)))
+	y := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: digit, Type: col.DataType()}}, nil), []arrow.Array{col}, int64(len(labels)))
 	return flow.Batch{X: x.Record("pixels"), Y: y}
 }
 
@@ -117,7 +117,7 @@ func TestSoftmaxLabelOutOfRange(t *testing.T) {
 	b := pixelBatch(mem, 1, 12)
 	defer b.Release()
 	err := (&softmax{classes: 10, rate: 0.1}).Fit(t.Context(), b)
-	if want := "softmax: row 1 has label 12, want 0 to 9"; err == nil || err.Error() != want {
+	if want := `minibatch: labels: column "c64" of Y, row 1, holds 12; want 0 to 9 (classes is 10)`; err == nil || err.Error() != want {
 		t.Errorf("got %v; want %q", err, want)
 	}
 }
