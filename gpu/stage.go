@@ -325,14 +325,9 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", stageName, op, err)
 	}
-	labels, err := minibatch.LabelsInt64(b, s.label)
+	labels, err := minibatch.Classes(b, s.label, s.classes)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", stageName, op, err)
-	}
-	for i, l := range labels {
-		if l < 0 || l >= int64(s.classes) {
-			return s.errorf(op, "column %q of Y, row %d, holds class %d, want 0 to %d", s.label, i, l, s.classes-1)
-		}
 	}
 	if x.Rows == 0 {
 		return nil

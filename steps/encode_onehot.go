@@ -112,14 +112,9 @@ func (o *OneHot) Transform(ctx context.Context, in flow.Batch) (flow.Batch, erro
 	if k == 0 {
 		return flow.Batch{}, fmt.Errorf("%s: transform: not fitted: fit it on labels first, or set classes (column %q of Y)", oneHotName, o.column)
 	}
-	labels, err := minibatch.LabelsInt64(in, o.column)
+	labels, err := minibatch.Classes(in, o.column, k)
 	if err != nil {
 		return flow.Batch{}, fmt.Errorf("%s: transform: %w", oneHotName, err)
-	}
-	for i, l := range labels {
-		if l < 0 || l >= int64(k) {
-			return flow.Batch{}, fmt.Errorf("%s: transform: column %q of Y, row %d, holds %d; want 0 to %d", oneHotName, o.column, i, l, k-1)
-		}
 	}
 	m := minibatch.NewMatrix(flow.Allocator(ctx), len(labels), k)
 	defer m.Release()

@@ -128,16 +128,13 @@ func (m *Classifier) FitTransform(ctx context.Context, b flow.Batch) (flow.Batch
 // targets reads the class labels of b's Y and returns what writes them
 // one-hot into the rows × classes targets.
 func (m *Classifier) targets(b flow.Batch) (func(y []float32) error, error) {
-	labels, err := minibatch.LabelsInt64(b, m.c.label)
+	k := m.c.outputs
+	labels, err := minibatch.Classes(b, m.c.label, k)
 	if err != nil {
 		return nil, err
 	}
-	k := m.c.outputs
 	return func(y []float32) error {
 		for r, l := range labels {
-			if l < 0 || l >= int64(k) {
-				return m.c.errorf("fit", "column %q of Y, row %d, holds class %d, want 0 to %d", m.c.label, r, l, k-1)
-			}
 			y[r*k+int(l)] = 1
 		}
 		return nil

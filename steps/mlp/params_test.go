@@ -150,7 +150,7 @@ func TestErrors(t *testing.T) {
 	bad := int64Record(mem, "y", []int64{0, 1, 2, 3, 0, 1})
 	bb := batch(mem, 4, xs, bad)
 	defer bb.Release()
-	if err := m.Fit(ctx, bb); err == nil || !strings.Contains(err.Error(), `column "y" of Y, row 3, holds class 3, want 0 to 2`) {
+	if err := m.Fit(ctx, bb); err == nil || !strings.Contains(err.Error(), `column "y" of Y, row 3, holds 3; want 0 to 2 (classes is 3)`) {
 		t.Errorf("fit with class 3 of 3: got %v; want an error naming the row and the class", err)
 	}
 	if err := m.Fit(ctx, b); err != nil {
