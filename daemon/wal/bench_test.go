@@ -101,7 +101,7 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	}
 	postAll(bare.URL, 2*clients) // connections up
 	postAll(srv.URL+Path, 2*clients)
-	before := l.Stats()
+	before, syncBefore := l.Stats(), l.syncNanos.Load()
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -130,6 +130,10 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	}
 	if f := after.Fsyncs - before.Fsyncs; f > 0 {
 		b.ReportMetric(float64(after.Records-before.Records)/float64(f), "posts/fsync")
+		// wall time of one group's write and fsync, and the share of the
+		// log's rounds that the writer spent in them
+		b.ReportMetric(float64(l.syncNanos.Load()-syncBefore)/1e3/float64(f), "fsync-µs")
+		b.ReportMetric(float64(l.syncNanos.Load()-syncBefore)/float64(tLog.Nanoseconds()), "fsync-busy")
 	}
 }
 

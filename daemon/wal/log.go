@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
@@ -55,8 +56,9 @@ type Log struct {
 	nextSeq int64
 	buf     []byte
 
-	records atomic.Int64
-	fsyncs  atomic.Int64
+	records   atomic.Int64
+	fsyncs    atomic.Int64
+	syncNanos atomic.Int64 // time in the writes and fsyncs of group commits (for the benchmark)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -294,9 +296,11 @@ func (l *Log) commit(group []*appendReq) {
 			seq++
 			l.buf = append(l.buf, r.rec...)
 		}
+		t0 := time.Now()
 		if _, err = l.f.Write(l.buf); err == nil {
 			err = datasync(l.f)
 		}
+		l.syncNanos.Add(int64(time.Since(t0)))
 		l.fsyncs.Add(1)
 		if err != nil {
 			err = fmt.Errorf("wal %q: appending to %s: %w (the log takes no more posts; restart to recover it)", l.o.Name, seg.path, err)
@@ -329,6 +333,8 @@ func (l *Log) commit(group []*appendReq) {
 		}
 		l.admitted--
 		l.queued -= int64(len(r.rec))
+		putRecordBuf(r.rec) // written (or failed): the writer was its last user
+		r.rec = nil
 		r.done <- res
 	}
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/penstock-ml/penstock/daemon/source"
@@ -35,9 +36,18 @@ func ParsePos(b []byte) (Pos, error) {
 	return p, nil
 }
 
+// marshal is json.Marshal(p), without its reflection.
 func (p Pos) marshal() []byte {
-	b, _ := json.Marshal(p)
-	return b
+	b := make([]byte, 0, 80)
+	b = append(b, `{"segment":`...)
+	b = strconv.AppendInt(b, p.Segment, 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, p.Offset, 10)
+	b = append(b, `,"record":`...)
+	b = strconv.AppendInt(b, p.Record, 10)
+	b = append(b, `,"batch":`...)
+	b = strconv.AppendInt(b, int64(p.Batch), 10)
+	return append(b, '}')
 }
 
 // cursor is where Run reads.
