@@ -44,11 +44,11 @@ type Log struct {
 	cursorSeg int64         // first seq of the segment Run reads (-1: none)
 	positions []Pos         // the last KeepPositions positions given to Durable
 	// decoded holds the batches of records committed by this process
-	// that Run has not reached yet, as the handler decoded them, so that
-	// Run need not decode them again (Run reads and verifies the record
-	// all the same). Bounded like the pending bytes; released by Run when
-	// it returns, or by Close.
-	decoded map[int64][]flow.Batch
+	// that Run has not reached yet, as the handler decoded them, by the
+	// logical offset of the record (its segment's base + its offset), so
+	// that Run need neither read nor decode them again. Bounded like the
+	// pending bytes; released by Run when it returns, or by Close.
+	decoded map[int64]keptRecord
 	runDone bool // Run returned: nothing is kept in decoded any more
 
 	// owned by the writer goroutine
@@ -62,6 +62,13 @@ type Log struct {
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// keptRecord is a record committed by this process, decoded.
+type keptRecord struct {
+	seq     int64
+	size    int64 // bytes of the record, header included
+	batches []flow.Batch
 }
 
 type appendReq struct {
@@ -100,7 +107,7 @@ func Open(o Options) (*Log, error) {
 		writerDone: make(chan struct{}),
 		keys:       newKeyIndex(o.MaxKeys),
 		inflight:   map[string]chan struct{}{},
-		decoded:    map[int64][]flow.Batch{},
+		decoded:    map[int64]keptRecord{},
 		notify:     make(chan struct{}),
 		cursorSeg:  -1,
 	}
@@ -313,10 +320,12 @@ func (l *Log) commit(group []*appendReq) {
 		l.failed = err
 	}
 	seq = l.nextSeq
+	at := seg.base + seg.size // logical offset of the next record
 	for _, r := range group {
 		res := appendResult{seq: seq, err: err}
 		if err == nil && !l.runDone {
-			l.decoded[seq] = r.batches
+			l.decoded[at] = keptRecord{seq: seq, size: int64(len(r.rec)), batches: r.batches}
+			at += int64(len(r.rec))
 		} else {
 			releaseAll(r.batches)
 		}
@@ -395,9 +404,9 @@ func (l *Log) Close() error {
 // more.
 func (l *Log) releaseDecodedLocked() {
 	l.runDone = true
-	for seq, bs := range l.decoded {
-		releaseAll(bs)
-		delete(l.decoded, seq)
+	for at, k := range l.decoded {
+		releaseAll(k.batches)
+		delete(l.decoded, at)
 	}
 }
 

@@ -223,16 +223,29 @@ func readRecordAt(s *segment, off int64) (record, error) {
 
 // sendRange sends the batches of the records of cur.seg from cur.off to
 // limit (committed bytes), advancing cur and the pending count record by
-// record.
+// record. A record that this process committed is sent as the handler
+// decoded it, without reading it back; the others are read (CRC checked)
+// and decoded.
 func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *cursor, limit int64, out chan<- source.Input) error {
-	rr.reset(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
-	for {
-		rec, err := rr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil { // committed bytes that no longer verify: the disk is damaged
-			return fmt.Errorf("wal %q: reading segment %s: %w", l.o.Name, cur.seg.path, err)
+	placed := false // rr reads from cur.off
+	for cur.off < limit {
+		var rec record
+		l.mu.Lock()
+		kept, ok := l.decoded[cur.seg.base+cur.off]
+		delete(l.decoded, cur.seg.base+cur.off)
+		l.mu.Unlock()
+		if ok {
+			rec = record{seq: kept.seq, off: cur.off, size: kept.size}
+			placed = false
+		} else {
+			if !placed {
+				rr.reset(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
+				placed = true
+			}
+			var err error
+			if rec, err = rr.next(); err != nil { // committed bytes that no longer verify: the disk is damaged
+				return fmt.Errorf("wal %q: reading segment %s: %w", l.o.Name, cur.seg.path, noEOF(err))
+			}
 		}
 		pos := Pos{Segment: cur.seg.first, Offset: rec.off, Record: rec.seq}
 		skip := -1
@@ -255,13 +268,9 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *
 				return context.Cause(ctx)
 			}
 		}
-		l.mu.Lock()
-		kept, ok := l.decoded[rec.seq]
-		delete(l.decoded, rec.seq)
-		l.mu.Unlock()
+		var err error
 		if ok {
-			err = nil
-			for i, b := range kept {
+			for i, b := range kept.batches {
 				if stopped {
 					b.Release()
 				} else if serr := send(i, b); serr != nil {
@@ -282,11 +291,12 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *
 			l.o.Reporter.Rejected(l.o.Name, reason, fmt.Errorf("wal %q: record %d (segment %s, byte %d) skipped: %w",
 				l.o.Name, rec.seq, cur.seg.path, rec.off, err))
 		}
-		cur.off = rr.off
+		cur.off += rec.size
 		l.mu.Lock()
 		l.readPos = cur.seg.base + cur.off
 		l.mu.Unlock()
 	}
+	return nil
 }
 
 // Durable says that a checkpoint covers every input up to pos. The log
