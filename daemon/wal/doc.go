@@ -85,10 +85,12 @@
 // Pos resumes at the next batch of the same post, or at the next post.
 // The same log gives the same batches on every run. Batches come from
 // Options.Alloc; the receiver owns them. Posts that this process took are
-// decoded once, by the handler, and their batches kept for Run until it
-// sends them (at most about MaxPending bytes of them): Run neither reads
-// them back nor decodes them again. Run reads (CRC checked) and decodes
-// the posts it finds in the log from before.
+// kept in memory for Run until it sends them (at most about MaxPending
+// bytes of them), and Run does not read them back: a post for the fast
+// path (below) is checked by the handler and its batches made by Run from
+// the post's bytes; any other is decoded by the handler and its batches
+// kept. Run reads (CRC checked) and decodes the posts it finds in the log
+// from before.
 //
 // Durable(pos) deletes the segments wholly before the oldest of the last
 // KeepPositions positions it was given (default 3, so that the daemon can

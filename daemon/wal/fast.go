@@ -220,52 +220,69 @@ type fastBatch struct {
 // for the fast path (nothing was called, nothing allocated); else the
 // result of the read as decode reports it.
 func (d *decoder) decodeFast(ctx context.Context, body []byte, each func(i int, b flow.Batch) error) (ok bool, err error) {
-	key, rest, ok := schemaMessage(body)
+	fp, ok := d.checkFast(body)
 	if !ok {
 		return false, nil
 	}
+	return true, d.buildFast(ctx, fp, each)
+}
+
+// fastPost is a body that checkFast took: buildFast makes its batches.
+type fastPost struct {
+	fs      *fastSchema
+	batches []byte // the messages after the schema
+	n       int    // record batches
+}
+
+// checkFast checks every message of body for the fast path, so that a
+// body is taken whole or not at all (ok false: for the full reader).
+func (d *decoder) checkFast(body []byte) (fp fastPost, ok bool) {
+	key, rest, ok := schemaMessage(body)
+	if !ok {
+		return fp, false
+	}
 	fs, _ := d.fast.lookup(key)
 	if fs == nil {
-		return false, nil
+		return fp, false
 	}
-	// First check every message, so that a body is taken whole or not at
-	// all; then make the batches.
 	n := 0
 	for r := rest; ; n++ {
-		b, next, end, ok := d.nextBatch(fs, r)
+		_, next, end, ok := d.nextBatch(fs, r)
 		if !ok {
-			return false, nil
+			return fp, false
 		}
 		if end {
 			break
 		}
-		_ = b
 		r = next
 	}
-	if n == 0 {
-		return false, nil
-	}
-	r := rest
-	for i := range n {
+	return fastPost{fs: fs, batches: rest, n: n}, n > 0
+}
+
+// buildFast makes the batches of a body that checkFast took (its bytes
+// unchanged since) and calls each for them, as decode does.
+func (d *decoder) buildFast(ctx context.Context, fp fastPost, each func(i int, b flow.Batch) error) error {
+	r := fp.batches
+	for i := range fp.n {
 		if err := ctx.Err(); err != nil {
-			return true, context.Cause(ctx)
+			return context.Cause(ctx)
 		}
-		b, next, _, _ := d.nextBatch(fs, r)
+		b, next, _, _ := d.nextBatch(fp.fs, r)
 		r = next
-		split := d.build(fs, b)
+		split := d.build(fp.fs, b)
 		split.Seq = int64(i)
 		if each == nil {
 			split.Release()
 			continue
 		}
 		if err := each(i, split); err != nil {
-			return true, err
+			return err
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return true, context.Cause(ctx)
+		return context.Cause(ctx)
 	}
-	return true, nil
+	return nil
 }
 
 // nextBatch checks the message at the start of r: a record batch (b, and

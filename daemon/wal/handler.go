@@ -96,11 +96,19 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var batches []flow.Batch // kept for Run, which then need not decode the post again
-	err = l.dec.decode(r.Context(), rec[recHeader+payloadFixed+len(key):], func(_ int, b flow.Batch) error {
-		batches = append(batches, b)
-		return nil
-	})
+	// A post for the fast path is only checked here: Run makes its
+	// batches from the record buffer, off the post's way to its fsync.
+	// Any other is decoded now, and its batches kept for Run, which then
+	// need not decode the post again.
+	body := rec[recHeader+payloadFixed+len(key):]
+	fp, fast := l.dec.checkFast(body)
+	var batches []flow.Batch
+	if !fast {
+		err = l.dec.decodeFull(r.Context(), body, func(_ int, b flow.Batch) error {
+			batches = append(batches, b)
+			return nil
+		})
+	}
 	if err != nil {
 		releaseAll(batches)
 		putRecordBuf(rec)
@@ -119,6 +127,9 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		putRecordBuf(rec)
 	} else {
 		req.batches = batches
+		if fast {
+			req.fast = &fp
+		}
 	}
 	switch {
 	case err != nil:

@@ -69,11 +69,24 @@ type keptRecord struct {
 	seq     int64
 	size    int64 // bytes of the record, header included
 	batches []flow.Batch
+	// fast: the post is for the fast path, its batches not made yet: rec
+	// (a pooled record buffer, owned) holds its body.
+	fast *fastPost
+	rec  []byte
+}
+
+// release releases what k holds.
+func (k keptRecord) release() {
+	releaseAll(k.batches)
+	if k.fast != nil {
+		putRecordBuf(k.rec)
+	}
 }
 
 type appendReq struct {
 	rec     []byte       // a record made by newRecordBuf, sealed by the writer
 	batches []flow.Batch // the post decoded, for Run (owned)
+	fast    *fastPost    // or checked for the fast path: Run makes its batches from rec
 	key     string
 	done    chan appendResult // buffered: the writer never blocks on it
 }
@@ -323,11 +336,12 @@ func (l *Log) commit(group []*appendReq) {
 	at := seg.base + seg.size // logical offset of the next record
 	for _, r := range group {
 		res := appendResult{seq: seq, err: err}
+		kept := keptRecord{seq: seq, size: int64(len(r.rec)), batches: r.batches, fast: r.fast, rec: r.rec}
 		if err == nil && !l.runDone {
-			l.decoded[at] = keptRecord{seq: seq, size: int64(len(r.rec)), batches: r.batches}
-			at += int64(len(r.rec))
+			l.decoded[at] = kept
+			at += kept.size
 		} else {
-			releaseAll(r.batches)
+			kept.release()
 		}
 		r.batches = nil
 		if err == nil {
@@ -342,8 +356,10 @@ func (l *Log) commit(group []*appendReq) {
 		}
 		l.admitted--
 		l.queued -= int64(len(r.rec))
-		putRecordBuf(r.rec) // written (or failed): the writer was its last user
-		r.rec = nil
+		if r.fast == nil {
+			putRecordBuf(r.rec) // written (or failed): the writer was its last user
+		}
+		r.rec, r.fast = nil, nil
 		r.done <- res
 	}
 	if err == nil {
@@ -405,7 +421,7 @@ func (l *Log) Close() error {
 func (l *Log) releaseDecodedLocked() {
 	l.runDone = true
 	for at, k := range l.decoded {
-		releaseAll(k.batches)
+		k.release()
 		delete(l.decoded, at)
 	}
 }

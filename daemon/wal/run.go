@@ -269,7 +269,10 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *
 			}
 		}
 		var err error
-		if ok {
+		if ok && kept.fast != nil {
+			err = l.dec.buildFast(ctx, *kept.fast, send)
+			putRecordBuf(kept.rec)
+		} else if ok {
 			for i, b := range kept.batches {
 				if stopped {
 					b.Release()
