@@ -101,7 +101,7 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	}
 	postAll(bare.URL, 2*clients) // connections up
 	postAll(srv.URL+Path, 2*clients)
-	before, syncBefore := l.Stats(), l.syncNanos.Load()
+	before, syncBefore, fastBefore := l.Stats(), l.syncNanos.Load(), l.fastPosts.Load()
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -127,6 +127,9 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	if cLog > 0 { // CPU per post, clients included: how much of the gap is work rather than waiting
 		b.ReportMetric(float64(cBare.Microseconds())/float64(b.N), "bare-cpu-µs/post")
 		b.ReportMetric(float64(cLog.Microseconds())/float64(b.N), "cpu-µs/post")
+	}
+	if n := after.Records - before.Records; n > 0 {
+		b.ReportMetric(float64(l.fastPosts.Load()-fastBefore)/float64(n), "fast-share")
 	}
 	if f := after.Fsyncs - before.Fsyncs; f > 0 {
 		b.ReportMetric(float64(after.Records-before.Records)/float64(f), "posts/fsync")

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -469,4 +471,45 @@ func FuzzFastPathFields(f *testing.F) {
 			releaseAll(want)
 		}
 	})
+}
+
+// TestHandlerFastPath: the first post of a schema is read by the full
+// reader, the next ones with the same schema message by the fast path;
+// Run sends the same batches either way, and a refused post is answered
+// by the full reader's error.
+func TestHandlerFastPath(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	e := newEnv(t, "", mem, nil)
+	sc := e.opts.Schema.Fields
+	posts := [][]int{{3}, {2, 0, 4}, {1}}
+	for p, rows := range posts {
+		if r := e.post(ctx, body(t, sc, p+1, rows...), fmt.Sprint("k", p), ContentType); r.code != 202 {
+			t.Fatalf("post %d: %d %+v", p+1, r.code, r.answer)
+		}
+	}
+	if got := e.log.fastPosts.Load(); got != int64(len(posts)-1) {
+		t.Errorf("%d posts by the fast path; want %d (all but the first)", got, len(posts)-1)
+	}
+	bad := body(t, sc, 9, 2)
+	bad = bad[:len(bad)-20]
+	if r := e.post(ctx, bad, "", ContentType); r.code != 400 || !strings.Contains(r.answer.Error, "bad Arrow IPC stream") {
+		t.Errorf("cut post: %d %q; want 400 from the full reader", r.code, r.answer.Error)
+	}
+	run := e.run(ctx, nil)
+	gs, err := run.drainAll(t, ctx)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var want [][]int64
+	for p, rows := range posts {
+		for _, ls := range labelsOf(p+1, rows...) {
+			if len(ls) > 0 {
+				want = append(want, ls)
+			}
+		}
+	}
+	if got := gotLabels(gs); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("Run sent %v; want %v", got, want)
+	}
 }

@@ -129,6 +129,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		req.batches = batches
 		if fast {
 			req.fast = &fp
+			l.fastPosts.Add(1)
 		}
 	}
 	switch {

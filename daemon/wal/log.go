@@ -57,6 +57,7 @@ type Log struct {
 	buf     []byte
 
 	records   atomic.Int64
+	fastPosts atomic.Int64 // posts taken by the fast path (for tests and the benchmark)
 	fsyncs    atomic.Int64
 	syncNanos atomic.Int64 // time in the writes and fsyncs of group commits (for the benchmark)
 
