@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/internal/ipcguard"
 )
 
 // The fast path of decode: the common post, read without arrow-go's
@@ -26,7 +27,8 @@ import (
 //     (boolean, integers, floats, dates, times, timestamps, durations) or
 //     a fixed-size list of one, little-endian like this machine;
 //   - the messages after it are uncompressed record batches of metadata
-//     version V5 without custom metadata, each with exactly the field
+//     version V5 without custom metadata, their metadata at most
+//     ipcguard.MaxMetadataBytes, each with exactly the field
 //     nodes and buffers that the schema needs, every column as long as
 //     the batch, every buffer 8-byte aligned and inside the message body,
 //     long enough for its values, null counts matching the validity
@@ -299,7 +301,7 @@ func (d *decoder) nextBatch(fs *fastSchema, r []byte) (b fastBatch, next []byte,
 	if n == 0 { // end-of-stream marker: nothing may follow
 		return b, nil, len(r) == 8, len(r) == 8
 	}
-	if n > int64(len(r))-8 {
+	if n > int64(len(r))-8 || n > ipcguard.MaxMetadataBytes { // the full reader's bound on metadata
 		return b, nil, false, false
 	}
 	meta := r[8 : 8+n]
