@@ -513,3 +513,36 @@ func TestHandlerFastPath(t *testing.T) {
 		t.Errorf("Run sent %v; want %v", got, want)
 	}
 }
+
+// TestSameBatchesTellsApart: the comparison of the fast path's batches
+// with the full reader's sees a value, a null, a row count.
+func TestSameBatchesTellsApart(t *testing.T) {
+	ctx := ctxT(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	wide := wideSchema()
+	d := testDecoder(t, wide, mem)
+	base := wideBody(t, wide.Fields, 3, nil, 5)
+	for name, other := range map[string][]byte{
+		"other nulls": wideBody(t, wide.Fields, 2, nil, 5),
+		"other rows":  wideBody(t, wide.Fields, 3, nil, 4),
+		"no nulls":    wideBody(t, wide.Fields, 0, nil, 5),
+	} {
+		a, err := decodeWith(ctx, d.decodeFull, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := decodeWith(ctx, d.decodeFull, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sameBatches(a, b) == "" {
+			t.Errorf("%s: no difference found", name)
+		}
+		if diff := sameBatches(a, a); diff != "" {
+			t.Errorf("a body against itself: %s", diff)
+		}
+		releaseAll(a)
+		releaseAll(b)
+	}
+}
