@@ -546,3 +546,21 @@ func TestSameBatchesTellsApart(t *testing.T) {
 		releaseAll(b)
 	}
 }
+
+// TestRecordBufPool: a record buffer from the pool holds the key and
+// room for the body, and at most twice the record's size (what
+// MaxPending counts of a kept post).
+func TestRecordBufPool(t *testing.T) {
+	for i, n := range []int{9000, 100, 50000, 100, 9000, 5000} {
+		key := fmt.Sprint("key-", i)
+		b := getRecordBuf(key, n)
+		head, need := recHeader+payloadFixed+len(key), recHeader+payloadFixed+len(key)+n
+		if len(b) != head || cap(b) < need || cap(b) > 2*need {
+			t.Errorf("body of %d: buffer of length %d, capacity %d; want %d and [%d, %d]", n, len(b), cap(b), head, need, 2*need)
+		}
+		if k := int(binary.LittleEndian.Uint16(b[recHeader+8:])); k != len(key) || string(b[recHeader+payloadFixed:head]) != key {
+			t.Errorf("body of %d: key %q (length %d); want %q", n, b[recHeader+payloadFixed:head], k, key)
+		}
+		putRecordBuf(b[:need])
+	}
+}

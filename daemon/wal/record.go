@@ -56,21 +56,28 @@ func newRecordBuf(key string, bodyHint int) []byte {
 
 // Record buffers of posts up to maxPooledRecord bytes are reused: the
 // handler takes one for each post (getRecordBuf) and gives it back when
-// the post is not appended, the writer once it has written it.
+// the post is not appended, the writer once it has written it, or Run
+// once it has made the batches of a fast-path post from it.
 const maxPooledRecord = 1 << 20
 
 var recordPool sync.Pool // of *[]byte
 
 // getRecordBuf is newRecordBuf for a body of exactly n bytes, from the
-// pool when it fits; its body bytes are not cleared.
+// pool when one fits: at least the record's size and at most twice it,
+// so that a record kept for Run (counted by its size in MaxPending) holds
+// at most twice that memory. Its body bytes are not cleared.
 func getRecordBuf(key string, n int) []byte {
 	need := recHeader + payloadFixed + len(key) + n
 	if need > maxPooledRecord {
 		return newRecordBuf(key, n)
 	}
 	p, _ := recordPool.Get().(*[]byte)
-	if p == nil || cap(*p) < need {
-		return newRecordBuf(key, max(n, 16<<10))
+	if p == nil {
+		return newRecordBuf(key, n)
+	}
+	if c := cap(*p); c < need || c > 2*need {
+		recordPool.Put(p)
+		return newRecordBuf(key, n)
 	}
 	b := (*p)[:recHeader+payloadFixed+len(key)]
 	binary.LittleEndian.PutUint16(b[recHeader+8:], uint16(len(key)))
