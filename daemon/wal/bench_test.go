@@ -101,7 +101,7 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	}
 	postAll(bare.URL, 2*clients) // connections up
 	postAll(srv.URL+Path, 2*clients)
-	before := l.Stats()
+	before, syncBefore, fastBefore := l.Stats(), l.syncNanos.Load(), l.fastPosts.Load()
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -128,14 +128,23 @@ func BenchmarkIngestHTTP(b *testing.B) {
 		b.ReportMetric(float64(cBare.Microseconds())/float64(b.N), "bare-cpu-µs/post")
 		b.ReportMetric(float64(cLog.Microseconds())/float64(b.N), "cpu-µs/post")
 	}
+	if n := after.Records - before.Records; n > 0 {
+		b.ReportMetric(float64(l.fastPosts.Load()-fastBefore)/float64(n), "fast-share")
+	}
 	if f := after.Fsyncs - before.Fsyncs; f > 0 {
 		b.ReportMetric(float64(after.Records-before.Records)/float64(f), "posts/fsync")
+		// wall time of one group's write and fsync, and the share of the
+		// log's rounds that the writer spent in them
+		b.ReportMetric(float64(l.syncNanos.Load()-syncBefore)/1e3/float64(f), "fsync-µs")
+		b.ReportMetric(float64(l.syncNanos.Load()-syncBefore)/float64(tLog.Nanoseconds()), "fsync-busy")
 	}
 }
 
 // BenchmarkDecodePost: the decode and validation of one post's body (the
-// same 64-row body) as the handler does it: the part of a post's CPU
-// that a discarding handler does not spend.
+// same 64-row body): the part of a post's CPU that a discarding handler
+// does not spend. full is minibatch's IPC reader (a post whose schema
+// message the log has not seen), fast the fast path (check and build),
+// check the handler's part of the fast path (Run builds the batches).
 func BenchmarkDecodePost(b *testing.B) {
 	sc := testSchema(32)
 	payload := body(b, sc.Fields, 1, 64)
@@ -144,12 +153,28 @@ func BenchmarkDecodePost(b *testing.B) {
 		b.Fatal(err)
 	}
 	d := newDecoder(&o)
-	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := d.decode(ctx, payload, func(_ int, bt flow.Batch) error { bt.Release(); return nil }); err != nil {
-			b.Fatal(err)
-		}
+	release := func(_ int, bt flow.Batch) error { bt.Release(); return nil }
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"full", func() error { return d.decodeFull(b.Context(), payload, release) }},
+		{"fast", func() error { return d.decode(b.Context(), payload, release) }},
+		{"check", func() error {
+			if _, ok := d.checkFast(payload); !ok {
+				return errNotFast
+			}
+			return nil
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/post")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/post")
 }

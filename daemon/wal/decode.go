@@ -21,6 +21,7 @@ var errNoBatches = errors.New("the stream holds no record batch")
 type decoder struct {
 	o    *Options
 	x, y *arrow.Schema // y nil when the schema has no labels
+	fast fastSchemas   // schema messages that the full reader accepted (fast.go)
 }
 
 func newDecoder(o *Options) *decoder {
@@ -47,7 +48,21 @@ func subSchema(sc *arrow.Schema, cols []string) *arrow.Schema {
 // each owns the batch. A schema mismatch is a *source.SchemaError, any
 // other error a decode error naming the batch; each's error stops the
 // read and is returned as is. A body without a record batch is an error.
+//
+// A body whose schema message was accepted before, and which holds only
+// plain record batches of fixed-width columns, is read by the fast path
+// (fast.go), else by the full reader: the fast path refuses nothing.
 func (d *decoder) decode(ctx context.Context, body []byte, each func(i int, b flow.Batch) error) error {
+	if ok, err := d.decodeFast(ctx, body, each); ok {
+		return err
+	}
+	return d.decodeFull(ctx, body, each)
+}
+
+// decodeFull is decode by minibatch's IPC reader, the reference; a body
+// that it reads whole has its schema message remembered for the fast
+// path.
+func (d *decoder) decodeFull(ctx context.Context, body []byte, each func(i int, b flow.Batch) error) error {
 	src, err := minibatch.NewIPCStream(bytes.NewReader(body),
 		minibatch.WithAllocator(d.o.Alloc), minibatch.WithMaxBatchBytes(8*d.o.MaxBody), minibatch.WithName("body"))
 	if err != nil {
@@ -65,6 +80,7 @@ func (d *decoder) decode(ctx context.Context, body []byte, each func(i int, b fl
 			if i == 0 {
 				return errNoBatches
 			}
+			d.rememberSchema(body, sc, ix, iy)
 			return nil
 		}
 		if err != nil {

@@ -85,9 +85,12 @@
 // Pos resumes at the next batch of the same post, or at the next post.
 // The same log gives the same batches on every run. Batches come from
 // Options.Alloc; the receiver owns them. Posts that this process took are
-// decoded once, by the handler, and their batches kept for Run until it
-// sends them (at most about MaxPending bytes of them); Run decodes the
-// posts it finds in the log from before.
+// kept in memory for Run until it sends them (at most about MaxPending
+// bytes of them), and Run does not read them back: a post for the fast
+// path (below) is checked by the handler and its batches made by Run from
+// the post's bytes; any other is decoded by the handler and its batches
+// kept. Run reads (CRC checked) and decodes the posts it finds in the log
+// from before.
 //
 // Durable(pos) deletes the segments wholly before the oldest of the last
 // KeepPositions positions it was given (default 3, so that the daemon can
@@ -102,7 +105,17 @@
 // called once; Durable from one goroutine; Close after Run has returned.
 // The log's goroutines (the writer, and one that watches drain while Run
 // runs) end by Close and by Run's return. A post costs one read of its
-// body, one decode and validation of its IPC stream (minibatch's IPC
-// reader: bounded, checked), a copy into the group's buffer, its share of
-// one write and fsync, and Run's read of the record back (CRC checked).
+// body (into a pooled buffer), one decode and validation of its IPC
+// stream, a copy into the group's buffer, and its share of one write and
+// fsync.
+//
+// The decode is minibatch's IPC reader (bounded, checked), except for the
+// common post: an uncompressed stream whose schema message is byte for
+// byte one that the reader accepted before (the log remembers 16 of them)
+// and whose record batches hold fixed-width primitive or fixed-size list
+// columns. Such a post is read directly: every length, offset, alignment
+// and null count of its batches checked against its body, the body copied
+// once into Options.Alloc and sliced by the arrays, as arrow-go's reader
+// does. Whatever that path does not take whole goes to minibatch's
+// reader, which gives the errors; the batches are the same either way.
 package wal

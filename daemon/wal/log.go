@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
@@ -43,11 +44,11 @@ type Log struct {
 	cursorSeg int64         // first seq of the segment Run reads (-1: none)
 	positions []Pos         // the last KeepPositions positions given to Durable
 	// decoded holds the batches of records committed by this process
-	// that Run has not reached yet, as the handler decoded them, so that
-	// Run need not decode them again (Run reads and verifies the record
-	// all the same). Bounded like the pending bytes; released by Run when
-	// it returns, or by Close.
-	decoded map[int64][]flow.Batch
+	// that Run has not reached yet, as the handler decoded them, by the
+	// logical offset of the record (its segment's base + its offset), so
+	// that Run need neither read nor decode them again. Bounded like the
+	// pending bytes; released by Run when it returns, or by Close.
+	decoded map[int64]keptRecord
 	runDone bool // Run returned: nothing is kept in decoded any more
 
 	// owned by the writer goroutine
@@ -55,16 +56,38 @@ type Log struct {
 	nextSeq int64
 	buf     []byte
 
-	records atomic.Int64
-	fsyncs  atomic.Int64
+	records   atomic.Int64
+	fastPosts atomic.Int64 // posts taken by the fast path (for tests and the benchmark)
+	fsyncs    atomic.Int64
+	syncNanos atomic.Int64 // time in the writes and fsyncs of group commits (for the benchmark)
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
+// keptRecord is a record committed by this process, decoded.
+type keptRecord struct {
+	seq     int64
+	size    int64 // bytes of the record, header included
+	batches []flow.Batch
+	// fast: the post is for the fast path, its batches not made yet: rec
+	// (a pooled record buffer, owned) holds its body.
+	fast *fastPost
+	rec  []byte
+}
+
+// release releases what k holds.
+func (k keptRecord) release() {
+	releaseAll(k.batches)
+	if k.fast != nil {
+		putRecordBuf(k.rec)
+	}
+}
+
 type appendReq struct {
 	rec     []byte       // a record made by newRecordBuf, sealed by the writer
 	batches []flow.Batch // the post decoded, for Run (owned)
+	fast    *fastPost    // or checked for the fast path: Run makes its batches from rec
 	key     string
 	done    chan appendResult // buffered: the writer never blocks on it
 }
@@ -98,7 +121,7 @@ func Open(o Options) (*Log, error) {
 		writerDone: make(chan struct{}),
 		keys:       newKeyIndex(o.MaxKeys),
 		inflight:   map[string]chan struct{}{},
-		decoded:    map[int64][]flow.Batch{},
+		decoded:    map[int64]keptRecord{},
 		notify:     make(chan struct{}),
 		cursorSeg:  -1,
 	}
@@ -294,9 +317,11 @@ func (l *Log) commit(group []*appendReq) {
 			seq++
 			l.buf = append(l.buf, r.rec...)
 		}
+		t0 := time.Now()
 		if _, err = l.f.Write(l.buf); err == nil {
 			err = datasync(l.f)
 		}
+		l.syncNanos.Add(int64(time.Since(t0)))
 		l.fsyncs.Add(1)
 		if err != nil {
 			err = fmt.Errorf("wal %q: appending to %s: %w (the log takes no more posts; restart to recover it)", l.o.Name, seg.path, err)
@@ -309,12 +334,15 @@ func (l *Log) commit(group []*appendReq) {
 		l.failed = err
 	}
 	seq = l.nextSeq
+	at := seg.base + seg.size // logical offset of the next record
 	for _, r := range group {
 		res := appendResult{seq: seq, err: err}
+		kept := keptRecord{seq: seq, size: int64(len(r.rec)), batches: r.batches, fast: r.fast, rec: r.rec}
 		if err == nil && !l.runDone {
-			l.decoded[seq] = r.batches
+			l.decoded[at] = kept
+			at += kept.size
 		} else {
-			releaseAll(r.batches)
+			kept.release()
 		}
 		r.batches = nil
 		if err == nil {
@@ -329,6 +357,10 @@ func (l *Log) commit(group []*appendReq) {
 		}
 		l.admitted--
 		l.queued -= int64(len(r.rec))
+		if r.fast == nil {
+			putRecordBuf(r.rec) // written (or failed): the writer was its last user
+		}
+		r.rec, r.fast = nil, nil
 		r.done <- res
 	}
 	if err == nil {
@@ -389,9 +421,9 @@ func (l *Log) Close() error {
 // more.
 func (l *Log) releaseDecodedLocked() {
 	l.runDone = true
-	for seq, bs := range l.decoded {
-		releaseAll(bs)
-		delete(l.decoded, seq)
+	for at, k := range l.decoded {
+		k.release()
+		delete(l.decoded, at)
 	}
 }
 

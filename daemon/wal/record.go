@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 )
 
 // The segment and record format (all integers little-endian):
@@ -51,6 +52,47 @@ func newRecordBuf(key string, bodyHint int) []byte {
 	binary.LittleEndian.PutUint16(b[recHeader+8:], uint16(len(key)))
 	copy(b[recHeader+payloadFixed:], key)
 	return b
+}
+
+// Record buffers of posts up to maxPooledRecord bytes are reused: the
+// handler takes one for each post (getRecordBuf) and gives it back when
+// the post is not appended, the writer once it has written it, or Run
+// once it has made the batches of a fast-path post from it.
+const maxPooledRecord = 1 << 20
+
+var recordPool sync.Pool // of *[]byte
+
+// getRecordBuf is newRecordBuf for a body of exactly n bytes, from the
+// pool when one fits: at least the record's size and at most twice it,
+// so that a record kept for Run (counted by its size in MaxPending) holds
+// at most twice that memory. Its body bytes are not cleared.
+func getRecordBuf(key string, n int) []byte {
+	need := recHeader + payloadFixed + len(key) + n
+	if need > maxPooledRecord {
+		return newRecordBuf(key, n)
+	}
+	p, _ := recordPool.Get().(*[]byte)
+	if p == nil {
+		return newRecordBuf(key, n)
+	}
+	if c := cap(*p); c < need || c > 2*need {
+		recordPool.Put(p)
+		return newRecordBuf(key, n)
+	}
+	b := (*p)[:recHeader+payloadFixed+len(key)]
+	binary.LittleEndian.PutUint16(b[recHeader+8:], uint16(len(key)))
+	copy(b[recHeader+payloadFixed:], key)
+	return b
+}
+
+// putRecordBuf gives a record buffer back to the pool; nobody may use it
+// after.
+func putRecordBuf(b []byte) {
+	if cap(b) > maxPooledRecord || cap(b) < recHeader+payloadFixed {
+		return
+	}
+	b = b[:0]
+	recordPool.Put(&b)
 }
 
 // sealRecord writes the length, seq and crc of a record made by

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/penstock-ml/penstock/daemon/source"
@@ -35,9 +36,18 @@ func ParsePos(b []byte) (Pos, error) {
 	return p, nil
 }
 
+// marshal is json.Marshal(p), without its reflection.
 func (p Pos) marshal() []byte {
-	b, _ := json.Marshal(p)
-	return b
+	b := make([]byte, 0, 80)
+	b = append(b, `{"segment":`...)
+	b = strconv.AppendInt(b, p.Segment, 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, p.Offset, 10)
+	b = append(b, `,"record":`...)
+	b = strconv.AppendInt(b, p.Record, 10)
+	b = append(b, `,"batch":`...)
+	b = strconv.AppendInt(b, int64(p.Batch), 10)
+	return append(b, '}')
 }
 
 // cursor is where Run reads.
@@ -213,16 +223,29 @@ func readRecordAt(s *segment, off int64) (record, error) {
 
 // sendRange sends the batches of the records of cur.seg from cur.off to
 // limit (committed bytes), advancing cur and the pending count record by
-// record.
+// record. A record that this process committed is sent as the handler
+// decoded it, without reading it back; the others are read (CRC checked)
+// and decoded.
 func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *cursor, limit int64, out chan<- source.Input) error {
-	rr.reset(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
-	for {
-		rec, err := rr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil { // committed bytes that no longer verify: the disk is damaged
-			return fmt.Errorf("wal %q: reading segment %s: %w", l.o.Name, cur.seg.path, err)
+	placed := false // rr reads from cur.off
+	for cur.off < limit {
+		var rec record
+		l.mu.Lock()
+		kept, ok := l.decoded[cur.seg.base+cur.off]
+		delete(l.decoded, cur.seg.base+cur.off)
+		l.mu.Unlock()
+		if ok {
+			rec = record{seq: kept.seq, off: cur.off, size: kept.size}
+			placed = false
+		} else {
+			if !placed {
+				rr.reset(io.NewSectionReader(f, cur.off, limit-cur.off), cur.off, limit)
+				placed = true
+			}
+			var err error
+			if rec, err = rr.next(); err != nil { // committed bytes that no longer verify: the disk is damaged
+				return fmt.Errorf("wal %q: reading segment %s: %w", l.o.Name, cur.seg.path, noEOF(err))
+			}
 		}
 		pos := Pos{Segment: cur.seg.first, Offset: rec.off, Record: rec.seq}
 		skip := -1
@@ -245,13 +268,12 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *
 				return context.Cause(ctx)
 			}
 		}
-		l.mu.Lock()
-		kept, ok := l.decoded[rec.seq]
-		delete(l.decoded, rec.seq)
-		l.mu.Unlock()
-		if ok {
-			err = nil
-			for i, b := range kept {
+		var err error
+		if ok && kept.fast != nil {
+			err = l.dec.buildFast(ctx, *kept.fast, send)
+			putRecordBuf(kept.rec)
+		} else if ok {
+			for i, b := range kept.batches {
 				if stopped {
 					b.Release()
 				} else if serr := send(i, b); serr != nil {
@@ -272,11 +294,12 @@ func (l *Log) sendRange(ctx context.Context, f *os.File, rr *recordReader, cur *
 			l.o.Reporter.Rejected(l.o.Name, reason, fmt.Errorf("wal %q: record %d (segment %s, byte %d) skipped: %w",
 				l.o.Name, rec.seq, cur.seg.path, rec.off, err))
 		}
-		cur.off = rr.off
+		cur.off += rec.size
 		l.mu.Lock()
 		l.readPos = cur.seg.base + cur.off
 		l.mu.Unlock()
 	}
+	return nil
 }
 
 // Durable says that a checkpoint covers every input up to pos. The log
