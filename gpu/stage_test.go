@@ -442,7 +442,11 @@ func TestHazards(t *testing.T) {
 		}
 	}
 	for _, slots := range []int{1, 2} {
-		devs := cpuDevices()
+		// Every operation takes 10 ms on the device, so that the host
+		// reuses a slot while its last operation is still running however
+		// loaded the machine is: without the latency, a slow host found
+		// the work done and no hazard to report.
+		devs := cpuDevices(gpu.WithLatency(func(gpu.Op) time.Duration { return 10 * time.Millisecond }))
 		st, err := gpu.NewStage(10, digitsSpec(), gpu.Slots(slots), devs.option())
 		if err != nil {
 			t.Fatal(err)
