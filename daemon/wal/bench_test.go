@@ -17,13 +17,14 @@ import (
 
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/minibatch"
 )
 
 // BenchmarkIngestHTTP: 64-row bodies (32 float32 columns and an int64
 // label, about 9 kB of IPC) posted by 32 concurrent clients over loopback,
 // each with an Idempotency-Key, to the log (appended, group commit, 202
-// after the fsync; Run reads them as the daemon would and releases the
-// batches) and, in the same run, to a handler that reads and discards the
+// after the fsync; Run reads them as the daemon would, with the daemon's
+// default allocator, a minibatch.Pool, and releases the batches) and, in the same run, to a handler that reads and discards the
 // body. x-vs-bare-http is the log's posts/s over the bare handler's
 // (target ≥ 0.6); posts/fsync is the size of the groups; cpu-µs/post and
 // bare-cpu-µs/post the process's CPU time per post (clients included).
@@ -38,7 +39,7 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	}))
 	defer bare.Close()
 
-	l, err := Open(Options{Dir: b.TempDir(), Schema: sc, Alloc: memory.NewGoAllocator(), Log: slog.New(slog.DiscardHandler),
+	l, err := Open(Options{Dir: b.TempDir(), Schema: sc, Alloc: minibatch.NewPool(), Log: slog.New(slog.DiscardHandler),
 		Reporter: source.LogReporter{Log: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		b.Fatal(err)
