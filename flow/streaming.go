@@ -46,7 +46,7 @@ func startStreaming(ctx context.Context, base *runBase) *Stream {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	sr := &streamRun{
 		runBase: base, ctx: runCtx, cancel: cancel,
-		out:   queue.New[item](DefaultQueueCapacity, queue.Untimed()),
+		out:   queue.New[item](DefaultQueueCapacity, queue.Uncounted()),
 		done:  make(chan struct{}),
 		begin: time.Now(),
 	}
@@ -309,7 +309,7 @@ func isCancel(err error) bool {
 }
 
 func (pr *passRun) newQueue(capacity int) *queue.Queue[item] {
-	q := queue.New[item](capacity, queue.Untimed())
+	q := queue.New[item](capacity, queue.Uncounted())
 	pr.queues = append(pr.queues, q)
 	return q
 }
