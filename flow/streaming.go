@@ -138,9 +138,10 @@ type passRun struct {
 	reps   map[*stage][]Step
 	repLog setupLog // the replicas' new steps, set up for this pass
 
-	feeder atomic.Int32  // feederIdle, feederReading or feederAbandoned
-	fed    chan struct{} // closed when the feeder has returned
-	input  *epochTracker // the feeder's; read by runPass once fed is closed
+	feeder    atomic.Int32  // feederIdle, feederReading or feederAbandoned
+	fed       chan struct{} // closed when the feeder has returned
+	input     *epochTracker // the feeder's; read by runPass once fed is closed
+	feedClock *busyClock    // the feeder's; stopped by runPass if it abandons the feeder
 
 	// With an OnEpoch hook, batches that leave the pass are counted, so
 	// that the feeder can wait for all those it fed (a consistent cut).
@@ -182,6 +183,7 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 	}
 	pr.g = queue.NewGroup(sr.ctx)
 	in := pr.newQueue(ps.stages[0].capacity)
+	pr.feedClock = sr.rec.clock(&sr.rec.src)
 	feedErr := make(chan error, 1)
 	go func() { // owned by runPass: waited for unless abandoned in a read
 		defer close(pr.fed)
@@ -195,6 +197,9 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 	}
 	err = pr.g.Wait()
 	abandoned = pr.waitFeeder()
+	if abandoned { // its busy time ends here: the pass goes no further
+		pr.feedClock.pause(now())
+	}
 	pr.g.Stop()
 	if !abandoned {
 		if ferr := <-feedErr; ferr != nil && (err == nil || isCancel(err)) && !isCancel(ferr) {
@@ -379,24 +384,33 @@ func release(sem chan struct{}) {
 // producer and closes it at the end of the source. A failure cancels the
 // pass's group.
 func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) {
+	src, c, clk := pr.run.src, &pr.run.rec.src, pr.feedClock
+	// No clock read for a batch where nothing waits: all the feeder's time
+	// is the source's (busy) but its waits for the window or the queue, and
+	// the cuts, which are timed on their own (wait-out).
+	clk.start(now())
 	defer func() {
+		if pr.feeder.Load() != feederAbandoned { // else runPass stopped clk
+			clk.pause(now())
+		}
 		if err != nil {
 			pr.g.Cancel(err)
 		}
 	}()
-	src, c := pr.run.src, &pr.run.rec.src
-	t := pr.input
-	// One clock read per batch where nothing waits: the time since the
-	// last read or wait ended is the source's (busy); waits for the window
-	// or the queue, and cuts, are timed on their own (wait-out).
-	last := now()
+	var waitStart int64
+	wait := func() {
+		waitStart = now()
+		clk.pause(waitStart)
+	}
 	waited := func() {
 		n := now()
-		c.waitOut.Add(n - last)
-		last = n
+		c.waitOut.Add(n - waitStart)
+		clk.start(n)
 	}
+	t := pr.input
 	for pos := int64(0); ; {
 		if !tryAcquire(pr.sem) {
+			wait()
 			if err := acquire(ctx, pr.sem); err != nil {
 				return err
 			}
@@ -409,9 +423,6 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			pr.run.letGo()
 			return context.Cause(ctx)
 		}
-		n := now()
-		c.busy.Add(n - last)
-		last = n
 		if ctx.Err() != nil {
 			b.Release()
 			return context.Cause(ctx)
@@ -426,6 +437,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 				continue
 			}
 			c := Cut{Pass: t.pass, Batches: t.read}
+			wait()
 			err := pr.cut(ctx, pos, func() error { return pr.run.cutHook(ctx, c, pr.run.stats) })
 			waited()
 			if errors.Is(err, ErrStop) {
@@ -447,6 +459,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		}
 		if pr.counting && t.boundary(b) {
 			e := t.end(false)
+			wait()
 			err := pr.cut(ctx, pos, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
 			waited()
 			if err != nil {
@@ -463,6 +476,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		c.out(b)
 		next := item{pos, b}
 		if !in.TryPut(next) {
+			wait()
 			if err := in.Put(ctx, next); err != nil {
 				b.Release()
 				return err
@@ -567,17 +581,26 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 // replicas that fit; a cut (see cut) may renew them between two batches,
 // so the replica is looked up for every batch.
 //
-// It reads the clock once per batch where no queue makes it wait (after the
-// step), and once more per wait; the time of a hand-off that does not wait
-// counts as busy.
+// It reads the clock only where a queue makes it wait, at the start and the
+// end of the wait: all the rest of its time is busy (see busyClock), the
+// steps and the hand-offs that do not wait.
 func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w int, in, out *queue.Queue[item]) error {
 	c := &st.c
-	last := now() // when this worker's last step or wait ended
+	clk := pr.run.rec.clock(c)
+	clk.start(now())
+	defer func() { clk.pause(now()) }()
 	for {
 		it, ok, err := in.TryGet()
 		if !ok {
 			if err == nil {
+				t := now()
+				clk.pause(t)
 				it, err = in.Get(ctx)
+				if err == nil {
+					t2 := now()
+					c.waitIn.Add(t2 - t)
+					clk.start(t2)
+				}
 			}
 			if err != nil {
 				if errors.Is(err, io.EOF) {
@@ -585,9 +608,6 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 				}
 				return err
 			}
-			t := now()
-			c.waitIn.Add(t - last)
-			last = t
 		}
 		o := st.opFor(po, it.b.Epoch)
 		if o == opSkip {
@@ -602,9 +622,6 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 		}
 		c.in(it.b)
 		res, err := apply(ctx, s, o, it.b)
-		t := now()
-		c.busy.Add(t - last)
-		last = t
 		if err != nil {
 			err = stepError(st.path, s, o.String(), &it.b, runError(ctx, err))
 			it.b.Release()
@@ -621,13 +638,15 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 		c.out(res)
 		next := item{it.pos, res}
 		if !out.TryPut(next) {
+			t := now()
+			clk.pause(t)
 			if err := out.Put(ctx, next); err != nil {
 				res.Release()
 				return err
 			}
-			t := now()
-			c.waitOut.Add(t - last)
-			last = t
+			t2 := now()
+			c.waitOut.Add(t2 - t)
+			clk.start(t2)
 		}
 		if out == pr.final {
 			pr.complete()
@@ -635,8 +654,9 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 	}
 }
 
-// clockBase is the origin of now.
-var clockBase = time.Now()
+// clockBase is the origin of now: a second before the package was loaded,
+// so that now exceeds any goroutine's busy time (see busyClock).
+var clockBase = time.Now().Add(-time.Second)
 
 // now reads the monotonic clock alone (time.Now reads the wall clock too),
 // in nanoseconds since clockBase.
