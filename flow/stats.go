@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,24 +194,77 @@ func short(d time.Duration) string {
 // of the streaming engine keeps its busy time in a busyClock of its own,
 // which costs no clock read for a batch that does not wait; the run folds
 // the clocks into busy at the end of each pass.
+//
+// The batches and rows in (and out) cost one atomic addition per batch:
+// tallyIn holds the batches in the bits from tallyShift up and the rows
+// below, and a fold moves them into batchesIn and rowsIn before either
+// part can overflow (see tally).
 type counters struct {
+	tallyIn, tallyOut atomic.Int64 // batches<<tallyShift | rows, since the last fold
+	busy              atomic.Int64 // ns inside the step, summed over replicas
+	waitIn            atomic.Int64 // ns blocked waiting for input, summed
+	waitOut           atomic.Int64 // ns blocked on a full output queue, summed
+
+	// What the folds have moved out of the tallies, and the folds' count,
+	// odd while one runs, so that a reader sees a fold whole or not at all.
 	batchesIn, rowsIn   atomic.Int64
 	batchesOut, rowsOut atomic.Int64
-	busy                atomic.Int64 // ns inside the step, summed over replicas
-	waitIn              atomic.Int64 // ns blocked waiting for input, summed
-	waitOut             atomic.Int64 // ns blocked on a full output queue, summed
+	folds               atomic.Int64
+	foldMu              sync.Mutex // one fold at a time
 
 	clocks []*busyClock // of the goroutines of the pass that runs; runStats.mu guards the slice
 }
 
-func (c *counters) in(b Batch) {
-	c.batchesIn.Add(1)
-	c.rowsIn.Add(b.Rows())
+// The layout of a tally. A fold begins once the batches or the rows reach
+// their limit, far enough below the point where they would overflow for
+// the additions of the goroutines that go on counting meanwhile; a batch
+// has fewer than 2³⁸ rows.
+const (
+	tallyShift      = 40
+	tallyRows       = 1<<tallyShift - 1
+	tallyRowLimit   = 1 << 38
+	tallyBatchLimit = 1 << 21
+)
+
+func (c *counters) in(b Batch)  { c.tally(&c.tallyIn, b.Rows()) }
+func (c *counters) out(b Batch) { c.tally(&c.tallyOut, b.Rows()) }
+
+// tally counts a batch of rows rows in t, one of c's tallies.
+func (c *counters) tally(t *atomic.Int64, rows int64) {
+	if n := t.Add(1<<tallyShift + rows); n&tallyRows >= tallyRowLimit || n>>tallyShift >= tallyBatchLimit {
+		c.foldTallies()
+	}
 }
 
-func (c *counters) out(b Batch) {
-	c.batchesOut.Add(1)
-	c.rowsOut.Add(b.Rows())
+// foldTallies moves both tallies into the wide counters.
+func (c *counters) foldTallies() {
+	c.foldMu.Lock()
+	defer c.foldMu.Unlock()
+	c.folds.Add(1)
+	for _, f := range []struct {
+		t             *atomic.Int64
+		batches, rows *atomic.Int64
+	}{{&c.tallyIn, &c.batchesIn, &c.rowsIn}, {&c.tallyOut, &c.batchesOut, &c.rowsOut}} {
+		n := f.t.Load()
+		f.batches.Add(n >> tallyShift)
+		f.rows.Add(n & tallyRows)
+		f.t.Add(-n) // what others have added since the Load stays
+	}
+	c.folds.Add(1)
+}
+
+// loadTallies reads the batches and rows in and out, between folds.
+func (c *counters) loadTallies() (batchesIn, rowsIn, batchesOut, rowsOut int64) {
+	for {
+		if f := c.folds.Load(); f&1 == 0 {
+			bi, ri, bo, ro := c.batchesIn.Load(), c.rowsIn.Load(), c.batchesOut.Load(), c.rowsOut.Load()
+			in, out := c.tallyIn.Load(), c.tallyOut.Load()
+			if c.folds.Load() == f {
+				return bi + in>>tallyShift, ri + in&tallyRows, bo + out>>tallyShift, ro + out&tallyRows
+			}
+		}
+		runtime.Gosched() // a fold runs: it takes a few atomic operations
+	}
 }
 
 // counts is a snapshot of counters.
@@ -225,16 +279,16 @@ func (c *counters) load() counts {
 	for _, k := range c.clocks {
 		busy += k.read()
 	}
+	bi, ri, bo, ro := c.loadTallies()
 	return counts{
-		batchesIn: c.batchesIn.Load(), rowsIn: c.rowsIn.Load(),
-		batchesOut: c.batchesOut.Load(), rowsOut: c.rowsOut.Load(),
+		batchesIn: bi, rowsIn: ri, batchesOut: bo, rowsOut: ro,
 		busy: busy, waitIn: c.waitIn.Load(), waitOut: c.waitOut.Load(),
 	}
 }
 
-// fold adds the clocks' busy time to busy and drops them, once their
-// goroutines have stopped; runStats.mu is held.
-func (c *counters) fold() {
+// foldClocks adds the clocks' busy time to busy and drops them, once
+// their goroutines have stopped; runStats.mu is held.
+func (c *counters) foldClocks() {
 	for _, k := range c.clocks {
 		c.busy.Add(k.read())
 	}
@@ -393,9 +447,9 @@ func (rs *runStats) endLocked() {
 		m.end = time.Now() // after the counters, so they never exceed it
 		// The pass's goroutines have all stopped: their clocks' times are
 		// final.
-		rs.src.fold()
+		rs.src.foldClocks()
 		for _, s := range rs.stages {
-			s.c.fold()
+			s.c.foldClocks()
 		}
 	}
 }
