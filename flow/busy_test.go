@@ -106,3 +106,63 @@ func TestStatsBusyWhileBusy(t *testing.T) {
 		t.Errorf("hold: %d batches in, %d out; want 4 and 4", hs.BatchesIn, hs.BatchesOut)
 	}
 }
+
+// deafSource blocks in its second Next, after closing entered, until
+// release is closed, whatever ctx says: a read from a pipe that sends
+// nothing.
+type deafSource struct {
+	flow.Source
+	reads            *int
+	entered, release chan struct{}
+}
+
+func (s deafSource) Next(ctx context.Context) (flow.Batch, error) {
+	if *s.reads++; *s.reads == 2 {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Source.Next(ctx)
+}
+
+// TestStatsAfterAbandonedRead checks that the source's busy time stops
+// when the run abandons a read that ignores ctx: the goroutine inside it
+// goes on, but the run, and its figures, have ended.
+func TestStatsAfterAbandonedRead(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := deadline(t)
+	const inside = 20 * time.Millisecond
+	numbersSrc := numbers(t, mem, 0, 40, 10)
+	defer numbersSrc.Close()
+	src := deafSource{numbersSrc, new(int), make(chan struct{}), make(chan struct{})}
+	s, err := flow.Runner{Engine: flow.Streaming, Allocator: mem}.Transform(ctx, pipeline(t, []flow.Node{flow.Named("a", scale{mem, 2})}), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-src.entered:
+	case <-ctx.Done():
+		t.Fatal("the source's second read never began")
+	}
+	time.Sleep(inside)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	first := s.Stats()
+	checkBounded(t, first)
+	time.Sleep(inside)
+	later := s.Stats()
+	checkBounded(t, later)
+	if got := first.Stages[0].Busy; got < inside {
+		t.Errorf("source busy %v after %v inside Next; want at least that", got, inside)
+	}
+	if first.Stages[0].Busy != later.Stages[0].Busy || first.Elapsed != later.Elapsed {
+		t.Errorf("after Close: source busy %v then %v, elapsed %v then %v; want both fixed", first.Stages[0].Busy, later.Stages[0].Busy, first.Elapsed, later.Elapsed)
+	}
+	close(src.release) // the abandoned read returns, and its goroutine lets go
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("the run did not let go of its source")
+	}
+}
