@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,22 +189,82 @@ func short(d time.Duration) string {
 // counters are a stage's (or the source's) live statistics, updated with
 // atomics by its goroutines and read at any time. They only grow during a
 // run; see runStats for how they are split into passes.
+//
+// The busy time is busy plus what the stage's busyClocks say: a goroutine
+// of the streaming engine keeps its busy time in a busyClock of its own,
+// which costs no clock read for a batch that does not wait; the run folds
+// the clocks into busy at the end of each pass.
+//
+// The batches and rows in (and out) cost one atomic addition per batch:
+// tallyIn holds the batches in the bits from tallyShift up and the rows
+// below, and a fold moves them into batchesIn and rowsIn before either
+// part can overflow (see tally).
 type counters struct {
+	tallyIn, tallyOut atomic.Int64 // batches<<tallyShift | rows, since the last fold
+	busy              atomic.Int64 // ns inside the step, summed over replicas
+	waitIn            atomic.Int64 // ns blocked waiting for input, summed
+	waitOut           atomic.Int64 // ns blocked on a full output queue, summed
+
+	// What the folds have moved out of the tallies, and the folds' count,
+	// odd while one runs, so that a reader sees a fold whole or not at all.
 	batchesIn, rowsIn   atomic.Int64
 	batchesOut, rowsOut atomic.Int64
-	busy                atomic.Int64 // ns inside the step, summed over replicas
-	waitIn              atomic.Int64 // ns blocked waiting for input, summed
-	waitOut             atomic.Int64 // ns blocked on a full output queue, summed
+	folds               atomic.Int64
+	foldMu              sync.Mutex // one fold at a time
+
+	clocks []*busyClock // of the goroutines of the pass that runs; runStats.mu guards the slice
 }
 
-func (c *counters) in(b Batch) {
-	c.batchesIn.Add(1)
-	c.rowsIn.Add(b.Rows())
+// The layout of a tally. A fold begins once the batches or the rows reach
+// their limit, far enough below the point where they would overflow for
+// the additions of the goroutines that go on counting meanwhile; a batch
+// has fewer than 2³⁸ rows.
+const (
+	tallyShift      = 40
+	tallyRows       = 1<<tallyShift - 1
+	tallyRowLimit   = 1 << 38
+	tallyBatchLimit = 1 << 21
+)
+
+func (c *counters) in(b Batch)  { c.tally(&c.tallyIn, b.Rows()) }
+func (c *counters) out(b Batch) { c.tally(&c.tallyOut, b.Rows()) }
+
+// tally counts a batch of rows rows in t, one of c's tallies.
+func (c *counters) tally(t *atomic.Int64, rows int64) {
+	if n := t.Add(1<<tallyShift + rows); n&tallyRows >= tallyRowLimit || n>>tallyShift >= tallyBatchLimit {
+		c.foldTallies()
+	}
 }
 
-func (c *counters) out(b Batch) {
-	c.batchesOut.Add(1)
-	c.rowsOut.Add(b.Rows())
+// foldTallies moves both tallies into the wide counters.
+func (c *counters) foldTallies() {
+	c.foldMu.Lock()
+	defer c.foldMu.Unlock()
+	c.folds.Add(1)
+	for _, f := range []struct {
+		t             *atomic.Int64
+		batches, rows *atomic.Int64
+	}{{&c.tallyIn, &c.batchesIn, &c.rowsIn}, {&c.tallyOut, &c.batchesOut, &c.rowsOut}} {
+		n := f.t.Load()
+		f.batches.Add(n >> tallyShift)
+		f.rows.Add(n & tallyRows)
+		f.t.Add(-n) // what others have added since the Load stays
+	}
+	c.folds.Add(1)
+}
+
+// loadTallies reads the batches and rows in and out, between folds.
+func (c *counters) loadTallies() (batchesIn, rowsIn, batchesOut, rowsOut int64) {
+	for {
+		if f := c.folds.Load(); f&1 == 0 {
+			bi, ri, bo, ro := c.batchesIn.Load(), c.rowsIn.Load(), c.batchesOut.Load(), c.rowsOut.Load()
+			in, out := c.tallyIn.Load(), c.tallyOut.Load()
+			if c.folds.Load() == f {
+				return bi + in>>tallyShift, ri + in&tallyRows, bo + out>>tallyShift, ro + out&tallyRows
+			}
+		}
+		runtime.Gosched() // a fold runs: it takes a few atomic operations
+	}
 }
 
 // counts is a snapshot of counters.
@@ -212,12 +273,71 @@ type counts struct {
 	busy, waitIn, waitOut                  int64
 }
 
+// load reads the counters; runStats.mu is held.
 func (c *counters) load() counts {
-	return counts{
-		batchesIn: c.batchesIn.Load(), rowsIn: c.rowsIn.Load(),
-		batchesOut: c.batchesOut.Load(), rowsOut: c.rowsOut.Load(),
-		busy: c.busy.Load(), waitIn: c.waitIn.Load(), waitOut: c.waitOut.Load(),
+	busy := c.busy.Load()
+	for _, k := range c.clocks {
+		busy += k.read()
 	}
+	bi, ri, bo, ro := c.loadTallies()
+	return counts{
+		batchesIn: bi, rowsIn: ri, batchesOut: bo, rowsOut: ro,
+		busy: busy, waitIn: c.waitIn.Load(), waitOut: c.waitOut.Load(),
+	}
+}
+
+// foldClocks adds the clocks' busy time to busy and drops them, once
+// their goroutines have stopped; runStats.mu is held.
+func (c *counters) foldClocks() {
+	for _, k := range c.clocks {
+		c.busy.Add(k.read())
+	}
+	c.clocks = nil
+}
+
+// busyClock is the busy time of one goroutine, which it keeps up to date
+// without reading the clock for every batch: it reads the clock when it
+// starts and stops waiting, and a reader works out the busy stretch going
+// on from its own reading of now. The goroutine alone calls start, pause
+// and stop; read may be called from anywhere. Each clock has a cache line
+// of its own, so that the replicas of a stage do not share one.
+type busyClock struct {
+	// v is the busy time so far, in ns, while the goroutine waits (or
+	// before it starts, or once it has stopped); while it is busy, the busy
+	// time up to the start of the stretch minus that start, a reading of
+	// now, which is negative (now exceeds any busy time: see clockBase), so
+	// that the busy time is now + v.
+	v atomic.Int64
+	// The goroutine's own.
+	busy, since int64
+	running     bool
+	_           [64 - 8 - 2*8 - 8]byte
+}
+
+// start begins a busy stretch at t, a reading of now.
+func (k *busyClock) start(t int64) {
+	k.since, k.running = t, true
+	k.v.Store(k.busy - t)
+}
+
+// pause ends the busy stretch going on, if any, at t.
+func (k *busyClock) pause(t int64) {
+	if !k.running {
+		return
+	}
+	k.busy += t - k.since
+	k.running = false
+	k.v.Store(k.busy)
+}
+
+// read returns the busy time so far. It reads the clock after v, so that
+// now is no earlier than the start of the stretch that v describes.
+func (k *busyClock) read() int64 {
+	v := k.v.Load()
+	if v >= 0 {
+		return v
+	}
+	return now() + v
 }
 
 func (a counts) minus(b counts) counts {
@@ -244,13 +364,15 @@ func (c counts) stageStats(path Path, source bool, replicas, passes int) StageSt
 // runStats are a run's statistics beyond the stages' own counters: the
 // source's counters, and where each pass began and ended. The engines
 // update the counters per batch (atomics only) and call beginPass before
-// each pass (before its rewind) and endPass once the run is over; that is
-// all the locking there is.
+// each pass (before its rewind) and endPass once the run is over; that,
+// and a goroutine taking a busyClock when it starts, is all the locking
+// there is.
 //
 // A pass's figures are the difference of the counters between its end and
 // its start. That is exact because passes run one after the other: a pass
-// has waited for all its goroutines (or abandoned its feeder, which then
-// counts nothing) before the next pass begins.
+// has waited for all its goroutines (or abandoned its feeder, stopping the
+// feeder's clock for it, and the feeder then counts nothing) before the
+// next pass begins.
 type runStats struct {
 	src counters // the source's: out, busy and waitOut
 
@@ -288,6 +410,16 @@ func (rs *runStats) live() []counts {
 	return out
 }
 
+// clock returns a new busyClock for a goroutine that counts into c, in the
+// pass that runs.
+func (rs *runStats) clock(c *counters) *busyClock {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	k := new(busyClock)
+	c.clocks = append(c.clocks, k)
+	return k
+}
+
 // beginPass ends the pass before, if any, and begins ps.
 func (rs *runStats) beginPass(pl *plan, ps pass) {
 	rs.mu.Lock()
@@ -313,6 +445,12 @@ func (rs *runStats) endLocked() {
 	if m := &rs.passes[len(rs.passes)-1]; m.to == nil {
 		m.to = rs.live()
 		m.end = time.Now() // after the counters, so they never exceed it
+		// The pass's goroutines have all stopped: their clocks' times are
+		// final.
+		rs.src.foldClocks()
+		for _, s := range rs.stages {
+			s.c.foldClocks()
+		}
 	}
 }
 

@@ -16,7 +16,9 @@
 // lines. Put and Get try the channel without blocking first and read the
 // clock only on the slow path, so an uncontended queue pays nothing for its
 // blocked-time metrics; an Untimed queue never reads it, for callers that
-// time their own waits. TryPut and TryGet never wait.
+// time their own waits. An Uncounted queue keeps no metrics and pays
+// nothing but the channel's send and receive, for callers that count their
+// items themselves. TryPut and TryGet never wait.
 //
 // A Group runs goroutines that share one fate: the first error cancels the
 // group's context with that error as its cause, and Wait returns it, as

@@ -13,6 +13,7 @@ import (
 type Queue[T any] struct {
 	ch      chan T
 	untimed bool
+	counted bool
 	closed  atomic.Bool
 	// The producers' and the consumers' counters on cache lines of their
 	// own, so that a producer and a consumer on two cores do not contend.
@@ -29,12 +30,19 @@ type Queue[T any] struct {
 // Option configures a Queue.
 type Option func(*config)
 
-type config struct{ untimed bool }
+type config struct{ untimed, uncounted bool }
 
 // Untimed makes a queue that does not time the waits of Put and Get (its
 // Stats report PutWait and GetWait 0): for callers that time their own
 // waits, and would otherwise read the clock twice per blocked call more.
 func Untimed() Option { return func(c *config) { c.untimed = true } }
+
+// Uncounted makes a queue that keeps no metrics at all: its Stats report
+// Capacity and Len, and 0 for everything else. It implies Untimed. It is
+// for callers that count their items themselves, and would otherwise pay
+// two atomic additions and a high-water check per item for figures that
+// nobody reads.
+func Uncounted() Option { return func(c *config) { c.untimed, c.uncounted = true, true } }
 
 // New returns a queue that holds at most capacity items. A capacity below
 // one makes a rendezvous queue: Put waits for a Get. By default Put and Get
@@ -47,7 +55,7 @@ func New[T any](capacity int, opts ...Option) *Queue[T] {
 	for _, o := range opts {
 		o(&c)
 	}
-	return &Queue[T]{ch: make(chan T, capacity), untimed: c.untimed}
+	return &Queue[T]{ch: make(chan T, capacity), untimed: c.untimed, counted: !c.uncounted}
 }
 
 // TryPut appends v if the queue has room, without waiting, and reports
@@ -116,6 +124,9 @@ func (q *Queue[T]) noteGetWait(start time.Time) {
 }
 
 func (q *Queue[T]) notePut() {
+	if !q.counted {
+		return
+	}
 	q.puts.Add(1)
 	if n := int64(len(q.ch)); n > q.highWater.Load() {
 		q.highWater.Store(n) // racy maximum: a metric, not an invariant
@@ -154,7 +165,9 @@ func (q *Queue[T]) got(v T, ok bool) (T, error) {
 	if !ok {
 		return v, io.EOF
 	}
-	q.gets.Add(1)
+	if q.counted {
+		q.gets.Add(1)
+	}
 	return v, nil
 }
 
@@ -201,7 +214,8 @@ type Stats struct {
 	GetWait   time.Duration // total time consumers spent blocked on an empty queue
 }
 
-// Stats returns the queue's metrics. It is safe to call at any time.
+// Stats returns the queue's metrics (only Capacity and Len for an
+// Uncounted queue). It is safe to call at any time.
 func (q *Queue[T]) Stats() Stats {
 	return Stats{
 		Capacity:  cap(q.ch),

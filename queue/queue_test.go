@@ -44,6 +44,38 @@ func TestFIFOAndClose(t *testing.T) {
 	}
 }
 
+func TestUncounted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	q := queue.New[int](2, queue.Uncounted())
+	if err := q.Put(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !q.TryPut(2) {
+		t.Fatal("TryPut on a queue with room: got false; want true")
+	}
+	if q.TryPut(3) {
+		t.Fatal("TryPut on a full queue: got true; want false")
+	}
+	if v, ok, err := q.TryGet(); v != 1 || !ok || err != nil {
+		t.Fatalf("TryGet: got %d, %v, %v; want 1, true, nil", v, ok, err)
+	}
+	// A Get that waits: an Uncounted queue does not time it either.
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		q.Close()
+	}()
+	if v, err := q.Get(ctx); v != 2 || err != nil {
+		t.Fatalf("Get: got %d, %v; want 2, nil", v, err)
+	}
+	if _, err := q.Get(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("Get after close: got %v; want io.EOF", err)
+	}
+	if st, want := q.Stats(), (queue.Stats{Capacity: 2}); st != want {
+		t.Errorf("stats %+v; want %+v: an Uncounted queue keeps no metrics", st, want)
+	}
+}
+
 func TestBackpressureAndCause(t *testing.T) {
 	q := queue.New[int](1)
 	ctx, cancel := context.WithCancelCause(t.Context())
