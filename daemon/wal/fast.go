@@ -191,19 +191,19 @@ func (d *decoder) rememberSchema(body []byte, sc *arrow.Schema, ix, iy []int) {
 	if _, known := d.fast.lookup(key); known {
 		return
 	}
-	msg, ok := fbRoot(key[8:])
-	if !ok {
+	msg, err := ipcguard.Root(key[8:])
+	if err != nil {
 		return
 	}
-	version, ok1 := msg.int16(0, 0)
-	kind, ok2 := msg.uint8(1, 0)
-	bodyLen, ok3 := msg.int64(3, 0)
-	schema, present, ok4 := msg.sub(2)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !present || version != metadataV5 || kind != headerSchema || bodyLen != 0 {
+	version, err1 := msg.Int16(0)
+	kind, err2 := msg.Uint8(1)
+	bodyLen, err3 := msg.Int64(3)
+	schema, present, err4 := msg.Sub(2)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || !present || version != metadataV5 || kind != headerSchema || bodyLen != 0 {
 		return
 	}
 	var fs *fastSchema
-	if e, ok := schema.int16(0, 0); ok && e == 0 { // Schema.endianness: Little
+	if e, err := schema.Int16(0); err == nil && e == 0 { // Schema.endianness: Little
 		fs = newFastSchema(sc, ix, iy)
 	}
 	d.fast.remember(key, fs)
@@ -305,32 +305,32 @@ func (d *decoder) nextBatch(fs *fastSchema, r []byte) (b fastBatch, next []byte,
 		return b, nil, false, false
 	}
 	meta := r[8 : 8+n]
-	msg, ok := fbRoot(meta)
-	if !ok {
+	msg, err := ipcguard.Root(meta)
+	if err != nil {
 		return b, nil, false, false
 	}
-	version, ok1 := msg.int16(0, 0)
-	kind, ok2 := msg.uint8(1, 0)
-	bodyLen, ok3 := msg.int64(3, 0)
-	_, hasMeta, ok4 := msg.field(4, 4)
-	rb, present, ok5 := msg.sub(2)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !present || hasMeta ||
+	version, err1 := msg.Int16(0)
+	kind, err2 := msg.Uint8(1)
+	bodyLen, err3 := msg.Int64(3)
+	_, hasMeta, err4 := msg.Field(4, 4)
+	rb, present, err5 := msg.Sub(2)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || !present || hasMeta ||
 		version != metadataV5 || kind != headerRecBatch || bodyLen < 0 || bodyLen > int64(len(r))-8-n {
 		return b, nil, false, false
 	}
 	body := r[8+n : 8+n+bodyLen]
 	// RecordBatch: length (0), nodes (1), buffers (2), compression (3),
 	// variadicBufferCounts (4).
-	rows, ok1 := rb.int64(0, 0)
-	nodes, nn, ok2 := rb.vector(1, fastNodeBytes)
-	bufs, nb, ok3 := rb.vector(2, fastBufferBytes)
-	_, compressed, ok4 := rb.field(3, 4)
-	_, nv, ok5 := rb.vector(4, 8)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || compressed || nv != 0 ||
+	rows, err1 := rb.Int64(0)
+	nodes, nn, err2 := rb.Vector(1, fastNodeBytes)
+	bufs, nb, err3 := rb.Vector(2, fastBufferBytes)
+	_, compressed, err4 := rb.Field(3, 4)
+	_, nv, err5 := rb.Vector(4, 8)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || compressed || nv != 0 ||
 		nn != fs.nodes || nb != fs.bufs || rows < 0 || rows > d.maxRows() {
 		return b, nil, false, false
 	}
-	b = fastBatch{rows: rows, nodes: nodes, bufs: bufs, meta: rb.buf, body: body}
+	b = fastBatch{rows: rows, nodes: nodes, bufs: bufs, meta: meta, body: body}
 	ni, bi := 0, 0
 	for _, c := range fs.cols {
 		length, nulls := b.node(ni)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/internal/ipcguard"
 )
 
 // wideSchema has a column of every layout the fast path reads: nullable
@@ -270,8 +271,8 @@ func TestFastPathDeclines(t *testing.T) {
 	schemaEnd := 8 + int(binary.LittleEndian.Uint32(good[4:]))
 	firstBatch := func() (meta, end int) { // the first batch's metadata and end offsets
 		n := int(binary.LittleEndian.Uint32(good[schemaEnd+4:]))
-		msg, _ := fbRoot(good[schemaEnd+8 : schemaEnd+8+n])
-		bl, _ := msg.int64(3, 0)
+		msg, _ := ipcguard.Root(good[schemaEnd+8 : schemaEnd+8+n])
+		bl, _ := msg.Int64(3)
 		return schemaEnd + 8, schemaEnd + 8 + n + int(bl)
 	}
 	_, end1 := firstBatch()
@@ -323,10 +324,10 @@ func flipNullCount(t *testing.T, good []byte, schemaEnd int) []byte {
 	b := bytes.Clone(good)
 	n := int(binary.LittleEndian.Uint32(b[schemaEnd+4:]))
 	meta := b[schemaEnd+8 : schemaEnd+8+n]
-	msg, _ := fbRoot(meta)
-	rb, _, _ := msg.sub(2)
-	nodes, count, ok := rb.vector(1, fastNodeBytes)
-	if !ok || count == 0 {
+	msg, _ := ipcguard.Root(meta)
+	rb, _, _ := msg.Sub(2)
+	nodes, count, err := rb.Vector(1, fastNodeBytes)
+	if err != nil || count == 0 {
 		t.Fatal("no field nodes in the first batch")
 	}
 	nulls := binary.LittleEndian.Uint64(meta[nodes+8:])

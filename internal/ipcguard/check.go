@@ -40,20 +40,20 @@ var ErrNotFile = errors.New("not an Arrow IPC file: no ARROW1 magic at its end (
 // check, arrow-go reports as an error or a panic (which Allocator.Read
 // turns into an error).
 func CheckMessage(meta []byte) error {
-	msg, err := root(meta)
+	msg, err := Root(meta)
 	if err != nil {
 		return err
 	}
 	// Message: version (0), header_type (1), header (2), bodyLength (3),
 	// custom_metadata (4).
-	if _, _, err := msg.vector(4, 4); err != nil {
+	if _, _, err := msg.Vector(4, 4); err != nil {
 		return fmt.Errorf("custom metadata: %w", err)
 	}
-	kind, err := msg.uint8(1)
+	kind, err := msg.Uint8(1)
 	if err != nil {
 		return err
 	}
-	header, ok, err := msg.sub(2)
+	header, ok, err := msg.Sub(2)
 	if err != nil || !ok {
 		return err // no header: arrow-go reports it
 	}
@@ -68,7 +68,7 @@ func CheckMessage(meta []byte) error {
 		}
 	case headerDictionaryBatch:
 		// DictionaryBatch: id (0), data (1), isDelta (2).
-		data, ok, err := header.sub(1)
+		data, ok, err := header.Sub(1)
 		if err == nil && ok {
 			err = checkBatch(data)
 		}
@@ -81,8 +81,8 @@ func CheckMessage(meta []byte) error {
 
 // checkSchema checks a Schema table: endianness (0), fields (1),
 // custom_metadata (2), features (3).
-func checkSchema(schema table) error {
-	if _, _, err := schema.vector(2, 4); err != nil {
+func checkSchema(schema Table) error {
+	if _, _, err := schema.Vector(2, 4); err != nil {
 		return fmt.Errorf("custom metadata: %w", err)
 	}
 	// Each field is reached through its own 4-byte slot of a vector unless
@@ -95,8 +95,8 @@ func checkSchema(schema table) error {
 // checkFields checks the vector of Field tables in field id of t: name
 // (0), nullable (1), type_type (2), type (3), dictionary (4), children
 // (5), custom_metadata (6).
-func checkFields(t table, id, depth int, budget *int) error {
-	start, n, err := t.vector(id, 4)
+func checkFields(t Table, id, depth int, budget *int) error {
+	start, n, err := t.Vector(id, 4)
 	if err != nil {
 		return fmt.Errorf("fields: %w", err)
 	}
@@ -107,21 +107,21 @@ func checkFields(t table, id, depth int, budget *int) error {
 		return errors.New("fields share tables")
 	}
 	for i := range n {
-		f, err := t.element(start, i)
+		f, err := t.Element(start, i)
 		if err != nil {
 			return fmt.Errorf("field %d: %w", i, err)
 		}
-		if _, _, err := f.vector(6, 4); err != nil {
+		if _, _, err := f.Vector(6, 4); err != nil {
 			return fmt.Errorf("field %d: custom metadata: %w", i, err)
 		}
-		if kind, err := f.uint8(2); err != nil {
+		if kind, err := f.Uint8(2); err != nil {
 			return fmt.Errorf("field %d: %w", i, err)
 		} else if kind == typeUnion {
 			// Union: mode (0), typeIds (1).
-			if typ, ok, err := f.sub(3); err != nil {
+			if typ, ok, err := f.Sub(3); err != nil {
 				return fmt.Errorf("field %d: type: %w", i, err)
 			} else if ok {
-				if _, _, err := typ.vector(1, 4); err != nil {
+				if _, _, err := typ.Vector(1, 4); err != nil {
 					return fmt.Errorf("field %d: union type ids: %w", i, err)
 				}
 			}
@@ -135,15 +135,15 @@ func checkFields(t table, id, depth int, budget *int) error {
 
 // checkBatch checks a RecordBatch table: length (0), nodes (1), buffers
 // (2), compression (3), variadicBufferCounts (4).
-func checkBatch(batch table) error {
-	if _, _, err := batch.vector(1, 16); err != nil {
+func checkBatch(batch Table) error {
+	if _, _, err := batch.Vector(1, 16); err != nil {
 		return fmt.Errorf("field nodes: %w", err)
 	}
-	_, nbufs, err := batch.vector(2, 16)
+	_, nbufs, err := batch.Vector(2, 16)
 	if err != nil {
 		return fmt.Errorf("buffers: %w", err)
 	}
-	start, n, err := batch.vector(4, 8)
+	start, n, err := batch.Vector(4, 8)
 	if err != nil {
 		return fmt.Errorf("variadic buffer counts: %w", err)
 	}
@@ -207,11 +207,11 @@ func CheckFile(r io.ReaderAt, size, maxBody int64) (*File, error) {
 	err := func() error {
 		// Footer: version (0), schema (1), dictionaries (2),
 		// recordBatches (3), custom_metadata (4).
-		footer, err := root(buf)
+		footer, err := Root(buf)
 		if err != nil {
 			return err
 		}
-		if schema, ok, err := footer.sub(1); err != nil {
+		if schema, ok, err := footer.Sub(1); err != nil {
 			return fmt.Errorf("schema: %w", err)
 		} else if ok {
 			if err := checkSchema(schema); err != nil {
@@ -237,8 +237,8 @@ func CheckFile(r io.ReaderAt, size, maxBody int64) (*File, error) {
 
 // blocks reads the vector of Block structs (offset: long, metaDataLength:
 // int, padding, bodyLength: long) in field id of the footer.
-func blocks(footer table, id int, what string, end, maxBody int64) ([]Block, error) {
-	start, n, err := footer.vector(id, 24)
+func blocks(footer Table, id int, what string, end, maxBody int64) ([]Block, error) {
+	start, n, err := footer.Vector(id, 24)
 	if err != nil {
 		return nil, fmt.Errorf("%s blocks: %w", what, err)
 	}

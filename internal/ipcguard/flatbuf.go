@@ -5,40 +5,44 @@ import (
 	"fmt"
 )
 
-// table is a bounds-checked view of a flatbuffer table: every access is
-// checked against buf, so malformed input is an error, never a panic.
-type table struct {
+// Table is a bounds-checked view of a flatbuffer table, for reading the
+// headers of Arrow IPC messages (Message.fbs, Schema.fbs, File.fbs) without
+// arrow-go's generated code, which panics on malformed input: every access
+// is checked against the buffer, so malformed input is an error, never a
+// panic. An absent field reads as its zero value.
+type Table struct {
 	buf []byte
 	pos int // the table's position
 	vt  int // its vtable's position
 	vtn int // the vtable's size in bytes
 }
 
-func root(buf []byte) (table, error) {
+// Root returns the root table of the flatbuffer buf.
+func Root(buf []byte) (Table, error) {
 	if len(buf) < 4 {
-		return table{}, fmt.Errorf("flatbuffer of %d bytes is too short", len(buf))
+		return Table{}, fmt.Errorf("flatbuffer of %d bytes is too short", len(buf))
 	}
 	return tableAt(buf, int64(binary.LittleEndian.Uint32(buf)))
 }
 
-func tableAt(buf []byte, pos int64) (table, error) {
+func tableAt(buf []byte, pos int64) (Table, error) {
 	if pos < 0 || pos > int64(len(buf))-4 {
-		return table{}, fmt.Errorf("flatbuffer table at %d is outside %d bytes", pos, len(buf))
+		return Table{}, fmt.Errorf("flatbuffer table at %d is outside %d bytes", pos, len(buf))
 	}
 	vt := pos - int64(int32(binary.LittleEndian.Uint32(buf[pos:])))
 	if vt < 0 || vt > int64(len(buf))-4 {
-		return table{}, fmt.Errorf("flatbuffer vtable at %d is outside %d bytes", vt, len(buf))
+		return Table{}, fmt.Errorf("flatbuffer vtable at %d is outside %d bytes", vt, len(buf))
 	}
 	vtn := int64(binary.LittleEndian.Uint16(buf[vt:]))
 	if vtn < 4 || vtn%2 != 0 || vt+vtn > int64(len(buf)) {
-		return table{}, fmt.Errorf("flatbuffer vtable at %d has invalid size %d", vt, vtn)
+		return Table{}, fmt.Errorf("flatbuffer vtable at %d has invalid size %d", vt, vtn)
 	}
-	return table{buf: buf, pos: int(pos), vt: int(vt), vtn: int(vtn)}, nil
+	return Table{buf: buf, pos: int(pos), vt: int(vt), vtn: int(vtn)}, nil
 }
 
-// field returns the position of field id holding size bytes, or ok false
-// when it is absent.
-func (t table) field(id, size int) (pos int, ok bool, err error) {
+// Field returns the position in the buffer of field id, which holds size
+// bytes, or ok false when it is absent.
+func (t Table) Field(id, size int) (pos int, ok bool, err error) {
 	slot := 4 + 2*id
 	if slot+2 > t.vtn {
 		return 0, false, nil
@@ -54,37 +58,49 @@ func (t table) field(id, size int) (pos int, ok bool, err error) {
 	return pos, true, nil
 }
 
-func (t table) uint8(id int) (byte, error) {
-	p, ok, err := t.field(id, 1)
+// Uint8 reads the one-byte field id (an enum, a union's type).
+func (t Table) Uint8(id int) (byte, error) {
+	p, ok, err := t.Field(id, 1)
 	if !ok {
 		return 0, err
 	}
 	return t.buf[p], nil
 }
 
-func (t table) int64(id int) (int64, error) {
-	p, ok, err := t.field(id, 8)
+// Int16 reads the two-byte field id.
+func (t Table) Int16(id int) (int16, error) {
+	p, ok, err := t.Field(id, 2)
+	if !ok {
+		return 0, err
+	}
+	return int16(binary.LittleEndian.Uint16(t.buf[p:])), nil
+}
+
+// Int64 reads the eight-byte field id.
+func (t Table) Int64(id int) (int64, error) {
+	p, ok, err := t.Field(id, 8)
 	if !ok {
 		return 0, err
 	}
 	return int64(binary.LittleEndian.Uint64(t.buf[p:])), nil
 }
 
-// sub returns the table that field id refers to, if present.
-func (t table) sub(id int) (table, bool, error) {
-	p, ok, err := t.field(id, 4)
+// Sub returns the table that field id refers to; ok is false when the
+// field is absent.
+func (t Table) Sub(id int) (Table, bool, error) {
+	p, ok, err := t.Field(id, 4)
 	if !ok {
-		return table{}, false, err
+		return Table{}, false, err
 	}
 	s, err := tableAt(t.buf, int64(p)+int64(binary.LittleEndian.Uint32(t.buf[p:])))
 	return s, err == nil, err
 }
 
-// vector returns the position of the first element and the length of the
+// Vector returns the position of the first element and the length of the
 // vector of elemSize-byte elements in field id (0 elements when absent),
 // checked to lie inside the buffer.
-func (t table) vector(id, elemSize int) (start, n int, err error) {
-	p, ok, err := t.field(id, 4)
+func (t Table) Vector(id, elemSize int) (start, n int, err error) {
+	p, ok, err := t.Field(id, 4)
 	if !ok {
 		return 0, 0, err
 	}
@@ -99,9 +115,9 @@ func (t table) vector(id, elemSize int) (start, n int, err error) {
 	return int(at + 4), int(count), nil
 }
 
-// element returns the table that element i of the vector of tables at
-// start refers to.
-func (t table) element(start, i int) (table, error) {
+// Element returns the table that element i of the vector of tables at
+// start (from Vector) refers to.
+func (t Table) Element(start, i int) (Table, error) {
 	p := start + 4*i
 	return tableAt(t.buf, int64(p)+int64(binary.LittleEndian.Uint32(t.buf[p:])))
 }

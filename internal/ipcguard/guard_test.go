@@ -71,11 +71,11 @@ func int64s(n int) arrow.Array {
 }
 
 // footer returns the footer flatbuffer of an IPC file and its offset.
-func footer(t *testing.T, file []byte) (table, int) {
+func footer(t *testing.T, file []byte) (Table, int) {
 	t.Helper()
 	n := int(binary.LittleEndian.Uint32(file[len(file)-10:]))
 	start := len(file) - 10 - n
-	f, err := root(file[start : len(file)-10])
+	f, err := Root(file[start : len(file)-10])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +84,9 @@ func footer(t *testing.T, file []byte) (table, int) {
 
 // setFieldCount sets the length of the fields vector of the schema table
 // s (a view of a slice of data) to n.
-func setFieldCount(t *testing.T, s table, n uint32) {
+func setFieldCount(t *testing.T, s Table, n uint32) {
 	t.Helper()
-	p, ok, err := s.field(1, 4)
+	p, ok, err := s.Field(1, 4)
 	if err != nil || !ok {
 		t.Fatalf("schema without fields: %v", err)
 	}
@@ -105,7 +105,7 @@ func TestArrowTrustsFieldCount(t *testing.T) {
 	defer col.Release()
 	file := write(t, false, []arrow.Array{col})
 	f, _ := footer(t, file)
-	schema, ok, err := f.sub(1)
+	schema, ok, err := f.Sub(1)
 	if err != nil || !ok {
 		t.Fatalf("footer without schema: %v", err)
 	}
@@ -139,8 +139,8 @@ func TestCheckMessage(t *testing.T) {
 	if err := CheckMessage(meta); err != nil {
 		t.Fatalf("CheckMessage of a good schema = %v", err)
 	}
-	msg, _ := root(meta)
-	schema, _, _ := msg.sub(2)
+	msg, _ := Root(meta)
+	schema, _, _ := msg.Sub(2)
 	setFieldCount(t, schema, 1<<31)
 	wantErr(t, CheckMessage(meta), "schema", "fields", "vector of 2147483648 elements", "outside")
 
@@ -172,9 +172,9 @@ func TestCheckMessage(t *testing.T) {
 	if err := CheckMessage(meta); err != nil {
 		t.Fatalf("CheckMessage of a good string view batch = %v", err)
 	}
-	msg, _ = root(meta)
-	batch, _, _ := msg.sub(2)
-	start, count, err := batch.vector(4, 8)
+	msg, _ = Root(meta)
+	batch, _, _ := msg.Sub(2)
+	start, count, err := batch.Vector(4, 8)
 	if err != nil || count != 1 {
 		t.Fatalf("variadic counts: %d, %v; want 1", count, err)
 	}
@@ -222,7 +222,7 @@ func TestCheckFile(t *testing.T) {
 	// A block that runs past the footer.
 	bad = bytes.Clone(file)
 	ft, start := footer(t, bad)
-	p, n, err := ft.vector(3, 24)
+	p, n, err := ft.Vector(3, 24)
 	if err != nil || n != 1 {
 		t.Fatalf("record batch blocks: %d, %v", n, err)
 	}

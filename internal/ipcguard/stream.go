@@ -87,8 +87,8 @@ func (m *MessageReader) read() (*ipc.Message, error) {
 	if err := CheckMessage(meta); err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	msg, _ := root(meta) // checked by CheckMessage
-	bodyLen, err := msg.int64(3)
+	msg, _ := Root(meta) // checked by CheckMessage
+	bodyLen, err := msg.Int64(3)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("metadata: %w", err)
