@@ -61,33 +61,44 @@ func label(p, b, r int) int64 { return int64(p)*1_000_000 + int64(b)*1_000 + int
 // body encodes post p as an IPC stream of batches of rows each, in sc.
 func body(t testing.TB, sc *arrow.Schema, p int, rows ...int) []byte {
 	t.Helper()
+	return ipcBody(t, sc, nil, rows, func(bld array.Builder, f arrow.Field, b, r, c int) {
+		switch bld := bld.(type) {
+		case *array.Float32Builder:
+			bld.Append(float32(c) + float32(r))
+		case *array.Int64Builder:
+			if f.Name == "y" {
+				bld.Append(label(p, b, r))
+			} else {
+				bld.Append(int64(r))
+			}
+		default:
+			t.Fatalf("body: no builder for %s", f.Type)
+		}
+	})
+}
+
+// ipcBody encodes batches of rows[b] rows in sc as an Arrow IPC stream
+// written with opts: fill appends the value of column c (field f) of row
+// r of batch b to bld, that column's builder.
+func ipcBody(t testing.TB, sc *arrow.Schema, opts []ipc.Option, rows []int, fill func(bld array.Builder, f arrow.Field, b, r, c int)) []byte {
+	t.Helper()
 	mem := memory.NewGoAllocator()
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(sc), ipc.WithAllocator(mem))
+	w := ipc.NewWriter(&buf, append([]ipc.Option{ipc.WithSchema(sc), ipc.WithAllocator(mem)}, opts...)...)
 	for b, n := range rows {
 		rb := array.NewRecordBuilder(mem, sc)
 		for r := range n {
 			for c, f := range sc.Fields() {
-				switch bld := rb.Field(c).(type) {
-				case *array.Float32Builder:
-					bld.Append(float32(c) + float32(r))
-				case *array.Int64Builder:
-					if f.Name == "y" {
-						bld.Append(label(p, b, r))
-					} else {
-						bld.Append(int64(r))
-					}
-				default:
-					t.Fatalf("body: no builder for %s", f.Type)
-				}
+				fill(rb.Field(c), f, b, r, c)
 			}
 		}
 		rec := rb.NewRecordBatch()
-		if err := w.Write(rec); err != nil {
-			t.Fatal(err)
-		}
+		err := w.Write(rec)
 		rec.Release()
 		rb.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
