@@ -77,9 +77,8 @@ type Options struct {
 type Dir struct {
 	o Options
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
+	guard source.Guard // Run once, not after Close
+	mu    sync.Mutex
 	// sent are the files of the inbox of which every batch was sent (or
 	// that a resumed position covers), in order: they move to done/ once
 	// Durable covers them.
@@ -166,17 +165,9 @@ func (d *Dir) Name() string { return d.o.Name }
 // is sent wholly), context.Cause(ctx) when ctx is done, or an error when
 // from is not a position of this source or Dir cannot be listed.
 func (d *Dir) Run(ctx context.Context, from []byte, drain <-chan struct{}, out chan<- source.Input) error {
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
-		return fmt.Errorf("dirsource %q: Run after Close", d.o.Name)
-	case d.started:
-		d.mu.Unlock()
-		return fmt.Errorf("dirsource %q: Run called twice", d.o.Name)
+	if err := d.guard.Start(fmt.Sprintf("dirsource %q", d.o.Name)); err != nil {
+		return err
 	}
-	d.started = true
-	d.mu.Unlock()
 
 	r := &run{d: d, watch: map[string]*watched{}}
 	if from != nil {
@@ -255,8 +246,6 @@ func (d *Dir) Durable(pos []byte) error {
 // else to release. Files not yet covered by Durable stay in the inbox.
 // Close is idempotent.
 func (d *Dir) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.closed = true
+	d.guard.Close()
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go"
@@ -61,9 +60,7 @@ type Options struct {
 type Source struct {
 	o Options
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
+	guard source.Guard // Run once, not after Close
 }
 
 var _ source.Source = (*Source)(nil)
@@ -107,17 +104,9 @@ func (s *Source) Name() string { return s.o.Name }
 // each; see the package doc. It closes its connection, and so every
 // goroutine of the NATS client, before it returns.
 func (s *Source) Run(ctx context.Context, from []byte, drain <-chan struct{}, out chan<- source.Input) error {
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return fmt.Errorf("natsource %q: Run after Close", s.o.Name)
-	case s.started:
-		s.mu.Unlock()
-		return fmt.Errorf("natsource %q: Run called twice", s.o.Name)
+	if err := s.guard.Start(fmt.Sprintf("natsource %q", s.o.Name)); err != nil {
+		return err
 	}
-	s.started = true
-	s.mu.Unlock()
 
 	var resume *position
 	if from != nil {
@@ -312,8 +301,6 @@ func (s *Source) Durable(pos []byte) error {
 // connection before it returns, so Close has nothing else to release.
 // Close is idempotent.
 func (s *Source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
+	s.guard.Close()
 	return nil
 }

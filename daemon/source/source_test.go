@@ -3,6 +3,8 @@ package source_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,4 +152,38 @@ func TestSend(t *testing.T) {
 		t.Errorf("cancelled Send: %v; want the cause", err)
 	}
 	(<-blocked).Batch.Release() // the one sent before the channel was full
+}
+
+// Of Starts from several goroutines at once, exactly one claims the Run;
+// the others, and a Start after Close, fail with the prefix.
+func TestGuard(t *testing.T) {
+	var g source.Guard
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			if err := g.Start(`test "a"`); err != nil {
+				errs <- err
+			} else {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if won.Load() != 1 {
+		t.Errorf("%d Starts succeeded; want 1", won.Load())
+	}
+	for err := range errs {
+		if want := `test "a": Run called twice`; err.Error() != want {
+			t.Errorf("got %q; want %q", err, want)
+		}
+	}
+	var closed source.Guard
+	closed.Close()
+	closed.Close() // idempotent
+	if err := closed.Start(`test "b"`); err == nil || err.Error() != `test "b": Run after Close` {
+		t.Errorf("Start after Close: got %v; want %q", err, `test "b": Run after Close`)
+	}
 }
