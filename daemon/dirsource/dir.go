@@ -139,15 +139,7 @@ func New(o Options) (*Dir, error) {
 	if err := o.Schema.Validate(); err != nil {
 		return nil, fmt.Errorf("dirsource %q: %w", o.Name, err)
 	}
-	if o.Alloc == nil {
-		o.Alloc = memory.DefaultAllocator
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.Reporter == nil {
-		o.Reporter = source.LogReporter{Log: o.Log}
-	}
+	source.Defaults(&o.Alloc, &o.Log, &o.Reporter)
 	for _, sub := range []string{DoneDir, RejectedDir} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("dirsource %q: %w", o.Name, err)

@@ -85,15 +85,7 @@ func New(o Options) (*Source, error) {
 	if err := o.Schema.Validate(); err != nil {
 		return nil, fmt.Errorf("natsource %q: %w", o.Name, err)
 	}
-	if o.Alloc == nil {
-		o.Alloc = memory.DefaultAllocator
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.Reporter == nil {
-		o.Reporter = source.LogReporter{Log: o.Log}
-	}
+	source.Defaults(&o.Alloc, &o.Log, &o.Reporter)
 	return &Source{o: o}, nil
 }
 

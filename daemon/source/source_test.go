@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,5 +186,28 @@ func TestGuard(t *testing.T) {
 	closed.Close() // idempotent
 	if err := closed.Start(`test "b"`); err == nil || err.Error() != `test "b": Run after Close` {
 		t.Errorf("Start after Close: got %v; want %q", err, `test "b": Run after Close`)
+	}
+}
+
+// Defaults fills in only what is nil.
+func TestDefaults(t *testing.T) {
+	var (
+		alloc memory.Allocator
+		log   *slog.Logger
+		rep   source.Reporter
+	)
+	source.Defaults(&alloc, &log, &rep)
+	if alloc != memory.DefaultAllocator || log != slog.Default() {
+		t.Errorf("got %v, %v; want memory.DefaultAllocator and slog.Default()", alloc, log)
+	}
+	if r, ok := rep.(source.LogReporter); !ok || r.Log != log {
+		t.Errorf("reporter %#v; want a LogReporter on the default logger", rep)
+	}
+	mem, own := memory.NewGoAllocator(), slog.New(slog.DiscardHandler)
+	var mine source.Reporter = source.LogReporter{}
+	alloc, log, rep = mem, own, mine
+	source.Defaults(&alloc, &log, &rep)
+	if alloc != memory.Allocator(mem) || log != own || rep != mine {
+		t.Error("Defaults replaced values that were set")
 	}
 }

@@ -86,14 +86,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.KeepPositions == 0 {
 		o.KeepPositions = DefaultKeepPositions
 	}
-	if o.Alloc == nil {
-		o.Alloc = memory.DefaultAllocator
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.Reporter == nil {
-		o.Reporter = source.LogReporter{Log: o.Log}
-	}
+	source.Defaults(&o.Alloc, &o.Log, &o.Reporter)
 	return o, nil
 }

@@ -2,7 +2,10 @@ package source
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Guard keeps the rule of a source's lifecycle that the directory and NATS
@@ -36,4 +39,19 @@ func (g *Guard) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.closed = true
+}
+
+// Defaults fills in what a source's options leave nil, as every source
+// of the daemon does: the allocator memory.DefaultAllocator, the logger
+// slog.Default(), and a Reporter that logs to that logger.
+func Defaults(alloc *memory.Allocator, log **slog.Logger, rep *Reporter) {
+	if *alloc == nil {
+		*alloc = memory.DefaultAllocator
+	}
+	if *log == nil {
+		*log = slog.Default()
+	}
+	if *rep == nil {
+		*rep = LogReporter{Log: *log}
+	}
 }
