@@ -321,11 +321,7 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	if err := r.failed(); err != nil {
 		return err
 	}
-	x, err := minibatch.Features(b, s.features)
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", stageName, op, err)
-	}
-	labels, err := minibatch.Classes(b, s.label, s.classes)
+	x, labels, err := minibatch.Examples(b, s.features, s.label, s.classes)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", stageName, op, err)
 	}

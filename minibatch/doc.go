@@ -69,7 +69,8 @@
 // functions: Features (a tensor column of X as a Matrix, a view valid while
 // the batch is), LabelsInt64 and LabelsFloat32 (a column of Y, not copied
 // where it already has the type), Classes (LabelsInt64 with each label
-// checked against the number of classes), NewMatrix (a matrix from the run's
+// checked against the number of classes), Examples (a classifier's
+// Features and Classes, with their row counts checked), NewMatrix (a matrix from the run's
 // allocator, flow.Allocator(ctx), released by its holder) and
 // Matrix.Record, which flow.Batch.WithX makes the new X, Y passed through.
 // MapRows is all of these for a step that maps rows to rows. A PackStep
@@ -81,7 +82,7 @@
 // A source is read by one goroutine at a time: Next, Rewind and Close of
 // one source must not be called concurrently. Functions that build values
 // (FromSlices, Pack, …), PackStep.Transform and the step helpers
-// (Features, LabelsInt64, Classes, LabelsFloat32, NewMatrix, Matrix.Record,
+// (Features, LabelsInt64, Classes, Examples, LabelsFloat32, NewMatrix, Matrix.Record,
 // MapRows) are safe for concurrent use; Matrix.Release is not, on one
 // matrix.
 // Nothing in this package starts a goroutine, except where a source's doc

@@ -151,3 +151,15 @@ func ExampleMapRows() {
 	// Output:
 	// 2 × 1 [6 15]
 }
+
+// Examples reads what a classifier fits on: features and class labels.
+func ExampleExamples() {
+	b := exampleBatch(memory.NewGoAllocator()) // Y's column "label" holds 0, 1, 1
+	defer b.Release()
+	b.X.Release()
+	b.X = minibatch.Matrix{Rows: 3, Cols: 2, Data: []float32{1, 2, 3, 4, 5, 6}}.Record("x")
+	x, labels, err := minibatch.Examples(b, "x", "label", 2)
+	fmt.Println(x.Row(2), labels, err)
+	// Output:
+	// [5 6] [0 1 1] <nil>
+}

@@ -11,7 +11,8 @@ import (
 )
 
 // This file holds what a step needs to read its expected outputs: a label
-// or target column of Y as a Go slice (LabelsInt64, Classes, LabelsFloat32).
+// or target column of Y as a Go slice (LabelsInt64, Classes, LabelsFloat32),
+// and a classifier's features and labels together (Examples).
 
 // LabelsInt64 returns the column named column of b's Y as one int64 per
 // row: class labels.
@@ -95,6 +96,28 @@ func Classes(b flow.Batch, column string, classes int) ([]int64, error) {
 		}
 	}
 	return y, nil
+}
+
+// Examples returns what a classifier fits on: the features of b's X
+// (Features(b, features)) and the class labels of b's Y (Classes(b,
+// labels, classes)), with the same aliasing and errors, and checks that
+// they have as many rows. The error for a batch whose label column has
+// more or fewer rows than its features names both columns and both counts.
+// Cost: Features' plus Classes'.
+func Examples(b flow.Batch, features, labels string, classes int) (Matrix, []int64, error) {
+	x, err := Features(b, features)
+	if err != nil {
+		return Matrix{}, nil, err
+	}
+	y, err := Classes(b, labels, classes)
+	if err != nil {
+		return Matrix{}, nil, err
+	}
+	if len(y) != x.Rows {
+		return Matrix{}, nil, fmt.Errorf("minibatch: examples: column %q of Y has %d rows, column %q of X has %d; want as many labels as rows of features",
+			labels, len(y), features, x.Rows)
+	}
+	return x, y, nil
 }
 
 // LabelsFloat32 returns the column named column of b's Y as one float32 per

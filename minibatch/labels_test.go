@@ -211,3 +211,34 @@ func TestClasses(t *testing.T) {
 		t.Errorf("no such column: got %v; want an error naming \"digit\"", err)
 	}
 }
+
+func TestExamples(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	withRows := func(labels ...int64) flow.Batch {
+		b := labelBatch(t, mem, arrow.PrimitiveTypes.Int64, func(b array.Builder) {
+			b.(*array.Int64Builder).AppendValues(labels, nil)
+		})
+		b.X = minibatch.Matrix{Rows: 2, Cols: 2, Data: []float32{1, 2, 3, 4}}.Record("x")
+		return b
+	}
+	b := withRows(1, 0)
+	defer b.Release()
+	x, y, err := minibatch.Examples(b, "x", "label", 2)
+	if err != nil || x.Rows != 2 || x.Cols != 2 || !slices.Equal(x.Row(1), []float32{3, 4}) || !slices.Equal(y, []int64{1, 0}) {
+		t.Errorf("got %v, %v, %v; want a 2×2 matrix with row 1 [3 4] and labels [1 0]", x, y, err)
+	}
+	long := withRows(1, 0, 1)
+	defer long.Release()
+	want := `minibatch: examples: column "label" of Y has 3 rows, column "x" of X has 2; want as many labels as rows of features`
+	if _, _, err := minibatch.Examples(long, "x", "label", 2); err == nil || err.Error() != want {
+		t.Errorf("3 labels for 2 rows: got %v; want %q", err, want)
+	}
+	// Features' and Classes' errors come through.
+	if _, _, err := minibatch.Examples(b, "pixels", "label", 2); err == nil || !strings.Contains(err.Error(), `"pixels"`) {
+		t.Errorf("no such feature column: got %v; want an error naming \"pixels\"", err)
+	}
+	if _, _, err := minibatch.Examples(b, "x", "label", 1); err == nil || !strings.Contains(err.Error(), "row 0, holds 1; want 0 to 0") {
+		t.Errorf("a label out of range: got %v; want Classes' error naming row 0", err)
+	}
+}

@@ -1,10 +1,8 @@
-// Command softmax is the example of writing your own steps: a scaler and a
-// softmax classifier, fitted on 80% of the UCI digits (examples/data) and
-// scored on the rest. Run it from the repository root: go run ./examples/softmax
+// Command softmax is the example of writing your own steps (a scaler, a softmax classifier),
+// fitted on 80% of the UCI digits (examples/data). From the repository root: go run ./examples/softmax
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log"
@@ -26,11 +24,9 @@ func main() {
 	fmt.Printf("test accuracy: %.3f\n", acc)
 }
 
-// digit is the label: the file has no header, its columns are c0 … c64.
-const digit = "c64"
+const digit = "c64" // the label: the file has no header, so its columns are c0 … c64
 
-// run fits pack → scale → softmax on a stratified 80% of the digits, in
-// shuffled batches of 32 for epochs, and returns the accuracy on the rest.
+// run fits pack → scale → softmax on a stratified 80% of the digits; it returns the test accuracy.
 func run(ctx context.Context, mem memory.Allocator, path string, epochs int) (float64, error) {
 	alloc := minibatch.WithAllocator(mem)
 	src, err := minibatch.OpenCSV(path, alloc, minibatch.WithHeader(false), minibatch.WithLabels(digit))
@@ -90,7 +86,7 @@ func (s *scaler) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error
 	return minibatch.MapRows(ctx, b, "pixels", "pixels", len(s.sum), func(x, z []float32) {
 		for j, v := range x {
 			mean := s.sum[j] / s.n
-			z[j] = float32((float64(v) - mean) / cmp.Or(math.Sqrt(max(s.sumSq[j]/s.n-mean*mean, 0)), 1))
+			z[j] = float32((float64(v) - mean) / math.Sqrt(max(s.sumSq[j]/s.n-mean*mean, 1e-12)))
 		}
 	})
 }
@@ -104,11 +100,7 @@ type softmax struct {
 }
 
 func (m *softmax) Fit(_ context.Context, b flow.Batch) error {
-	x, err := minibatch.Features(b, "pixels")
-	if err != nil {
-		return err
-	}
-	y, err := minibatch.Classes(b, digit, m.classes) // int64 labels, each checked in [0, classes)
+	x, y, err := minibatch.Examples(b, "pixels", digit, m.classes) // y: int64 labels in [0, classes)
 	if err != nil {
 		return err
 	}
