@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/minibatch"
 )
@@ -254,6 +255,39 @@ func (s *sgd) step(x minibatch.Matrix, cfg linearConfig, residual func(r int, z 
 		s.w[i] += s.vel[i]
 	}
 	s.steps++
+}
+
+// input reads the features of in, the column col of X, for the operation
+// op of the model named name, and checks their width against the one the
+// model was fitted on, if it was.
+func (s sgd) input(name, op, col string, in flow.Batch) (minibatch.Matrix, error) {
+	x, err := minibatch.Features(in, col)
+	if err != nil {
+		return minibatch.Matrix{}, fmt.Errorf("%s: %s: %w", name, op, err)
+	}
+	if s.fitted() && x.Cols != s.cols {
+		return minibatch.Matrix{}, fmt.Errorf("%s: %s: column %q of X has width %d, want %d (the width it was fitted on)", name, op, col, x.Cols, s.cols)
+	}
+	return x, nil
+}
+
+// fit takes one step from s on x (see step) in spare's buffers and returns
+// the model after it, drawn first if s is not fitted, and the model to
+// keep as the next spare. A batch of no rows changes nothing. The error,
+// for weights that are no longer finite, leaves s as it was.
+func (s sgd) fit(spare sgd, name string, x minibatch.Matrix, outputs int, cfg linearConfig, residual func(r int, z []float64)) (model, nextSpare sgd, err error) {
+	if x.Rows == 0 {
+		return s, spare, nil
+	}
+	next := s.next(spare)
+	if !next.fitted() {
+		next.init(outputs, x.Cols, cfg.seed)
+	}
+	next.step(x, cfg, residual)
+	if next.diverged() {
+		return s, spare, fmt.Errorf("%s: fit: the weights are no longer finite after %d steps; lower learning_rate (%v) or scale the features", name, next.steps, cfg.rate)
+	}
+	return next, s, nil
 }
 
 // diverged reports whether a weight is no longer finite.

@@ -86,38 +86,19 @@ func (m *LogisticRegression) Fit(ctx context.Context, in flow.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	x, err := minibatch.Features(in, m.cfg.in)
+	x, err := m.m.input(logisticName, "fit", m.cfg.in, in)
+	if err != nil {
+		return err
+	}
+	y, err := minibatch.Classes(in, m.label, m.classes)
 	if err != nil {
 		return fmt.Errorf("%s: fit: %w", logisticName, err)
 	}
-	y, err := minibatch.LabelsInt64(in, m.label)
-	if err != nil {
-		return fmt.Errorf("%s: fit: %w", logisticName, err)
-	}
-	if m.m.fitted() && x.Cols != m.m.cols {
-		return fmt.Errorf("%s: fit: column %q of X has width %d, want %d (the width it was fitted on)", logisticName, m.cfg.in, x.Cols, m.m.cols)
-	}
-	for r, l := range y {
-		if l < 0 || l >= int64(m.classes) {
-			return fmt.Errorf("%s: fit: column %q of Y, row %d, holds %d; want a class index from 0 to %d", logisticName, m.label, r, l, m.classes-1)
-		}
-	}
-	if x.Rows == 0 {
-		return nil
-	}
-	next := m.m.next(m.spare)
-	if !next.fitted() {
-		next.init(m.classes, x.Cols, m.cfg.seed)
-	}
-	next.step(x, m.cfg, func(r int, z []float64) {
+	m.m, m.spare, err = m.m.fit(m.spare, logisticName, x, m.classes, m.cfg, func(r int, z []float64) {
 		Softmax(z)
 		z[y[r]]--
 	})
-	if next.diverged() {
-		return fmt.Errorf("%s: fit: the weights are no longer finite after %d steps; lower learning_rate (%v) or scale the features", logisticName, next.steps, m.cfg.rate)
-	}
-	m.m, m.spare = next, m.m
-	return nil
+	return err
 }
 
 // Transform borrows in and returns a batch whose X is the prediction
@@ -130,12 +111,9 @@ func (m *LogisticRegression) Transform(ctx context.Context, in flow.Batch) (flow
 	if !m.m.fitted() {
 		return flow.Batch{}, fmt.Errorf("%s: transform: not fitted: fit it on labelled data first", logisticName)
 	}
-	x, err := minibatch.Features(in, m.cfg.in)
+	x, err := m.m.input(logisticName, "transform", m.cfg.in, in)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("%s: transform: %w", logisticName, err)
-	}
-	if x.Cols != m.m.cols {
-		return flow.Batch{}, fmt.Errorf("%s: transform: column %q of X has width %d, want %d (the width it was fitted on)", logisticName, m.cfg.in, x.Cols, m.m.cols)
+		return flow.Batch{}, err
 	}
 	mem := flow.Allocator(ctx)
 	classes := make([]int64, x.Rows)

@@ -71,30 +71,16 @@ func (m *LinearRegression) Fit(ctx context.Context, in flow.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	x, err := minibatch.Features(in, m.cfg.in)
+	x, err := m.m.input(linearRegressionName, "fit", m.cfg.in, in)
 	if err != nil {
-		return fmt.Errorf("%s: fit: %w", linearRegressionName, err)
+		return err
 	}
 	y, err := minibatch.LabelsFloat32(in, m.target)
 	if err != nil {
 		return fmt.Errorf("%s: fit: %w", linearRegressionName, err)
 	}
-	if m.m.fitted() && x.Cols != m.m.cols {
-		return fmt.Errorf("%s: fit: column %q of X has width %d, want %d (the width it was fitted on)", linearRegressionName, m.cfg.in, x.Cols, m.m.cols)
-	}
-	if x.Rows == 0 {
-		return nil
-	}
-	next := m.m.next(m.spare)
-	if !next.fitted() {
-		next.init(1, x.Cols, m.cfg.seed)
-	}
-	next.step(x, m.cfg, func(r int, z []float64) { z[0] -= float64(y[r]) })
-	if next.diverged() {
-		return fmt.Errorf("%s: fit: the weights are no longer finite after %d steps; lower learning_rate (%v) or scale the features", linearRegressionName, next.steps, m.cfg.rate)
-	}
-	m.m, m.spare = next, m.m
-	return nil
+	m.m, m.spare, err = m.m.fit(m.spare, linearRegressionName, x, 1, m.cfg, func(r int, z []float64) { z[0] -= float64(y[r]) })
+	return err
 }
 
 // Transform borrows in and returns a batch whose X is the column "pred",
@@ -106,12 +92,9 @@ func (m *LinearRegression) Transform(ctx context.Context, in flow.Batch) (flow.B
 	if !m.m.fitted() {
 		return flow.Batch{}, fmt.Errorf("%s: transform: not fitted: fit it on data with targets first", linearRegressionName)
 	}
-	x, err := minibatch.Features(in, m.cfg.in)
+	x, err := m.m.input(linearRegressionName, "transform", m.cfg.in, in)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("%s: transform: %w", linearRegressionName, err)
-	}
-	if x.Cols != m.m.cols {
-		return flow.Batch{}, fmt.Errorf("%s: transform: column %q of X has width %d, want %d (the width it was fitted on)", linearRegressionName, m.cfg.in, x.Cols, m.m.cols)
+		return flow.Batch{}, err
 	}
 	b := array.NewFloat32Builder(flow.Allocator(ctx))
 	defer b.Release()

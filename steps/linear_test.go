@@ -245,7 +245,7 @@ func TestLogisticRegressionOutputs(t *testing.T) {
 
 	bad := flow.Batch{X: preTensor(mem, "x", [][]float32{{1}}), Y: preInt64s(mem, "y", []int64{2})}
 	defer bad.Release()
-	want := `steps.LogisticRegression: fit: column "y" of Y, row 0, holds 2; want a class index from 0 to 1`
+	want := `steps.LogisticRegression: fit: minibatch: labels: column "y" of Y, row 0, holds 2; want 0 to 1 (classes is 2)`
 	if err := m.Fit(ctx, bad); err == nil || err.Error() != want {
 		t.Errorf("label out of range: got %v; want %q", err, want)
 	}
