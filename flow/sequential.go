@@ -191,6 +191,13 @@ func (r *seqRun) endInput(early bool) error {
 // marks the time spent inside the source.
 func (r *seqRun) read() (Batch, error) {
 	r.inSource.Store(true)
+	// A Close that came while a step ran waits for mu: it must not also
+	// wait for a read that ignores ctx. Close sets closed before it looks
+	// at inSource, so either it sees us in the source or we see it here.
+	if r.closed.Load() {
+		r.inSource.Store(false)
+		return Batch{}, ErrClosed
+	}
 	t := now()
 	b, err := r.src.Next(r.ctx)
 	r.clock = now()

@@ -1,0 +1,266 @@
+package flow_test
+
+// An adversarial audit of the promises of flow's doc comments: calls from
+// several goroutines at once, Close at any moment, cancellation with a
+// cause however a step, source or hook reports it, panics at every place
+// where user code runs, and hostile step outputs, in both engines.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/penstock-ml/penstock/barrier"
+	"github.com/penstock-ml/penstock/flow"
+	"go.uber.org/goleak"
+)
+
+// ctxMode is how a test step, source or hook treats a cancelled context.
+type ctxMode int
+
+const (
+	ctxErrMode     ctxMode = iota // returns ctx.Err()
+	ctxCauseMode                  // returns context.Cause(ctx)
+	ctxWrappedMode                // returns fmt.Errorf("…: %w", ctx.Err())
+	ctxIgnoreMode                 // never looks at ctx
+)
+
+var ctxModes = []ctxMode{ctxErrMode, ctxCauseMode, ctxWrappedMode, ctxIgnoreMode}
+
+func (m ctxMode) String() string {
+	return [...]string{"ctx.Err", "Cause", "wrapped", "ignores"}[m]
+}
+
+// wait waits d, or until ctx is done, and reports the cancellation as m
+// says; a step that ignores ctx sleeps d whatever happens.
+func (m ctxMode) wait(ctx context.Context, d time.Duration) error {
+	if m == ctxIgnoreMode {
+		time.Sleep(d)
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+	}
+	switch m {
+	case ctxErrMode:
+		return ctx.Err()
+	case ctxCauseMode:
+		return context.Cause(ctx)
+	}
+	return fmt.Errorf("audit: waiting: %w", ctx.Err())
+}
+
+// gen is a source of n batches (endless where n < 0) of rows rows, x and
+// id as numbers makes them, epochs batches per epoch (0: one epoch), each
+// read taking d and treating ctx as mode says.
+type gen struct {
+	mem    memory.Allocator
+	n      int64
+	rows   int
+	epoch  int64
+	d      time.Duration
+	mode   ctxMode
+	reads  atomic.Int64
+	before func(i int64) // called before batch i is made, if set
+}
+
+func (g *gen) Next(ctx context.Context) (flow.Batch, error) {
+	i := g.reads.Load()
+	if g.n >= 0 && i >= g.n {
+		return flow.Batch{}, io.EOF
+	}
+	if g.mode != ctxIgnoreMode && ctx.Err() != nil {
+		return flow.Batch{}, g.mode.wait(ctx, time.Hour)
+	}
+	if g.d > 0 {
+		if err := g.mode.wait(ctx, g.d); err != nil {
+			return flow.Batch{}, err
+		}
+	}
+	if g.before != nil {
+		g.before(i)
+	}
+	g.reads.Add(1)
+	b := flow.Batch{Seq: i, X: makeRecord(g.mem, int(i)*g.rows, g.rows)}
+	if g.epoch > 0 {
+		b.Epoch = int(i / g.epoch)
+	}
+	return b, nil
+}
+
+// makeRecord makes x (float64) and id (int64) = lo … lo+n-1.
+func makeRecord(mem memory.Allocator, lo, n int) arrow.RecordBatch {
+	xb := array.NewFloat64Builder(mem)
+	defer xb.Release()
+	ib := array.NewInt64Builder(mem)
+	defer ib.Release()
+	for i := range n {
+		xb.Append(float64(lo + i))
+		ib.Append(int64(lo + i))
+	}
+	x, id := xb.NewArray(), ib.NewArray()
+	defer x.Release()
+	defer id.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Float64}, {Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	return array.NewRecordBatch(schema, []arrow.Array{x, id}, int64(n))
+}
+
+// waiter passes its input on after waiting d per batch, treating ctx as
+// mode says; as a fitter (waitFit) it waits in Fit too, and learns
+// nothing.
+type waiter struct {
+	mode ctxMode
+	d    time.Duration
+}
+
+func (w waiter) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
+	if err := w.mode.wait(ctx, w.d); err != nil {
+		return flow.Batch{}, err
+	}
+	in.Retain()
+	return in, nil
+}
+
+type waitFit struct {
+	waiter
+	mu   sync.Mutex
+	fits int
+}
+
+var _ flow.Merger = (*waitFit)(nil)
+
+func (w *waitFit) Fit(ctx context.Context, _ flow.Batch) error {
+	if err := w.mode.wait(ctx, w.d); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.fits++
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *waitFit) Replica() flow.Step { return &waitFit{waiter: w.waiter} }
+
+func (w *waitFit) Merge(reps []flow.Step) error {
+	for _, r := range reps {
+		w.fits += r.(*waitFit).fits
+	}
+	return nil
+}
+
+// lifeStep counts its setups and teardowns (concurrent-safe).
+type lifeStep struct {
+	waiter
+	setups, teardowns atomic.Int64
+}
+
+func (l *lifeStep) Setup(context.Context) error    { l.setups.Add(1); return nil }
+func (l *lifeStep) Teardown(context.Context) error { l.teardowns.Add(1); return nil }
+
+// deafHold blocks in its first Transform, after closing entered, until
+// release is closed, whatever ctx says; then it passes its input on.
+type deafHold struct {
+	once             *sync.Once
+	entered, release chan struct{}
+}
+
+func (h deafHold) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	h.once.Do(func() {
+		close(h.entered)
+		<-h.release
+	})
+	in.Retain()
+	return in, nil
+}
+
+// within fails t unless fn returns within d.
+func within(t *testing.T, what string, d time.Duration, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// Close returns promptly, in both engines, when it comes while a step of a
+// Joiner's first pass runs and the source's next read then ignores ctx and
+// blocks: the sequential engine must not wait for that read (it would never
+// return).
+func TestAuditCloseBeforeDeafRead(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			ctx := deadline(t)
+			unblock := make(chan struct{})
+			src := &gen{mem: mem, n: -1, rows: 4, mode: ctxIgnoreMode, before: func(i int64) {
+				if i == 1 {
+					<-unblock // a read that ignores ctx
+				}
+			}}
+			entered, release := make(chan struct{}), make(chan struct{})
+			step := deafHold{new(sync.Once), entered, release}
+			r.SpillDir = t.TempDir()
+			p := pipeline(t, []flow.Node{
+				flow.Named("hold", step),
+				flow.Named("fit", &waitFit{waiter: waiter{mode: ctxIgnoreMode}}, flow.Barrier(barrier.Joiner)),
+				flow.Named("after", passThrough{}),
+			})
+			s, err := r.FitTransform(ctx, p, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nextErr := make(chan error, 1)
+			go func() {
+				for {
+					b, err := s.Next(ctx)
+					if err != nil {
+						nextErr <- err
+						return
+					}
+					b.Release()
+				}
+			}()
+			<-entered
+			closed := make(chan error, 1)
+			go func() { closed <- s.Close() }()
+			time.Sleep(20 * time.Millisecond) // Close now waits, if it does
+			close(release)
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			case <-time.After(3 * time.Second):
+				close(unblock)
+				<-closed
+				t.Fatal("Close waited for a source read that ignores ctx")
+			}
+			close(unblock)
+			if err := <-nextErr; !errors.Is(err, flow.ErrClosed) {
+				t.Errorf("Next racing Close: got %v; want ErrClosed", err)
+			}
+			select {
+			case <-s.Done():
+			case <-ctx.Done():
+				t.Fatal("the run never let go of its source")
+			}
+		})
+	}
+}
