@@ -206,7 +206,7 @@ func (b *runBase) epochEnd(ctx context.Context, e EpochEnd, stats func() Stats) 
 	}
 	e.Passes = len(b.passes)
 	e.Stats = stats()
-	err := guard(func() error { return b.onEpoch(ctx, e) })
+	err := runError(ctx, guard(func() error { return b.onEpoch(ctx, e) }))
 	if err != nil && !errors.Is(err, ErrStop) {
 		return fmt.Errorf("penstock: OnEpoch after epoch %d of pass %d: %w", e.Epoch, e.Pass, err)
 	}
@@ -219,7 +219,7 @@ func (b *runBase) cutHook(ctx context.Context, c Cut, stats func() Stats) error 
 		return nil
 	}
 	c.Stats = stats()
-	err := guard(func() error { return b.onCut(ctx, c) })
+	err := runError(ctx, guard(func() error { return b.onCut(ctx, c) }))
 	if err != nil && !errors.Is(err, ErrStop) {
 		return fmt.Errorf("penstock: OnCut after %d batches of pass %d: %w", c.Batches, c.Pass, err)
 	}
