@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,6 +76,13 @@ type gen struct {
 	mode   ctxMode
 	reads  atomic.Int64
 	before func(i int64) // called before batch i is made, if set
+	// cutEvery, if above 0, asks for a cut (ErrCut) before every batch
+	// whose index it divides.
+	cutEvery int64
+	cut      bool
+	// stop, if not nil, ends the stream (io.EOF) once closed: the test's
+	// way out of a run that never ends.
+	stop chan struct{}
 }
 
 func (g *gen) Next(ctx context.Context) (flow.Batch, error) {
@@ -81,6 +90,18 @@ func (g *gen) Next(ctx context.Context) (flow.Batch, error) {
 	if g.n >= 0 && i >= g.n {
 		return flow.Batch{}, io.EOF
 	}
+	if g.stop != nil {
+		select {
+		case <-g.stop:
+			return flow.Batch{}, io.EOF
+		default:
+		}
+	}
+	if g.cutEvery > 0 && i%g.cutEvery == 0 && !g.cut {
+		g.cut = true
+		return flow.Batch{}, flow.ErrCut
+	}
+	g.cut = false
 	if g.mode != ctxIgnoreMode && ctx.Err() != nil {
 		return flow.Batch{}, g.mode.wait(ctx, time.Hour)
 	}
@@ -262,5 +283,123 @@ func TestAuditCloseBeforeDeafRead(t *testing.T) {
 				t.Fatal("the run never let go of its source")
 			}
 		})
+	}
+}
+
+// auditKind is what a run does: the pipelines and calls of the
+// cancellation and Close tests.
+type auditKind int
+
+const (
+	kindFit auditKind = iota
+	kindTransform
+	kindJoiner // FitTransform through a Joiner: two passes, a spill
+)
+
+func (k auditKind) String() string { return [...]string{"fit", "transform", "joiner"}[k] }
+
+var auditKinds = []auditKind{kindFit, kindTransform, kindJoiner}
+
+// auditPipeline is a pipeline for k whose steps wait d per batch and treat
+// ctx as mode says.
+func auditPipeline(t *testing.T, k auditKind, mode ctxMode, d time.Duration) *flow.Pipeline {
+	t.Helper()
+	w := waiter{mode, d}
+	switch k {
+	case kindFit:
+		return pipeline(t, []flow.Node{
+			flow.Named("a", w, flow.Replicas(2)),
+			flow.Named("fit", &waitFit{waiter: w}, flow.Replicas(2)),
+		})
+	case kindTransform:
+		return pipeline(t, []flow.Node{
+			flow.Named("a", w, flow.Replicas(2)),
+			flow.Named("b", w, flow.Barrier(barrier.OutOfOrder)),
+			flow.Named("c", w),
+		})
+	}
+	return pipeline(t, []flow.Node{
+		flow.Named("a", w),
+		flow.Named("fit", &waitFit{waiter: w}, flow.Barrier(barrier.Joiner), flow.Replicas(2)),
+		flow.Named("after", &waitFit{waiter: w}),
+	})
+}
+
+// run runs p as k says and returns the run's error: Fit's, or the first
+// error of reading the stream to its end.
+func (k auditKind) run(ctx context.Context, r flow.Runner, p *flow.Pipeline, src flow.Source) error {
+	if k == kindFit {
+		_, err := r.Fit(ctx, p, src)
+		return err
+	}
+	var s *flow.Stream
+	var err error
+	if k == kindTransform {
+		s, err = r.Transform(ctx, p, src)
+	} else {
+		s, err = r.FitTransform(ctx, p, src)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = flow.Collect(context.WithoutCancel(ctx), s) // the run's ctx alone is cancelled
+	return err
+}
+
+// A run cancelled with a cause returns an error wrapping the cause,
+// however its source, steps and hooks report the cancellation: with
+// ctx.Err(), with the cause, wrapped, or not at all (they ignore ctx and
+// the runner must notice). The cancellation comes at a random moment,
+// before the run starts included, in both engines.
+func TestAuditCancelCause(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	type where struct{ src, step, hook ctxMode }
+	var cases []where
+	for _, m := range ctxModes {
+		cases = append(cases, where{m, ctxIgnoreMode, ctxIgnoreMode}, where{ctxIgnoreMode, m, ctxIgnoreMode})
+		if m != ctxIgnoreMode {
+			cases = append(cases, where{ctxIgnoreMode, ctxIgnoreMode, m})
+		}
+	}
+	for _, r := range runners(mem) {
+		for _, k := range auditKinds {
+			for _, c := range cases {
+				t.Run(fmt.Sprintf("%v/%v/source=%v/steps=%v/hooks=%v", r.Engine, k, c.src, c.step, c.hook), func(t *testing.T) {
+					cause := fmt.Errorf("audit: operator pulled the plug (%v)", c)
+					ctx, cancel := context.WithCancelCause(deadline(t))
+					defer cancel(nil)
+					const d = 100 * time.Microsecond
+					src := &gen{mem: mem, n: -1, rows: 4, epoch: 5, cutEvery: 7, d: d, mode: c.src, stop: make(chan struct{})}
+					r.SpillDir = t.TempDir()
+					hook := func(ctx context.Context) error { return c.hook.wait(ctx, d) }
+					r.OnEpoch = func(ctx context.Context, _ flow.EpochEnd) error { return hook(ctx) }
+					r.OnCut = func(ctx context.Context, _ flow.Cut) error { return hook(ctx) }
+					p := auditPipeline(t, k, c.step, d)
+					if at := rand.IntN(4) - 1; at < 0 {
+						cancel(cause)
+					} else {
+						time.AfterFunc(time.Duration(at)*time.Millisecond, func() { cancel(cause) })
+					}
+					var err error
+					ended := make(chan struct{})
+					go func() { defer close(ended); err = k.run(ctx, r, p, src) }()
+					select {
+					case <-ended:
+					case <-time.After(5 * time.Second):
+						close(src.stop)
+						<-ended
+						t.Fatalf("the run went on for 5 s after its cancellation; then it returned %v", err)
+					}
+					if !errors.Is(err, cause) {
+						t.Fatalf("got %v; want an error wrapping the cause", err)
+					}
+					if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+						t.Errorf("spill left %d files behind", len(left))
+					}
+				})
+			}
+		}
 	}
 }

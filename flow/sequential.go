@@ -207,6 +207,13 @@ func (r *seqRun) read() (Batch, error) {
 		return Batch{}, ErrClosed
 	}
 	r.rec.src.busy.Add(r.clock - t)
+	if err == nil && r.ctx.Err() != nil {
+		// The run was cancelled and neither the source nor the steps
+		// said so (they ignore ctx): stop here, as the streaming feeder
+		// does, or a pass would read an endless source forever.
+		b.Release()
+		return Batch{}, context.Cause(r.ctx)
+	}
 	if err == nil {
 		r.rec.src.out(b)
 	}
