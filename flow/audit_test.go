@@ -403,3 +403,46 @@ func TestAuditCancelCause(t *testing.T) {
 		}
 	}
 }
+
+// setupCancel is a step whose Setup cancels the run's context with a cause
+// and then reports it as mode says (or not at all).
+type setupCancel struct {
+	passThrough
+	cancel func()
+	mode   ctxMode
+}
+
+func (s setupCancel) Setup(ctx context.Context) error {
+	s.cancel()
+	return s.mode.wait(ctx, time.Millisecond)
+}
+
+// A cancellation with a cause during Setup is the error of Transform (or
+// of the run right after), wrapping the cause, however Setup reports it.
+func TestAuditSetupCancelCause(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, m := range ctxModes {
+			t.Run(fmt.Sprintf("%v/%v", r.Engine, m), func(t *testing.T) {
+				cause := errors.New("audit: shutting down")
+				ctx, cancel := context.WithCancelCause(deadline(t))
+				defer cancel(nil)
+				life := &lifeStep{}
+				p := pipeline(t, []flow.Node{
+					flow.Named("life", life),
+					flow.Named("setup", setupCancel{cancel: func() { cancel(cause) }, mode: m}),
+				})
+				src := &gen{mem: mem, n: -1, rows: 2}
+				err := kindTransform.run(ctx, r, p, src)
+				if !errors.Is(err, cause) {
+					t.Fatalf("got %v; want an error wrapping the cause", err)
+				}
+				if life.setups.Load() != 1 || life.teardowns.Load() != 1 {
+					t.Errorf("the other step: %d setups, %d teardowns; want 1 and 1", life.setups.Load(), life.teardowns.Load())
+				}
+			})
+		}
+	}
+}

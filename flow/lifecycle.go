@@ -346,7 +346,7 @@ func (l *setupLog) each(root Step, base Path, fn func(Path, Step) error) error {
 func (l *setupLog) setupOne(ctx context.Context, path Path, s Step) error {
 	if su, ok := s.(Setupper); ok {
 		if err := guard(func() error { return su.Setup(ctx) }); err != nil {
-			return stepError(path, s, "setup", nil, err)
+			return stepError(path, s, "setup", nil, runError(ctx, err))
 		}
 	}
 	l.done = append(l.done, setUpStep{path, s})
