@@ -79,7 +79,9 @@ func (sr *streamRun) runAll() (err error) {
 		if !abandoned { // else the abandoned feeder lets go when it returns
 			sr.letGo()
 		}
-		if err == nil {
+		if err == nil || (quiet(err) && (terr != nil || serr != nil)) {
+			// A run closed early did not fail: its teardown error is
+			// Close's, as in the sequential engine.
 			err = errors.Join(terr, serr)
 		}
 	}()
