@@ -446,3 +446,164 @@ func TestAuditSetupCancelCause(t *testing.T) {
 		}
 	}
 }
+
+// Close, Next and Stats from several goroutines at once, Close at a
+// random moment (before the first Next, during a Joiner's first pass,
+// inside a hook's wait, while steps run) of a run over an endless source:
+// Next returns batches, then an error wrapping ErrClosed, never io.EOF
+// (the stream has no end) nor any other error; concurrent Closes all
+// return nil; the steps are torn down once; Stats stay within their
+// elapsed times; the spill is removed; nothing leaks.
+func TestAuditCloseRace(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, k := range []auditKind{kindTransform, kindJoiner} {
+			for _, hooks := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/%v/hooks=%v", r.Engine, k, hooks), func(t *testing.T) {
+					for range 10 {
+						auditCloseRace(t, r, k, hooks)
+						if t.Failed() {
+							return
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func auditCloseRace(t *testing.T, r flow.Runner, k auditKind, hooks bool) {
+	t.Helper()
+	ctx := deadline(t)
+	mem := r.Allocator
+	r.SpillDir = t.TempDir()
+	if hooks {
+		r.OnEpoch = func(ctx context.Context, _ flow.EpochEnd) error { return ctxCauseMode.wait(ctx, 200*time.Microsecond) }
+		r.OnCut = func(ctx context.Context, _ flow.Cut) error { return ctxErrMode.wait(ctx, 200*time.Microsecond) }
+	}
+	life := &lifeStep{waiter: waiter{ctxCauseMode, 50 * time.Microsecond}}
+	p := pipeline(t, []flow.Node{flow.Named("life", life), flow.Named("rest", auditPipeline(t, k, ctxErrMode, 50*time.Microsecond))})
+	src := &gen{mem: mem, n: -1, rows: 3, epoch: 4, cutEvery: 5}
+	var s *flow.Stream
+	var err error
+	if k == kindTransform {
+		s, err = r.Transform(ctx, p, src)
+	} else {
+		s, err = r.FitTransform(ctx, p, src)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	nextErr := make(chan error, 1)
+	wg.Add(2)
+	go func() { // the reader
+		defer wg.Done()
+		for {
+			b, err := s.Next(ctx)
+			if err != nil {
+				nextErr <- err
+				return
+			}
+			b.Release()
+		}
+	}()
+	go func() { // a dashboard
+		defer wg.Done()
+		for {
+			checkBounded(t, s.Stats())
+			select {
+			case <-stop:
+				return
+			default:
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	if d := rand.IntN(5); d > 0 {
+		time.Sleep(time.Duration(d) * time.Millisecond)
+	}
+	closeErrs := make(chan error, 3)
+	for range 3 {
+		go func() { closeErrs <- s.Close() }()
+	}
+	within(t, "Close", 5*time.Second, func() {
+		for range 3 {
+			if err := <-closeErrs; err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}
+	})
+	close(stop)
+	wg.Wait()
+	if err := <-nextErr; !errors.Is(err, flow.ErrClosed) {
+		t.Errorf("Next racing Close: got %v; want an error wrapping ErrClosed", err)
+	}
+	if _, err := s.Next(ctx); !errors.Is(err, flow.ErrClosed) {
+		t.Errorf("Next after Close: got %v; want ErrClosed", err)
+	}
+	if got := life.teardowns.Load(); got != 1 || life.setups.Load() != 1 {
+		t.Errorf("%d setups and %d teardowns; want 1 and 1", life.setups.Load(), got)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Error("Done is not closed after Close, with a source that honours ctx")
+	}
+	checkBounded(t, s.Stats())
+	if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+		t.Errorf("spill left %d files behind", len(left))
+	}
+}
+
+// badTeardown fails its Teardown.
+type badTeardown struct {
+	passThrough
+	err       error
+	teardowns atomic.Int64
+}
+
+func (b *badTeardown) Teardown(context.Context) error { b.teardowns.Add(1); return b.err }
+
+// Close returns a teardown error, in both engines, also when it ends the
+// run early (before the first Next, or after some batches): closing early
+// is not an error, but a failed teardown is.
+func TestAuditCloseReturnsTeardownError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	errRelease := errors.New("audit: the device would not let go")
+	for _, r := range runners(mem) {
+		for _, read := range []int{0, 2} {
+			t.Run(fmt.Sprintf("%v/read=%d", r.Engine, read), func(t *testing.T) {
+				bad := &badTeardown{err: errRelease}
+				s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("bad", bad)}), &gen{mem: mem, n: -1, rows: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range read {
+					b, err := s.Next(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b.Release()
+				}
+				err = s.Close()
+				var se *flow.StepError
+				if !errors.Is(err, errRelease) || !errors.As(err, &se) || se.Path.String() != "bad" || se.Op != "teardown" {
+					t.Errorf("Close: got %v; want the teardown error of step \"bad\"", err)
+				}
+				if again := s.Close(); !errors.Is(again, errRelease) {
+					t.Errorf("second Close: got %v; want the same error", again)
+				}
+				if n := bad.teardowns.Load(); n != 1 {
+					t.Errorf("%d teardowns; want 1", n)
+				}
+			})
+		}
+	}
+}

@@ -347,11 +347,18 @@ func (r *seqRun) close() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	early := !r.finished
 	r.end()
-	if quiet(r.err) {
+	err := r.err
+	if early && err == nil {
+		// A Next that was waiting for mu sees the stream closed, not
+		// its end (io.EOF): the run did not reach it.
+		r.err = ErrClosed
+	}
+	if quiet(err) {
 		return nil
 	}
-	return r.err
+	return err
 }
 
 // stats reports Replicas 1 for every stage: this engine runs each in one
