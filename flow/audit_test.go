@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -605,5 +606,140 @@ func TestAuditCloseReturnsTeardownError(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// boomStep panics in the operation called at, and passes its input on
+// elsewhere. It is a fitter, a fit-transformer, a merger, a copier, and it
+// sets up and tears down.
+type boomStep struct{ at string }
+
+var (
+	_ flow.Fitter         = (*boomStep)(nil)
+	_ flow.FitTransformer = (*boomStep)(nil)
+	_ flow.Merger         = (*boomStep)(nil)
+	_ flow.Copier         = (*boomStep)(nil)
+	_ flow.Setupper       = (*boomStep)(nil)
+	_ flow.Teardowner     = (*boomStep)(nil)
+)
+
+func (b *boomStep) boom(op string) {
+	if b.at == op {
+		panic("audit: boom in " + op)
+	}
+}
+
+func (b *boomStep) Setup(context.Context) error    { b.boom("setup"); return nil }
+func (b *boomStep) Teardown(context.Context) error { b.boom("teardown"); return nil }
+func (b *boomStep) Fit(context.Context, flow.Batch) error {
+	b.boom("fit")
+	return nil
+}
+
+func (b *boomStep) FitTransform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	b.boom("fit-transform")
+	in.Retain()
+	return in, nil
+}
+
+func (b *boomStep) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	b.boom("transform")
+	in.Retain()
+	return in, nil
+}
+
+func (b *boomStep) Replica() flow.Step {
+	b.boom("replica")
+	return &boomStep{at: b.at}
+}
+
+func (b *boomStep) Merge([]flow.Step) error { b.boom("merge"); return nil }
+func (b *boomStep) Copy() flow.Step         { b.boom("copy"); return &boomStep{at: b.at} }
+
+// panicSource panics in its second Next.
+type panicSource struct {
+	flow.Source
+	reads int
+}
+
+func (p *panicSource) Next(ctx context.Context) (flow.Batch, error) {
+	if p.reads++; p.reads == 2 {
+		panic("audit: boom in the source")
+	}
+	return p.Source.Next(ctx)
+}
+
+// A panic wherever user code runs — Setup, Teardown, Fit, FitTransform,
+// Transform, Replica, Merge, Copy, the hooks, the source — is an error
+// carrying a *PanicError with the stack, never a crash, in both engines;
+// the other steps are torn down once, and nothing leaks.
+func TestAuditPanics(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, tc := range []struct {
+			at       string
+			kind     auditKind
+			replicas int
+			streamed bool // where only the streaming engine calls it
+		}{
+			{"setup", kindTransform, 1, false},
+			{"teardown", kindFit, 1, false},
+			{"teardown", kindTransform, 1, false},
+			{"fit", kindFit, 1, false},
+			{"fit-transform", kindFit, 1, false}, // with a fittable step after it
+			{"transform", kindTransform, 1, false},
+			{"transform", kindTransform, 3, false},
+			{"replica", kindFit, 2, true},
+			{"merge", kindFit, 2, true},
+			{"OnEpoch", kindFit, 1, false},
+			{"OnCut", kindTransform, 1, false},
+			{"source", kindTransform, 1, false},
+			{"source", kindFit, 2, false},
+			{"source", kindJoiner, 1, false},
+		} {
+			if tc.streamed && r.Engine != flow.Streaming {
+				continue
+			}
+			t.Run(fmt.Sprintf("%v/%s/%v/replicas=%d", r.Engine, tc.at, tc.kind, tc.replicas), func(t *testing.T) {
+				r.SpillDir = t.TempDir()
+				life := &lifeStep{}
+				boom := &boomStep{at: tc.at}
+				nodes := []flow.Node{flow.Named("life", life), flow.Named("boom", boom, flow.Replicas(tc.replicas))}
+				if tc.kind == kindJoiner {
+					nodes[1] = flow.Named("boom", boom, flow.Barrier(barrier.Joiner))
+				}
+				if tc.kind == kindJoiner || tc.at == "fit-transform" {
+					nodes = append(nodes, flow.Named("after", &waitFit{}))
+				}
+				p := pipeline(t, nodes)
+				var src flow.Source = &gen{mem: mem, n: 20, rows: 2, epoch: 5, cutEvery: 3}
+				switch tc.at {
+				case "OnEpoch":
+					r.OnEpoch = func(context.Context, flow.EpochEnd) error { panic("audit: boom in OnEpoch") }
+				case "OnCut":
+					r.OnCut = func(context.Context, flow.Cut) error { panic("audit: boom in OnCut") }
+				case "source":
+					src = &panicSource{Source: src}
+				}
+				var err error
+				within(t, "the run", 10*time.Second, func() { err = tc.kind.run(ctx, r, p, src) })
+				var pe *flow.PanicError
+				if !errors.As(err, &pe) || !strings.Contains(fmt.Sprint(pe.Value), "boom in") || len(pe.Stack) == 0 {
+					t.Fatalf("got %v; want an error carrying the *PanicError of the %s, with its stack", err, tc.at)
+				}
+				if tc.at != "OnEpoch" && tc.at != "OnCut" && tc.at != "source" && !strings.Contains(err.Error(), `step "boom"`) {
+					t.Errorf("error %q does not name step \"boom\"", err)
+				}
+				if s, d := life.setups.Load(), life.teardowns.Load(); s != 1 || d != 1 {
+					t.Errorf("the other step: %d setups and %d teardowns; want 1 and 1", s, d)
+				}
+			})
+		}
+	}
+	if _, err := flow.Copy(pipeline(t, []flow.Node{flow.Named("boom", &boomStep{at: "copy"})})); err == nil || !strings.Contains(err.Error(), "boom in copy") {
+		t.Errorf("Copy of a step whose Copy panics: got %v; want the panic as an error", err)
 	}
 }
