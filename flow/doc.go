@@ -102,8 +102,10 @@
 // or a panic in a step, a hook or the source, turned into a *PanicError
 // with its stack — cancels the whole run with that error as the cause and
 // is returned, a step's wrapped in a *StepError that names the step's
-// path, its type, the operation and the batch's sequence number. When the caller cancels with a cause, the cause
-// is kept however a step reports the cancellation (errors.Is holds).
+// path, its type, the operation and the batch's sequence number. When the
+// caller cancels with a cause, the cause is kept however a step, the source
+// or a hook reports the cancellation, or if none of them notices it
+// (errors.Is holds).
 //
 // # Cost
 //
