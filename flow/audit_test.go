@@ -743,3 +743,88 @@ func TestAuditPanics(t *testing.T) {
 		t.Errorf("Copy of a step whose Copy panics: got %v; want the panic as an error", err)
 	}
 }
+
+// Close from another goroutine while an OnEpoch or OnCut hook runs: the
+// hook sees its ctx cancelled, Close waits for it and returns nil, and the
+// hook may call Stats meanwhile; in both engines, in the first pass of a
+// Joiner and in the last.
+func TestAuditCloseDuringHook(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, hook := range []string{"OnEpoch", "OnCut"} {
+			for _, pass := range []int{0, 1} {
+				if hook == "OnCut" && pass == 1 {
+					continue // the second pass reads the spill, which asks for no cut
+				}
+				t.Run(fmt.Sprintf("%v/%s/pass=%d", r.Engine, hook, pass), func(t *testing.T) {
+					ctx := deadline(t)
+					r.SpillDir = t.TempDir()
+					var stream atomic.Pointer[flow.Stream]
+					entered := make(chan struct{})
+					var once sync.Once
+					var hookErr error
+					fn := func(hctx context.Context, p int) error {
+						if p != pass {
+							return nil
+						}
+						if s := stream.Load(); s != nil {
+							checkBounded(t, s.Stats())
+						}
+						first := false
+						once.Do(func() { first = true; close(entered) })
+						if !first {
+							return nil
+						}
+						<-hctx.Done()
+						hookErr = hctx.Err()
+						return hookErr
+					}
+					switch hook {
+					case "OnEpoch":
+						r.OnEpoch = func(hctx context.Context, e flow.EpochEnd) error { return fn(hctx, e.Pass) }
+					case "OnCut":
+						r.OnCut = func(hctx context.Context, c flow.Cut) error { return fn(hctx, c.Pass) }
+					}
+					life := &lifeStep{}
+					p := pipeline(t, []flow.Node{
+						flow.Named("life", life),
+						flow.Named("fit", &waitFit{}, flow.Barrier(barrier.Joiner)),
+						flow.Named("after", &waitFit{}),
+					})
+					s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 40, rows: 2, epoch: 5, cutEvery: 3})
+					if err != nil {
+						t.Fatal(err)
+					}
+					stream.Store(s)
+					go func() { // the reader, which the hook holds up
+						for {
+							b, err := s.Next(ctx)
+							if err != nil {
+								return
+							}
+							b.Release()
+						}
+					}()
+					select {
+					case <-entered:
+					case <-ctx.Done():
+						t.Fatal("the hook never ran")
+					}
+					within(t, "Close during a hook", 5*time.Second, func() {
+						if err := s.Close(); err != nil {
+							t.Errorf("Close: %v", err)
+						}
+					})
+					if !errors.Is(hookErr, context.Canceled) {
+						t.Errorf("the hook's ctx: %v; want it cancelled by Close", hookErr)
+					}
+					if life.teardowns.Load() != 1 {
+						t.Errorf("%d teardowns; want 1", life.teardowns.Load())
+					}
+				})
+			}
+		}
+	}
+}

@@ -22,9 +22,13 @@ import (
 // may be called at any time from any goroutine, also while Next runs: Next
 // then returns what it was producing or an error wrapping ErrClosed, and
 // every Next after Close returns an error wrapping ErrClosed, in both
-// engines. A source whose Next ignores ctx (a read from a pipe that sends
-// nothing) does not hold Close up: the run abandons that read, and the
-// goroutine inside it returns once the read does, releasing what it read.
+// engines. The one caller that may not call Close is the run itself: a
+// step, a Teardown or a hook (Runner.OnEpoch, Runner.OnCut) of the run
+// would wait for itself there; a hook ends the run by returning an error,
+// or its pass with ErrStop. A source whose Next ignores ctx (a read from a
+// pipe that sends nothing) does not hold Close up: the run abandons that
+// read, and the goroutine inside it returns once the read does, releasing
+// what it read.
 // Done tells when the run has let go of its source.
 //
 // A Stream that is dropped without Close does not hold its goroutines and
