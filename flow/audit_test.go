@@ -828,3 +828,102 @@ func TestAuditCloseDuringHook(t *testing.T) {
 		}
 	}
 }
+
+// hostile returns what a careless step might.
+type hostile struct{ what string }
+
+func (h hostile) out(in flow.Batch) (flow.Batch, error) {
+	switch h.what {
+	case "nil X and Y":
+		return flow.Batch{}, nil
+	case "rows":
+		in.X.Retain()
+		return flow.Batch{X: in.X, Y: in.X.NewSlice(0, in.X.NumRows()-1)}, nil
+	case "batch and error":
+		in.Retain()
+		return in, errors.New("audit: half done")
+	}
+	in.Retain()
+	return in, nil
+}
+
+func (h hostile) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) { return h.out(in) }
+
+// hostileFit is hostile on the fit path too.
+type hostileFit struct{ hostile }
+
+func (h hostileFit) FitTransform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	return h.out(in)
+}
+
+// A step's malformed output is an error of that step, on the transform
+// and fit-transform paths, inside a sub-pipeline, a union branch and a
+// replicated stage, in both engines, and what it returned is released.
+func TestAuditHostileOutputs(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, what := range []string{"nil X and Y", "rows", "batch and error"} {
+			for _, shape := range []string{"plain", "replicated", "nested", "union"} {
+				for _, k := range []auditKind{kindTransform, kindFit} {
+					t.Run(fmt.Sprintf("%v/%s/%s/%v", r.Engine, what, shape, k), func(t *testing.T) {
+						h := flow.Step(hostileFit{hostile{what}})
+						node := flow.Named("h", h)
+						path := "h"
+						switch shape {
+						case "replicated": // on the transform path: a fit would need a Merger
+							node = flow.Named("h", hostile{what}, flow.Replicas(3))
+						case "nested":
+							node = flow.Named("sub", pipeline(t, []flow.Node{flow.Named("one", passThrough{}), flow.Named("h", h)}))
+							path = "sub/h"
+						case "union":
+							u, err := flow.NewUnion(flow.Named("ok", passThrough{}), flow.Named("h", h))
+							if err != nil {
+								t.Fatal(err)
+							}
+							node, path = flow.Named("u", u), "u/h"
+						}
+						p := pipeline(t, []flow.Node{node, flow.Named("fit", &waitFit{})})
+						err := k.run(ctx, r, p, &gen{mem: mem, n: 30, rows: 4})
+						var se *flow.StepError
+						if !errors.As(err, &se) || se.Path.String() != path {
+							t.Fatalf("got %v; want the StepError of step %q", err, path)
+						}
+						want := map[string][]string{
+							"nil X and Y":     {"empty batch"},
+							"rows":            {"4 rows", "3 rows"},
+							"batch and error": {"half done"},
+						}[what]
+						for _, w := range want {
+							if !strings.Contains(err.Error(), w) {
+								t.Errorf("error %q does not say %q", err, w)
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// The refusal to fit replicas of a step that cannot merge names the step
+// once, by its path, and says what is missing; a nested one by its path
+// below the stage.
+func TestAuditCanMergeMessage(t *testing.T) {
+	ctx := deadline(t)
+	r := flow.Runner{Engine: flow.Streaming}
+	for _, tc := range []struct {
+		step flow.Step
+		want string
+	}{
+		{&sumFit{}, `penstock: step "sum": cannot fit 2 replicas: *flow_test.sumFit does not implement flow.Merger`},
+		{pipeline(t, []flow.Node{flow.Named("inner", &sumFit{})}), `penstock: step "sum": cannot fit 2 replicas: step "inner" (*flow_test.sumFit) does not implement flow.Merger`},
+	} {
+		_, err := r.Fit(ctx, pipeline(t, []flow.Node{flow.Named("sum", tc.step, flow.Replicas(2))}), &gen{mem: memory.DefaultAllocator, n: 1, rows: 1})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), `step ""`) {
+			t.Errorf("got %v; want %q…", err, tc.want)
+		}
+	}
+}

@@ -88,7 +88,11 @@ func fittableLeaves(s Step, fn func(Visit) error) error {
 func CanMerge(s Step) error {
 	return fittableLeaves(s, func(v Visit) error {
 		if _, ok := v.Node.Step.(Merger); !ok {
-			return fmt.Errorf("step %q (%T) does not implement flow.Merger, so its replicas' states cannot be merged", v.Path, v.Node.Step)
+			what := fmt.Sprintf("step %q (%T)", v.Path, v.Node.Step)
+			if len(v.Path) == 0 { // s itself, which the caller names
+				what = fmt.Sprintf("%T", v.Node.Step)
+			}
+			return fmt.Errorf("%s does not implement flow.Merger, so its replicas' states cannot be merged", what)
 		}
 		return nil
 	})
