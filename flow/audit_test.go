@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,8 +344,8 @@ func (k auditKind) run(ctx context.Context, r flow.Runner, p *flow.Pipeline, src
 	if err != nil {
 		return err
 	}
-	_, err = flow.Collect(context.WithoutCancel(ctx), s) // the run's ctx alone is cancelled
-	return err
+	// The run's ctx alone is cancelled: Next's is the caller's wait.
+	return s.Each(context.WithoutCancel(ctx), func(flow.Batch) error { return nil })
 }
 
 // A run cancelled with a cause returns an error wrapping the cause,
@@ -925,5 +926,139 @@ func TestAuditCanMergeMessage(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), `step ""`) {
 			t.Errorf("got %v; want %q…", err, tc.want)
 		}
+	}
+}
+
+// Close before the first Next: nothing is read by the sequential engine,
+// the steps are torn down once, Next returns ErrClosed, Done is closed,
+// Stats stay bounded; in both engines, for every kind of run.
+func TestAuditCloseBeforeFirstNext(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, k := range []auditKind{kindTransform, kindJoiner} {
+			t.Run(fmt.Sprintf("%v/%v", r.Engine, k), func(t *testing.T) {
+				r.SpillDir = t.TempDir()
+				life := &lifeStep{}
+				p := pipeline(t, []flow.Node{flow.Named("life", life), flow.Named("rest", auditPipeline(t, k, ctxCauseMode, 0))})
+				src := &gen{mem: mem, n: -1, rows: 2}
+				var s *flow.Stream
+				var err error
+				if k == kindTransform {
+					s, err = r.Transform(ctx, p, src)
+				} else {
+					s, err = r.FitTransform(ctx, p, src)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if life.setups.Load() != 1 {
+					t.Errorf("%d setups before the first Next; want 1", life.setups.Load())
+				}
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				if life.teardowns.Load() != 1 {
+					t.Errorf("%d teardowns after Close; want 1", life.teardowns.Load())
+				}
+				if r.Engine == flow.Sequential && src.reads.Load() != 0 {
+					t.Errorf("the sequential engine read %d batches without a Next; want 0", src.reads.Load())
+				}
+				if _, err := s.Next(ctx); !errors.Is(err, flow.ErrClosed) {
+					t.Errorf("Next after Close: got %v; want ErrClosed", err)
+				}
+				select {
+				case <-s.Done():
+				default:
+					t.Error("Done is not closed after Close")
+				}
+				checkBounded(t, s.Stats())
+				for b, err := range s.All(ctx) {
+					b.Release()
+					if !errors.Is(err, flow.ErrClosed) {
+						t.Errorf("All after Close: got %v; want ErrClosed", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A stream that is dropped without a single Next is closed by the garbage
+// collector too: its steps are torn down and released for other runs.
+func TestAuditDroppedUnreadStream(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			life := &lifeStep{}
+			p := pipeline(t, []flow.Node{flow.Named("life", life)})
+			func() {
+				if _, err := r.Transform(ctx, p, &gen{mem: mem, n: -1, rows: 2}); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			for life.teardowns.Load() == 0 {
+				if ctx.Err() != nil {
+					t.Fatal("a dropped stream that was never read is never closed")
+				}
+				runtime.GC()
+				time.Sleep(5 * time.Millisecond)
+			}
+			if life.setups.Load() != 1 {
+				t.Errorf("%d setups; want 1", life.setups.Load())
+			}
+			s, err := r.Transform(ctx, p, &gen{mem: mem, n: 3, rows: 2})
+			if err != nil {
+				t.Fatalf("a run after the dropped one: %v", err)
+			}
+			if err := s.Each(ctx, func(flow.Batch) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	goleak.VerifyNone(t)
+	mem.AssertSize(t, 0)
+}
+
+// All closes the stream when the loop body panics.
+func TestAuditAllClosesOnPanic(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			life := &lifeStep{}
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("life", life, flow.Replicas(2))}), &gen{mem: mem, n: -1, rows: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			func() {
+				defer func() {
+					if v := recover(); v != "audit: loop body" {
+						t.Errorf("recovered %v; want the loop body's panic", v)
+					}
+				}()
+				n := 0
+				for b, err := range s.All(ctx) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					b.Release()
+					if n++; n == 3 {
+						panic("audit: loop body")
+					}
+				}
+			}()
+			if life.teardowns.Load() != 1 {
+				t.Errorf("%d teardowns after a panic in the loop; want 1 (All closes)", life.teardowns.Load())
+			}
+			if _, err := s.Next(ctx); !errors.Is(err, flow.ErrClosed) {
+				t.Errorf("Next after the loop: got %v; want ErrClosed", err)
+			}
+		})
 	}
 }
