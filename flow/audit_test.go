@@ -1062,3 +1062,95 @@ func TestAuditAllClosesOnPanic(t *testing.T) {
 		})
 	}
 }
+
+// FitEpochs before a Joiner: the first pass reads the epochs that its
+// steps fit, and the first batch after them, not the whole stream; with
+// FitEpochs(0) on every step before the Joiner there is no first pass at
+// all. Counted as reads of a replayable source, in both engines.
+func TestAuditFitEpochsJoinerReads(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, tc := range []struct {
+			limits    []int // FitEpochs of the steps before the Joiner; -1 for none
+			wantReads int   // of 10 epochs of 10 batches
+			wantFits  []int // batches fitted by each step before the Joiner
+		}{
+			{[]int{2}, 21 + 100, []int{20}},
+			{[]int{0}, 100, []int{0}},
+			{[]int{0, 3}, 31 + 100, []int{0, 30}},
+			{[]int{1, 3}, 31 + 100, []int{10, 30}},
+			{[]int{0, 0}, 100, []int{0, 0}},
+			{[]int{2, -1}, 100 + 100, []int{20, 100}},
+		} {
+			t.Run(fmt.Sprintf("%v/%v", r.Engine, tc.limits), func(t *testing.T) {
+				src, done := epochs(t, mem, 10)
+				defer done()
+				var nodes []flow.Node
+				var fits []*waitFit
+				for i, n := range tc.limits {
+					f := &waitFit{}
+					fits = append(fits, f)
+					var opts []flow.Option
+					if n >= 0 {
+						opts = append(opts, flow.FitEpochs(n))
+					}
+					if i == len(tc.limits)-1 {
+						opts = append(opts, flow.Barrier(barrier.Joiner))
+					}
+					nodes = append(nodes, flow.Named(fmt.Sprintf("f%d", i), f, opts...))
+				}
+				after := &waitFit{}
+				nodes = append(nodes, flow.Named("after", after))
+				if _, err := r.Fit(ctx, pipeline(t, nodes), src); err != nil {
+					t.Fatal(err)
+				}
+				if src.reads != tc.wantReads {
+					t.Errorf("the source was read %d times; want %d", src.reads, tc.wantReads)
+				}
+				for i, f := range fits {
+					if f.fits != tc.wantFits[i] {
+						t.Errorf("step f%d fitted %d batches; want %d", i, f.fits, tc.wantFits[i])
+					}
+				}
+				if after.fits != 100 {
+					t.Errorf("the step after the Joiner fitted %d batches; want 100", after.fits)
+				}
+			})
+		}
+	}
+}
+
+// slowHook sleeps in an OnEpoch hook.
+const slowHook = 30 * time.Millisecond
+
+// The time an OnEpoch hook takes is no step's busy time: in the
+// sequential engine it used to count as the first step's, which then
+// looked like the bottleneck.
+func TestAuditHookTimeIsNotBusy(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			src, done := epochs(t, mem, 4)
+			defer done()
+			r.OnEpoch = func(context.Context, flow.EpochEnd) error { time.Sleep(slowHook); return nil }
+			st, err := r.Fit(ctx, pipeline(t, []flow.Node{flow.Named("first", scale{mem, 1}), flow.Named("fit", &waitFit{})}), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Elapsed < 3*slowHook {
+				t.Fatalf("the run took %v; want at least the hooks' %v", st.Elapsed, 3*slowHook)
+			}
+			for _, s := range st.Stages {
+				if s.Busy >= slowHook {
+					t.Errorf("stage %s: busy %v; want less than one hook's %v (the hooks are nobody's busy time)\n%v", s.Name(), s.Busy, slowHook, st)
+				}
+			}
+		})
+	}
+}

@@ -153,6 +153,7 @@ func (r *seqRun) nextInput() (Batch, error) {
 			}
 			return Batch{}, err
 		}
+		r.clock = now() // the hook's time is not the first step's
 	}
 	t.take(b)
 	return b, nil
