@@ -1154,3 +1154,187 @@ func TestAuditHookTimeIsNotBusy(t *testing.T) {
 		})
 	}
 }
+
+// A Next whose own ctx is done returns that ctx's cause and leaves the run
+// going: the next Next, with a live ctx, returns the next batch, and no
+// batch is lost; in both engines.
+func TestAuditNextOwnContext(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("slow", waiter{ctxCauseMode, time.Millisecond})}), &gen{mem: mem, n: 20, rows: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			impatient := errors.New("audit: the caller stopped waiting")
+			var seqs []int64
+			for i := 0; ; i++ {
+				nctx := ctx
+				if i%3 == 1 {
+					c, cancel := context.WithCancelCause(ctx)
+					cancel(impatient)
+					nctx = c
+				}
+				b, err := s.Next(nctx)
+				if nctx != ctx {
+					if err == nil {
+						seqs = append(seqs, b.Seq) // a batch ready at once may come
+						b.Release()
+					} else if !errors.Is(err, impatient) {
+						t.Fatalf("Next with a done ctx: got %v; want its cause", err)
+					}
+					continue
+				}
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				seqs = append(seqs, b.Seq)
+				b.Release()
+			}
+			if len(seqs) != 20 {
+				t.Fatalf("got batches %v; want all 20", seqs)
+			}
+			for i, q := range seqs {
+				if q != int64(i) {
+					t.Fatalf("got batches %v; want 0 … 19 in order", seqs)
+				}
+			}
+		})
+	}
+}
+
+// slowTeardown sleeps in Teardown and counts.
+type slowTeardown struct {
+	passThrough
+	teardowns atomic.Int64
+}
+
+func (s *slowTeardown) Teardown(context.Context) error {
+	time.Sleep(20 * time.Millisecond)
+	s.teardowns.Add(1)
+	return nil
+}
+
+// Close while the run tears down at its end, and Closes from several
+// goroutines at once: one teardown, Close returns nil, Next keeps io.EOF
+// or ErrClosed.
+func TestAuditCloseDuringTeardown(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			td := &slowTeardown{}
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("td", td)}), &gen{mem: mem, n: 3, rows: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+					if err := s.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				}()
+			}
+			for {
+				b, err := s.Next(ctx)
+				if err != nil {
+					if !errors.Is(err, io.EOF) && !errors.Is(err, flow.ErrClosed) {
+						t.Errorf("Next: got %v; want io.EOF or ErrClosed", err)
+					}
+					break
+				}
+				b.Release()
+			}
+			wg.Wait()
+			if n := td.teardowns.Load(); n != 1 {
+				t.Errorf("%d teardowns; want 1", n)
+			}
+		})
+	}
+}
+
+// resourceFit is a mergeable fitter whose replicas each set up and tear
+// down, counted together.
+type resourceFit struct {
+	waitFit
+	up, setups, teardowns *atomic.Int64
+}
+
+func newResourceFit(mode ctxMode, d time.Duration) *resourceFit {
+	return &resourceFit{waitFit: waitFit{waiter: waiter{mode, d}}, up: new(atomic.Int64), setups: new(atomic.Int64), teardowns: new(atomic.Int64)}
+}
+
+func (r *resourceFit) Setup(context.Context) error    { r.up.Add(1); r.setups.Add(1); return nil }
+func (r *resourceFit) Teardown(context.Context) error { r.up.Add(-1); r.teardowns.Add(1); return nil }
+func (r *resourceFit) Replica() flow.Step {
+	return &resourceFit{waitFit: waitFit{waiter: r.waiter}, up: r.up, setups: r.setups, teardowns: r.teardowns}
+}
+
+func (r *resourceFit) Merge(reps []flow.Step) error {
+	for _, s := range reps {
+		r.fits += s.(*resourceFit).fits
+	}
+	return nil
+}
+
+// Replicas of a fitting stage that set up are all torn down, whatever
+// ends the run: its end, a cancellation, Close, an error, at random
+// moments, with epochs renewing the replicas at every cut.
+func TestAuditReplicasTornDown(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
+	r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
+	for _, end := range []string{"end", "cancel", "close", "error"} {
+		t.Run(end, func(t *testing.T) {
+			for range 10 {
+				ctx, cancel := context.WithCancelCause(deadline(t))
+				rf := newResourceFit(ctxErrMode, 100*time.Microsecond)
+				nodes := []flow.Node{flow.Named("rf", rf, flow.Replicas(3))}
+				if end == "error" {
+					nodes = append(nodes, flow.Named("bad", failing{scale{mem, 1}, int64(rand.IntN(30)), false}))
+				}
+				nodes = append(nodes, flow.Named("after", &waitFit{}))
+				r.SpillDir = t.TempDir()
+				p := pipeline(t, nodes)
+				s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 40, rows: 2, epoch: 4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				at := time.Duration(rand.IntN(3000)) * time.Microsecond
+				switch end {
+				case "cancel":
+					time.AfterFunc(at, func() { cancel(errors.New("audit: cancelled")) })
+				case "close":
+					time.AfterFunc(at, func() { s.Close() })
+				}
+				err = s.Each(context.WithoutCancel(ctx), func(flow.Batch) error { return nil })
+				s.Close()
+				cancel(nil)
+				if end == "end" && err != nil {
+					t.Fatal(err)
+				}
+				if end == "error" && !errors.Is(err, errBoom) {
+					t.Fatalf("got %v; want boom", err)
+				}
+				if up := rf.up.Load(); up != 0 || rf.setups.Load() < 1 {
+					t.Fatalf("%d setups, %d teardowns (%d still up); want every one torn down", rf.setups.Load(), rf.teardowns.Load(), up)
+				}
+			}
+		})
+	}
+}
