@@ -70,7 +70,10 @@ var _ Source = (*Stream)(nil)
 
 // Next returns the next output batch, which the caller owns and releases,
 // or io.EOF once the run has finished, or the run's first error. An error
-// that only comes from ctx (the caller's wait) leaves the run going.
+// that only comes from ctx (the caller's wait) leaves the run going. The
+// sequential engine, which runs the source and the steps inside Next, with
+// the run's context, looks at ctx when Next begins; the streaming engine
+// stops waiting as soon as ctx is done.
 func (s *Stream) Next(ctx context.Context) (Batch, error) {
 	if s.closed.Load() {
 		return Batch{}, fmt.Errorf("penstock: Next after Close: %w", ErrClosed)
