@@ -1338,3 +1338,42 @@ func TestAuditReplicasTornDown(t *testing.T) {
 		})
 	}
 }
+
+// cutForever asks for a cut at every read and never returns a batch,
+// whatever ctx says.
+type cutForever struct{ reads atomic.Int64 }
+
+func (c *cutForever) Next(context.Context) (flow.Batch, error) {
+	c.reads.Add(1)
+	return flow.Batch{}, flow.ErrCut
+}
+
+// A source that only ever asks for cuts, and ignores ctx, does not keep a
+// cancelled run going, with or without an OnCut hook (which ignores ctx
+// too).
+func TestAuditCancelDuringEndlessCuts(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, hook := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/hook=%v", r.Engine, hook), func(t *testing.T) {
+				cause := errors.New("audit: enough cuts")
+				ctx, cancel := context.WithCancelCause(deadline(t))
+				defer cancel(nil)
+				if hook {
+					r.OnCut = func(context.Context, flow.Cut) error { return nil }
+				}
+				src := &cutForever{}
+				time.AfterFunc(2*time.Millisecond, func() { cancel(cause) })
+				var err error
+				within(t, "the cancelled run", 5*time.Second, func() {
+					_, err = r.Fit(ctx, pipeline(t, []flow.Node{flow.Named("fit", &waitFit{})}), src)
+				})
+				if !errors.Is(err, cause) {
+					t.Errorf("got %v; want the cause", err)
+				}
+			})
+		}
+	}
+}

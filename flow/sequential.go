@@ -208,10 +208,10 @@ func (r *seqRun) read() (Batch, error) {
 		return Batch{}, ErrClosed
 	}
 	r.rec.src.busy.Add(r.clock - t)
-	if err == nil && r.ctx.Err() != nil {
-		// The run was cancelled and neither the source nor the steps
-		// said so (they ignore ctx): stop here, as the streaming feeder
-		// does, or a pass would read an endless source forever.
+	if r.ctx.Err() != nil {
+		// The run was cancelled: stop here whatever the source returned,
+		// as the streaming feeder does, or a source and steps that ignore
+		// ctx (a batch, or ErrCut, at every read) would keep it going.
 		b.Release()
 		return Batch{}, context.Cause(r.ctx)
 	}
