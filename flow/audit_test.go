@@ -1377,3 +1377,150 @@ func TestAuditCancelDuringEndlessCuts(t *testing.T) {
 		}
 	}
 }
+
+// malformed wraps gen and spoils batch at: its schema changes, it loses
+// its X, or it gains a Y.
+type malformed struct {
+	*gen
+	at   int64
+	what string
+}
+
+func (m *malformed) Next(ctx context.Context) (flow.Batch, error) {
+	b, err := m.gen.Next(ctx)
+	if err != nil || b.Seq != m.at {
+		return b, err
+	}
+	switch m.what {
+	case "schema":
+		x := b.X.NewSlice(0, b.X.NumRows()) // same rows, one column fewer
+		b.X.Release()
+		cols := []arrow.Array{x.Column(0)}
+		b.X = array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Float64}}, nil), cols, x.NumRows())
+		x.Release()
+	case "no X":
+		b.X.Release()
+		b.X = nil
+	case "Y":
+		b.X.Retain()
+		b.Y = b.X
+	}
+	return b, nil
+}
+
+// A Joiner fit over a source that cannot rewind spills it; a batch that
+// the spill cannot hold (another schema, no X, a Y where the first had
+// none) fails the run with an error that says which batch and why, and
+// leaves no file and no buffer behind, in both engines.
+func TestAuditSpillRefusesMalformedBatch(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, tc := range []struct{ what, want string }{
+			{"schema", "schema"},
+			{"no X", "batch 5 has no x"},
+			{"Y", "batch 5 has Y=true"},
+		} {
+			t.Run(fmt.Sprintf("%v/%s", r.Engine, tc.what), func(t *testing.T) {
+				r.SpillDir = t.TempDir()
+				p := pipeline(t, []flow.Node{
+					flow.Named("fit", &waitFit{}, flow.Barrier(barrier.Joiner)),
+					flow.Named("after", &waitFit{}),
+				})
+				_, err := r.Fit(ctx, p, &malformed{&gen{mem: mem, n: 20, rows: 3}, 5, tc.what})
+				if err == nil || !strings.Contains(err.Error(), "spill") || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v; want a spill error saying %q", err, tc.want)
+				}
+				if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+					t.Errorf("spill left %d files behind", len(left))
+				}
+			})
+		}
+	}
+}
+
+// A Fit of a pipeline with nothing to fit runs nothing and reads nothing,
+// and still sets its steps up and tears them down, in both engines.
+func TestAuditFitWithNothingToFit(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			life := &lifeStep{}
+			frozen := &waitFit{}
+			src := &gen{mem: mem, n: 10, rows: 1}
+			st, err := r.Fit(ctx, pipeline(t, []flow.Node{flow.Named("life", life), flow.Named("frozen", frozen, flow.FitEpochs(0))}), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.reads.Load() != 0 || frozen.fits != 0 || len(st.Passes) != 0 {
+				t.Errorf("read %d batches, fitted %d, %d passes; want 0, 0, 0", src.reads.Load(), frozen.fits, len(st.Passes))
+			}
+			if life.setups.Load() != 1 || life.teardowns.Load() != 1 {
+				t.Errorf("%d setups, %d teardowns; want 1 and 1", life.setups.Load(), life.teardowns.Load())
+			}
+		})
+	}
+}
+
+// Copy at a consistent cut of a fit (in OnEpoch), with replicas: the copy
+// holds the state fitted so far, replicas merged, and stays as it was
+// while the fit goes on; several runs of one Runner go on at once, each on
+// its own copy of the pipeline.
+func TestAuditCopyAtCutAndRunsAtOnce(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			base := pipeline(t, []flow.Node{flow.Named("slow", waiter{ctxCauseMode, 20 * time.Microsecond}, flow.Replicas(2)), flow.Named("m", &mean{mem: mem}, flow.Replicas(3))})
+			var wg sync.WaitGroup
+			for run := range 3 {
+				s, err := flow.Copy(base)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := s.(*flow.Pipeline)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var copies []flow.Step
+					var want []float64
+					rr := r
+					rr.OnEpoch = func(_ context.Context, e flow.EpochEnd) error {
+						c, err := flow.Copy(p)
+						if err != nil {
+							return err
+						}
+						copies = append(copies, c)
+						want = append(want, float64(10*(e.Epoch+1)))
+						return nil
+					}
+					src := &gen{mem: mem, n: 30, rows: 1, epoch: 10, d: time.Duration(run) * 10 * time.Microsecond}
+					if _, err := rr.Fit(ctx, p, src); err != nil {
+						t.Error(err)
+						return
+					}
+					if got := p.Step("m").(*mean).state().n; got != 30 {
+						t.Errorf("run %d: the fitted step saw %v rows; want 30", run, got)
+					}
+					if len(copies) < 3 {
+						t.Errorf("run %d: %d copies; want one per epoch, 3", run, len(copies))
+						return
+					}
+					for i, c := range copies[:3] {
+						if got := c.(*flow.Pipeline).Step("m").(*mean).state().n; got != want[i] {
+							t.Errorf("run %d: the copy made after epoch %d holds %v rows; want %v", run, i, got, want[i])
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
