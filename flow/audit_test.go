@@ -314,9 +314,14 @@ func auditPipeline(t *testing.T, k auditKind, mode ctxMode, d time.Duration) *fl
 			flow.Named("fit", &waitFit{waiter: w}, flow.Replicas(2)),
 		})
 	case kindTransform:
+		u, err := flow.NewUnion(flow.Named("left", w, flow.Replicas(2)), flow.Named("right", pipeline(t, []flow.Node{flow.Named("r", w)})))
+		if err != nil {
+			t.Fatal(err)
+		}
 		return pipeline(t, []flow.Node{
 			flow.Named("a", w, flow.Replicas(2)),
 			flow.Named("b", w, flow.Barrier(barrier.OutOfOrder)),
+			flow.Named("u", u),
 			flow.Named("c", w),
 		})
 	}
