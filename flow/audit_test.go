@@ -1462,6 +1462,14 @@ func TestAuditFitWithNothingToFit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The steps after the last fittable one do not run.
+			fit, after := &waitFit{}, &tally{}
+			if _, err := r.Fit(ctx, pipeline(t, []flow.Node{flow.Named("fit", fit, flow.Replicas(2)), flow.Named("after", after, flow.Replicas(2))}), &gen{mem: mem, n: 10, rows: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if fit.fits != 10 || after.transforms.Load() != 0 {
+				t.Errorf("fitted %d batches, ran the step after %d times; want 10 and 0", fit.fits, after.transforms.Load())
+			}
 			if src.reads.Load() != 0 || frozen.fits != 0 || len(st.Passes) != 0 {
 				t.Errorf("read %d batches, fitted %d, %d passes; want 0, 0, 0", src.reads.Load(), frozen.fits, len(st.Passes))
 			}
