@@ -1537,3 +1537,102 @@ func TestAuditCopyAtCutAndRunsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// slowSetupFit is a resourceFit whose Setup takes d, treating ctx as mode
+// says: the streaming engine sets its replicas up at the start of the pass
+// that fits them, after FitTransform has returned.
+type slowSetupFit struct {
+	*resourceFit
+	mode ctxMode
+	d    time.Duration
+}
+
+func (s slowSetupFit) Setup(ctx context.Context) error {
+	if err := s.mode.wait(ctx, s.d); err != nil {
+		return err
+	}
+	return s.resourceFit.Setup(ctx)
+}
+
+func (s slowSetupFit) Replica() flow.Step {
+	return slowSetupFit{s.resourceFit.Replica().(*resourceFit), s.mode, s.d}
+}
+
+func (s slowSetupFit) Merge(reps []flow.Step) error {
+	for _, r := range reps {
+		s.fits += r.(slowSetupFit).fits
+	}
+	return nil
+}
+
+// Close while the streaming engine sets up the replicas of a pass (the
+// first, or the one after a Joiner), at random moments: Close returns nil,
+// every replica that was set up is torn down.
+func TestAuditCloseDuringReplicaSetup(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
+	for _, m := range ctxModes {
+		t.Run(m.String(), func(t *testing.T) {
+			for range 10 {
+				ctx := deadline(t)
+				r.SpillDir = t.TempDir()
+				first := slowSetupFit{newResourceFit(ctxErrMode, 0), m, time.Millisecond}
+				second := slowSetupFit{newResourceFit(ctxErrMode, 0), m, time.Millisecond}
+				p := pipeline(t, []flow.Node{
+					flow.Named("first", first, flow.Replicas(3), flow.Barrier(barrier.Joiner)),
+					flow.Named("second", second, flow.Replicas(3)),
+				})
+				s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 5, rows: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Duration(rand.IntN(12)) * time.Millisecond)
+				within(t, "Close", 5*time.Second, func() {
+					if err := s.Close(); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				})
+				for name, f := range map[string]slowSetupFit{"first": first, "second": second} {
+					if up := f.up.Load(); up != 0 {
+						t.Fatalf("%s: %d setups, %d teardowns; want every one torn down", name, f.setups.Load(), f.teardowns.Load())
+					}
+				}
+			}
+		})
+	}
+}
+
+// badRewind is a replayable source whose Rewind fails.
+type badRewind struct{ flow.Rewinder }
+
+func (badRewind) Rewind() error { return errors.New("audit: tape stuck") }
+
+// A failed Rewind fails the run with the source's error, and the run
+// tears down and releases everything, in both engines.
+func TestAuditRewindFailure(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			src := numbers(t, mem, 0, 50, 10)
+			defer src.Close()
+			life := &lifeStep{}
+			p := pipeline(t, []flow.Node{
+				flow.Named("life", life),
+				flow.Named("fit", &waitFit{}, flow.Barrier(barrier.Joiner)),
+				flow.Named("after", &waitFit{}),
+			})
+			_, err := r.Fit(ctx, p, badRewind{src})
+			if err == nil || !strings.Contains(err.Error(), "rewind") || !strings.Contains(err.Error(), "tape stuck") {
+				t.Fatalf("got %v; want the rewind error", err)
+			}
+			if life.teardowns.Load() != 1 {
+				t.Errorf("%d teardowns; want 1", life.teardowns.Load())
+			}
+		})
+	}
+}
