@@ -1636,3 +1636,50 @@ func TestAuditRewindFailure(t *testing.T) {
 		})
 	}
 }
+
+// The batches in flight are bounded by the queues, whatever the length of
+// the stream, when the reader is slower than the pipeline: the source is
+// never more than a window ahead of the reader.
+func TestAuditBoundedInFlight(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, replicas := range []int{1, 3} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) {
+			r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
+			opts := []flow.Option{flow.Replicas(replicas), flow.QueueCapacity(2)}
+			p := pipeline(t, []flow.Node{
+				flow.Named("a", passThrough{}, opts...),
+				flow.Named("b", passThrough{}, append(opts, flow.Barrier(barrier.OutOfOrder))...),
+				flow.Named("c", passThrough{}, opts...),
+			})
+			src := &gen{mem: mem, n: 1500, rows: 1}
+			s, err := r.Transform(ctx, p, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Three stages: each its queue (2), its replicas and hand-offs;
+			// then the output queue (8) and the reorder buffers.
+			bound := int64(3*(2+2*replicas+2) + 2*flow.DefaultQueueCapacity + 4)
+			var read, most int64
+			for b, err := range s.All(ctx) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+				read++
+				most = max(most, src.reads.Load()-read)
+				if read%50 == 0 {
+					time.Sleep(time.Millisecond) // a slow reader: the pipeline fills up
+				}
+			}
+			if read != 1500 {
+				t.Fatalf("read %d batches; want 1500", read)
+			}
+			if most > bound {
+				t.Errorf("the source ran %d batches ahead of the reader; want at most %d", most, bound)
+			}
+		})
+	}
+}
