@@ -1683,3 +1683,40 @@ func TestAuditBoundedInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A node's settings round-trip through Options and NamedWith, an
+// impossible option is Settings' error, and a pipeline's defaults read
+// back.
+func TestAuditNodeSettingsRoundTrip(t *testing.T) {
+	s := passThrough{}
+	for _, opts := range [][]flow.Option{
+		nil,
+		{flow.Replicas(0)},
+		{flow.Replicas(4), flow.QueueCapacity(0)},
+		{flow.QueueCapacity(3), flow.Barrier(barrier.Joiner), flow.FitEpochs(0)},
+		{flow.Barrier(barrier.OutOfOrder), flow.FitEpochs(2), flow.Replicas(1), flow.Replicas(2)}, // the later wins
+		{nil, flow.FitEpochs(1)}, // a nil option is skipped
+	} {
+		got, err := flow.Named("n", s, opts...).Settings()
+		if err != nil {
+			t.Fatalf("%d options: %v", len(opts), err)
+		}
+		again, err := flow.NamedWith("n", s, got).Settings()
+		if err != nil || again != got {
+			t.Errorf("settings %+v read back as %+v (%v)", got, again, err)
+		}
+	}
+	want := flow.NodeSettings{Replicas: 2, QueueCapacity: 3, HasQueueCapacity: true, Barrier: barrier.OutOfOrder, HasBarrier: true, FitEpochs: 2, HasFitEpochs: true}
+	if got, _ := flow.Named("n", s, flow.Replicas(2), flow.QueueCapacity(3), flow.Barrier(barrier.OutOfOrder), flow.FitEpochs(2)).Settings(); got != want {
+		t.Errorf("settings %+v; want %+v", got, want)
+	}
+	for _, bad := range []flow.Option{flow.Replicas(-1), flow.QueueCapacity(-1), flow.FitEpochs(-3), flow.Barrier(barrier.Kind(77))} {
+		if _, err := flow.Named("n", s, bad).Settings(); err == nil {
+			t.Errorf("an impossible option: no error from Settings")
+		}
+	}
+	p := pipeline(t, []flow.Node{flow.Named("n", s)}, flow.QueueCapacity(5))
+	if d := p.Defaults(); !d.HasQueueCapacity || d.QueueCapacity != 5 || d.Replicas != 0 || d.HasBarrier || d.HasFitEpochs {
+		t.Errorf("pipeline defaults %+v; want QueueCapacity 5 alone", d)
+	}
+}
