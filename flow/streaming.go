@@ -43,6 +43,7 @@ type streamRun struct {
 
 	done    chan struct{} // closed when the driver has returned
 	err     error         // the run's result; read after done
+	closing atomic.Bool   // Close has been called
 	begin   time.Time
 	elapsed atomic.Int64
 	rec     runStats
@@ -120,10 +121,16 @@ func (sr *streamRun) result() error {
 	if sr.err != nil {
 		return sr.err
 	}
+	if sr.closing.Load() {
+		// A Next racing Close: Close may have dropped batches that the
+		// run produced, so this is not the end of the stream.
+		return ErrClosed
+	}
 	return io.EOF
 }
 
 func (sr *streamRun) close() error {
+	sr.closing.Store(true)
 	sr.cancel(ErrClosed)
 	<-sr.done
 	sr.out.Drain(releaseItem)
