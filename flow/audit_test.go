@@ -1720,3 +1720,66 @@ func TestAuditNodeSettingsRoundTrip(t *testing.T) {
 		t.Errorf("pipeline defaults %+v; want QueueCapacity 5 alone", d)
 	}
 }
+
+// allocSeen checks that every call it gets carries the run's allocator.
+type allocSeen struct {
+	want memory.Allocator
+	mu   sync.Mutex
+	bad  []string
+}
+
+func (a *allocSeen) check(ctx context.Context, op string) {
+	if flow.Allocator(ctx) != a.want {
+		a.mu.Lock()
+		a.bad = append(a.bad, op)
+		a.mu.Unlock()
+	}
+}
+
+func (a *allocSeen) Setup(ctx context.Context) error    { a.check(ctx, "setup"); return nil }
+func (a *allocSeen) Teardown(ctx context.Context) error { a.check(ctx, "teardown"); return nil }
+func (a *allocSeen) Fit(ctx context.Context, _ flow.Batch) error {
+	a.check(ctx, "fit")
+	return nil
+}
+
+func (a *allocSeen) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
+	a.check(ctx, "transform")
+	in.Retain()
+	return in, nil
+}
+
+func (a *allocSeen) Replica() flow.Step           { return &allocSeen{want: a.want} }
+func (a *allocSeen) Merge(reps []flow.Step) error { return nil }
+
+// Every call into a step, and the hooks, carry the Runner's allocator in
+// ctx (flow.Allocator), in both engines, replicas and the passes of a
+// Joiner included.
+func TestAuditAllocatorInContext(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			r.SpillDir = t.TempDir()
+			hooks := &allocSeen{want: mem}
+			r.OnEpoch = func(ctx context.Context, _ flow.EpochEnd) error { hooks.check(ctx, "OnEpoch"); return nil }
+			r.OnCut = func(ctx context.Context, _ flow.Cut) error { hooks.check(ctx, "OnCut"); return nil }
+			a, b := &allocSeen{want: mem}, &allocSeen{want: mem}
+			p := pipeline(t, []flow.Node{flow.Named("a", a, flow.Replicas(2), flow.Barrier(barrier.Joiner)), flow.Named("b", b)})
+			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 12, rows: 1, epoch: 4, cutEvery: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Each(ctx, func(flow.Batch) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			for name, x := range map[string]*allocSeen{"a": a, "b": b, "hooks": hooks} {
+				if len(x.bad) > 0 {
+					t.Errorf("%s: without the run's allocator in %v", name, x.bad)
+				}
+			}
+		})
+	}
+}
