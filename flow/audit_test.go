@@ -1783,3 +1783,58 @@ func TestAuditAllocatorInContext(t *testing.T) {
 		})
 	}
 }
+
+// A union branch frozen with FitEpochs(0), or past its FitEpochs, is not
+// fitted: by the runners, and by a pipeline or a union used directly as a
+// step (Node.Fits: a composite that runs its children asks it).
+func TestAuditUnionBranchFitEpochs(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := flow.WithAllocator(deadline(t), mem)
+	build := func() (*flow.Pipeline, *flow.Union, *waitFit, *waitFit) {
+		frozen, once := &waitFit{}, &waitFit{}
+		u, err := flow.NewUnion(flow.Named("frozen", frozen, flow.FitEpochs(0)), flow.Named("once", once, flow.FitEpochs(1)), flow.Named("plain", passThrough{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pipeline(t, []flow.Node{flow.Named("u", u), flow.Named("after", &waitFit{})}), u, frozen, once
+	}
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			p, _, frozen, once := build()
+			if _, err := r.Fit(ctx, p, &gen{mem: mem, n: 9, rows: 2, epoch: 3}); err != nil {
+				t.Fatal(err)
+			}
+			if frozen.fits != 0 || once.fits != 3 {
+				t.Errorf("fitted %d and %d batches; want 0 (frozen) and 3 (the first epoch)", frozen.fits, once.fits)
+			}
+		})
+	}
+	for _, direct := range []string{"pipeline", "union"} {
+		t.Run("direct/"+direct, func(t *testing.T) {
+			p, u, frozen, once := build()
+			src := &gen{mem: mem, n: 9, rows: 2, epoch: 3}
+			for {
+				b, err := src.Next(ctx)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if direct == "pipeline" {
+					err = p.Fit(ctx, b)
+				} else {
+					var out flow.Batch
+					out, err = u.FitTransform(ctx, b)
+					out.Release()
+				}
+				b.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if frozen.fits != 0 || once.fits != 3 {
+				t.Errorf("fitted %d and %d batches; want 0 (frozen) and 3 (the first epoch), as the runners do", frozen.fits, once.fits)
+			}
+		})
+	}
+}
