@@ -1838,3 +1838,55 @@ func TestAuditUnionBranchFitEpochs(t *testing.T) {
 		})
 	}
 }
+
+// Reading a stream to its end, or to its error, ends the run before Close:
+// the steps are torn down and free for the next run; Close then returns
+// the run's error (nil at io.EOF) and changes nothing.
+func TestAuditEndOfStreamEndsRun(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, failAt := range []int64{-1, 2} {
+			t.Run(fmt.Sprintf("%v/failAt=%d", r.Engine, failAt), func(t *testing.T) {
+				life := &lifeStep{}
+				p := pipeline(t, []flow.Node{flow.Named("life", life), flow.Named("f", failing{scale{mem, 1}, failAt, false})})
+				s, err := r.Transform(ctx, p, &gen{mem: mem, n: 5, rows: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var last error
+				for {
+					b, err := s.Next(ctx)
+					if err != nil {
+						last = err
+						break
+					}
+					b.Release()
+				}
+				if life.teardowns.Load() != 1 {
+					t.Errorf("%d teardowns at the end of the stream (%v), before Close; want 1", life.teardowns.Load(), last)
+				}
+				if _, err := s.Next(ctx); !errors.Is(err, last) {
+					t.Errorf("Next after the end: got %v; want %v again", err, last)
+				}
+				s2, err := r.Transform(ctx, p, &gen{mem: mem, n: 1, rows: 1})
+				if err != nil {
+					t.Fatalf("a run after the end of the first, before its Close: %v", err)
+				}
+				s2.Close()
+				err = s.Close()
+				if failAt < 0 && (err != nil || !errors.Is(last, io.EOF)) {
+					t.Errorf("end %v, Close %v; want io.EOF and nil", last, err)
+				}
+				if failAt >= 0 && (!errors.Is(err, errBoom) || !errors.Is(last, errBoom)) {
+					t.Errorf("end %v, Close %v; want boom from both", last, err)
+				}
+				if life.teardowns.Load() != 2 {
+					t.Errorf("%d teardowns after both Closes; want 2 (one a run)", life.teardowns.Load())
+				}
+			})
+		}
+	}
+}
