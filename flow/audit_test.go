@@ -1890,3 +1890,48 @@ func TestAuditEndOfStreamEndsRun(t *testing.T) {
 		}
 	}
 }
+
+// The source's entry in Stats counts what it returned, in both engines
+// alike: with FitEpochs ending a pass early, the batch that ends it and,
+// for a spilled source, the rest read only to spill it.
+func TestAuditSourceStatsCountEveryRead(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, spilled := range []bool{false, true} {
+		var got []int64
+		for _, r := range runners(mem) {
+			r.SpillDir = t.TempDir()
+			src, done := epochs(t, mem, 5) // 50 batches
+			var in flow.Source = src
+			if spilled {
+				in = once{src}
+			}
+			p := pipeline(t, []flow.Node{
+				flow.Named("first", &waitFit{}, flow.FitEpochs(2), flow.Barrier(barrier.Joiner)),
+				flow.Named("after", &waitFit{}),
+			})
+			st, err := r.Fit(ctx, p, in)
+			done()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Passes) != 2 {
+				t.Fatalf("%v: %d passes; want 2", r.Engine, len(st.Passes))
+			}
+			first := st.Passes[0].Stages[0].BatchesOut
+			want := int64(21) // two epochs, and the batch that starts the third
+			if spilled {
+				want = 50
+			}
+			if first != want || int(first) != src.reads-50 && !spilled {
+				t.Errorf("%v, spilled=%v: the first pass's source sent out %d batches (%d read); want %d", r.Engine, spilled, first, src.reads-50, want)
+			}
+			got = append(got, first, st.Stages[0].BatchesOut)
+		}
+		if got[0] != got[2] || got[1] != got[3] {
+			t.Errorf("spilled=%v: the engines count the source differently: sequential %v, streaming %v", spilled, got[:2], got[2:])
+		}
+	}
+}

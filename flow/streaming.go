@@ -467,6 +467,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		if err != nil {
 			return runError(ctx, err)
 		}
+		c.out(b) // what the source returned, whether the pass takes it or not
 		if t.stops(b) {
 			b.Release()
 			release(pr.sem)
@@ -488,7 +489,6 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			}
 		}
 		t.take(b)
-		c.out(b)
 		next := item{pos: pos, b: b}
 		if !in.TryPut(next) {
 			wait()
@@ -514,6 +514,9 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 			b.Release()
 			pr.run.letGo()
 			return context.Cause(ctx)
+		}
+		if err == nil {
+			pr.run.rec.src.out(b)
 		}
 		b.Release()
 		if errors.Is(err, io.EOF) {
