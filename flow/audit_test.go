@@ -1935,3 +1935,91 @@ func TestAuditSourceStatsCountEveryRead(t *testing.T) {
 		}
 	}
 }
+
+// The two engines count alike: every stage's batches and rows in and out,
+// and its passes, in the run and in each pass, for pipelines with unions,
+// replicas, FitEpochs (a fit-only stage past its epochs skips), Joiners
+// and steps after the last fittable one.
+func TestAuditEnginesCountAlike(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	type row struct {
+		name                                   string
+		passes                                 int
+		batchesIn, rowsIn, batchesOut, rowsOut int64
+	}
+	rows := func(stages []flow.StageStats) []row {
+		var out []row
+		for _, s := range stages {
+			out = append(out, row{s.Name(), s.Passes, s.BatchesIn, s.RowsIn, s.BatchesOut, s.RowsOut})
+		}
+		return out
+	}
+	shapes := map[string]func() *flow.Pipeline{
+		"union": func() *flow.Pipeline {
+			u, err := flow.NewUnion(flow.Named("l", &waitFit{}, flow.Replicas(2), flow.FitEpochs(1)), flow.Named("r", pipeline(t, []flow.Node{flow.Named("keep", passThrough{}), flow.Named("fit", &waitFit{})})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pipeline(t, []flow.Node{flow.Named("a", passThrough{}, flow.Replicas(2)), flow.Named("u", u), flow.Named("drop", dropRowPlus{}), flow.Named("fit", &waitFit{}, flow.FitEpochs(2)), flow.Named("tail", passThrough{})})
+		},
+		"joiner": func() *flow.Pipeline {
+			return pipeline(t, []flow.Node{
+				flow.Named("a", &waitFit{}, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
+				flow.Named("b", dropRowPlus{}, flow.Replicas(3), flow.Barrier(barrier.OutOfOrder)),
+				flow.Named("c", &waitFit{}, flow.Barrier(barrier.Joiner)),
+				flow.Named("d", &waitFit{}, flow.FitEpochs(1)),
+				flow.Named("tail", passThrough{}),
+			})
+		},
+	}
+	for name, build := range shapes {
+		for _, k := range []auditKind{kindFit, kindTransform, kindJoiner} {
+			t.Run(fmt.Sprintf("%s/%v", name, k), func(t *testing.T) {
+				var got [][][]row
+				for _, r := range runners(mem) {
+					r.SpillDir = t.TempDir()
+					p := build()
+					src := &gen{mem: mem, n: 12, rows: 3, epoch: 4}
+					var st flow.Stats
+					var err error
+					switch k {
+					case kindFit:
+						st, err = r.Fit(ctx, p, src)
+					default:
+						var s *flow.Stream
+						if k == kindTransform {
+							s, err = r.Transform(ctx, p, src)
+						} else {
+							s, err = r.FitTransform(ctx, p, src)
+						}
+						if err == nil {
+							err = s.Each(ctx, func(flow.Batch) error { return nil })
+							st = s.Stats()
+						}
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					all := [][]row{rows(st.Stages)}
+					for _, ps := range st.Passes {
+						all = append(all, rows(ps.Stages))
+					}
+					got = append(got, all)
+				}
+				if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+					t.Errorf("the engines count differently:\nsequential %+v\nstreaming  %+v", got[0], got[1])
+				}
+			})
+		}
+	}
+}
+
+// dropRowPlus drops the last row of X and keeps the rest (Y included).
+type dropRowPlus struct{}
+
+func (dropRowPlus) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	return flow.Batch{X: in.X.NewSlice(0, in.X.NumRows()-1)}, nil
+}
