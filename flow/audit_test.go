@@ -2023,3 +2023,113 @@ type dropRowPlus struct{}
 func (dropRowPlus) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
 	return flow.Batch{X: in.X.NewSlice(0, in.X.NumRows()-1)}, nil
 }
+
+// ErrStop from OnEpoch (or OnCut) in the first pass of a Joiner fit ends
+// that pass only: the later pass still runs over the whole stream, read
+// again or from the spill, in both engines.
+func TestAuditErrStopFirstPassOnly(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, hook := range []string{"OnEpoch", "OnCut"} {
+			for _, spilled := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/%s/spilled=%v", r.Engine, hook, spilled), func(t *testing.T) {
+					r.SpillDir = t.TempDir()
+					var passes []int
+					switch hook {
+					case "OnEpoch":
+						r.OnEpoch = func(_ context.Context, e flow.EpochEnd) error {
+							passes = append(passes, e.Pass)
+							if e.Pass == 0 && e.Epoch == 1 {
+								return flow.ErrStop
+							}
+							return nil
+						}
+					case "OnCut":
+						r.OnCut = func(_ context.Context, c flow.Cut) error {
+							passes = append(passes, c.Pass)
+							if c.Pass == 0 && c.Batches == 20 {
+								return flow.ErrStop
+							}
+							return nil
+						}
+					}
+					first, after := &waitFit{}, &waitFit{}
+					p := pipeline(t, []flow.Node{
+						flow.Named("first", first, flow.Replicas(2), flow.Barrier(barrier.Joiner)),
+						flow.Named("after", after, flow.Replicas(2)),
+					})
+					var src flow.Source
+					if hook == "OnCut" { // asks for a cut before every tenth batch
+						g := &gen{mem: mem, n: 50, rows: 1, epoch: 10, cutEvery: 10}
+						src = g
+						if !spilled {
+							t.Skip("the cutting source cannot rewind")
+						}
+					} else {
+						rw, done := epochs(t, mem, 5)
+						defer done()
+						src = rw
+						if spilled {
+							src = once{rw}
+						}
+					}
+					if _, err := r.Fit(ctx, p, src); err != nil {
+						t.Fatal(err)
+					}
+					if first.fits != 20 || after.fits != 50 {
+						t.Errorf("fitted %d and %d batches; want 20 (two epochs, then ErrStop) and 50 (the whole stream)", first.fits, after.fits)
+					}
+					if len(passes) == 0 || passes[len(passes)-1] != 1 && hook == "OnEpoch" {
+						t.Errorf("the hook saw passes %v; want the second pass too", passes)
+					}
+				})
+			}
+		}
+	}
+}
+
+// A pass that FitEpochs ends early still reads a source that it must
+// spill to its end; a cancellation then stops that read too, with the
+// cause, when the source ignores ctx, in both engines.
+func TestAuditCancelDuringSpillDrain(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			cause := errors.New("audit: no more spilling")
+			ctx, cancel := context.WithCancelCause(deadline(t))
+			defer cancel(nil)
+			r.SpillDir = t.TempDir()
+			src := &gen{mem: mem, n: -1, rows: 1, epoch: 3, cutEvery: 4, mode: ctxIgnoreMode, stop: make(chan struct{})}
+			src.before = func(i int64) {
+				if i == 20 {
+					cancel(cause) // well into the drain: the pass stopped at batch 3
+				}
+			}
+			p := pipeline(t, []flow.Node{
+				flow.Named("first", &waitFit{}, flow.FitEpochs(1), flow.Barrier(barrier.Joiner)),
+				flow.Named("after", &waitFit{}),
+			})
+			var err error
+			ended := make(chan struct{})
+			go func() { defer close(ended); _, err = r.Fit(ctx, p, src) }()
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				close(src.stop)
+				<-ended
+				t.Fatalf("the spill drain went on for 5 s after the cancellation; then %v", err)
+			}
+			if !errors.Is(err, cause) {
+				t.Errorf("got %v; want the cause", err)
+			}
+			if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+				t.Errorf("spill left %d files behind", len(left))
+			}
+		})
+	}
+}

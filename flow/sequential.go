@@ -171,6 +171,9 @@ func (r *seqRun) endInput(early bool) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -522,6 +522,9 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
+		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
+			continue
+		}
 		if err != nil {
 			return runError(ctx, err)
 		}
