@@ -1189,6 +1189,8 @@ func TestAuditNextOwnContext(t *testing.T) {
 					if err == nil {
 						seqs = append(seqs, b.Seq) // a batch ready at once may come
 						b.Release()
+					} else if errors.Is(err, io.EOF) {
+						break // and so may the end
 					} else if !errors.Is(err, impatient) {
 						t.Fatalf("Next with a done ctx: got %v; want its cause", err)
 					}
