@@ -2135,3 +2135,57 @@ func TestAuditCancelDuringSpillDrain(t *testing.T) {
 		})
 	}
 }
+
+// Rendezvous queues (QueueCapacity(0)) everywhere, with replicas,
+// out-of-order barriers, a union, Joiners and hooks at every epoch and
+// cut: every kind of run completes, in order, in both engines.
+func TestAuditRendezvousQueues(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, k := range auditKinds {
+			for _, hooks := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/%v/hooks=%v", r.Engine, k, hooks), func(t *testing.T) {
+					ctx := deadline(t)
+					r.SpillDir = t.TempDir()
+					if hooks {
+						r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
+						r.OnCut = func(context.Context, flow.Cut) error { return nil }
+					}
+					inner := auditPipeline(t, k, ctxCauseMode, 20*time.Microsecond)
+					p := pipeline(t, []flow.Node{flow.Named("in", inner)}, flow.QueueCapacity(0))
+					src := &gen{mem: mem, n: 60, rows: 2, epoch: 7, cutEvery: 5}
+					if k == kindFit {
+						if _, err := r.Fit(ctx, p, src); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					var s *flow.Stream
+					var err error
+					if k == kindTransform {
+						s, err = r.Transform(ctx, p, src)
+					} else {
+						s, err = r.FitTransform(ctx, p, src)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					var seqs []int64
+					if err := s.Each(ctx, func(b flow.Batch) error { seqs = append(seqs, b.Seq); return nil }); err != nil {
+						t.Fatal(err)
+					}
+					if len(seqs) != 60 {
+						t.Fatalf("%d batches; want 60", len(seqs))
+					}
+					for i, q := range seqs {
+						if q != int64(i) {
+							t.Fatalf("batch %d has Seq %d; want the source's order", i, q)
+						}
+					}
+				})
+			}
+		}
+	}
+}
