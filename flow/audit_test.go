@@ -2189,3 +2189,23 @@ func TestAuditRendezvousQueues(t *testing.T) {
 		}
 	}
 }
+
+// Batches of no rows pass through every kind of run (unions, replicas,
+// the spill of a Joiner) like any other, in both engines.
+func TestAuditEmptyBatches(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, k := range auditKinds {
+			t.Run(fmt.Sprintf("%v/%v", r.Engine, k), func(t *testing.T) {
+				ctx := deadline(t)
+				r.SpillDir = t.TempDir()
+				p := auditPipeline(t, k, ctxCauseMode, 0)
+				if err := k.run(ctx, r, p, &gen{mem: mem, n: 10, rows: 0}); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
