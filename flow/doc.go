@@ -104,8 +104,9 @@
 // is returned, a step's wrapped in a *StepError that names the step's
 // path, its type, the operation and the batch's sequence number. When the
 // caller cancels with a cause, the cause is kept however a step, the source
-// or a hook reports the cancellation, or if none of them notices it
-// (errors.Is holds).
+// or a hook reports the cancellation — with ctx.Err(), with
+// context.Cause(ctx), with an error that wraps either, or not at all
+// (errors.Is holds); an error of their own that wraps neither is theirs.
 //
 // # Cost
 //
