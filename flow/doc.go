@@ -99,11 +99,14 @@
 // # Errors and cancellation
 //
 // Every blocking operation listens to the run's context. The first error —
-// or a panic in a step, turned into a *PanicError with its stack — cancels
-// the whole run with that error as the cause and is returned wrapped in a
-// *StepError that names the step's path, its type, the operation and the
-// batch's sequence number. When the caller cancels with a cause, the cause
-// is kept however a step reports the cancellation (errors.Is holds).
+// or a panic in a step, a hook or the source, turned into a *PanicError
+// with its stack — cancels the whole run with that error as the cause and
+// is returned, a step's wrapped in a *StepError that names the step's
+// path, its type, the operation and the batch's sequence number. When the
+// caller cancels with a cause, the cause is kept however a step, the source
+// or a hook reports the cancellation — with ctx.Err(), with
+// context.Cause(ctx), with an error that wraps either, or not at all
+// (errors.Is holds); an error of their own that wraps neither is theirs.
 //
 // # Cost
 //

@@ -88,7 +88,11 @@ func fittableLeaves(s Step, fn func(Visit) error) error {
 func CanMerge(s Step) error {
 	return fittableLeaves(s, func(v Visit) error {
 		if _, ok := v.Node.Step.(Merger); !ok {
-			return fmt.Errorf("step %q (%T) does not implement flow.Merger, so its replicas' states cannot be merged", v.Path, v.Node.Step)
+			what := fmt.Sprintf("step %q (%T)", v.Path, v.Node.Step)
+			if len(v.Path) == 0 { // s itself, which the caller names
+				what = fmt.Sprintf("%T", v.Node.Step)
+			}
+			return fmt.Errorf("%s does not implement flow.Merger, so its replicas' states cannot be merged", what)
 		}
 		return nil
 	})
@@ -346,7 +350,7 @@ func (l *setupLog) each(root Step, base Path, fn func(Path, Step) error) error {
 func (l *setupLog) setupOne(ctx context.Context, path Path, s Step) error {
 	if su, ok := s.(Setupper); ok {
 		if err := guard(func() error { return su.Setup(ctx) }); err != nil {
-			return stepError(path, s, "setup", nil, err)
+			return stepError(path, s, "setup", nil, runError(ctx, err))
 		}
 	}
 	l.done = append(l.done, setUpStep{path, s})

@@ -49,7 +49,7 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 		}
 		return r.spill.next(ctx)
 	}
-	b, err := r.src.Next(ctx)
+	b, err := r.read(ctx)
 	if err != nil {
 		b.Release() // a source may return a batch with its error
 		if errors.Is(err, io.EOF) {
@@ -73,6 +73,14 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// read calls the source's Next, turning a panic into a *PanicError: the
+// source is user code, and the streaming engine calls it in a goroutine of
+// its own, where a panic would end the program.
+func (r *replay) read(ctx context.Context) (b Batch, err error) {
+	defer recovered(&err)
+	return r.src.Next(ctx)
 }
 
 // spilling reports whether this pass writes the spill that later passes

@@ -55,7 +55,9 @@ type Runner struct {
 	// nothing of the next epoch has started, so it may read the steps'
 	// state (evaluate a model, save a checkpoint). Returning ErrStop ends
 	// the pass early (the fit of its steps stops there; later passes still
-	// run); any other error fails the run.
+	// run); any other error fails the run. It runs inside the run, so it
+	// must not call the run's Stream.Close, which would wait for it; Stats
+	// it may call.
 	OnEpoch func(ctx context.Context, e EpochEnd) error
 	// OnCut, if set, is called where the source asks for a cut: its Next
 	// returned ErrCut. It runs at the same consistent cut as OnEpoch (every
@@ -64,8 +66,9 @@ type Runner struct {
 	// has started), from one goroutine at a time, so it may read or save
 	// the steps' state while the source, which decided where to cut, saves
 	// its position. The run then reads on. Returning ErrStop ends the pass
-	// (an endless fit that drains); any other error fails the run. Without
-	// OnCut, ErrCut from a source is ignored: the run reads on.
+	// (an endless fit that drains); any other error fails the run. Like
+	// OnEpoch, it must not call the run's Stream.Close. Without OnCut,
+	// ErrCut from a source is ignored: the run reads on.
 	OnCut func(ctx context.Context, c Cut) error
 }
 
@@ -206,7 +209,7 @@ func (b *runBase) epochEnd(ctx context.Context, e EpochEnd, stats func() Stats) 
 	}
 	e.Passes = len(b.passes)
 	e.Stats = stats()
-	err := guard(func() error { return b.onEpoch(ctx, e) })
+	err := runError(ctx, guard(func() error { return b.onEpoch(ctx, e) }))
 	if err != nil && !errors.Is(err, ErrStop) {
 		return fmt.Errorf("penstock: OnEpoch after epoch %d of pass %d: %w", e.Epoch, e.Pass, err)
 	}
@@ -219,7 +222,7 @@ func (b *runBase) cutHook(ctx context.Context, c Cut, stats func() Stats) error 
 		return nil
 	}
 	c.Stats = stats()
-	err := guard(func() error { return b.onCut(ctx, c) })
+	err := runError(ctx, guard(func() error { return b.onCut(ctx, c) }))
 	if err != nil && !errors.Is(err, ErrStop) {
 		return fmt.Errorf("penstock: OnCut after %d batches of pass %d: %w", c.Batches, c.Pass, err)
 	}

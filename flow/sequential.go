@@ -153,6 +153,7 @@ func (r *seqRun) nextInput() (Batch, error) {
 			}
 			return Batch{}, err
 		}
+		r.clock = now() // the hook's time is not the first step's
 	}
 	t.take(b)
 	return b, nil
@@ -169,6 +170,9 @@ func (r *seqRun) endInput(early bool) error {
 		b, err := r.read()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
+			continue
 		}
 		if err != nil {
 			return err
@@ -191,6 +195,13 @@ func (r *seqRun) endInput(early bool) error {
 // marks the time spent inside the source.
 func (r *seqRun) read() (Batch, error) {
 	r.inSource.Store(true)
+	// A Close that came while a step ran waits for mu: it must not also
+	// wait for a read that ignores ctx. Close sets closed before it looks
+	// at inSource, so either it sees us in the source or we see it here.
+	if r.closed.Load() {
+		r.inSource.Store(false)
+		return Batch{}, ErrClosed
+	}
 	t := now()
 	b, err := r.src.Next(r.ctx)
 	r.clock = now()
@@ -200,6 +211,13 @@ func (r *seqRun) read() (Batch, error) {
 		return Batch{}, ErrClosed
 	}
 	r.rec.src.busy.Add(r.clock - t)
+	if r.ctx.Err() != nil {
+		// The run was cancelled: stop here whatever the source returned,
+		// as the streaming feeder does, or a source and steps that ignore
+		// ctx (a batch, or ErrCut, at every read) would keep it going.
+		b.Release()
+		return Batch{}, context.Cause(r.ctx)
+	}
 	if err == nil {
 		r.rec.src.out(b)
 	}
@@ -333,11 +351,18 @@ func (r *seqRun) close() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	early := !r.finished
 	r.end()
-	if quiet(r.err) {
+	err := r.err
+	if early && err == nil {
+		// A Next that was waiting for mu sees the stream closed, not
+		// its end (io.EOF): the run did not reach it.
+		r.err = ErrClosed
+	}
+	if quiet(err) {
 		return nil
 	}
-	return r.err
+	return err
 }
 
 // stats reports Replicas 1 for every stage: this engine runs each in one

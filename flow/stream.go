@@ -22,10 +22,13 @@ import (
 // may be called at any time from any goroutine, also while Next runs: Next
 // then returns what it was producing or an error wrapping ErrClosed, and
 // every Next after Close returns an error wrapping ErrClosed, in both
-// engines. A source whose Next ignores ctx (a read from a pipe that sends
-// nothing) does not hold Close up: the run abandons that read, and the
-// goroutine inside it returns once the read does, releasing what it read.
-// Done tells when the run has let go of its source.
+// engines. The one caller that may not call Close is the run itself: a
+// step, a Teardown or a hook (Runner.OnEpoch, Runner.OnCut) of the run
+// would wait for itself there; a hook ends the run by returning an error,
+// or its pass with ErrStop. A source whose Next ignores ctx (a read from a
+// pipe that sends nothing) does not hold Close up: the run abandons that
+// read, and the goroutine inside it returns once the read does, releasing
+// what it read. Done tells when the run has let go of its source.
 //
 // A Stream that is dropped without Close does not hold its goroutines and
 // Arrow buffers forever: once it becomes unreachable, the garbage
@@ -67,7 +70,10 @@ var _ Source = (*Stream)(nil)
 
 // Next returns the next output batch, which the caller owns and releases,
 // or io.EOF once the run has finished, or the run's first error. An error
-// that only comes from ctx (the caller's wait) leaves the run going.
+// that only comes from ctx (the caller's wait) leaves the run going. The
+// sequential engine, which runs the source and the steps inside Next, with
+// the run's context, looks at ctx when Next begins; the streaming engine
+// stops waiting as soon as ctx is done.
 func (s *Stream) Next(ctx context.Context) (Batch, error) {
 	if s.closed.Load() {
 		return Batch{}, fmt.Errorf("penstock: Next after Close: %w", ErrClosed)

@@ -43,6 +43,7 @@ type streamRun struct {
 
 	done    chan struct{} // closed when the driver has returned
 	err     error         // the run's result; read after done
+	closing atomic.Bool   // Close has been called
 	begin   time.Time
 	elapsed atomic.Int64
 	rec     runStats
@@ -79,7 +80,9 @@ func (sr *streamRun) runAll() (err error) {
 		if !abandoned { // else the abandoned feeder lets go when it returns
 			sr.letGo()
 		}
-		if err == nil {
+		if err == nil || (quiet(err) && (terr != nil || serr != nil)) {
+			// A run closed early did not fail: its teardown error is
+			// Close's, as in the sequential engine.
 			err = errors.Join(terr, serr)
 		}
 	}()
@@ -118,10 +121,16 @@ func (sr *streamRun) result() error {
 	if sr.err != nil {
 		return sr.err
 	}
+	if sr.closing.Load() {
+		// A Next racing Close: Close may have dropped batches that the
+		// run produced, so this is not the end of the stream.
+		return ErrClosed
+	}
 	return io.EOF
 }
 
 func (sr *streamRun) close() error {
+	sr.closing.Store(true)
 	sr.cancel(ErrClosed)
 	<-sr.done
 	sr.out.Drain(releaseItem)
@@ -458,6 +467,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		if err != nil {
 			return runError(ctx, err)
 		}
+		c.out(b) // what the source returned, whether the pass takes it or not
 		if t.stops(b) {
 			b.Release()
 			release(pr.sem)
@@ -479,7 +489,6 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			}
 		}
 		t.take(b)
-		c.out(b)
 		next := item{pos: pos, b: b}
 		if !in.TryPut(next) {
 			wait()
@@ -506,9 +515,15 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 			pr.run.letGo()
 			return context.Cause(ctx)
 		}
+		if err == nil {
+			pr.run.rec.src.out(b)
+		}
 		b.Release()
 		if errors.Is(err, io.EOF) {
 			return nil
+		}
+		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
+			continue
 		}
 		if err != nil {
 			return runError(ctx, err)

@@ -79,7 +79,7 @@ func (u *Union) run(ctx context.Context, in Batch, o op) (Batch, error) {
 	}()
 	for _, br := range u.branches {
 		bo := o
-		if !fittable(br.Step) {
+		if !nodeFits(br, in.Epoch) { // frozen, or past its FitEpochs, as the runners do
 			bo = opTransform
 		}
 		out, err := apply(ctx, br.Step, bo, in)
