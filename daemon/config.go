@@ -177,8 +177,11 @@ func ParseConfig(data []byte, overrides ...string) (Config, error) {
 	if err := dec.Decode(&tree); err != nil {
 		return Config{}, fmt.Errorf("config: not JSON: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return Config{}, errors.New("config: data after the JSON object")
+	}
+	if err := checkDuplicates(data); err != nil {
+		return Config{}, err
 	}
 	root, ok := tree.(map[string]any)
 	if !ok {
@@ -274,6 +277,9 @@ func checkKeys(t reflect.Type, v any, prefix string) error {
 		}
 		return nil
 	}
+	if err := checkScalar(t, v, prefix); err != nil {
+		return err
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
@@ -314,6 +320,124 @@ func checkKeys(t reflect.Type, v any, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// checkScalar refuses a JSON value of the wrong type or out of the range
+// of t, a scalar field's type, naming the key: the decoder's own errors
+// name a key without its list indexes ("sources.batch_rows"). null is
+// left to the decoder (it leaves the field zero).
+func checkScalar(t reflect.Type, v any, key string) error {
+	if v == nil {
+		return nil
+	}
+	want := ""
+	switch t.Kind() {
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			want = "a string"
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			want = "true or false"
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
+			want = "an integer"
+		} else if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
+			return &ConfigError{Key: key, Err: fmt.Errorf("want an integer of %d bits, got %s", t.Bits(), n)}
+		}
+	case reflect.Struct:
+		if _, ok := v.(map[string]any); !ok {
+			want = "an object"
+		}
+	case reflect.Slice:
+		if _, ok := v.([]any); !ok {
+			want = "a list"
+		}
+	}
+	if want != "" {
+		return &ConfigError{Key: key, Err: fmt.Errorf("want %s, got %s", want, jsonKind(v))}
+	}
+	return nil
+}
+
+func jsonKind(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case json.Number:
+		return "number " + v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprint(v)
+}
+
+// checkDuplicates refuses an object that gives a key twice (the decoder
+// would keep the last silently), naming it. data is valid JSON.
+func checkDuplicates(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		key   string          // the full key of this object or list
+		seen  map[string]bool // an object's keys; nil for a list
+		index int             // a list's next element
+		next  string          // an object's key whose value comes next
+		value bool            // next is read, its value not yet
+	}
+	var stack []*frame
+	// elem is the full key of the value that starts now.
+	elem := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		f := stack[len(stack)-1]
+		if f.seen == nil {
+			f.index++
+			return fmt.Sprintf("%s[%d]", f.key, f.index-1)
+		}
+		return join(f.key, f.next)
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("config: not JSON: %w", err)
+		}
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.seen != nil && !f.value {
+				if k, ok := tok.(string); ok {
+					if f.seen[k] {
+						return &ConfigError{Key: join(f.key, k), Err: errors.New("given twice")}
+					}
+					f.seen[k] = true
+					f.next, f.value = k, true
+					continue
+				}
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{key: elem(), seen: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{key: elem()})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			elem()
+		}
+		if len(stack) > 0 {
+			stack[len(stack)-1].value = false
+		}
+	}
 }
 
 func join(prefix, k string) string {
