@@ -141,17 +141,17 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.appendc <- req
-	select {
-	case res := <-req.done:
-		if res.err != nil {
-			l.fail(w, http.StatusInternalServerError, source.ReasonIO, fmt.Errorf("%s: %w", where, res.err), "")
-			return
-		}
-		accepted(w, res.seq)
-	case <-r.Context().Done():
-		// The client is gone; the post is appended all the same, and a
-		// retry with its key is answered as a duplicate.
+	// The outcome is awaited even when the request's context is done: the
+	// post is appended all the same, and a client that only half-closed
+	// its connection (which ends the context) still reads the answer;
+	// returning without one would answer an empty 200. The wait is one
+	// group commit: the writer answers every admitted post.
+	res := <-req.done
+	if res.err != nil {
+		l.fail(w, http.StatusInternalServerError, source.ReasonIO, fmt.Errorf("%s: %w", where, res.err), "")
+		return
 	}
+	accepted(w, res.seq)
 }
 
 // isContentType reports whether the media type of ct is ContentType.
