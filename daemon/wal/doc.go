@@ -31,7 +31,9 @@
 //   - 404: another path; 405 (Allow: POST): another method.
 //   - 413: the body is over MaxBody, by its Content-Length or, without
 //     one, as it is read (http.MaxBytesReader).
-//   - 415: Content-Type is not application/vnd.apache.arrow.stream.
+//   - 415: Content-Type is not application/vnd.apache.arrow.stream, or
+//     a Content-Encoding other than identity is given (bodies are never
+//     decompressed, so a compressed bomb costs only its own bytes).
 //   - 422: the stream's schema is not Options.Schema: "column" names the
 //     first column that does not match, "error" what was expected.
 //   - 503 with Retry-After: 1: full (the bytes accepted and not yet sent

@@ -59,6 +59,11 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("%s: Content-Type %q, want %s", where, r.Header.Get("Content-Type"), ContentType), "")
 		return
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		l.fail(w, http.StatusUnsupportedMediaType, source.ReasonType,
+			fmt.Errorf("%s: Content-Encoding %q, want none: bodies are not decompressed", where, ce), "")
+		return
+	}
 	if len(key) > MaxKeyBytes {
 		l.fail(w, http.StatusBadRequest, source.ReasonDecode,
 			fmt.Errorf("%s: %s of %d bytes, want at most %d", where, KeyHeader, len(key), MaxKeyBytes), "")
