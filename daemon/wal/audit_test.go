@@ -158,7 +158,11 @@ func rawPost(t *testing.T, ctx context.Context, addr string, header string, b []
 	if err != nil {
 		t.Fatalf("reading the answer: %v", err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	if resp.StatusCode != 202 {
+		msg, _ := io.ReadAll(resp.Body)
+		t.Logf("%s: %d %s", header, resp.StatusCode, msg)
+	}
 	return resp.StatusCode
 }
 

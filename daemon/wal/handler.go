@@ -109,7 +109,11 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 	fp, fast := l.dec.checkFast(body)
 	var batches []flow.Batch
 	if !fast {
-		err = l.dec.decodeFull(r.Context(), body, func(_ int, b flow.Batch) error {
+		// Not cancelled with the request: the body is in memory and its
+		// decode bounded, and a client that half-closed its connection
+		// (which ends the context) would otherwise get a 400 "bad
+		// stream: context canceled" for a good post.
+		err = l.dec.decodeFull(context.WithoutCancel(r.Context()), body, func(_ int, b flow.Batch) error {
 			batches = append(batches, b)
 			return nil
 		})
