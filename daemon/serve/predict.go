@@ -180,6 +180,9 @@ func (p *predictor) predict(r *http.Request, w http.ResponseWriter, v *Version) 
 	if media != ContentTypeIPC && media != ContentTypeJSON {
 		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: content type %q; want %s or %s", ct, ContentTypeIPC, ContentTypeJSON)
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: Content-Encoding %q; want none (bodies are not decompressed)", ce)
+	}
 	if media == ContentTypeJSON && p.jsonErr != nil {
 		return answer{}, &statusError{code: http.StatusUnsupportedMediaType, err: fmt.Errorf("serve: predict: %w; post Arrow IPC (%s)", p.jsonErr, ContentTypeIPC)}
 	}
