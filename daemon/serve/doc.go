@@ -67,7 +67,8 @@
 //     numbers, NaN and infinities null.
 //
 // The status codes: 200 the answer; 400 a body that is not a valid stream
-// or JSON rows, or has no rows; 405 not POST; 413 a body over
+// or JSON rows, or has no rows (an IPC stream without a record batch, or
+// whose batches all have no rows); 405 not POST; 413 a body over
 // PredictOptions.MaxBody (default 8 MiB; read through http.MaxBytesReader);
 // 415 another content type, or a Content-Encoding other than identity
 // (bodies are never decompressed); 422 a column missing, extra or of another type

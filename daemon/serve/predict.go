@@ -287,6 +287,14 @@ func (p *predictor) decodeIPC(ctx context.Context, body []byte) ([]flow.Batch, e
 	if len(batches) == 0 {
 		return nil, fail(http.StatusBadRequest, "serve: predict: the stream has no record batch; send at least one")
 	}
+	rows := int64(0)
+	for _, b := range batches {
+		rows += b.X.NumRows()
+	}
+	if rows == 0 {
+		releaseAll(batches)
+		return nil, fail(http.StatusBadRequest, "serve: predict: the stream's %d record batches have no rows; send at least one", len(batches))
+	}
 	return batches, nil
 }
 
