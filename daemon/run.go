@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg Config, reg *persist.Registry, opts ...Option)
 	if reg == nil {
 		reg = persist.Default
 	}
+	cfg.defaults() // a Config built in code leaves them zero, as a file may
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
