@@ -94,3 +94,13 @@ func TestAuditConfigOverrideFixesInvalidValue(t *testing.T) {
 		t.Errorf("pipeline.x=1: %v; want an error naming pipeline", err)
 	}
 }
+
+// Two http sources: only one can serve POST /v1/ingest, the other would
+// silently get nothing. The second is refused, named.
+func TestAuditConfigSecondHTTPSource(t *testing.T) {
+	_, err := ParseConfig([]byte(goodConfig), `sources.0={"name":"h2","type":"http","wal_dir":"/wal2"}`)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "sources[1].type" || !strings.Contains(err.Error(), `"h2"`) {
+		t.Errorf("two http sources: %v; want an error naming sources[1].type and the first, h2", err)
+	}
+}

@@ -74,7 +74,8 @@ type FieldConfig struct {
 }
 
 // SourceConfig is one source. Type is "dir", "http" or "nats"; the other
-// keys are those of its type.
+// keys are those of its type. There is at most one "http" source: it
+// serves the daemon's POST /v1/ingest.
 type SourceConfig struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
@@ -494,6 +495,7 @@ func (c *Config) Validate() error {
 		return bad("sources", "at least one source is required")
 	}
 	names := map[string]bool{}
+	httpSource := ""
 	for i, s := range c.Sources {
 		key := fmt.Sprintf("sources[%d]", i)
 		if s.Name == "" {
@@ -505,6 +507,13 @@ func (c *Config) Validate() error {
 		names[s.Name] = true
 		if err := s.validate(key); err != nil {
 			return err
+		}
+		if s.Type == "http" {
+			if httpSource != "" {
+				// Only one can serve POST /v1/ingest: this one would get nothing.
+				return bad(key+".type", "a second \"http\" source (after %q): the daemon has one POST /v1/ingest", httpSource)
+			}
+			httpSource = s.Name
 		}
 	}
 	if c.Checkpoint.Dir == "" {
