@@ -355,3 +355,39 @@ func TestAuditIdempotencyKeys(t *testing.T) {
 	e2 := newEnv(t, dir, mem, nil)
 	check("after a restart", e2)
 }
+
+// Durable of a position the log has not reached (a record not yet
+// appended: a garbage or foreign position) must not delete the segments
+// of records Run has not sent: after three such calls, a Run from the
+// start still sends every post.
+func TestAuditDurableFuturePosition(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	e := newEnv(t, "", mem, func(o *Options) { o.SegmentBytes = 1 })
+	sc := e.opts.Schema.Fields
+	for p := range 4 {
+		if r := e.post(ctx, body(t, sc, p, 2), "", ContentType); r.code != 202 {
+			t.Fatalf("post %d: %d %+v", p, r.code, r.answer)
+		}
+	}
+	future := Pos{Segment: 1000, Offset: 8, Record: 1000}.marshal()
+	for range 3 {
+		err := e.log.Durable(future)
+		if err == nil {
+			continue
+		}
+		if !strings.Contains(err.Error(), "position") {
+			t.Errorf("Durable(%s): %v; want nil or an error about the position", future, err)
+		}
+	}
+	run := e.run(ctx, nil)
+	gs := run.take(t, ctx, 4)
+	if _, err := run.drainAll(t, ctx); err != nil {
+		t.Fatal(err)
+	}
+	for p, g := range gs {
+		if g.labels[0] != label(p, 0, 0) {
+			t.Errorf("input %d: labels %v; want post %d's", p, g.labels, p)
+		}
+	}
+}

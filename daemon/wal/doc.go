@@ -97,7 +97,8 @@
 // Durable(pos) deletes the segments wholly before the oldest of the last
 // KeepPositions positions it was given (default 3, so that the daemon can
 // fall back to an older checkpoint), never the segment being written or
-// read. Pending bytes (for MaxPending) are the log's bytes after Run's
+// read; a position past the log's end (a record not yet appended) is an
+// error and deletes nothing. Pending bytes (for MaxPending) are the log's bytes after Run's
 // position plus the posts being appended; before Run starts, the whole
 // log counts.
 //
