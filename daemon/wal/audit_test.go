@@ -18,6 +18,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/penstock-ml/penstock/daemon/source"
 )
 
 // serveDirect answers one post through the handler without a network.
@@ -389,5 +390,58 @@ func TestAuditDurableFuturePosition(t *testing.T) {
 		if g.labels[0] != label(p, 0, 0) {
 			t.Errorf("input %d: labels %v; want post %d's", p, g.labels, p)
 		}
+	}
+}
+
+// Close from several goroutines while posts are in flight: every post is
+// answered 202 (then in the log) or 503 with Retry-After, nothing panics
+// or leaks, and a Run after Close returns an error at once.
+func TestAuditCloseDuringPosts(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	e := newEnv(t, dir, mem, nil)
+	sc := e.opts.Schema.Fields
+	const n = 32
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := serveDirect(t, e, ctx, body(t, sc, i, 2), map[string]string{KeyHeader: fmt.Sprint("k", i)})
+			codes[i] = r.code
+			if r.code == 503 && r.header.Get("Retry-After") == "" {
+				t.Errorf("post %d: 503 without Retry-After", i)
+			}
+		})
+	}
+	var cwg sync.WaitGroup
+	for range 8 {
+		cwg.Go(func() {
+			if err := e.log.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	cwg.Wait()
+	wg.Wait()
+	accepted := 0
+	for i, c := range codes {
+		switch c {
+		case 202:
+			accepted++
+		case 503:
+		default:
+			t.Errorf("post %d: %d; want 202 or 503", i, c)
+		}
+	}
+	err := e.log.Run(ctx, nil, make(chan struct{}), make(chan source.Input))
+	if err == nil {
+		t.Error("Run after Close: nil; want an error")
+	}
+	e.closed = true
+	e.srv.Close()
+	e2 := newEnv(t, dir, mem, nil)
+	if s := e2.log.Stats(); s.Records != int64(accepted) {
+		t.Errorf("reopened log holds %d records; want the %d accepted", s.Records, accepted)
 	}
 }
