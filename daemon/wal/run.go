@@ -78,6 +78,11 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 		l.mu.Unlock()
 		return fmt.Errorf("wal %q: Run called twice", l.o.Name)
 	}
+	if l.closed {
+		// As dirsource and natsource (source.Guard): not after Close.
+		l.mu.Unlock()
+		return fmt.Errorf("wal %q: Run after Close: %w", l.o.Name, ErrClosed)
+	}
 	l.running = true
 	cur, err := l.startLocked(from)
 	if err == nil {
