@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -103,4 +105,40 @@ func TestAuditConfigSecondHTTPSource(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Key != "sources[1].type" || !strings.Contains(err.Error(), `"h2"`) {
 		t.Errorf("two http sources: %v; want an error naming sources[1].type and the first, h2", err)
 	}
+}
+
+// FuzzParseConfig: any bytes and override parse without a panic; what
+// parses prints (as penstockd -check-config does) to a configuration that
+// parses back to the same Config, and every refusal of a JSON object is
+// an error that starts with "config".
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(goodConfig), "checkpoint.every=10s")
+	f.Add([]byte(goodConfig), "sources.1.max_body=1e30")
+	f.Add([]byte(`{"pipeline":"a","pipeline":"b"}`), "")
+	f.Add([]byte(`{"sources":[{"name":"a","type":"dir","dir":"/x","settle":"-1s"}]}`), `sources.0.glob="*.csv"`)
+	f.Add([]byte(`[]`), "x=1")
+	f.Fuzz(func(t *testing.T, data []byte, override string) {
+		var ovs []string
+		if override != "" {
+			ovs = []string{override}
+		}
+		c, err := ParseConfig(data, ovs...)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "config") {
+				t.Fatalf("error %q does not start with config", err)
+			}
+			return
+		}
+		out, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("marshal %+v: %v", c, err)
+		}
+		back, err := ParseConfig(out)
+		if err != nil {
+			t.Fatalf("printed config %s does not parse: %v", out, err)
+		}
+		if !reflect.DeepEqual(back, c) {
+			t.Fatalf("printed config parses to\n%+v\nwant\n%+v", back, c)
+		}
+	})
 }
