@@ -450,3 +450,85 @@ func TestAuditCloseDuringPosts(t *testing.T) {
 		t.Errorf("the reopened log sent %d inputs, %v; want the %d accepted posts", len(gs), err, accepted)
 	}
 }
+
+// FuzzIngest: any body posted to the handler is answered 202, 400 or 422
+// (never 500 or a panic), and what was accepted Run sends without an
+// error, every batch's columns as long as its rows; nothing leaks. One log
+// and one Run serve every input of a worker (a log per input would spend
+// the time in Open and fsync).
+func FuzzIngest(f *testing.F) {
+	sc := testSchema(3).Fields
+	f.Add(body(f, sc, 1, 3, 2))
+	f.Add(body(f, sc, 2, 0))
+	f.Add(body(f, sc, 3))
+	f.Add([]byte("\xff\xff\xff\xff\x10\x00\x00\x00not arrow"))
+	mem := checkedMem(f)
+	e := newEnv(f, "", mem, func(o *Options) { o.MaxPending = 1 << 40 })
+	ctx, cancel := context.WithCancel(context.Background())
+	run := e.run(ctx, nil)
+	var mu sync.Mutex
+	var problems []string
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for {
+			select {
+			case in := <-run.out:
+				for _, rec := range []arrow.RecordBatch{in.Batch.X, in.Batch.Y} {
+					if rec == nil {
+						continue
+					}
+					for c, col := range rec.Columns() {
+						if int64(col.Len()) != rec.NumRows() {
+							mu.Lock()
+							problems = append(problems, fmt.Sprintf("input at %s: column %d has %d values, the batch %d rows", in.Pos, c, col.Len(), rec.NumRows()))
+							mu.Unlock()
+						}
+					}
+				}
+				in.Batch.Release()
+			case err := <-run.done:
+				if err != nil {
+					mu.Lock()
+					problems = append(problems, fmt.Sprintf("Run: %v", err))
+					mu.Unlock()
+				}
+				return
+			}
+		}
+	}()
+	// Registered after newEnv's, so it runs before the log is closed.
+	f.Cleanup(func() {
+		close(run.drain)
+		select {
+		case <-forwarded:
+		case <-time.After(30 * time.Second):
+			f.Error("Run did not return after drain")
+		}
+		cancel()
+	})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ctx := ctxT(t)
+		r := serveDirect(t, e, ctx, b, nil)
+		switch r.code {
+		case 202, 400, 422:
+		default:
+			t.Fatalf("status %d %+v; want 202, 400 or 422", r.code, r.answer)
+		}
+		for e.log.Stats().Pending > 0 { // Run has sent it
+			select {
+			case <-forwarded:
+			case <-ctx.Done():
+				t.Fatal("Run did not send an accepted post")
+			case <-time.After(time.Millisecond):
+				continue
+			}
+			break
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(problems) > 0 {
+			t.Fatalf("after a post answered %d: %s", r.code, strings.Join(problems, "; "))
+		}
+	})
+}
