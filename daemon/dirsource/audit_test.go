@@ -181,3 +181,45 @@ func TestAuditRunTwice(t *testing.T) {
 }
 
 var _ source.Source = (*dirsource.Dir)(nil)
+
+// Cancel at any moment (before the first listing, during a file's read,
+// between batches, while a send waits): Run returns the cause within a
+// deadline, and every batch it made is released, sent or not.
+func TestAuditCancelAnyMoment(t *testing.T) {
+	for _, delay := range []time.Duration{0, 50 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond} {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		dir := t.TempDir()
+		for f := range 6 {
+			writeIPCFile(t, filepath.Join(dir, fmt.Sprintf("f%02d.arrow", f)), f*300, 3, 100)
+		}
+		d, err := dirsource.New(dirsource.Options{Dir: dir, Schema: testSchema(), Settle: -1, Poll: time.Millisecond, Alloc: mem, Reporter: newRecorder()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancelCause(t.Context())
+		out := make(chan source.Input)
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx, nil, nil, out) }()
+		stop := errors.New("stop")
+		time.AfterFunc(delay, func() { cancel(stop) })
+		var runErr error
+	recv:
+		for {
+			select {
+			case in := <-out:
+				in.Batch.Release()
+			case runErr = <-done:
+				break recv
+			case <-time.After(10 * time.Second):
+				t.Fatalf("delay %v: Run did not return 10 s after cancel", delay)
+			}
+		}
+		if !errors.Is(runErr, stop) {
+			t.Errorf("delay %v: Run returned %v; want the cause", delay, runErr)
+		}
+		d.Close()
+		if n := mem.CurrentAlloc(); n != 0 {
+			t.Errorf("delay %v: %d bytes still allocated after Run returned; want 0", delay, n)
+		}
+	}
+}
