@@ -223,3 +223,38 @@ func TestAuditCancelAnyMoment(t *testing.T) {
 		}
 	}
 }
+
+// A file replaced under its name (a producer that repeats a name, renaming
+// a new file over one already taken) after its batches were sent and
+// before the checkpoint that covers them: Durable must not move the new,
+// unread file to done/ as if it had been fitted; it is a repeated file,
+// rejected as a duplicate.
+func TestAuditReplacedFileNotDone(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	writeIPCFile(t, filepath.Join(dir, "a.arrow"), 0, 1, 3)
+	rec := newRecorder()
+	d := newDir(t, dir, mem, rec, nil)
+	r := start(t, d, nil)
+	gs := r.Recv(t, 1)
+	other := t.TempDir()
+	writeIPCFile(t, filepath.Join(other, "a.arrow"), 100, 1, 3)
+	if err := os.Rename(filepath.Join(other, "a.arrow"), filepath.Join(dir, "a.arrow")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Durable([]byte(gs[0].Pos)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rec.Seen:
+	case <-time.After(10 * time.Second):
+	}
+	r.Stop(t, nil)
+	if exists(filepath.Join(dir, "done", "a.arrow")) {
+		t.Fatal("the replacing a.arrow, never read, was moved to done/ as fitted")
+	}
+	got := rec.List()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "duplicate: ") || !exists(filepath.Join(dir, "rejected", "a.arrow")) {
+		t.Errorf("rejections %q, rejected/a.arrow there %v; want the repeated a.arrow rejected as a duplicate", got, exists(filepath.Join(dir, "rejected", "a.arrow")))
+	}
+}
