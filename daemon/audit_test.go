@@ -142,3 +142,25 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// The checkpoints, a write-ahead log and an inbox in one directory: the
+// inbox's source would reject (move away) the checkpoints or the log's
+// segments. Refused, naming the key; two inboxes may share a directory.
+func TestAuditConfigSharedDirectories(t *testing.T) {
+	for _, tc := range []struct{ override, key string }{
+		{`checkpoint.dir="/in"`, "sources[0].dir"},
+		{`checkpoint.dir="/in/"`, "sources[0].dir"},
+		{`sources.1.wal_dir="/in"`, "sources[1].wal_dir"},
+		{`sources.1.wal_dir="/ckpt/."`, "sources[1].wal_dir"},
+	} {
+		_, err := ParseConfig([]byte(goodConfig), tc.override)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%s: %v; want an error naming %s", tc.override, err, tc.key)
+		}
+	}
+	two := strings.Replace(goodConfig, `{"name": "http", "type": "http", "wal_dir": "/wal"}`, `{"name": "csv", "type": "dir", "dir": "/in", "glob": "*.csv"}`, 1)
+	if _, err := ParseConfig([]byte(two)); err != nil {
+		t.Errorf("two inboxes in one directory: %v; want them taken", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -75,7 +76,9 @@ type FieldConfig struct {
 
 // SourceConfig is one source. Type is "dir", "http" or "nats"; the other
 // keys are those of its type. There is at most one "http" source: it
-// serves the daemon's POST /v1/ingest.
+// serves the daemon's POST /v1/ingest. The checkpoint directory, a
+// wal_dir and an inbox (dir) are each a directory of their own; only
+// inboxes may share one.
 type SourceConfig struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
@@ -519,6 +522,9 @@ func (c *Config) Validate() error {
 	if c.Checkpoint.Dir == "" {
 		return bad("checkpoint.dir", "required")
 	}
+	if err := c.checkDirs(); err != nil {
+		return err
+	}
 	if c.Checkpoint.Every.D() < 10*time.Millisecond {
 		return bad("checkpoint.every", "want at least 10ms, got %v", c.Checkpoint.Every.D())
 	}
@@ -536,6 +542,34 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPredictBytes < 1024 || c.MaxPredictBytes > 1<<30 {
 		return bad("max_predict_bytes", "want 1 KiB to 1 GiB, got %d", c.MaxPredictBytes)
+	}
+	return nil
+}
+
+// checkDirs refuses a directory shared by the checkpoints, a write-ahead
+// log or an inbox, where one would take the others' files: an inbox's
+// source would reject (move away) the checkpoints or segments it finds.
+// Directory sources may share an inbox (their globs tell their files
+// apart).
+func (c *Config) checkDirs() error {
+	type use struct{ key, kind string }
+	seen := map[string]use{filepath.Clean(c.Checkpoint.Dir): {"checkpoint.dir", "checkpoints"}}
+	for i, s := range c.Sources {
+		var u use
+		var dir string
+		switch s.Type {
+		case "dir":
+			dir, u = s.Dir, use{fmt.Sprintf("sources[%d].dir", i), "inbox"}
+		case "http":
+			dir, u = s.WALDir, use{fmt.Sprintf("sources[%d].wal_dir", i), "write-ahead log"}
+		default:
+			continue
+		}
+		dir = filepath.Clean(dir)
+		if prev, ok := seen[dir]; ok && !(prev.kind == "inbox" && u.kind == "inbox") {
+			return &ConfigError{Key: u.key, Err: fmt.Errorf("%q is also %s (the %s): each needs a directory of its own", dir, prev.key, prev.kind)}
+		}
+		seen[dir] = u
 	}
 	return nil
 }
