@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -74,7 +75,10 @@ type FieldConfig struct {
 }
 
 // SourceConfig is one source. Type is "dir", "http" or "nats"; the other
-// keys are those of its type.
+// keys are those of its type. There is at most one "http" source: it
+// serves the daemon's POST /v1/ingest. The checkpoint directory, a
+// wal_dir and an inbox (dir) are each a directory of their own; only
+// inboxes may share one.
 type SourceConfig struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
@@ -177,8 +181,11 @@ func ParseConfig(data []byte, overrides ...string) (Config, error) {
 	if err := dec.Decode(&tree); err != nil {
 		return Config{}, fmt.Errorf("config: not JSON: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return Config{}, errors.New("config: data after the JSON object")
+	}
+	if err := checkDuplicates(data); err != nil {
+		return Config{}, err
 	}
 	root, ok := tree.(map[string]any)
 	if !ok {
@@ -274,6 +281,9 @@ func checkKeys(t reflect.Type, v any, prefix string) error {
 		}
 		return nil
 	}
+	if err := checkScalar(t, v, prefix); err != nil {
+		return err
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
@@ -314,6 +324,124 @@ func checkKeys(t reflect.Type, v any, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// checkScalar refuses a JSON value of the wrong type or out of the range
+// of t, a scalar field's type, naming the key: the decoder's own errors
+// name a key without its list indexes ("sources.batch_rows"). null is
+// left to the decoder (it leaves the field zero).
+func checkScalar(t reflect.Type, v any, key string) error {
+	if v == nil {
+		return nil
+	}
+	want := ""
+	switch t.Kind() {
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			want = "a string"
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			want = "true or false"
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
+			want = "an integer"
+		} else if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
+			return &ConfigError{Key: key, Err: fmt.Errorf("want an integer of %d bits, got %s", t.Bits(), n)}
+		}
+	case reflect.Struct:
+		if _, ok := v.(map[string]any); !ok {
+			want = "an object"
+		}
+	case reflect.Slice:
+		if _, ok := v.([]any); !ok {
+			want = "a list"
+		}
+	}
+	if want != "" {
+		return &ConfigError{Key: key, Err: fmt.Errorf("want %s, got %s", want, jsonKind(v))}
+	}
+	return nil
+}
+
+func jsonKind(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case json.Number:
+		return "number " + v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprint(v)
+}
+
+// checkDuplicates refuses an object that gives a key twice (the decoder
+// would keep the last silently), naming it. data is valid JSON.
+func checkDuplicates(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		key   string          // the full key of this object or list
+		seen  map[string]bool // an object's keys; nil for a list
+		index int             // a list's next element
+		next  string          // an object's key whose value comes next
+		value bool            // next is read, its value not yet
+	}
+	var stack []*frame
+	// elem is the full key of the value that starts now.
+	elem := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		f := stack[len(stack)-1]
+		if f.seen == nil {
+			f.index++
+			return fmt.Sprintf("%s[%d]", f.key, f.index-1)
+		}
+		return join(f.key, f.next)
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("config: not JSON: %w", err)
+		}
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.seen != nil && !f.value {
+				if k, ok := tok.(string); ok {
+					if f.seen[k] {
+						return &ConfigError{Key: join(f.key, k), Err: errors.New("given twice")}
+					}
+					f.seen[k] = true
+					f.next, f.value = k, true
+					continue
+				}
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{key: elem(), seen: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{key: elem()})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			elem()
+		}
+		if len(stack) > 0 {
+			stack[len(stack)-1].value = false
+		}
+	}
 }
 
 func join(prefix, k string) string {
@@ -370,6 +498,7 @@ func (c *Config) Validate() error {
 		return bad("sources", "at least one source is required")
 	}
 	names := map[string]bool{}
+	httpSource := ""
 	for i, s := range c.Sources {
 		key := fmt.Sprintf("sources[%d]", i)
 		if s.Name == "" {
@@ -382,9 +511,19 @@ func (c *Config) Validate() error {
 		if err := s.validate(key); err != nil {
 			return err
 		}
+		if s.Type == "http" {
+			if httpSource != "" {
+				// Only one can serve POST /v1/ingest: this one would get nothing.
+				return bad(key+".type", "a second \"http\" source (after %q): the daemon has one POST /v1/ingest", httpSource)
+			}
+			httpSource = s.Name
+		}
 	}
 	if c.Checkpoint.Dir == "" {
 		return bad("checkpoint.dir", "required")
+	}
+	if err := c.checkDirs(); err != nil {
+		return err
 	}
 	if c.Checkpoint.Every.D() < 10*time.Millisecond {
 		return bad("checkpoint.every", "want at least 10ms, got %v", c.Checkpoint.Every.D())
@@ -403,6 +542,34 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPredictBytes < 1024 || c.MaxPredictBytes > 1<<30 {
 		return bad("max_predict_bytes", "want 1 KiB to 1 GiB, got %d", c.MaxPredictBytes)
+	}
+	return nil
+}
+
+// checkDirs refuses a directory shared by the checkpoints, a write-ahead
+// log or an inbox, where one would take the others' files: an inbox's
+// source would reject (move away) the checkpoints or segments it finds.
+// Directory sources may share an inbox (their globs tell their files
+// apart).
+func (c *Config) checkDirs() error {
+	type use struct{ key, kind string }
+	seen := map[string]use{filepath.Clean(c.Checkpoint.Dir): {"checkpoint.dir", "checkpoints"}}
+	for i, s := range c.Sources {
+		var u use
+		var dir string
+		switch s.Type {
+		case "dir":
+			dir, u = s.Dir, use{fmt.Sprintf("sources[%d].dir", i), "inbox"}
+		case "http":
+			dir, u = s.WALDir, use{fmt.Sprintf("sources[%d].wal_dir", i), "write-ahead log"}
+		default:
+			continue
+		}
+		dir = filepath.Clean(dir)
+		if prev, ok := seen[dir]; ok && !(prev.kind == "inbox" && u.kind == "inbox") {
+			return &ConfigError{Key: u.key, Err: fmt.Errorf("%q is also %s (the %s): each needs a directory of its own", dir, prev.key, prev.kind)}
+		}
+		seen[dir] = u
 	}
 	return nil
 }

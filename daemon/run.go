@@ -78,7 +78,8 @@ func WithBeforeRename(fn func(tmp, final string) error) Option {
 // the pipeline cfg.Pipeline, and restarts every source from its position in
 // that checkpoint, so that no input a source acknowledged is lost or fitted
 // twice. A pipeline with a Joiner is refused: an endless fit has no end for
-// it to wait for.
+// it to wait for. The keys of cfg left zero take their defaults, as
+// ParseConfig fills them in; then cfg is validated (Config.Validate).
 func Run(ctx context.Context, cfg Config, reg *persist.Registry, opts ...Option) error {
 	o := options{alloc: minibatch.NewPool()}
 	for _, opt := range opts {
@@ -90,6 +91,7 @@ func Run(ctx context.Context, cfg Config, reg *persist.Registry, opts ...Option)
 	if reg == nil {
 		reg = persist.Default
 	}
+	cfg.defaults() // a Config built in code leaves them zero, as a file may
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

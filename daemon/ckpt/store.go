@@ -142,6 +142,9 @@ func fileName(seq int64) string { return fmt.Sprintf("%s%012d%s", ckptPrefix, se
 // and Latest do not take for a checkpoint, and Latest removes.
 func tmpName(seq int64) string { return fmt.Sprintf("%s%012d%s", tmpPrefix, seq, tmpSuffix) }
 
+// maxSeq is the highest seq that parseName takes (18 digits).
+const maxSeq = 999_999_999_999_999_999
+
 // parseName returns the seq of a checkpoint's file name.
 func parseName(name string) (int64, bool) {
 	digits, ok := strings.CutPrefix(name, ckptPrefix)
@@ -236,6 +239,11 @@ func (s *Store) Save(ctx context.Context, step flow.Step, meta Meta, opts ...per
 	seq := s.last + 1
 	if len(old) > 0 && old[0].Seq >= seq {
 		seq = old[0].Seq + 1
+	}
+	if seq > maxSeq {
+		// Its name would have more digits than parseName takes: List and
+		// Latest would not see the checkpoint that Save reported durable.
+		return Info{}, fmt.Errorf("ckpt: save in %s: no sequence number left after %s (names hold at most 18 digits): move that file away", s.dir, old[0].Path)
 	}
 	s.last = seq
 	final := filepath.Join(s.dir, fileName(seq))

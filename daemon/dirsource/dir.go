@@ -86,6 +86,10 @@ type Dir struct {
 	// taken are the files taken in this run (sent, being sent or covered)
 	// that are still in the inbox.
 	taken map[string]bool
+	// read is what each file read in this run was when it was opened:
+	// Durable moves a file to done/ only if it is still that file (not
+	// another renamed in under its name since).
+	read map[string]os.FileInfo
 }
 
 var _ source.Source = (*Dir)(nil)
@@ -145,7 +149,7 @@ func New(o Options) (*Dir, error) {
 			return nil, fmt.Errorf("dirsource %q: %w", o.Name, err)
 		}
 	}
-	return &Dir{o: o, taken: map[string]bool{}}, nil
+	return &Dir{o: o, taken: map[string]bool{}, read: map[string]os.FileInfo{}}, nil
 }
 
 // Name returns the source's name.
@@ -220,6 +224,17 @@ func (d *Dir) Durable(pos []byte) error {
 			keep = append(keep, name)
 			continue
 		}
+		if was := d.read[name]; was != nil {
+			if now, err := os.Lstat(filepath.Join(d.o.Dir, name)); err == nil && !os.SameFile(was, now) {
+				// Another file was renamed in under its name since it was
+				// read: that one was not fitted. Left in the inbox, Run
+				// rejects it as a repeated name.
+				delete(d.taken, name)
+				delete(d.read, name)
+				d.o.Log.Warn("file replaced under its name after it was read; not moved to done/", "source", d.o.Name, "file", name)
+				continue
+			}
+		}
 		err := os.Rename(filepath.Join(d.o.Dir, name), filepath.Join(d.o.Dir, DoneDir, name))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("dirsource %q: move %q to %s/: %w", d.o.Name, name, DoneDir, err))
@@ -227,6 +242,7 @@ func (d *Dir) Durable(pos []byte) error {
 			continue
 		}
 		delete(d.taken, name)
+		delete(d.read, name)
 		d.o.Log.Debug("file done", "source", d.o.Name, "file", name)
 	}
 	d.sent = keep

@@ -75,7 +75,10 @@
 // the batches after i. The files that the position covers and that are
 // still in the inbox (a crash came before they moved) move to done/ at the
 // next Durable. Durable(pos) moves to done/ every file whose batches have
-// all been sent and that pos covers; files move nowhere before. A file with
+// all been sent and that pos covers; files move nowhere before. A file
+// that another was renamed over (the same name) since it was read is not
+// moved: the new one was not read, and Run rejects it as a repeated name
+// (ReasonDup). A file with
 // no rows moves to done/ as soon as it is read, as it holds nothing to
 // lose. Moving a file to done/ is not fsynced: a move lost in a crash leaves
 // the file in the inbox, where the resumed position covers it. The other

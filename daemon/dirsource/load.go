@@ -70,7 +70,8 @@ type tableSource interface {
 // the schema, owned by the holder.
 type loaded struct {
 	batches []flow.Batch
-	bytes   int64 // the Arrow buffers that the batches hold
+	bytes   int64       // the Arrow buffers that the batches hold
+	info    os.FileInfo // the file read, as opened
 }
 
 func (l *loaded) release() {
@@ -109,7 +110,7 @@ func (d *Dir) load(ctx context.Context, path, name string) (_ *loaded, err error
 	if err := d.o.Schema.Check(table); err != nil {
 		return nil, reject(source.ReasonSchema, fmt.Errorf("dirsource %q: file %q: %w", d.o.Name, name, err))
 	}
-	l := &loaded{}
+	l := &loaded{info: st}
 	defer func() {
 		if err != nil {
 			l.release()
@@ -123,6 +124,12 @@ func (d *Dir) load(ctx context.Context, path, name string) (_ *loaded, err error
 		if ctx.Err() != nil {
 			b.Release()
 			return nil, context.Cause(ctx)
+		}
+		if err == nil {
+			if err = source.CheckRows(b.X); err != nil {
+				b.Release()
+				err = fmt.Errorf("batch %d: %w", i, err)
+			}
 		}
 		if err != nil {
 			return nil, d.classify(name, err)

@@ -318,6 +318,7 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 	}
 	d.mu.Lock()
 	d.taken[name] = true
+	d.read[name] = l.info
 	if len(batches) == 0 {
 		// Nothing to send, nothing to lose: it is done at once.
 		d.mu.Unlock()
@@ -362,6 +363,7 @@ func (r *run) done(name string) {
 		d.sent = append(d.sent, name) // tried again at the next Durable
 	} else {
 		delete(d.taken, name)
+		delete(d.read, name)
 	}
 	d.mu.Unlock()
 	d.o.Log.Info("file has no rows", "source", d.o.Name, "file", name)

@@ -67,9 +67,11 @@
 //     numbers, NaN and infinities null.
 //
 // The status codes: 200 the answer; 400 a body that is not a valid stream
-// or JSON rows, or has no rows; 405 not POST; 413 a body over
+// or JSON rows, or has no rows (an IPC stream without a record batch, or
+// whose batches all have no rows); 405 not POST; 413 a body over
 // PredictOptions.MaxBody (default 8 MiB; read through http.MaxBytesReader);
-// 415 another content type; 422 a column missing, extra or of another type
+// 415 another content type, or a Content-Encoding other than identity
+// (bodies are never decompressed); 422 a column missing, extra or of another type
 // (the body names it, with the JSON row: source.Schema.Check's
 // *source.SchemaError); 500 a failing pipeline (the body names the step);
 // 503 with Retry-After before the first Publish, after Close, and when

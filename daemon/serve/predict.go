@@ -180,6 +180,9 @@ func (p *predictor) predict(r *http.Request, w http.ResponseWriter, v *Version) 
 	if media != ContentTypeIPC && media != ContentTypeJSON {
 		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: content type %q; want %s or %s", ct, ContentTypeIPC, ContentTypeJSON)
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: Content-Encoding %q; want none (bodies are not decompressed)", ce)
+	}
 	if media == ContentTypeJSON && p.jsonErr != nil {
 		return answer{}, &statusError{code: http.StatusUnsupportedMediaType, err: fmt.Errorf("serve: predict: %w; post Arrow IPC (%s)", p.jsonErr, ContentTypeIPC)}
 	}
@@ -262,6 +265,12 @@ func (p *predictor) decodeIPC(ctx context.Context, body []byte) ([]flow.Batch, e
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil {
+			if err = source.CheckRows(b.X); err != nil {
+				b.Release()
+				err = fmt.Errorf("batch %d: %w", len(batches), err)
+			}
+		}
 		if err != nil {
 			releaseAll(batches)
 			return nil, fail(http.StatusBadRequest, "serve: predict: %v", err)
@@ -277,6 +286,14 @@ func (p *predictor) decodeIPC(ctx context.Context, body []byte) ([]flow.Batch, e
 	}
 	if len(batches) == 0 {
 		return nil, fail(http.StatusBadRequest, "serve: predict: the stream has no record batch; send at least one")
+	}
+	rows := int64(0)
+	for _, b := range batches {
+		rows += b.X.NumRows()
+	}
+	if rows == 0 {
+		releaseAll(batches)
+		return nil, fail(http.StatusBadRequest, "serve: predict: the stream's %d record batches have no rows; send at least one", len(batches))
 	}
 	return batches, nil
 }

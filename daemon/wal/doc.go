@@ -31,7 +31,9 @@
 //   - 404: another path; 405 (Allow: POST): another method.
 //   - 413: the body is over MaxBody, by its Content-Length or, without
 //     one, as it is read (http.MaxBytesReader).
-//   - 415: Content-Type is not application/vnd.apache.arrow.stream.
+//   - 415: Content-Type is not application/vnd.apache.arrow.stream, or
+//     a Content-Encoding other than identity is given (bodies are never
+//     decompressed, so a compressed bomb costs only its own bytes).
 //   - 422: the stream's schema is not Options.Schema: "column" names the
 //     first column that does not match, "error" what was expected.
 //   - 503 with Retry-After: 1: full (the bytes accepted and not yet sent
@@ -95,7 +97,8 @@
 // Durable(pos) deletes the segments wholly before the oldest of the last
 // KeepPositions positions it was given (default 3, so that the daemon can
 // fall back to an older checkpoint), never the segment being written or
-// read. Pending bytes (for MaxPending) are the log's bytes after Run's
+// read; a position past the log's end (a record not yet appended) is an
+// error and deletes nothing. Pending bytes (for MaxPending) are the log's bytes after Run's
 // position plus the posts being appended; before Run starts, the whole
 // log counts.
 //

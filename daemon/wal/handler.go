@@ -59,6 +59,11 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("%s: Content-Type %q, want %s", where, r.Header.Get("Content-Type"), ContentType), "")
 		return
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		l.fail(w, http.StatusUnsupportedMediaType, source.ReasonType,
+			fmt.Errorf("%s: Content-Encoding %q, want none: bodies are not decompressed", where, ce), "")
+		return
+	}
 	if len(key) > MaxKeyBytes {
 		l.fail(w, http.StatusBadRequest, source.ReasonDecode,
 			fmt.Errorf("%s: %s of %d bytes, want at most %d", where, KeyHeader, len(key), MaxKeyBytes), "")
@@ -104,7 +109,11 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 	fp, fast := l.dec.checkFast(body)
 	var batches []flow.Batch
 	if !fast {
-		err = l.dec.decodeFull(r.Context(), body, func(_ int, b flow.Batch) error {
+		// Not cancelled with the request: the body is in memory and its
+		// decode bounded, and a client that half-closed its connection
+		// (which ends the context) would otherwise get a 400 "bad
+		// stream: context canceled" for a good post.
+		err = l.dec.decodeFull(context.WithoutCancel(r.Context()), body, func(_ int, b flow.Batch) error {
 			batches = append(batches, b)
 			return nil
 		})
@@ -141,17 +150,17 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.appendc <- req
-	select {
-	case res := <-req.done:
-		if res.err != nil {
-			l.fail(w, http.StatusInternalServerError, source.ReasonIO, fmt.Errorf("%s: %w", where, res.err), "")
-			return
-		}
-		accepted(w, res.seq)
-	case <-r.Context().Done():
-		// The client is gone; the post is appended all the same, and a
-		// retry with its key is answered as a duplicate.
+	// The outcome is awaited even when the request's context is done: the
+	// post is appended all the same, and a client that only half-closed
+	// its connection (which ends the context) still reads the answer;
+	// returning without one would answer an empty 200. The wait is one
+	// group commit: the writer answers every admitted post.
+	res := <-req.done
+	if res.err != nil {
+		l.fail(w, http.StatusInternalServerError, source.ReasonIO, fmt.Errorf("%s: %w", where, res.err), "")
+		return
 	}
+	accepted(w, res.seq)
 }
 
 // isContentType reports whether the media type of ct is ContentType.

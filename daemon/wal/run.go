@@ -78,6 +78,11 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 		l.mu.Unlock()
 		return fmt.Errorf("wal %q: Run called twice", l.o.Name)
 	}
+	if l.closed {
+		// As dirsource and natsource (source.Guard): not after Close.
+		l.mu.Unlock()
+		return fmt.Errorf("wal %q: Run after Close: %w", l.o.Name, ErrClosed)
+	}
 	l.running = true
 	cur, err := l.startLocked(from)
 	if err == nil {
@@ -313,6 +318,13 @@ func (l *Log) Durable(pos []byte) error {
 		return fmt.Errorf("wal %q: durable: %w", l.o.Name, err)
 	}
 	l.mu.Lock()
+	if p.Record >= l.nextSeq || p.Segment > l.segs[len(l.segs)-1].first {
+		// Not a position Run sent: taken, it would delete segments that
+		// Run has not read.
+		last := l.nextSeq - 1
+		l.mu.Unlock()
+		return fmt.Errorf("wal %q: durable: position %s is past the log's end (the last record appended is %d): not a position Run sent", l.o.Name, pos, last)
+	}
 	l.positions = append(l.positions, p)
 	if len(l.positions) > l.o.KeepPositions {
 		l.positions = append(l.positions[:0], l.positions[1:]...)

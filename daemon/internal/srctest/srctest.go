@@ -1,8 +1,11 @@
 package srctest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/daemon/source"
+	"github.com/penstock-ml/penstock/minibatch"
 )
 
 // Schema is the tests' schema: x0, x1 (float32) as X and y (int64) as Y;
@@ -189,4 +193,51 @@ func Seq(from, to int) []int64 {
 		s = append(s, int64(i))
 	}
 	return s
+}
+
+// RowsMismatch returns a copy of the IPC stream body with one byte changed
+// so that minibatch's (and arrow-go's) reader reads it without an error but a record batch
+// gives a row count other than its columns' lengths (the batch header's
+// length field changed): what source.CheckRows refuses. The search is
+// deterministic; the test fails if no byte does it.
+func RowsMismatch(t testing.TB, body []byte) []byte {
+	t.Helper()
+	for i := range body {
+		for _, x := range []byte{0x01, 0x02, 0x03} {
+			b := bytes.Clone(body)
+			b[i] ^= x
+			if rowsMismatch(b) {
+				return b
+			}
+		}
+	}
+	t.Fatal("RowsMismatch: no one-byte change of the stream makes a batch's rows differ from its columns")
+	return nil
+}
+
+func rowsMismatch(b []byte) (found bool) {
+	defer func() {
+		if recover() != nil {
+			found = false
+		}
+	}()
+	// minibatch's reader, bounded: arrow-go's alone allocates whatever
+	// length a changed byte makes a message claim.
+	src, err := minibatch.NewIPCStream(bytes.NewReader(b), minibatch.WithAllocator(memory.NewGoAllocator()))
+	if err != nil {
+		return false
+	}
+	defer src.Close()
+	for {
+		bt, err := src.Next(context.Background())
+		if err != nil {
+			return found && errors.Is(err, io.EOF)
+		}
+		for _, c := range bt.X.Columns() {
+			if int64(c.Len()) != bt.X.NumRows() && bt.X.NumRows() > 0 {
+				found = true
+			}
+		}
+		bt.Release()
+	}
 }
