@@ -134,16 +134,17 @@ func waitLine(t *testing.T, lines chan string, want string, within time.Duration
 	}
 }
 
-// stall opens a post to /v1/ingest and sends only part of its body: the
-// HTTP server's Shutdown waits for it.
-func stall(t *testing.T, addr string) {
+// stall opens a post to path and sends only part of its body. The HTTP
+// server's Shutdown waits for a prediction whose body stalls; the drain
+// cuts off a post to /v1/ingest instead (it would be refused as draining).
+func stall(t *testing.T, addr, path string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.apache.arrow.stream\r\nContent-Length: 1000\r\n\r\n0123456789")
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.apache.arrow.stream\r\nContent-Length: 1000\r\n\r\n0123456789", path)
 }
 
 func exitCode(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
@@ -161,31 +162,34 @@ func exitCode(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
 
 // SIGTERM or SIGINT drains: a post acknowledged just before is fitted and
 // in the final checkpoint, then penstockd exits 0 within the drain
-// timeout. A second signal during the drain (held up here by a post
-// whose body stalls) is a hard stop, exit 2, at once; a drain that the
-// stalled post holds past the drain timeout is a hard stop, exit 2, at
-// the timeout. Every log line is one JSON object.
+// timeout. A second signal during the drain (held up here by a
+// prediction whose body stalls) is a hard stop, exit 2, at once; a drain
+// that the stalled prediction holds past the drain timeout is a hard
+// stop, exit 2, at the timeout. A post to /v1/ingest whose body stalls
+// does not hold the drain. Every log line is one JSON object.
 func TestSignals(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		signals     []syscall.Signal
-		stall       bool
+		stall       string // the path of a post whose body stalls, if any
 		code        int
 		least, most time.Duration // from the first signal to the exit
 		line        string
 	}{
-		{"SIGTERM", []syscall.Signal{syscall.SIGTERM}, false, 0, 0, 4 * time.Second, `"msg":"checkpoint"`},
-		{"SIGINT", []syscall.Signal{syscall.SIGINT}, false, 0, 0, 4 * time.Second, `"msg":"checkpoint"`},
-		{"second signal", []syscall.Signal{syscall.SIGTERM, syscall.SIGTERM}, true, 2, 0, 3 * time.Second, `"reason":"second signal"`},
-		{"drain timeout", []syscall.Signal{syscall.SIGTERM}, true, 2, 2 * time.Second, 8 * time.Second, `"msg":"hard stop"`},
+		{"SIGTERM", []syscall.Signal{syscall.SIGTERM}, "", 0, 0, 4 * time.Second, `"msg":"checkpoint"`},
+		{"SIGINT", []syscall.Signal{syscall.SIGINT}, "", 0, 0, 4 * time.Second, `"msg":"checkpoint"`},
+		{"stalled ingest post", []syscall.Signal{syscall.SIGTERM}, "/v1/ingest", 0, 0, 1500 * time.Millisecond, `"msg":"checkpoint"`},
+		{"second signal", []syscall.Signal{syscall.SIGTERM, syscall.SIGTERM}, "/v1/predict", 2, 0, 3 * time.Second, `"reason":"second signal"`},
+		{"drain timeout", []syscall.Signal{syscall.SIGTERM}, "/v1/predict", 2, 2 * time.Second, 8 * time.Second, `"msg":"hard stop"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := daemonConfig(t)
 			cmd, lines, addr := startDaemon(t, cfg)
-			if !tc.stall {
+			if tc.stall == "" || tc.code == 0 {
 				postRows(t, addr)
-			} else {
-				stall(t, addr)
+			}
+			if tc.stall != "" {
+				stall(t, addr, tc.stall)
 				time.Sleep(50 * time.Millisecond) // the server has the request
 			}
 			start := time.Now()

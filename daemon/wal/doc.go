@@ -38,7 +38,9 @@
 //     first column that does not match, "error" what was expected.
 //   - 503 with Retry-After: 1: full (the bytes accepted and not yet sent
 //     by Run would exceed MaxPending; a post is always taken when nothing
-//     is pending), draining (after Run's drain channel closed), closed,
+//     is pending), draining (after Run's drain channel closed; a post
+//     whose body is still being read then is cut off at once, so that a
+//     client that stalls its body cannot hold up the drain), closed,
 //     or the log failed to append (an I/O error: the log takes no more
 //     posts until a restart).
 //   - 500: the append of this post failed (I/O error).

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
@@ -80,12 +81,18 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if code, reason, err := l.refusal(); err != nil {
+	if code, reason, err := l.startRead(w); err != nil {
 		l.fail(w, code, reason, fmt.Errorf("%s: %w", where, err), "")
 		return
 	}
 	rec, err := readBody(http.MaxBytesReader(w, r.Body, l.o.MaxBody), r.ContentLength, key)
+	l.endRead(w)
 	if err != nil {
+		putRecordBuf(rec)
+		if code, reason, rerr := l.refusal(); rerr != nil { // cut off by the drain (see startRead)
+			l.fail(w, code, reason, fmt.Errorf("%s: reading the body: %w", where, rerr), "")
+			return
+		}
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			l.fail(w, http.StatusRequestEntityTooLarge, source.ReasonTooBig,
 				fmt.Errorf("%s: body over %d bytes (MaxBody)", where, l.o.MaxBody), "")
@@ -198,6 +205,41 @@ func readBody(body io.Reader, n int64, key string) ([]byte, error) {
 	buf := bytes.NewBuffer(newRecordBuf(key, 16<<10))
 	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
+}
+
+// startRead says why no post is taken now, as refusal does, or else
+// registers w as reading its body, until endRead. When the drain begins,
+// every body still being read is cut off (its connection's read deadline
+// set to now): such a post would be refused once read all the same, and
+// a client that stalls its body would otherwise hold the server's
+// Shutdown, and so the drain, until the server's read timeout.
+func (l *Log) startRead(w http.ResponseWriter) (int, source.Reason, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if code, reason, err := l.refusalLocked(); err != nil {
+		return code, reason, err
+	}
+	l.reading[w] = struct{}{}
+	return 0, "", nil
+}
+
+// endRead ends what startRead began.
+func (l *Log) endRead(w http.ResponseWriter) {
+	l.mu.Lock()
+	delete(l.reading, w)
+	l.mu.Unlock()
+}
+
+// cutReadsLocked cuts off the bodies being read (see startRead). Under mu,
+// so that no handler has moved on from its read, which its connection's
+// next request would then pay for.
+func (l *Log) cutReadsLocked() {
+	now := time.Now()
+	for w := range l.reading {
+		if err := http.NewResponseController(w).SetReadDeadline(now); err != nil {
+			l.o.Log.Warn("wal drain: cannot cut off a post being read", "source", l.o.Name, "err", err)
+		}
+	}
 }
 
 // refusal says why no post is taken now: draining (after Run's drain

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,10 +33,11 @@ type Log struct {
 	mu        sync.Mutex
 	segs      []*segment // live segments by first seq; the last is written
 	keys      *keyIndex
-	inflight  map[string]chan struct{} // keys of admitted, uncommitted posts; closed when done
-	admitted  int                      // posts admitted and not yet committed or failed
-	queued    int64                    // their record bytes
-	readPos   int64                    // logical offset up to which Run has sent (pending = end + queued - readPos)
+	inflight  map[string]chan struct{}         // keys of admitted, uncommitted posts; closed when done
+	reading   map[http.ResponseWriter]struct{} // posts reading their body (see startRead)
+	admitted  int                              // posts admitted and not yet committed or failed
+	queued    int64                            // their record bytes
+	readPos   int64                            // logical offset up to which Run has sent (pending = end + queued - readPos)
 	draining  bool
 	closed    bool
 	failed    error         // the writer's sticky error
@@ -121,6 +123,7 @@ func Open(o Options) (*Log, error) {
 		writerDone: make(chan struct{}),
 		keys:       newKeyIndex(o.MaxKeys),
 		inflight:   map[string]chan struct{}{},
+		reading:    map[http.ResponseWriter]struct{}{},
 		decoded:    map[int64]keptRecord{},
 		notify:     make(chan struct{}),
 		cursorSeg:  -1,

@@ -101,6 +101,7 @@ func (l *Log) Run(ctx context.Context, from []byte, drain <-chan struct{}, out c
 		case <-drain:
 			l.mu.Lock()
 			l.draining = true
+			l.cutReadsLocked()
 			l.broadcastLocked()
 			l.mu.Unlock()
 			l.o.Log.Info("wal drain", "source", l.o.Name)
