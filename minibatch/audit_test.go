@@ -1,0 +1,720 @@
+package minibatch_test
+
+// An adversarial audit of the promises of minibatch's doc comments: every
+// source and wrapper under both engines of flow.Runner with a checked
+// allocator, Close at any moment, cancellation with a cause, Rewind after
+// partial reads and after errors, exact row accounting of the seeded
+// stages, and hostile input.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/goleak"
+
+	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/minibatch"
+)
+
+// auditRows is the number of rows of every audited source: "i" holds the
+// row index 0 … auditRows-1.
+const auditRows = 50
+
+var errAuditCause = errors.New("audit: the caller's cause")
+
+// auditCtx is a test context with a deadline.
+func auditCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// auditMade is a source under audit and what closes the rest of what its
+// case made (an inner source), after the source.
+type auditMade struct {
+	src  lifecycleSource
+	done func()
+}
+
+// auditCase makes one source or wrapper over auditRows rows whose X has
+// the column "i" (the row index, int64 or float64).
+type auditCase struct {
+	name string
+	make func(t *testing.T, mem memory.Allocator, dir string) auditMade
+	// sorted: the rows come in a seeded order, not by index.
+	shuffled bool
+	// replayable: Rewind works.
+	replayable bool
+}
+
+func auditSchema() *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Float64}}, nil)
+}
+
+// auditRecords makes auditRows rows in records of 7 rows (the last 1).
+func auditRecords(mem memory.Allocator) []arrow.RecordBatch {
+	var recs []arrow.RecordBatch
+	for lo := 0; lo < auditRows; lo += 7 {
+		hi := min(lo+7, auditRows)
+		v := make([]float64, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			v = append(v, float64(i))
+		}
+		recs = append(recs, float64Record(mem, "i", v))
+	}
+	return recs
+}
+
+func auditCSVText() string {
+	var sb strings.Builder
+	sb.WriteString("i,y\n")
+	for i := range auditRows {
+		fmt.Fprintf(&sb, "%d,%d\n", i, i%3)
+	}
+	return sb.String()
+}
+
+func noDone() {}
+
+func auditCases() []auditCase {
+	memoryOf := func(t *testing.T, mem memory.Allocator) *minibatch.Memory { return newMemory(t, mem, auditRows, 7) }
+	wrap := func(name string, shuffled bool, f func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource) auditCase {
+		return auditCase{name: name, shuffled: shuffled, replayable: true, make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			m := memoryOf(t, mem)
+			return auditMade{f(t, mem, m), func() { m.Close() }}
+		}}
+	}
+	must := func(t *testing.T, s lifecycleSource, err error) lifecycleSource {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return []auditCase{
+		{name: "memory", replayable: true, make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			return auditMade{memoryOf(t, mem), noDone}
+		}},
+		{name: "generator", replayable: true, make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			return auditMade{minibatch.Generate(func(ctx context.Context, seq int64) (flow.Batch, error) {
+				lo := int(seq) * 7
+				if lo >= auditRows {
+					return flow.Batch{}, io.EOF
+				}
+				return flow.Batch{Seq: seq, X: float64Record(mem, "i", iota64(auditRows)[lo:min(lo+7, auditRows)])}, nil
+			}), noDone}
+		}},
+		{name: "channel", make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			ch := make(chan flow.Batch, 10)
+			for k, r := range auditRecords(mem) {
+				ch <- flow.Batch{Seq: int64(k), X: r}
+			}
+			close(ch)
+			return auditMade{minibatch.FromChannel(ch), func() {
+				for b := range ch {
+					b.Release()
+				}
+			}}
+		}},
+		{name: "csv file", replayable: true, make: func(t *testing.T, mem memory.Allocator, dir string) auditMade {
+			path := filepath.Join(dir, "a.csv")
+			if err := os.WriteFile(path, []byte(auditCSVText()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := minibatch.OpenCSV(path, minibatch.WithAllocator(mem), minibatch.WithLabels("y"), minibatch.WithBatchRows(7))
+			return auditMade{must(t, s, err), noDone}
+		}},
+		{name: "csv gzip", replayable: true, make: func(t *testing.T, mem memory.Allocator, dir string) auditMade {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte(auditCSVText()))
+			zw.Close()
+			s, err := minibatch.NewCSV(bytes.NewReader(buf.Bytes()), minibatch.WithAllocator(mem), minibatch.WithLabels("y"), minibatch.WithBatchRows(7))
+			return auditMade{must(t, s, err), noDone}
+		}},
+		{name: "ipc file", replayable: true, make: func(t *testing.T, mem memory.Allocator, dir string) auditMade {
+			path := filepath.Join(dir, "a.arrow")
+			recs := auditRecords(memory.NewGoAllocator())
+			writeIPC(t, path, false, auditSchema(), recs, ipc.WithZstd())
+			releaseAll(recs)
+			s, err := minibatch.OpenIPCFile(path, minibatch.WithAllocator(mem))
+			return auditMade{must(t, s, err), noDone}
+		}},
+		{name: "ipc stream", replayable: true, make: func(t *testing.T, mem memory.Allocator, dir string) auditMade {
+			path := filepath.Join(dir, "a.arrows")
+			recs := auditRecords(memory.NewGoAllocator())
+			writeIPC(t, path, true, auditSchema(), recs, ipc.WithLZ4())
+			releaseAll(recs)
+			s, err := minibatch.OpenIPCStream(path, minibatch.WithAllocator(mem))
+			return auditMade{must(t, s, err), noDone}
+		}},
+		{name: "cache", replayable: true, make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			s, err := minibatch.NewCache(&onceSource{&rowsSource{mem: mem, sizes: []int{7, 7, 7, 7, 7, 7, 7, 1}}}, minibatch.WithAllocator(mem))
+			return auditMade{must(t, s, err), noDone}
+		}},
+		wrap("rebatcher", false, func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource {
+			s, err := minibatch.NewRebatcher(m, 4, minibatch.Keep, minibatch.WithAllocator(mem))
+			return must(t, s, err)
+		}),
+		wrap("shuffler", true, func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource {
+			s, err := minibatch.Shuffle(m, 16, minibatch.WithSeed(9), minibatch.WithAllocator(mem))
+			return must(t, s, err)
+		}),
+		wrap("permute", true, func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource {
+			s, err := minibatch.Permute(m, 6, minibatch.WithSeed(9), minibatch.WithAllocator(mem))
+			return must(t, s, err)
+		}),
+		{name: "permute windowed", shuffled: true, replayable: true, make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			s, err := minibatch.Permute(&rowsSource{mem: mem, sizes: []int{7, 7, 7, 7, 7, 7, 7, 1}}, 6, minibatch.WithSeed(9), minibatch.WithAllocator(mem), minibatch.WithWindowRows(12))
+			return auditMade{must(t, s, err), noDone}
+		}},
+		wrap("curriculum", true, func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource {
+			s, err := minibatch.Curriculum(m, 6, func(epoch, n int) ([]int, error) {
+				o := make([]int, n)
+				for i := range o {
+					o[i] = n - 1 - i
+				}
+				return o, nil
+			}, minibatch.WithAllocator(mem))
+			return must(t, s, err)
+		}),
+		wrap("repeat", false, func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource {
+			s, err := minibatch.Repeat(m, 1)
+			return must(t, s, err)
+		}),
+		wrap("epochs", true, func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) lifecycleSource {
+			s, err := minibatch.Epochs(m, 1, minibatch.WithBatchRows(5), minibatch.WithShuffleRows(10), minibatch.WithSeed(2), minibatch.WithAllocator(mem))
+			return must(t, s, err)
+		}),
+	}
+}
+
+// auditIDs returns the values of X's column "i" as ints.
+func auditIDs(t *testing.T, b flow.Batch) []int {
+	t.Helper()
+	idx := b.X.Schema().FieldIndices("i")
+	if len(idx) != 1 {
+		t.Fatalf("X has no column i: %v", b.X.Schema())
+	}
+	var out []int
+	switch c := b.X.Column(idx[0]).(type) {
+	case *array.Float64:
+		for _, v := range c.Float64Values() {
+			out = append(out, int(v))
+		}
+	case *array.Int64:
+		for _, v := range c.Int64Values() {
+			out = append(out, int(v))
+		}
+	default:
+		t.Fatalf("column i has type %s", c.DataType())
+	}
+	return out
+}
+
+// readIDs reads src to io.EOF, directly, and returns the row ids in order.
+func readIDs(t *testing.T, ctx context.Context, src flow.Source) []int {
+	t.Helper()
+	var ids []int
+	for {
+		b, err := src.Next(ctx)
+		if err == io.EOF {
+			return ids
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		ids = append(ids, auditIDs(t, b)...)
+		b.Release()
+	}
+}
+
+// passThrough is a step that passes its input on.
+type passThrough struct{}
+
+func (passThrough) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	return in, nil
+}
+
+func auditPipeline(t *testing.T) *flow.Pipeline {
+	t.Helper()
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("pass", passThrough{}, flow.Replicas(2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var auditEngines = []flow.Engine{flow.Sequential, flow.Streaming}
+
+// runIDs reads src through a Runner's Transform and returns the row ids;
+// with stopAfter > 0 it closes the stream after that many batches.
+func runIDs(t *testing.T, ctx context.Context, e flow.Engine, mem memory.Allocator, src flow.Source, stopAfter int) []int {
+	t.Helper()
+	r := flow.Runner{Engine: e, Allocator: mem}
+	s, err := r.Transform(ctx, auditPipeline(t), src)
+	if err != nil {
+		t.Fatalf("Transform: %v", err)
+	}
+	var ids []int
+	n := 0
+	for {
+		if stopAfter > 0 && n == stopAfter {
+			break
+		}
+		b, err := s.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.Close()
+			t.Fatalf("stream Next: %v", err)
+		}
+		ids = append(ids, auditIDs(t, b)...)
+		b.Release()
+		n++
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("stream Close: %v", err)
+	}
+	return ids
+}
+
+func checkEveryRowOnce(t *testing.T, what string, ids []int, n int) {
+	t.Helper()
+	got := slices.Sorted(slices.Values(ids))
+	if len(got) != n {
+		t.Fatalf("%s: %d rows; want %d", what, len(got), n)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("%s: sorted rows %v; want 0 … %d, each once", what, got, n-1)
+		}
+	}
+}
+
+// TestAuditSourcesUnderBothEngines: every source and wrapper gives every
+// row exactly once, the same rows through either engine of a Runner as
+// read directly; a replayable one gives the same rows again after Rewind,
+// also after a partial read and after a stream closed early; nothing is
+// left in the allocator.
+func TestAuditSourcesUnderBothEngines(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range auditCases() {
+		for _, e := range auditEngines {
+			t.Run(tc.name+"/"+e.String(), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				ctx := auditCtx(t)
+				m := tc.make(t, mem, t.TempDir())
+				defer m.done()
+				defer m.src.Close()
+				src := m.src
+
+				if !tc.replayable {
+					ids := runIDs(t, ctx, e, mem, src, 0)
+					checkEveryRowOnce(t, "through the runner", ids, auditRows)
+					if !tc.shuffled && !slices.IsSorted(ids) {
+						t.Errorf("rows %v; want them in order", ids)
+					}
+					return
+				}
+				rw := src.(flow.Rewinder)
+				direct := readIDs(t, ctx, src)
+				checkEveryRowOnce(t, "read directly", direct, auditRows)
+				if !tc.shuffled && !slices.IsSorted(direct) {
+					t.Errorf("rows %v; want them in order", direct)
+				}
+				if err := rw.Rewind(); err != nil {
+					t.Fatalf("Rewind: %v", err)
+				}
+				if got := runIDs(t, ctx, e, mem, src, 0); !slices.Equal(got, direct) && !tc.shuffled {
+					t.Errorf("through the runner: %v; want %v", got, direct)
+				} else {
+					checkEveryRowOnce(t, "through the runner", got, auditRows)
+				}
+
+				// A partial read, then Rewind.
+				if err := rw.Rewind(); err != nil {
+					t.Fatalf("Rewind: %v", err)
+				}
+				b, err := src.Next(ctx)
+				if err != nil {
+					t.Fatalf("Next: %v", err)
+				}
+				b.Release()
+				if err := rw.Rewind(); err != nil {
+					t.Fatalf("Rewind after a partial read: %v", err)
+				}
+				if got := readIDs(t, ctx, src); !tc.shuffled && !slices.Equal(got, direct) {
+					t.Errorf("after a partial read and Rewind: %v; want %v", got, direct)
+				} else {
+					checkEveryRowOnce(t, "after a partial read and Rewind", got, auditRows)
+				}
+
+				// A stream closed after one batch, then Rewind.
+				if err := rw.Rewind(); err != nil {
+					t.Fatalf("Rewind: %v", err)
+				}
+				runIDs(t, ctx, e, mem, src, 1)
+				if err := rw.Rewind(); err != nil {
+					t.Fatalf("Rewind after a stream closed early: %v", err)
+				}
+				if got := readIDs(t, ctx, src); !tc.shuffled && !slices.Equal(got, direct) {
+					t.Errorf("after a stream closed early and Rewind: %v; want %v", got, direct)
+				} else {
+					checkEveryRowOnce(t, "after a stream closed early and Rewind", got, auditRows)
+				}
+			})
+		}
+	}
+}
+
+// TestAuditSeededReplay: a seeded stage gives the same order after Rewind
+// as in its first pass, and the same order in a second value built with
+// the same seed (the doc: the same seed and input give the same output).
+func TestAuditSeededReplay(t *testing.T) {
+	for _, tc := range auditCases() {
+		if !tc.shuffled {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			ctx := auditCtx(t)
+			var passes [][]int
+			for range 2 {
+				m := tc.make(t, mem, t.TempDir())
+				passes = append(passes, readIDs(t, ctx, m.src))
+				m.src.Close()
+				m.done()
+			}
+			if !slices.Equal(passes[0], passes[1]) {
+				t.Errorf("two values with one seed: %v and %v; want the same order", passes[0], passes[1])
+			}
+		})
+	}
+}
+
+// TestAuditCloseAtAnyMoment: Close before the first Next, after a partial
+// read, after the end, twice; Next, Rewind after Close are errors;
+// Replayable is false; nothing is left in the allocator.
+func TestAuditCloseAtAnyMoment(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range auditCases() {
+		for _, reads := range []int{0, 1, -1} {
+			t.Run(fmt.Sprintf("%s/after %d reads", tc.name, reads), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				ctx := auditCtx(t)
+				m := tc.make(t, mem, t.TempDir())
+				defer m.done()
+				src := m.src
+				switch reads {
+				case 1:
+					b, err := src.Next(ctx)
+					if err != nil {
+						t.Fatalf("Next: %v", err)
+					}
+					b.Release()
+				case -1:
+					readIDs(t, ctx, src)
+				}
+				for i := range 3 {
+					if err := src.Close(); err != nil {
+						t.Fatalf("Close #%d: %v; want nil", i+1, err)
+					}
+				}
+				b, err := src.Next(ctx)
+				if err == nil || err == io.EOF {
+					b.Release()
+					t.Fatalf("Next after Close: %v; want an error", err)
+				}
+				if !strings.Contains(err.Error(), "after Close") {
+					t.Errorf("Next after Close: %q; want it to say after Close", err)
+				}
+				if r, ok := src.(interface{ Replayable() bool }); ok && r.Replayable() {
+					t.Error("Replayable() = true after Close; want false")
+				}
+				if rw, ok := src.(flow.Rewinder); ok {
+					if err := rw.Rewind(); err == nil {
+						t.Error("Rewind after Close: nil; want an error")
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAuditCancelCause: a Next whose ctx was cancelled with a cause
+// returns an error that wraps the cause, before the first batch and after
+// one, for every source and wrapper; the batches are not lost: after the
+// cancellation a fresh ctx reads on (or, for a replayable source, Rewind
+// gives every row again).
+func TestAuditCancelCause(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range auditCases() {
+		for _, reads := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s/after %d reads", tc.name, reads), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				ctx := auditCtx(t)
+				m := tc.make(t, mem, t.TempDir())
+				defer m.done()
+				defer m.src.Close()
+				src := m.src
+				for range reads {
+					b, err := src.Next(ctx)
+					if err != nil {
+						t.Fatalf("Next: %v", err)
+					}
+					b.Release()
+				}
+				cctx, cancel := context.WithCancelCause(ctx)
+				cancel(errAuditCause)
+				b, err := src.Next(cctx)
+				if err == nil {
+					b.Release()
+					t.Fatal("Next with a cancelled ctx returned a batch; want the cause")
+				}
+				if !errors.Is(err, errAuditCause) {
+					t.Errorf("Next with a ctx cancelled with a cause: %v; want an error wrapping the cause %q", err, errAuditCause)
+				}
+				if rw, ok := src.(interface {
+					flow.Rewinder
+					Replayable() bool
+				}); ok && rw.Replayable() {
+					if err := rw.Rewind(); err != nil {
+						t.Fatalf("Rewind after a cancelled Next: %v", err)
+					}
+					checkEveryRowOnce(t, "after a cancelled Next and Rewind", readIDs(t, ctx, src), auditRows)
+				}
+			})
+		}
+	}
+}
+
+// TestAuditCancelCauseThroughRunner: a run over each source, cancelled
+// with a cause after its first batch, ends with an error wrapping the
+// cause in both engines, and holds nothing after.
+func TestAuditCancelCauseThroughRunner(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range auditCases() {
+		for _, e := range auditEngines {
+			t.Run(tc.name+"/"+e.String(), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				m := tc.make(t, mem, t.TempDir())
+				defer m.done()
+				defer m.src.Close()
+				ctx, cancel := context.WithCancelCause(auditCtx(t))
+				defer cancel(nil)
+				s, err := flow.Runner{Engine: e, Allocator: mem}.Transform(ctx, auditPipeline(t), m.src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := s.Next(auditCtx(t))
+				if err != nil {
+					t.Fatalf("first Next: %v", err)
+				}
+				b.Release()
+				cancel(errAuditCause)
+				var end error
+				for end == nil {
+					b, err := s.Next(auditCtx(t))
+					if err != nil {
+						end = err
+						break
+					}
+					b.Release()
+				}
+				if cerr := s.Close(); !errors.Is(end, errAuditCause) && !errors.Is(cerr, errAuditCause) && end != io.EOF {
+					t.Errorf("run cancelled with a cause: Next %v, Close %v; want the cause", end, cerr)
+				}
+			})
+		}
+	}
+}
+
+// TestAuditCSVErrorIsReplayable: an error in the middle of a CSV file is
+// returned after the batches before it (no partial batch), again on every
+// Next, and, after Rewind, the same batches and the same error come again.
+func TestAuditCSVErrorIsReplayable(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := auditCtx(t)
+	lines := strings.Split(strings.TrimSuffix(auditCSVText(), "\n"), "\n")
+	lines[26] = "25,abc" // line 27: row 25, label not a number
+	path := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := minibatch.OpenCSV(path, minibatch.WithAllocator(mem), minibatch.WithLabels("y"), minibatch.WithBatchRows(10), minibatch.WithInferRows(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for pass := range 2 {
+		var ids []int
+		var end error
+		for {
+			b, err := src.Next(ctx)
+			if err != nil {
+				end = err
+				break
+			}
+			ids = append(ids, auditIDs(t, b)...)
+			b.Release()
+		}
+		if want := iota(20); !slices.Equal(ids, want) {
+			t.Errorf("pass %d: rows %v before the error; want %v (whole batches only)", pass, ids, want)
+		}
+		wantErr(t, end, `"`+path+`"`, "line 27", `column "y"`, `"abc"`, "int64")
+		if _, again := src.Next(ctx); again == nil || again.Error() != end.Error() {
+			t.Errorf("pass %d: Next after the error: %v; want the same error %v", pass, again, end)
+		}
+		if err := src.Rewind(); err != nil {
+			t.Fatalf("Rewind after the error: %v", err)
+		}
+	}
+}
+
+func iota(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = i
+	}
+	return v
+}
+
+// readCSVErr reads data as a CSV table with opts and returns the first
+// error, nil at a clean end, and the rows read.
+func readCSVErr(t *testing.T, mem memory.Allocator, data []byte, opts ...minibatch.SourceOption) (int64, error) {
+	t.Helper()
+	ctx := auditCtx(t)
+	src, err := minibatch.NewCSV(bytes.NewReader(data), append([]minibatch.SourceOption{minibatch.WithAllocator(mem), minibatch.WithName("hostile")}, opts...)...)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	var rows int64
+	for {
+		b, err := src.Next(ctx)
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return rows, err
+		}
+		rows += b.Rows()
+		b.Release()
+	}
+}
+
+func gzipBytes(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+// TestAuditCSVHostile: hostile CSV inputs fail with an error naming the
+// input, the line and what was wrong, or read exactly as the doc says;
+// none hangs, panics or leaks.
+func TestAuditCSVHostile(t *testing.T) {
+	floats := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Float64}, {Name: "b", Type: arrow.PrimitiveTypes.Float32}}, nil)
+	ints := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}, {Name: "b", Type: arrow.PrimitiveTypes.Uint8}}, nil)
+	var zbuf bytes.Buffer
+	zw, _ := zstd.NewWriter(&zbuf)
+	zw.Write([]byte("a,b\n1,2\n3,4\n"))
+	zw.Close()
+	bigLine := "a,b\n1," + strings.Repeat("9", 1<<20) + "\n"
+	cases := []struct {
+		name     string
+		data     []byte
+		opts     []minibatch.SourceOption
+		wantRows int64
+		want     []string // nil: no error
+	}{
+		{"nan and inf are floats", []byte("a,b\nNaN,inf\n-Inf,+Infinity\n1,2\n"), []minibatch.SourceOption{minibatch.WithSchema(floats)}, 3, nil},
+		{"float64 overflow", []byte("a,b\n1,2\n1e400,2\n"), []minibatch.SourceOption{minibatch.WithSchema(floats)}, 0, []string{`"hostile"`, "line 3", `column "a"`, `"1e400"`, "float64"}},
+		{"float32 overflow", []byte("a,b\n1,2\n1,1e39\n"), []minibatch.SourceOption{minibatch.WithSchema(floats)}, 0, []string{"line 3", `column "b"`, `"1e39"`, "float32"}},
+		{"int64 overflow", []byte("a,b\n9223372036854775807,1\n9223372036854775808,1\n"), []minibatch.SourceOption{minibatch.WithSchema(ints)}, 0, []string{"line 3", `column "a"`, `"9223372036854775808"`, "int64"}},
+		{"uint8 overflow", []byte("a,b\n1,255\n1,256\n"), []minibatch.SourceOption{minibatch.WithSchema(ints)}, 0, []string{"line 3", `column "b"`, `"256"`, "uint8"}},
+		{"negative uint", []byte("a,b\n1,-1\n"), []minibatch.SourceOption{minibatch.WithSchema(ints)}, 0, []string{"line 2", `column "b"`, `"-1"`, "uint8"}},
+		{"int64 overflow in inference makes a float64 column", []byte("a,b\n1,1\n9223372036854775808,1\n"), nil, 2, nil},
+		{"bom then numbers asked as header", []byte("\xef\xbb\xbfa,b\n1,2\n"), nil, 1, nil},
+		{"bom twice", []byte("\xef\xbb\xbf\xef\xbb\xbfa,b\n1,2\n"), []minibatch.SourceOption{minibatch.WithSchema(arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.BinaryTypes.String}, {Name: "b", Type: arrow.PrimitiveTypes.Int64}}, nil))}, 0, []string{"line 1", "header column 1"}},
+		{"nul in the header", []byte("a\x00,b\n1,2\n"), nil, 0, []string{"line 1", "NUL"}},
+		{"nul in a quoted field", []byte("a,b\n1,\"x\x00y\"\n"), nil, 0, []string{"line 2", "NUL"}},
+		{"quote never closed", []byte("a,b\n1,2\n3,\"4\n5,6\n7,8\n"), nil, 0, []string{"line 3", "quoted field opened on line 3"}},
+		{"huge line beyond the limit", []byte(bigLine), []minibatch.SourceOption{minibatch.WithMaxRowBytes(1 << 16)}, 0, []string{"line 2", "longer than 65536 bytes"}},
+		{"huge gzip line beyond the limit", gzipBytes(t, []byte(bigLine)), []minibatch.SourceOption{minibatch.WithMaxRowBytes(1 << 16)}, 0, []string{"line 2", "longer than 65536 bytes"}},
+		{"gzip bomb", gzipBytes(t, []byte("a,b\n"+strings.Repeat("1,2\n", 1<<20))), []minibatch.SourceOption{minibatch.WithMaxInputBytes(1 << 20)}, -1, []string{`"hostile"`, "decompressed input exceeds 1048576 bytes", "WithMaxInputBytes"}},
+		{"gzip bomb of one line", gzipBytes(t, []byte("a,b\n"+strings.Repeat("1", 8<<20))), []minibatch.SourceOption{minibatch.WithMaxInputBytes(1 << 20), minibatch.WithMaxRowBytes(64 << 20)}, 0, []string{"decompressed input exceeds 1048576 bytes"}},
+		{"gzip header only", gzipBytes(t, nil)[:10], nil, 0, []string{`"hostile"`}},
+		{"zstd is not read as text", zbuf.Bytes(), nil, 0, []string{`"hostile"`}},
+		{"ragged first row", []byte("a,b\n1\n"), nil, 0, []string{"line 2", "has 1 fields, want 2"}},
+		{"ragged row after inference", []byte("a,b\n" + strings.Repeat("1,2\n", 10) + "1,2,3\n"), []minibatch.SourceOption{minibatch.WithInferRows(3), minibatch.WithBatchRows(4)}, 8, []string{"line 12", "has 3 fields, want 2"}},
+		{"lone cr line endings", []byte("a,b\r1,2\r3,4"), nil, 2, nil},
+		{"only a header", []byte("a,b\n"), nil, 0, nil},
+		{"only a bom", []byte("\xef\xbb\xbf"), nil, 0, []string{"empty input"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			rows, err := readCSVErr(t, mem, tc.data, tc.opts...)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("got error %v; want %d rows", err, tc.wantRows)
+				}
+			} else {
+				wantErr(t, err, tc.want...)
+			}
+			if tc.wantRows >= 0 && rows != tc.wantRows {
+				t.Errorf("read %d rows; want %d", rows, tc.wantRows)
+			}
+		})
+	}
+}
+
+// TestAuditStepHelpersCancelCause: MapRows and PackStep.Transform, given a
+// ctx cancelled with a cause, return the cause and hold nothing.
+func TestAuditStepHelpersCancelCause(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx, cancel := context.WithCancelCause(auditCtx(t))
+	cancel(errAuditCause)
+	b := flow.Batch{X: float64Record(mem, "i", []float64{1, 2, 3})}
+	defer b.Release()
+	if out, err := (&minibatch.PackStep{Out: "x", Mem: mem}).Transform(ctx, b); !errors.Is(err, errAuditCause) {
+		out.Release()
+		t.Errorf("PackStep.Transform with a ctx cancelled with a cause: %v; want the cause", err)
+	}
+	if out, err := minibatch.MapRows(ctx, b, "x", "y", 1, func(x, y []float32) {}); !errors.Is(err, errAuditCause) {
+		out.Release()
+		t.Errorf("MapRows with a ctx cancelled with a cause: %v; want the cause", err)
+	}
+}
