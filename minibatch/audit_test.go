@@ -718,3 +718,180 @@ func TestAuditStepHelpersCancelCause(t *testing.T) {
 		t.Errorf("MapRows with a ctx cancelled with a cause: %v; want the cause", err)
 	}
 }
+
+// TestAuditSplitsAccountEveryRow: the sides of Holdout, KFold and
+// WalkForward, read through either engine and again after a partial read
+// and Rewind, hold each row where the split put it and nowhere else:
+// Holdout's two sides and each fold's pair partition the rows, KFold's
+// validation sides partition them too, and one seed gives one split.
+func TestAuditSplitsAccountEveryRow(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, e := range auditEngines {
+		t.Run(e.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			ctx := auditCtx(t)
+			m := newMemory(t, mem, auditRows, 7)
+			defer m.Close()
+			// side reads s through the runner, checks a partial read and
+			// Rewind gives the same rows, and returns them.
+			side := func(what string, s *minibatch.SplitSource) []int {
+				t.Helper()
+				ids := runIDs(t, ctx, e, mem, s, 0)
+				if err := s.Rewind(); err != nil {
+					t.Fatalf("%s: Rewind: %v", what, err)
+				}
+				if b, err := s.Next(ctx); err == nil {
+					b.Release()
+				}
+				if err := s.Rewind(); err != nil {
+					t.Fatalf("%s: Rewind after a partial read: %v", what, err)
+				}
+				if again := readIDs(t, ctx, s); !slices.Equal(again, ids) {
+					t.Errorf("%s: after Rewind %v; want %v", what, again, ids)
+				}
+				if err := s.Rewind(); err != nil {
+					t.Fatalf("%s: Rewind: %v", what, err)
+				}
+				return ids
+			}
+			var holdouts [][]int
+			for range 2 {
+				train, val, err := minibatch.Holdout(ctx, m, 0.2, minibatch.WithStratify(false), minibatch.WithSeed(4), minibatch.WithAllocator(mem))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr, va := side("holdout train", train), side("holdout validation", val)
+				if len(va) != 10 {
+					t.Errorf("holdout validation: %d rows; want round(50 × 0.2) = 10", len(va))
+				}
+				checkEveryRowOnce(t, "holdout train + validation", append(slices.Clone(tr), va...), auditRows)
+				holdouts = append(holdouts, va)
+				train.Close()
+				val.Close()
+			}
+			if !slices.Equal(holdouts[0], holdouts[1]) {
+				t.Errorf("holdout with one seed: validation %v, then %v; want the same", holdouts[0], holdouts[1])
+			}
+
+			folds, err := minibatch.KFold(ctx, m, 4, minibatch.WithStratify(false), minibatch.WithSeed(4), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vals []int
+			for k, f := range folds {
+				tr, va := side(fmt.Sprintf("fold %d train", k), f.Train), side(fmt.Sprintf("fold %d validation", k), f.Validation)
+				checkEveryRowOnce(t, fmt.Sprintf("fold %d train + validation", k), append(slices.Clone(tr), va...), auditRows)
+				if n := len(va); n < auditRows/4 || n > auditRows/4+1 {
+					t.Errorf("fold %d: %d validation rows; want %d or %d", k, n, auditRows/4, auditRows/4+1)
+				}
+				vals = append(vals, va...)
+				f.Train.Close()
+				f.Validation.Close()
+			}
+			checkEveryRowOnce(t, "the validation sides of KFold", vals, auditRows)
+
+			wf, err := minibatch.WalkForward(ctx, m, 3, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, f := range wf {
+				tr, va := side(fmt.Sprintf("walk-forward %d train", k), f.Train), side(fmt.Sprintf("walk-forward %d validation", k), f.Validation)
+				if len(tr) == 0 || len(va) == 0 || !slices.IsSorted(tr) || !slices.IsSorted(va) || tr[len(tr)-1] >= va[0] {
+					t.Errorf("walk-forward %d: train %v, validation %v; want both in order, train before validation", k, tr, va)
+				}
+				f.Train.Close()
+				f.Validation.Close()
+			}
+		})
+	}
+}
+
+// TestAuditEpochsAccountEveryRow: Epochs (re-batch, shuffle, repeat) and
+// Repeat over Permute give every row exactly once per epoch, with
+// Batch.Epoch marking the epochs, a new order each epoch, the same stream
+// in both engines and for the same seed.
+func TestAuditEpochsAccountEveryRow(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const epochs = 3
+	type made struct {
+		src  flow.Source
+		stop func()
+	}
+	cases := []struct {
+		name string
+		make func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made
+	}{
+		{"epochs", func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made {
+			e, err := minibatch.Epochs(m, epochs, minibatch.WithBatchRows(8), minibatch.WithShuffleRows(12), minibatch.WithSeed(11), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{e, func() { e.Close() }}
+		}},
+		{"repeat permute", func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made {
+			p, err := minibatch.Permute(m, 9, minibatch.WithSeed(11), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := minibatch.Repeat(p, epochs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{r, func() { r.Close(); p.Close() }}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var streams [][]int
+			for _, e := range []flow.Engine{flow.Sequential, flow.Streaming, flow.Sequential} {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				m := newMemory(t, mem, auditRows, 7)
+				mk := tc.make(t, mem, m)
+				ctx := auditCtx(t)
+				s, err := flow.Runner{Engine: e, Allocator: mem}.Transform(ctx, auditPipeline(t), mk.src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				perEpoch := make([][]int, epochs)
+				var all []int
+				last := 0
+				for {
+					b, err := s.Next(ctx)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("%s: Next: %v", e, err)
+					}
+					if b.Epoch < last || b.Epoch >= epochs {
+						t.Fatalf("%s: batch of epoch %d after epoch %d; want 0 … %d in order", e, b.Epoch, last, epochs-1)
+					}
+					last = b.Epoch
+					ids := auditIDs(t, b)
+					perEpoch[b.Epoch] = append(perEpoch[b.Epoch], ids...)
+					all = append(all, ids...)
+					b.Release()
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				for k, ids := range perEpoch {
+					checkEveryRowOnce(t, fmt.Sprintf("%s: epoch %d", e, k), ids, auditRows)
+				}
+				if slices.Equal(perEpoch[0], perEpoch[1]) || slices.Equal(perEpoch[1], perEpoch[2]) {
+					t.Errorf("%s: epochs in the same order %v; want a new order each epoch", e, perEpoch[0])
+				}
+				streams = append(streams, all)
+				mk.stop()
+				m.Close()
+				mem.AssertSize(t, 0)
+			}
+			for i := 1; i < len(streams); i++ {
+				if !slices.Equal(streams[i], streams[0]) {
+					t.Errorf("run %d: %v; want the stream of run 0 (one seed, either engine) %v", i, streams[i], streams[0])
+				}
+			}
+		})
+	}
+}
