@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -893,5 +894,115 @@ func TestAuditEpochsAccountEveryRow(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditBuildersConcurrent: the functions that build values and the
+// step helpers, called from several goroutines at once on one shared
+// batch (and one shared PackStep), each give the value that one call
+// alone gives, with no race, and leave nothing in the allocator.
+func TestAuditBuildersConcurrent(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := flow.WithAllocator(auditCtx(t), mem)
+	const rows = 40
+	labels := make([]int64, rows)
+	for i := range labels {
+		labels[i] = int64(i % 3)
+	}
+	tensor := tensorRecord(t, mem, "x", rows, 3)
+	yb := array.NewInt64Builder(mem)
+	yb.AppendValues(labels, nil)
+	ya := yb.NewArray()
+	yb.Release()
+	y := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "y", Type: arrow.PrimitiveTypes.Int64}}, nil), []arrow.Array{ya}, rows)
+	ya.Release()
+	in := flow.Batch{X: tensor, Y: y}
+	defer in.Release()
+	plain := float64Record(mem, "a", iota64(rows))
+	defer plain.Release()
+	step := &minibatch.PackStep{Out: "t"}
+	want, err := minibatch.Pack(plain, mem, "t", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVals, _, _, _ := minibatch.Float32View(want.Column(int(want.NumCols()-1)))
+	defer want.Release()
+
+	var mu sync.Mutex
+	var errs []error
+	report := func(what string, err error) {
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			mu.Unlock()
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for range 20 {
+					m, err := minibatch.FromSlices(7, []minibatch.Column{minibatch.Float64s("i", iota64(rows))}, nil, minibatch.WithAllocator(mem))
+					report("FromSlices", err)
+					if err == nil {
+						var n int64
+						for {
+							b, err := m.Next(ctx)
+							if err != nil {
+								if err != io.EOF {
+									report("FromSlices: Next", err)
+								}
+								break
+							}
+							n += b.Rows()
+							b.Release()
+						}
+						if n != rows {
+							report("FromSlices", fmt.Errorf("%d rows; want %d", n, rows))
+						}
+						m.Close()
+					}
+					p, err := minibatch.Pack(plain, mem, "t", "a")
+					report("Pack", err)
+					if err == nil {
+						if v, _, _, _ := minibatch.Float32View(p.Column(int(p.NumCols()-1))); !slices.Equal(v, wantVals) {
+							report("Pack", fmt.Errorf("values %v; want %v", v, wantVals))
+						}
+						p.Release()
+					}
+					out, err := step.Transform(ctx, flow.Batch{X: plain})
+					report("PackStep.Transform", err)
+					if err == nil {
+						out.Release()
+					}
+					cls, err := minibatch.Classes(in, "y", 3)
+					report("Classes", err)
+					if err == nil && !slices.Equal(cls, labels) {
+						report("Classes", fmt.Errorf("goroutine %d: %v; want %v", g, cls, labels))
+					}
+					x, cls, err := minibatch.Examples(in, "x", "y", 3)
+					report("Examples", err)
+					if err == nil && (x.Rows != rows || len(cls) != rows) {
+						report("Examples", fmt.Errorf("%d × %d, %d labels", x.Rows, x.Cols, len(cls)))
+					}
+					nm := minibatch.NewMatrix(mem, rows, 2)
+					rec := nm.Record("m")
+					nm.Release()
+					rec.Release()
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("concurrent builders did not finish by the deadline")
+	}
+	for _, err := range errs {
+		t.Error(err)
 	}
 }
