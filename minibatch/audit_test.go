@@ -1006,3 +1006,57 @@ func TestAuditBuildersConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// cancelAfter is a reader that cancels a context with errAuditCause once
+// it has passed n bytes.
+type cancelAfter struct {
+	r      *bytes.Reader
+	n      int64
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.r.Size()-int64(c.r.Len()) >= c.n {
+		c.cancel(errAuditCause)
+	}
+	return c.r.Read(p[:min(len(p), 512)])
+}
+
+func (c *cancelAfter) Seek(off int64, whence int) (int64, error) { return c.r.Seek(off, whence) }
+
+// TestAuditCSVCancelMidBatch: a ctx cancelled with a cause in the middle
+// of a CSV batch ends Next with the cause, no partial batch and nothing
+// held; after Rewind a live ctx reads every row.
+func TestAuditCSVCancelMidBatch(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var sb strings.Builder
+	sb.WriteString("i\n")
+	const rows = 20000
+	for i := range rows {
+		fmt.Fprintf(&sb, "%d\n", i)
+	}
+	ctx, cancel := context.WithCancelCause(auditCtx(t))
+	defer cancel(nil)
+	r := &cancelAfter{r: bytes.NewReader([]byte(sb.String())), n: 30000, cancel: cancel}
+	src, err := minibatch.NewCSV(r, minibatch.WithAllocator(mem), minibatch.WithBatchRows(rows), minibatch.WithInferRows(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	b, err := src.Next(ctx)
+	if err == nil {
+		b.Release()
+		t.Fatalf("Next returned a batch of %d rows; want the cause of the cancellation", b.Rows())
+	}
+	if !errors.Is(err, errAuditCause) {
+		t.Fatalf("Next cancelled mid-batch: %v; want an error wrapping %q", err, errAuditCause)
+	}
+	if err := src.Rewind(); err != nil {
+		t.Fatalf("Rewind: %v", err)
+	}
+	r.n = 1 << 40
+	ids := readIDs(t, auditCtx(t), src)
+	checkEveryRowOnce(t, "after Rewind", ids, rows)
+}
