@@ -926,7 +926,7 @@ func TestAuditBuildersConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantVals, _, _, _ := minibatch.Float32View(want.Column(int(want.NumCols()-1)))
+	wantVals, _, _, _ := minibatch.Float32View(want.Column(int(want.NumCols() - 1)))
 	defer want.Release()
 
 	var mu sync.Mutex
@@ -968,7 +968,7 @@ func TestAuditBuildersConcurrent(t *testing.T) {
 					p, err := minibatch.Pack(plain, mem, "t", "a")
 					report("Pack", err)
 					if err == nil {
-						if v, _, _, _ := minibatch.Float32View(p.Column(int(p.NumCols()-1))); !slices.Equal(v, wantVals) {
+						if v, _, _, _ := minibatch.Float32View(p.Column(int(p.NumCols() - 1))); !slices.Equal(v, wantVals) {
 							report("Pack", fmt.Errorf("values %v; want %v", v, wantVals))
 						}
 						p.Release()
