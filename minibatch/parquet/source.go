@@ -166,12 +166,12 @@ func (s *Source) NumRows() int64 {
 // error naming the file and the batch, which ends the pass.
 func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 	switch {
+	case s.fr == nil:
+		return flow.Batch{}, s.errorf("Next after Close")
 	case s.err != nil:
 		return flow.Batch{}, s.err
 	case s.done:
 		return flow.Batch{}, io.EOF
-	case s.fr == nil:
-		return flow.Batch{}, s.errorf("Next after Close")
 	}
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
