@@ -62,6 +62,59 @@ type auditCase struct {
 	shuffled bool
 	// replayable: Rewind works.
 	replayable bool
+	// rows: the rows it gives, when only some of the auditRows (0: all).
+	rows int
+}
+
+// auditSplitCases are the sides of the splits over auditRows rows, each a
+// part of the rows.
+func auditSplitCases() []auditCase {
+	side := func(name string, rows int, pick func(t *testing.T, ctx context.Context, mem memory.Allocator, m *minibatch.Memory) (*minibatch.SplitSource, []func() error)) auditCase {
+		return auditCase{name: name, replayable: true, rows: rows, make: func(t *testing.T, mem memory.Allocator, _ string) auditMade {
+			m := newMemory(t, mem, auditRows, 7)
+			s, others := pick(t, auditCtx(t), mem, m)
+			return auditMade{s, func() {
+				for _, c := range others {
+					c()
+				}
+				m.Close()
+			}}
+		}}
+	}
+	return []auditCase{
+		side("holdout validation", 10, func(t *testing.T, ctx context.Context, mem memory.Allocator, m *minibatch.Memory) (*minibatch.SplitSource, []func() error) {
+			train, val, err := minibatch.Holdout(ctx, m, 0.2, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return val, []func() error{train.Close}
+		}),
+		side("kfold train", 40, func(t *testing.T, ctx context.Context, mem memory.Allocator, m *minibatch.Memory) (*minibatch.SplitSource, []func() error) {
+			folds, err := minibatch.KFold(ctx, m, 5, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			others := []func() error{folds[0].Validation.Close}
+			for _, f := range folds[1:] {
+				others = append(others, f.Train.Close, f.Validation.Close)
+			}
+			return folds[0].Train, others
+		}),
+		side("walk-forward validation", 10, func(t *testing.T, ctx context.Context, mem memory.Allocator, m *minibatch.Memory) (*minibatch.SplitSource, []func() error) {
+			folds, err := minibatch.WalkForward(ctx, m, 4, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var others []func() error
+			for _, f := range folds {
+				others = append(others, f.Train.Close)
+				if f.Validation != folds[len(folds)-1].Validation {
+					others = append(others, f.Validation.Close)
+				}
+			}
+			return folds[len(folds)-1].Validation, others
+		}),
+	}
 }
 
 func auditSchema() *arrow.Schema {
@@ -419,7 +472,7 @@ func TestAuditSeededReplay(t *testing.T) {
 // Replayable is false; nothing is left in the allocator.
 func TestAuditCloseAtAnyMoment(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	for _, tc := range auditCases() {
+	for _, tc := range append(auditCases(), auditSplitCases()...) {
 		for _, reads := range []int{0, 1, -1} {
 			t.Run(fmt.Sprintf("%s/after %d reads", tc.name, reads), func(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -471,7 +524,7 @@ func TestAuditCloseAtAnyMoment(t *testing.T) {
 // gives every row again).
 func TestAuditCancelCause(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	for _, tc := range auditCases() {
+	for _, tc := range append(auditCases(), auditSplitCases()...) {
 		for _, reads := range []int{0, 1} {
 			t.Run(fmt.Sprintf("%s/after %d reads", tc.name, reads), func(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -505,7 +558,11 @@ func TestAuditCancelCause(t *testing.T) {
 					if err := rw.Rewind(); err != nil {
 						t.Fatalf("Rewind after a cancelled Next: %v", err)
 					}
-					checkEveryRowOnce(t, "after a cancelled Next and Rewind", readIDs(t, ctx, src), auditRows)
+					if ids := readIDs(t, ctx, src); tc.rows == 0 {
+						checkEveryRowOnce(t, "after a cancelled Next and Rewind", ids, auditRows)
+					} else if len(ids) != tc.rows {
+						t.Errorf("after a cancelled Next and Rewind: %d rows; want %d", len(ids), tc.rows)
+					}
 				}
 			})
 		}
@@ -517,7 +574,7 @@ func TestAuditCancelCause(t *testing.T) {
 // cause in both engines, and holds nothing after.
 func TestAuditCancelCauseThroughRunner(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	for _, tc := range auditCases() {
+	for _, tc := range append(auditCases(), auditSplitCases()...) {
 		for _, e := range auditEngines {
 			t.Run(tc.name+"/"+e.String(), func(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
