@@ -1117,3 +1117,86 @@ func TestAuditCSVCancelMidBatch(t *testing.T) {
 	ids := readIDs(t, auditCtx(t), src)
 	checkEveryRowOnce(t, "after Rewind", ids, rows)
 }
+
+// TestAuditSplitSidesInConcurrentRuns: the sides of a split read at once
+// by runs of their own, in either engine (the doc: sides lock the parent,
+// so reading them from different goroutines is safe), give the rows they
+// give one after another, over a CSV file as over a Memory.
+func TestAuditSplitSidesInConcurrentRuns(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	parents := []auditCase{auditCases()[0], auditCases()[3]} // memory, csv file
+	for _, pc := range parents {
+		for _, e := range auditEngines {
+			t.Run(pc.name+"/"+e.String(), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				ctx := auditCtx(t)
+				pm := pc.make(t, mem, t.TempDir())
+				defer pm.done()
+				defer pm.src.Close()
+				folds, err := minibatch.KFold(ctx, pm.src, 3, minibatch.WithStratify(false), minibatch.WithSeed(8), minibatch.WithAllocator(mem))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sides []*minibatch.SplitSource
+				for _, f := range folds {
+					sides = append(sides, f.Train, f.Validation)
+				}
+				defer func() {
+					for _, s := range sides {
+						s.Close()
+					}
+				}()
+				alone := make([][]int, len(sides))
+				for i, s := range sides {
+					alone[i] = readIDs(t, ctx, s)
+					if err := s.Rewind(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p := auditPipeline(t)
+				got := make([][]int, len(sides))
+				errs := make([]error, len(sides))
+				var wg sync.WaitGroup
+				for i, s := range sides {
+					wg.Go(func() {
+						st, err := flow.Runner{Engine: e, Allocator: mem}.Transform(ctx, p, s)
+						if err != nil {
+							errs[i] = err
+							return
+						}
+						defer st.Close()
+						for {
+							b, err := st.Next(ctx)
+							if err == io.EOF {
+								return
+							}
+							if err != nil {
+								errs[i] = err
+								return
+							}
+							col := b.X.Column(0)
+							for k := range col.Len() {
+								switch c := col.(type) {
+								case *array.Float64:
+									got[i] = append(got[i], int(c.Value(k)))
+								case *array.Int64:
+									got[i] = append(got[i], int(c.Value(k)))
+								}
+							}
+							b.Release()
+						}
+					})
+				}
+				wg.Wait()
+				for i := range sides {
+					if errs[i] != nil {
+						t.Errorf("%s: %v", sides[i], errs[i])
+					} else if !slices.Equal(got[i], alone[i]) {
+						t.Errorf("%s read at once with the others: %v; want %v", sides[i], got[i], alone[i])
+					}
+				}
+			})
+		}
+	}
+}
