@@ -23,7 +23,9 @@ import (
 // (default: all). It is replayable.
 //
 // Cost: the decoding of the chosen column chunks, one batch at a time;
-// memory is bounded by the batch size and the pages being decoded. A
+// memory is bounded by the batch size, the pages being decoded, and the
+// compressed column chunks of the current row group, which are read whole
+// (each checked, when the source is made, to lie inside the file). A
 // source is read by one goroutine at a time.
 type Source struct {
 	name    string
@@ -119,7 +121,44 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 		s.leaves = appendLeaves(s.leaves, &fields[i])
 	}
 	s.fileSch = full
+	if err := s.checkChunks(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// checkChunks checks that the column chunks to read lie inside the file.
+// The reader reads a chunk whole into a buffer of the length that the
+// footer gives, so a footer that lies about it would otherwise ask for
+// any amount of memory (16 GiB from a file of 2 KiB).
+func (s *Source) checkChunks() error {
+	md := s.pf.MetaData()
+	size := md.GetSourceFileSize()
+	groups := s.cfg.RowGroups
+	if len(groups) == 0 {
+		groups = make([]int, s.pf.NumRowGroups())
+		for i := range groups {
+			groups[i] = i
+		}
+	}
+	for _, g := range groups {
+		rg := md.RowGroup(g)
+		for _, c := range s.leaves {
+			col, err := rg.ColumnChunk(c)
+			if err != nil {
+				return s.errorf("row group %d: %w", g, err)
+			}
+			start := col.DataPageOffset()
+			if col.HasDictionaryPage() && col.DictionaryPageOffset() > 0 && start > col.DictionaryPageOffset() {
+				start = col.DictionaryPageOffset()
+			}
+			if n := col.TotalCompressedSize(); start < 0 || n < 0 || start > size || n > size-start {
+				return s.errorf("row group %d, column %q: a chunk of %d bytes at byte %d does not fit in the file's %d bytes of data (a corrupt footer)",
+					g, md.Schema.Column(c).Path(), n, start, size)
+			}
+		}
+	}
+	return nil
 }
 
 func appendLeaves(out []int, f *pqarrow.SchemaField) []int {
