@@ -86,7 +86,10 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 	s := &Source{name: name, cfg: cfg}
 	s.split.Roles = cfg.Roles
 	// Wrapped so that file.Reader.Close does not close the caller's r.
-	s.pf, err = file.NewParquetReader(struct{ pq.ReaderAtSeeker }{r}, file.WithReadProps(pq.NewReaderProperties(cfg.Allocator)))
+	err = noPanic(func() (err error) {
+		s.pf, err = file.NewParquetReader(struct{ pq.ReaderAtSeeker }{r}, file.WithReadProps(pq.NewReaderProperties(cfg.Allocator)))
+		return err
+	})
 	if err != nil {
 		return nil, s.errorf("not a readable Parquet file: %w", err)
 	}
@@ -95,7 +98,10 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 			s.pf.Close()
 		}
 	}()
-	s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.BatchRows)}, cfg.Allocator)
+	err = noPanic(func() (err error) {
+		s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.BatchRows)}, cfg.Allocator)
+		return err
+	})
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
@@ -104,7 +110,11 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 			return nil, s.errorf("row group %d does not exist; the file has %d", g, s.pf.NumRowGroups())
 		}
 	}
-	full, err := s.fr.Schema()
+	var full *arrow.Schema
+	err = noPanic(func() (err error) {
+		full, err = s.fr.Schema()
+		return err
+	})
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
@@ -219,7 +229,11 @@ func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 		// pqarrow keeps the context of the reader for the whole pass; the
 		// pass outlives this call, so it gets ctx without its cancellation
 		// (Next checks ctx itself).
-		rr, err := s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.RowGroups)
+		var rr pqarrow.RecordReader
+		err := noPanic(func() (err error) {
+			rr, err = s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.RowGroups)
+			return err
+		})
 		if err != nil {
 			s.err = s.errorf("%w", err)
 			return flow.Batch{}, s.err
@@ -244,6 +258,19 @@ func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 	b := flow.Batch{Seq: s.seq, X: x, Y: y}
 	s.seq++
 	return b, nil
+}
+
+// noPanic runs read, a call into arrow-go's Parquet reader over bytes from
+// outside, and returns its error. arrow-go panics on some corrupt input (a
+// footer with an invalid logical type, say) instead of returning an error;
+// this is the boundary where such input becomes an error.
+func noPanic(read func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt file: %v", p)
+		}
+	}()
+	return read()
 }
 
 // readParquetBatch reads the next record, owned by the caller, or io.EOF.
