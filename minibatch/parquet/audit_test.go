@@ -21,6 +21,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -317,4 +320,139 @@ func TestAuditParquetCorruptFooter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// zigzagVarint is v in Thrift's compact encoding of an i64.
+func zigzagVarint(v int64) []byte {
+	return binary.AppendUvarint(nil, uint64(v<<1)^uint64(v>>63))
+}
+
+// TestAuditParquetLyingChunkSize: a footer that gives a column chunk a
+// length of 16 GiB in a file of a few KiB is an error when the source is
+// made — arrow-go alone allocates a buffer of that length and the process
+// dies.
+func TestAuditParquetLyingChunkSize(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	data := parquetSeed(t, compress.Codecs.Snappy)
+	metaLen := int(binary.LittleEndian.Uint32(data[len(data)-8:]))
+	metaStart := len(data) - 8 - metaLen
+	meta := data[metaStart : metaStart+metaLen]
+	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []byte
+	for g := 0; g < pf.NumRowGroups() && bad == nil; g++ {
+		for c := 0; c < pf.MetaData().Schema.NumColumns() && bad == nil; c++ {
+			col, err := pf.MetaData().RowGroup(g).ColumnChunk(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Field 7 (total_compressed_size, i64) after field 6: header 0x16.
+			pat := append([]byte{0x16}, zigzagVarint(col.TotalCompressedSize())...)
+			if bytes.Count(meta, pat) != 1 {
+				continue
+			}
+			lie := bytes.Replace(meta, pat, append([]byte{0x16}, zigzagVarint(16<<30)...), 1)
+			bad = append(append(bytes.Clone(data[:metaStart]), lie...), binary.LittleEndian.AppendUint32(nil, uint32(len(lie)))...)
+			bad = append(bad, "PAR1"...)
+		}
+	}
+	pf.Close()
+	if bad == nil {
+		t.Fatal("found no column chunk size to change in the footer")
+	}
+	src, err := parquet.New(bytes.NewReader(bad), minibatch.WithAllocator(mem), minibatch.WithName("lying"))
+	if err == nil {
+		src.Close()
+		t.Fatal("a footer with a column chunk of 16 GiB: no error")
+	}
+	wantErr(t, err, `"lying"`, "row group", "column", "17179869184 bytes", "does not fit in the file", "corrupt footer")
+}
+
+// lyingCodec encodes as its inner codec does, with the decoded size that
+// the block claims replaced by claim.
+type lyingCodec struct {
+	compress.Codec
+	claim func(block []byte) []byte
+}
+
+func (l lyingCodec) Encode(dst, src []byte) []byte { return l.claim(l.Codec.Encode(dst, src)) }
+func (l lyingCodec) EncodeLevel(dst, src []byte, level int) []byte {
+	return l.claim(l.Codec.Encode(dst, src))
+}
+
+// TestAuditParquetDecompressionBomb: a page whose compressed block claims
+// far more bytes than its page header (Snappy: 4 GiB; Zstd: a frame of 1
+// TiB) is an error naming the source and the batch, before anything of
+// that size is allocated.
+func TestAuditParquetDecompressionBomb(t *testing.T) {
+	snappyLie := func(block []byte) []byte {
+		_, n := binary.Uvarint(block)
+		return append(binary.AppendUvarint(nil, 0xfffffff0), block[n:]...)
+	}
+	zstdLie := func(block []byte) []byte {
+		// One frame of one raw block holding the bytes, which claims a
+		// content size of 1 TiB.
+		raw, err := zstd.NewReader(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		plain, err := raw.DecodeAll(block, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xe0}
+		f = binary.LittleEndian.AppendUint64(f, 1<<40)
+		h := uint32(len(plain))<<3 | 1 // raw block, the last
+		f = append(f, byte(h), byte(h>>8), byte(h>>16))
+		return append(f, plain...)
+	}
+	for _, c := range []struct {
+		kind compress.Compression
+		lie  func([]byte) []byte
+		want string
+	}{
+		{compress.Codecs.Snappy, snappyLie, "claims 4294967280 bytes"},
+		{compress.Codecs.Zstd, zstdLie, "claims 1099511627776 bytes"},
+	} {
+		t.Run(c.kind.String(), func(t *testing.T) {
+			inner, err := compress.GetCodec(c.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compress.RegisterCodec(c.kind, lyingCodec{inner, c.lie})
+			data := parquetSeed(t, c.kind)
+			compress.RegisterCodec(c.kind, inner)
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			src, err := parquet.New(bytes.NewReader(data), minibatch.WithAllocator(mem), minibatch.WithName("bomb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			err = nextErr(auditCtx(t), src)
+			wantErr(t, err, `"bomb"`, "batch 0", c.want)
+		})
+	}
+}
+
+// TestAuditParquetFooterPanic: a footer that makes arrow-go panic (a
+// schema element with an invalid logical type) is an error naming the
+// source, not a crash.
+func TestAuditParquetFooterPanic(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "audit", "invalid-logical-type.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	src, err := parquet.New(bytes.NewReader(data), minibatch.WithAllocator(mem), minibatch.WithName("panicky"))
+	if err == nil {
+		src.Close()
+		t.Fatal("no error")
+	}
+	wantErr(t, err, `"panicky"`, "not a readable Parquet file", "corrupt file", "invalid logical type")
 }
