@@ -1200,3 +1200,39 @@ func TestAuditSplitSidesInConcurrentRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditNilOption: a nil option is an error of every constructor, not
+// a panic.
+func TestAuditNilOption(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	data := ipcBytes(t, true, auditSchema(), nil)
+	ctors := map[string]func() error{
+		"NewCSV": func() error {
+			_, err := minibatch.NewCSV(strings.NewReader("a\n1\n"), minibatch.WithAllocator(mem), nil)
+			return err
+		},
+		"NewIPCStream": func() error {
+			_, err := minibatch.NewIPCStream(bytes.NewReader(data), nil, minibatch.WithAllocator(mem))
+			return err
+		},
+		"FromSlices": func() error {
+			_, err := minibatch.FromSlices(2, []minibatch.Column{minibatch.Float64s("i", []float64{1})}, nil, nil)
+			return err
+		},
+		"ResolveSourceOptions": func() error {
+			_, err := minibatch.ResolveSourceOptions(nil)
+			return err
+		},
+	}
+	for name, ctor := range ctors {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("a nil option panicked: %v", r)
+				}
+			}()
+			wantErr(t, ctor(), "nil")
+		})
+	}
+}
