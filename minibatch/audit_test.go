@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -1234,5 +1235,155 @@ func TestAuditNilOption(t *testing.T) {
 			}()
 			wantErr(t, ctor(), "nil")
 		})
+	}
+}
+
+// hostileSource is a replayable source whose batch at index bad (by its
+// kind) is malformed; the others are rows of "i" and Y "y" in batches of
+// 5, with empty batches between them.
+type hostileSource struct {
+	mem    memory.Allocator
+	kind   string
+	pos    int
+	passes int // Rewinds so far
+}
+
+const hostileBatches = 8
+
+func (h *hostileSource) Next(ctx context.Context) (flow.Batch, error) {
+	if h.pos >= 2*hostileBatches {
+		return flow.Batch{}, io.EOF
+	}
+	k := h.pos
+	h.pos++
+	if k%2 == 1 { // an empty batch between the others
+		return flow.Batch{Seq: int64(k), X: float64Record(h.mem, "i", nil), Y: float64Record(h.mem, "y", nil)}, nil
+	}
+	lo := k / 2 * 5
+	xs := iota64(lo + 5)[lo:]
+	b := flow.Batch{Seq: int64(k), X: float64Record(h.mem, "i", xs), Y: float64Record(h.mem, "y", xs)}
+	if k == 6 {
+		switch h.kind {
+		case "rows of X and Y differ":
+			b.Y.Release()
+			b.Y = float64Record(h.mem, "y", xs[:3])
+		case "no X":
+			b.X.Release()
+			b.X = nil
+		case "no X on replay":
+			if h.passes > 1 {
+				b.X.Release()
+				b.X = nil
+			}
+		case "schema changes":
+			b.X.Release()
+			b.X = float64Record(h.mem, "j", xs)
+		case "Y appears":
+		}
+	}
+	if h.kind == "Y appears" && k < 6 {
+		b.Y.Release()
+		b.Y = nil
+	}
+	return b, nil
+}
+
+func (h *hostileSource) Rewind() error    { h.pos = 0; h.passes++; return nil }
+func (h *hostileSource) Replayable() bool { return true }
+
+// TestAuditHostileUpstream: the stages over a source that returns empty
+// batches read every row once; over a source that returns a malformed
+// batch (X and Y of different lengths, no X, another schema, Y from the
+// middle on) they return an error, or pass the batch on as it is — never
+// panic, never hold anything after Close.
+func TestAuditHostileUpstream(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	stages := map[string]func(src flow.Source, mem memory.Allocator) (lifecycleSource, error){
+		"rebatch": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.NewRebatcher(src, 4, minibatch.Pad(0), minibatch.WithAllocator(mem))
+		},
+		"shuffle": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.Shuffle(src, 7, minibatch.WithAllocator(mem))
+		},
+		"permute windowed": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.Permute(src, 6, minibatch.WithAllocator(mem), minibatch.WithWindowRows(9))
+		},
+		"cache": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.NewCache(src, minibatch.WithAllocator(mem))
+		},
+		"repeat": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.Repeat(src, 2)
+		},
+		"holdout train": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			train, val, err := minibatch.Holdout(t.Context(), src, 0.25, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+			if err != nil {
+				return nil, err
+			}
+			val.Close()
+			return train, nil
+		},
+	}
+	for _, kind := range []string{"", "rows of X and Y differ", "no X", "schema changes", "Y appears", "no X on replay"} {
+		for name, mk := range stages {
+			t.Run(name+"/"+kind, func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				ctx := auditCtx(t)
+				st, err := mk(&hostileSource{mem: mem, kind: kind}, mem)
+				if err != nil && name == "holdout train" && kind != "" {
+					t.Logf("%s: %v", kind, err)
+					wantErr(t, err, "minibatch: holdout")
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				var ids []int
+				var end error
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Fatalf("panic: %v\n%s", r, debug.Stack())
+						}
+					}()
+					for {
+						b, err := st.Next(ctx)
+						if err != nil {
+							end = err
+							return
+						}
+						if b.X != nil && b.X.Schema().Field(0).Name == "i" {
+							ids = append(ids, auditIDs(t, b)...)
+						}
+						b.Release()
+					}
+				}()
+				if kind == "" {
+					if end != io.EOF {
+						t.Fatalf("over empty batches: %v; want io.EOF", end)
+					}
+					n := hostileBatches * 5
+					if name == "repeat" {
+						ids = ids[:len(ids)/2]
+					}
+					if name == "rebatch" {
+						ids = ids[:n] // the pad of the last batch
+					}
+					if name == "holdout train" {
+						if len(ids) != n*3/4 || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
+							t.Errorf("holdout train over empty batches: rows %v; want %d distinct ones", ids, n*3/4)
+						}
+						return
+					}
+					checkEveryRowOnce(t, "over empty batches", ids, n)
+					return
+				}
+				t.Logf("%s: %v", kind, end)
+				if end != io.EOF && !strings.Contains(end.Error(), "minibatch") {
+					t.Errorf("error %q does not name the stage", end)
+				}
+			})
+		}
 	}
 }
