@@ -1387,3 +1387,70 @@ func TestAuditHostileUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditStepsOverHostileBatches: the steps and step helpers given a
+// batch with no X, no Y, X and Y of different lengths, or no rows return
+// an error or a batch — never panic — and hold nothing after. (MapRows and
+// PackStep pass Y on untouched, so they keep a mismatch of X and Y that
+// they are given: that is their doc's "Y passed through".)
+func TestAuditStepsOverHostileBatches(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := flow.WithAllocator(auditCtx(t), mem)
+	labels := func(v ...int64) arrow.RecordBatch { return int64Rec(mem, "y", v) }
+	batches := map[string]func() flow.Batch{
+		"no X":          func() flow.Batch { return flow.Batch{Y: labels(0, 1)} },
+		"no Y":          func() flow.Batch { return flow.Batch{X: tensorRecord(t, mem, "x", 2, 3)} },
+		"rows differ":   func() flow.Batch { return flow.Batch{X: tensorRecord(t, mem, "x", 3, 3), Y: labels(0, 1)} },
+		"no rows":       func() flow.Batch { return flow.Batch{X: tensorRecord(t, mem, "x", 0, 3), Y: labels()} },
+		"plain columns": func() flow.Batch { return flow.Batch{X: float64Record(mem, "x", []float64{1, 2}), Y: labels(0, 1)} },
+	}
+	rs, err := minibatch.NewResampler(minibatch.WithClassLabel("y"), minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]func(b flow.Batch) (flow.Batch, error){
+		"Resampler.FitTransform": func(b flow.Batch) (flow.Batch, error) { return rs.FitTransform(ctx, b) },
+		"PackStep":               func(b flow.Batch) (flow.Batch, error) { return (&minibatch.PackStep{Out: "p"}).Transform(ctx, b) },
+		"MapRows": func(b flow.Batch) (flow.Batch, error) {
+			return minibatch.MapRows(ctx, b, "x", "z", 2, func(x, y []float32) { y[0], y[1] = x[0], x[len(x)-1] })
+		},
+		"Examples": func(b flow.Batch) (flow.Batch, error) {
+			_, _, err := minibatch.Examples(b, "x", "y", 2)
+			return flow.Batch{}, err
+		},
+		"Classes": func(b flow.Batch) (flow.Batch, error) {
+			_, err := minibatch.Classes(b, "y", 2)
+			return flow.Batch{}, err
+		},
+		"LabelsFloat32": func(b flow.Batch) (flow.Batch, error) {
+			_, err := minibatch.LabelsFloat32(b, "y")
+			return flow.Batch{}, err
+		},
+	}
+	for sname, step := range steps {
+		for bname, mk := range batches {
+			t.Run(sname+"/"+bname, func(t *testing.T) {
+				in := mk()
+				defer in.Release()
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("panic: %v\n%s", r, debug.Stack())
+					}
+				}()
+				out, err := step(in)
+				if err != nil {
+					if !strings.Contains(err.Error(), "minibatch") {
+						t.Errorf("error %q does not name the package", err)
+					}
+					return
+				}
+				// The Resampler builds Y; the others pass Y on as it is.
+				if sname == "Resampler.FitTransform" && out.X != nil && out.Y != nil && out.X.NumRows() != out.Y.NumRows() {
+					t.Errorf("out: X has %d rows, Y %d; want an error or equal lengths", out.X.NumRows(), out.Y.NumRows())
+				}
+				out.Release()
+			})
+		}
+	}
+}
