@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/internal/ipcguard"
 	"github.com/penstock-ml/penstock/minibatch"
 )
 
@@ -304,5 +305,81 @@ func TestAuditIPCStreamErrorIsReplayable(t *testing.T) {
 		if err := src.Rewind(); err != nil {
 			t.Fatalf("Rewind after the error: %v", err)
 		}
+	}
+}
+
+// TestAuditIPCFileLyingBlocks: a footer whose record-batch block lies
+// about its body or metadata length, or its offset, is an error naming
+// the file (and the batch, where the footer itself is sound), after the
+// batches before it — no panic, no allocation of what the block claims,
+// no leak.
+func TestAuditIPCFileLyingBlocks(t *testing.T) {
+	gm := memory.NewGoAllocator()
+	var recs []arrow.RecordBatch
+	for k := range 3 {
+		recs = append(recs, int64Rec(gm, "i", []int64{int64(2 * k), int64(2*k + 1)}))
+	}
+	data := ipcBytes(t, false, recs[0].Schema(), recs)
+	releaseAll(recs)
+	f, err := ipcguard.CheckFile(bytes.NewReader(data), int64(len(data)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.Records[1]
+	// The footer's Block struct: offset (int64), metaDataLength (int32),
+	// padding, bodyLength (int64).
+	block := binary.LittleEndian.AppendUint64(nil, uint64(b.Offset))
+	block = binary.LittleEndian.AppendUint32(block, uint32(b.MetaLen))
+	block = append(block, 0, 0, 0, 0)
+	block = binary.LittleEndian.AppendUint64(block, uint64(b.BodyLen))
+	if bytes.Count(data, block) != 1 {
+		t.Fatalf("the footer block of batch 1 occurs %d times; want once", bytes.Count(data, block))
+	}
+	lies := map[string]func(off, meta, body int64) (int64, int64, int64){
+		"body of 1 TiB":        func(o, m, b int64) (int64, int64, int64) { return o, m, 1 << 40 },
+		"body 8 bytes longer":  func(o, m, b int64) (int64, int64, int64) { return o, m, b + 8 },
+		"body 8 bytes shorter": func(o, m, b int64) (int64, int64, int64) { return o, m, b - 8 },
+		"negative body":        func(o, m, b int64) (int64, int64, int64) { return o, m, -8 },
+		"metadata of 2 GiB":    func(o, m, b int64) (int64, int64, int64) { return o, 1<<31 - 8, b },
+		"offset past the end":  func(o, m, b int64) (int64, int64, int64) { return 1 << 40, m, b },
+		"offset into batch 0":  func(o, m, b int64) (int64, int64, int64) { return o - 8, m, b },
+		"negative offset":      func(o, m, b int64) (int64, int64, int64) { return -64, m, b },
+	}
+	for name, lie := range lies {
+		t.Run(name, func(t *testing.T) {
+			o, m, bl := lie(b.Offset, b.MetaLen, b.BodyLen)
+			bad := binary.LittleEndian.AppendUint64(nil, uint64(o))
+			bad = binary.LittleEndian.AppendUint32(bad, uint32(m))
+			bad = append(bad, 0, 0, 0, 0)
+			bad = binary.LittleEndian.AppendUint64(bad, uint64(bl))
+			crafted := bytes.Replace(data, block, bad, 1)
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			src, err := minibatch.NewIPCFile(bytes.NewReader(crafted), int64(len(crafted)), minibatch.WithAllocator(mem), minibatch.WithName("lying"))
+			if err != nil {
+				wantErr(t, err, `"lying"`)
+				return
+			}
+			defer src.Close()
+			ctx := auditCtx(t)
+			var ids []int
+			var end error
+			for {
+				b, err := src.Next(ctx)
+				if err != nil {
+					end = err
+					break
+				}
+				ids = append(ids, auditIDs(t, b)...)
+				b.Release()
+			}
+			if end == io.EOF {
+				t.Fatalf("read %v and io.EOF; want an error at batch 1", ids)
+			}
+			wantErr(t, end, `"lying"`, "batch 1")
+			if !slices.Equal(ids, []int{0, 1}) {
+				t.Errorf("rows before the error: %v; want batch 0's [0 1]", ids)
+			}
+		})
 	}
 }
