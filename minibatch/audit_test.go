@@ -1454,3 +1454,32 @@ func TestAuditStepsOverHostileBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditCacheCountsSharedBuffersOnce: a Cache of zero-copy slices of
+// one batch (a Rebatcher's cuts) holds that batch's buffers once, and
+// WithMaxBytes bounds what it holds, not the sum of the slices' views of
+// the same buffers.
+func TestAuditCacheCountsSharedBuffersOnce(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := auditCtx(t)
+	const rows = 10000
+	m := newMemory(t, mem, rows, rows) // one batch: 80 KB of X, 80 KB of Y
+	defer m.Close()
+	rb, err := minibatch.NewRebatcher(m, 100, minibatch.Keep, minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	held := int64(2 * rows * 8)
+	c, err := minibatch.NewCache(rb, minibatch.WithMaxBytes(2*held), minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ids := readIDs(t, ctx, c)
+	checkEveryRowOnce(t, "through the cache", ids, rows)
+	if got := c.Bytes(); got > 2*held {
+		t.Errorf("Bytes() = %d for the slices of one batch of %d bytes; want at most WithMaxBytes (%d)", got, held, 2*held)
+	}
+}
