@@ -33,8 +33,8 @@ type Cache struct {
 	// counted: the buffers counted in bytes. Batches may share buffers
 	// (zero-copy slices of one batch, a dictionary), held once.
 	counted map[*memory.Buffer]struct{}
-	filled  bool         // the source reached io.EOF: passes replay batches
-	pos     int          // next batch of the current pass, once filled
+	filled  bool // the source reached io.EOF: passes replay batches
+	pos     int  // next batch of the current pass, once filled
 	seq     int64
 	schema  *arrow.Schema
 	err     error // a failed first pass: the Cache is unusable
