@@ -30,15 +30,16 @@ type Cache struct {
 
 	batches []flow.Batch // kept so far; all of them once filled
 	bytes   int64        // bytes of the buffers of batches, each buffer once
-	// counted: the buffers counted in bytes. Batches may share buffers
-	// (zero-copy slices of one batch, a dictionary), held once.
-	counted map[*memory.Buffer]struct{}
-	filled  bool // the source reached io.EOF: passes replay batches
-	pos     int  // next batch of the current pass, once filled
+	filled  bool         // the source reached io.EOF: passes replay batches
+	pos     int          // next batch of the current pass, once filled
 	seq     int64
 	schema  *arrow.Schema
 	err     error // a failed first pass: the Cache is unusable
 	closed  bool
+
+	// counted: the buffers counted in bytes. Batches may share buffers
+	// (zero-copy slices of one batch, a dictionary), held once.
+	counted map[*memory.Buffer]struct{}
 }
 
 var (
