@@ -192,7 +192,7 @@ func checkSplitBatch(b flow.Batch) error {
 	case b.X == nil:
 		return errors.New("the batch has no X")
 	case b.Y != nil && b.Y.NumRows() != b.X.NumRows():
-		return fmt.Errorf("X has %d rows and Y %d; want the same", b.X.NumRows(), b.Y.NumRows())
+		return fmt.Errorf("the batch has %d rows of X and %d of Y; want the same", b.X.NumRows(), b.Y.NumRows())
 	}
 	return nil
 }
