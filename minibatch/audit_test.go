@@ -1495,3 +1495,30 @@ func TestAuditCacheCountsSharedBuffersOnce(t *testing.T) {
 		t.Errorf("Bytes() = %d for the slices of one batch of %d bytes; want at most WithMaxBytes (%d)", got, held, 2*held)
 	}
 }
+
+// TestAuditSchemaIsX: every source and wrapper's Schema, where it is known
+// before the first batch, is the schema of the X that Next returns, and
+// after the first batch it is known.
+func TestAuditSchemaIsX(t *testing.T) {
+	for _, tc := range append(auditCases(), auditSplitCases()...) {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			m := tc.make(t, mem, t.TempDir())
+			defer m.done()
+			defer m.src.Close()
+			before := m.src.Schema()
+			b, err := m.src.Next(auditCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Release()
+			if before != nil && !before.Equal(b.X.Schema()) {
+				t.Errorf("Schema() before Next: %v; want the batch's X schema %v", before, b.X.Schema())
+			}
+			if after := m.src.Schema(); after == nil || !after.Equal(b.X.Schema()) {
+				t.Errorf("Schema() after Next: %v; want the batch's X schema %v", after, b.X.Schema())
+			}
+		})
+	}
+}
