@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
 )
@@ -28,13 +29,17 @@ type Cache struct {
 	maxBytes int64
 
 	batches []flow.Batch // kept so far; all of them once filled
-	bytes   int64        // bytes of the buffers of batches
+	bytes   int64        // bytes of the buffers of batches, each buffer once
 	filled  bool         // the source reached io.EOF: passes replay batches
 	pos     int          // next batch of the current pass, once filled
 	seq     int64
 	schema  *arrow.Schema
 	err     error // a failed first pass: the Cache is unusable
 	closed  bool
+
+	// counted: the buffers counted in bytes. Batches may share buffers
+	// (zero-copy slices of one batch, a dictionary), held once.
+	counted map[*memory.Buffer]struct{}
 }
 
 var (
@@ -57,10 +62,10 @@ var ErrCacheFull = errors.New("minibatch: cache: source larger than the cache li
 // DefaultCacheBytes, 1 GiB). A batch that would take it past the limit is
 // an error wrapping ErrCacheFull that says the limit and how to raise it;
 // the Cache then releases every batch it kept and fails from then on.
-// Buffers shared by several batches (slices of one record) are counted
-// once per batch, so the count may exceed the memory actually held.
-// Options: WithMaxBytes. Cost: O(1) per batch beyond the first pass's
-// reads; nothing is copied.
+// A buffer shared by several batches (zero-copy slices of one record, a
+// dictionary) is counted once, as it is held once. Options: WithMaxBytes.
+// Cost: O(buffers) per batch of the first pass, O(1) per batch of later
+// passes; nothing is copied.
 func NewCache(src flow.Source, opts ...Option) (*Cache, error) {
 	if src == nil {
 		return nil, errors.New("minibatch: cache: source is nil")
@@ -105,7 +110,11 @@ func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 		// the batches kept so far stay, and the next call reads on.
 		return flow.Batch{}, fmt.Errorf("minibatch: cache: reading batch %d: %w", len(c.batches), err)
 	}
-	size := batchBytes(b)
+	fresh := newBuffers(b, c.counted)
+	var size int64
+	for buf := range fresh {
+		size += int64(buf.Len())
+	}
 	if c.bytes+size > c.maxBytes {
 		b.Release()
 		n, held := len(c.batches), c.bytes
@@ -120,39 +129,44 @@ func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 	b.Seq = c.seq
 	c.seq++
 	c.bytes += size
+	if c.counted == nil {
+		c.counted = make(map[*memory.Buffer]struct{}, len(fresh))
+	}
+	for buf := range fresh {
+		c.counted[buf] = struct{}{}
+	}
 	b.Retain() // one reference kept, one handed over
 	c.batches = append(c.batches, b)
 	return b, nil
 }
 
-// batchBytes returns the bytes of the Arrow buffers of b's X and Y.
-func batchBytes(b flow.Batch) int64 {
-	var n int64
+// newBuffers returns the Arrow buffers of b's X and Y that are not in
+// seen.
+func newBuffers(b flow.Batch, seen map[*memory.Buffer]struct{}) map[*memory.Buffer]struct{} {
+	out := map[*memory.Buffer]struct{}{}
+	var walk func(d arrow.ArrayData)
+	walk = func(d arrow.ArrayData) {
+		for _, buf := range d.Buffers() {
+			if _, ok := seen[buf]; buf != nil && !ok {
+				out[buf] = struct{}{}
+			}
+		}
+		for _, c := range d.Children() {
+			walk(c)
+		}
+		if d.DataType().ID() == arrow.DICTIONARY {
+			walk(d.Dictionary())
+		}
+	}
 	for _, rec := range []arrow.RecordBatch{b.X, b.Y} {
 		if rec == nil {
 			continue
 		}
 		for _, col := range rec.Columns() {
-			n += int64(arrayBytes(col.Data()))
+			walk(col.Data())
 		}
 	}
-	return n
-}
-
-func arrayBytes(d arrow.ArrayData) int {
-	n := 0
-	for _, buf := range d.Buffers() {
-		if buf != nil {
-			n += buf.Len()
-		}
-	}
-	for _, c := range d.Children() {
-		n += arrayBytes(c)
-	}
-	if d.DataType().ID() == arrow.DICTIONARY {
-		n += arrayBytes(d.Dictionary())
-	}
-	return n
+	return out
 }
 
 // Rewind starts the next pass. Once the first pass has reached io.EOF it
@@ -214,6 +228,7 @@ func (c *Cache) drop() {
 	}
 	clear(c.batches)
 	c.batches, c.bytes, c.pos, c.seq, c.filled = c.batches[:0], 0, 0, 0, false
+	c.counted = nil
 }
 
 // Close releases the batches that the Cache keeps. It does not close the

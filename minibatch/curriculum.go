@@ -157,8 +157,8 @@ func (o *Ordered) Next(ctx context.Context) (flow.Batch, error) {
 	if o.closed {
 		return flow.Batch{}, fmt.Errorf("minibatch: %s: Next after Close", o.op)
 	}
-	if err := ctx.Err(); err != nil {
-		return flow.Batch{}, err
+	if ctx.Err() != nil {
+		return flow.Batch{}, context.Cause(ctx)
 	}
 	if !o.started {
 		if err := o.startPass(ctx); err != nil {

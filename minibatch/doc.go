@@ -7,7 +7,11 @@
 // Every source is a flow.Source: Next(ctx) returns the next flow.Batch (X
 // and Y record batches, Seq, Epoch) or io.EOF after the last one; any other
 // error ends the stream and is wrapped with the source's name and position
-// (test with errors.Is / errors.As). Next honours ctx while it blocks.
+// (test with errors.Is / errors.As). Next honours ctx: once ctx is done it
+// returns context.Cause(ctx), or an error wrapping it, checked before each
+// read and while it waits on a channel; a source that reads a file or an
+// io.Reader checks ctx between reads (its doc says how often) and blocks
+// while the reader does.
 //
 // The sources are: Memory (FromSlices, FromRecords), Arrow IPC files and
 // streams (OpenIPCFile, NewIPCFile, OpenIPCStream, NewIPCStream), CSV

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/penstock-ml/penstock/flow"
 )
 
@@ -76,6 +78,10 @@ func Epochs(src flow.Source, epochs int, opts ...Option) (*EpochStream, error) {
 // Next returns the next batch of the stream, or io.EOF after the last
 // epoch.
 func (e *EpochStream) Next(ctx context.Context) (flow.Batch, error) { return e.rep.Next(ctx) }
+
+// Schema returns the schema of X, that of the stages it chains (see
+// Repeater.Schema).
+func (e *EpochStream) Schema() *arrow.Schema { return e.rep.Schema() }
 
 // Replayable reports whether Rewind works: always, since Epochs requires a
 // replayable source.

@@ -206,6 +206,7 @@ type IPCStreamSource struct {
 	seeker io.Seeker // nil when not replayable
 	start  int64
 	rd     *ipc.Reader
+	msgs   *ipcguard.MessageReader // rd's, to name the message of an error
 }
 
 var (
@@ -266,8 +267,12 @@ func (s *IPCStreamSource) open() error {
 		s.rd, err = ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(s.mem))
 		return err // on error, arrow released msgs
 	})
+	s.msgs = msgs
 	if err != nil {
-		s.rd = nil
+		if _, at, ok := msgs.Last(); ok {
+			err = fmt.Errorf("schema at byte %d: %w", at, err)
+		}
+		s.rd, s.msgs = nil, nil
 		s.mem.ReleaseReader(false)
 		return s.errorf("%w", limitHint(err))
 	}
@@ -289,13 +294,17 @@ func (s *IPCStreamSource) Next(ctx context.Context) (flow.Batch, error) {
 		return s.rd.Err()
 	})
 	if err != nil {
+		if i, at, ok := s.msgs.Last(); ok { // the message read, and failed to decode
+			return flow.Batch{}, s.fail("batch %d (message %d at byte %d): %w", s.seq, i, at, limitHint(err))
+		}
 		return flow.Batch{}, s.fail("batch %d: %w", s.seq, limitHint(err))
 	}
 	if !ok {
 		s.done = true
 		return flow.Batch{}, io.EOF
 	}
-	return s.emit(s.rd.RecordBatch(), fmt.Sprintf("batch %d", s.seq)) // the reader keeps its reference
+	i, at, _ := s.msgs.Last()
+	return s.emit(s.rd.RecordBatch(), fmt.Sprintf("batch %d (message %d at byte %d)", s.seq, i, at)) // the reader keeps its reference
 }
 
 // Replayable reports whether Rewind can work: the source was opened from a
@@ -338,7 +347,7 @@ func (s *IPCStreamSource) Close() error {
 func (s *IPCStreamSource) closeReader() {
 	if s.rd != nil {
 		s.rd.Release()
-		s.rd = nil
+		s.rd, s.msgs = nil, nil
 	}
 	s.mem.ReleaseReader(s.handedOut)
 	s.handedOut = false

@@ -175,8 +175,8 @@ func (m Matrix) backing() *array.FixedSizeList {
 // after an error. Cost: one buffer of rows × cols float32, and the calls
 // to fn.
 func MapRows(ctx context.Context, b flow.Batch, in, out string, cols int, fn func(x, y []float32)) (flow.Batch, error) {
-	if err := ctx.Err(); err != nil {
-		return flow.Batch{}, err
+	if ctx.Err() != nil {
+		return flow.Batch{}, context.Cause(ctx)
 	}
 	if cols < 0 {
 		return flow.Batch{}, fmt.Errorf("minibatch: map rows %q to %q: %d output columns, want 0 or more", in, out, cols)

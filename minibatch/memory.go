@@ -216,10 +216,10 @@ func FromRecords(x, y []arrow.RecordBatch) (*Memory, error) {
 
 // Next returns the next batch, with Seq equal to its index and Epoch 0, or
 // io.EOF after the last one. The returned batch holds its own references,
-// which the caller releases. Next returns ctx.Err() if ctx is done.
+// which the caller releases. Next returns context.Cause(ctx) if ctx is done.
 func (m *Memory) Next(ctx context.Context) (flow.Batch, error) {
-	if err := ctx.Err(); err != nil {
-		return flow.Batch{}, err
+	if ctx.Err() != nil {
+		return flow.Batch{}, context.Cause(ctx)
 	}
 	if m.closed {
 		return flow.Batch{}, errors.New("minibatch: memory: Next after Close")

@@ -112,7 +112,10 @@ func defaultConfig() *sourceConfig {
 
 func newSourceConfig(opts []SourceOption) (*sourceConfig, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("minibatch: option %d is nil", i+1)
+		}
 		o(cfg)
 	}
 	switch {

@@ -133,8 +133,8 @@ func (r *Rebatcher) Next(ctx context.Context) (flow.Batch, error) {
 		return flow.Batch{}, errors.New("minibatch: rebatch: Next after Close")
 	}
 	for {
-		if err := ctx.Err(); err != nil {
-			return flow.Batch{}, err
+		if ctx.Err() != nil {
+			return flow.Batch{}, context.Cause(ctx)
 		}
 		if r.hasCur && r.off < r.cur.Rows() {
 			// A new epoch starts: the pieces of the previous one form an

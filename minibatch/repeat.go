@@ -85,8 +85,8 @@ func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
 		return flow.Batch{}, errors.New("minibatch: repeat: Next after Close")
 	}
 	for {
-		if err := ctx.Err(); err != nil {
-			return flow.Batch{}, err
+		if ctx.Err() != nil {
+			return flow.Batch{}, context.Cause(ctx)
 		}
 		if r.done {
 			return flow.Batch{}, io.EOF

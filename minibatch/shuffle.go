@@ -106,8 +106,8 @@ func (s *Shuffler) Next(ctx context.Context) (flow.Batch, error) {
 		return flow.Batch{}, errors.New("minibatch: shuffle: Next after Close")
 	}
 	for {
-		if err := ctx.Err(); err != nil {
-			return flow.Batch{}, err
+		if ctx.Err() != nil {
+			return flow.Batch{}, context.Cause(ctx)
 		}
 		epochDone := s.eof || s.hasStash
 		if len(s.sizes) > 0 && (epochDone || len(s.live) >= max(s.bufRows, s.sizes[0])) {

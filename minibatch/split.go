@@ -248,9 +248,9 @@ func planSplit(ctx context.Context, op string, src flow.Source, cfg *sourceConfi
 		if batch == 0 {
 			labelled = cfg.stratify == 1 || (cfg.stratify == 0 && (cfg.classLabel != "" || (b.Y != nil && b.Y.NumCols() > 0)))
 		}
-		if b.X != nil && b.Y != nil && b.X.NumRows() != b.Y.NumRows() {
+		if err := checkSplitBatch(b); err != nil {
 			b.Release()
-			return nil, nil, fmt.Errorf("minibatch: %s: planning pass, batch %d: X has %d rows and Y %d; want the same", op, batch, b.X.NumRows(), b.Y.NumRows())
+			return nil, nil, fmt.Errorf("minibatch: %s: planning pass, batch %d: %w", op, batch, err)
 		}
 		if labelled {
 			col, where, err := labelColumn(b, cfg.classLabel)

@@ -152,9 +152,12 @@ func (s *SplitSource) Next(ctx context.Context) (flow.Batch, error) {
 			p.known = false
 			return flow.Batch{}, fmt.Errorf("minibatch: split %s: read source at row %d: %w", s.name, p.pos, err)
 		}
-		if b.X != nil {
-			p.schema = b.X.Schema()
+		if err := checkSplitBatch(b); err != nil {
+			b.Release()
+			p.known = false
+			return flow.Batch{}, fmt.Errorf("minibatch: split %s: source batch at row %d: %w", s.name, p.pos, err)
 		}
+		p.schema = b.X.Schema()
 		base, n := p.pos, b.Rows()
 		p.pos += n
 		if base+n <= s.next {
@@ -180,6 +183,18 @@ func (s *SplitSource) Next(ctx context.Context) (flow.Batch, error) {
 		s.seq++
 		return out, nil
 	}
+}
+
+// checkSplitBatch reports a batch of the parent that a split cannot take
+// rows of: one with no X, or with X and Y of different lengths.
+func checkSplitBatch(b flow.Batch) error {
+	switch {
+	case b.X == nil:
+		return errors.New("the batch has no X")
+	case b.Y != nil && b.Y.NumRows() != b.X.NumRows():
+		return fmt.Errorf("the batch has %d rows of X and %d of Y; want the same", b.X.NumRows(), b.Y.NumRows())
+	}
+	return nil
 }
 
 func newSplitSide(name string, p *splitParent, mem memory.Allocator, sel rowSelection, rows, end int64) *SplitSource {

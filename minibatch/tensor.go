@@ -169,8 +169,8 @@ var _ flow.Step = (*PackStep)(nil)
 // Transform borrows in and returns a batch that the caller owns: X packed
 // (cost of Pack), Y retained.
 func (s *PackStep) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
-	if err := ctx.Err(); err != nil {
-		return flow.Batch{}, err
+	if ctx.Err() != nil {
+		return flow.Batch{}, context.Cause(ctx)
 	}
 	if in.X == nil {
 		return flow.Batch{}, errors.New("minibatch: pack: batch has no X")

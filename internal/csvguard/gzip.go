@@ -35,7 +35,7 @@ type Gzip struct {
 func NewGzip(br *bufio.Reader, max int64) (*Gzip, error) {
 	zr, err := gzip.NewReader(br)
 	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
+		return nil, headerError(err, 0)
 	}
 	zr.Multistream(false)
 	g := &Gzip{br: br, zr: zr}
@@ -98,10 +98,19 @@ func (g *Gzip) nextMember() error {
 		return fmt.Errorf("gzip: after %d decompressed bytes: %w", g.out, err)
 	case len(b) == 2 && b[0] == 0x1f && b[1] == 0x8b:
 		if err := g.zr.Reset(g.br); err != nil {
-			return fmt.Errorf("gzip: member after %d decompressed bytes: %w", g.out, err)
+			return headerError(err, g.out)
 		}
 		g.zr.Multistream(false)
 		return nil
 	}
 	return fmt.Errorf("%w, after %d decompressed bytes", ErrTrailingData, g.out)
+}
+
+// headerError is the error of reading a member's header after out
+// decompressed bytes: a header cut short is a truncated stream.
+func headerError(err error, out int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w in the header of a member, after %d decompressed bytes: %w", ErrTruncated, out, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("gzip: member header after %d decompressed bytes: %w", out, err)
 }

@@ -25,6 +25,11 @@ type MessageReader struct {
 	index   int
 	cur     *ipc.Message
 	refs    atomic.Int64
+	// The last message read: its index, its byte offset, and whether it
+	// was read without error (so an error about it is its decoder's).
+	lastIndex int
+	lastAt    int64
+	lastOK    bool
 }
 
 var _ ipc.MessageReader = (*MessageReader)(nil)
@@ -46,6 +51,7 @@ func (m *MessageReader) Message() (*ipc.Message, error) {
 	at, i := m.pos, m.index
 	m.index++
 	msg, err := m.read()
+	m.lastIndex, m.lastAt, m.lastOK = i, at, err == nil
 	if err == io.EOF {
 		return nil, io.EOF
 	}
@@ -54,6 +60,15 @@ func (m *MessageReader) Message() (*ipc.Message, error) {
 	}
 	m.cur = msg
 	return msg, nil
+}
+
+// Last returns the index and byte offset of the last message that Message
+// read, and whether it read it whole (true: an error about that message
+// comes from its decoding, and does not name it yet). ok is false before
+// the first message, at the end of the stream and after an error of
+// Message, whose error names the message itself.
+func (m *MessageReader) Last() (index int, at int64, ok bool) {
+	return m.lastIndex, m.lastAt, m.lastOK
 }
 
 func (m *MessageReader) full(p []byte) error {

@@ -29,8 +29,22 @@
 // # Cost, concurrency, errors
 //
 // Only the chosen columns of the chosen row groups are decoded, one batch
-// at a time: memory is bounded by the batch size and the pages being
-// decoded. A Source is read by one goroutine at a time. Errors name the
-// file (or WithName), the batch and its first row; corrupt pages that make
-// pqarrow panic are turned into errors.
+// at a time: memory is bounded by the batch size, the pages being decoded
+// (at most 256 MiB each, arrow-go's pq.DefaultMaxUncompressedPageSize) and
+// the compressed column chunks of the current row group, which arrow-go
+// reads whole. A Source is read by one goroutine at a time. Errors name the
+// file (or WithName), the batch and its first row.
+//
+// # Hostile files
+//
+// A footer or a page that lies is an error, not a crash or an allocation
+// of what it claims: a footer that makes arrow-go panic (an invalid
+// logical type, say), a column chunk that does not fit in the file
+// (checked when the source is made), corrupt pages that make pqarrow
+// panic, and Snappy or Zstd blocks that claim more bytes than their page
+// header. For the last, importing this package registers, with arrow-go's
+// parquet/compress.RegisterCodec, Snappy and Zstd decoders that refuse such
+// blocks before allocating and are otherwise arrow-go's own; they apply to
+// every arrow-go Parquet reader in the program, and read valid files as
+// before (a valid page decodes to exactly its header's size).
 package parquet

@@ -23,7 +23,9 @@ import (
 // (default: all). It is replayable.
 //
 // Cost: the decoding of the chosen column chunks, one batch at a time;
-// memory is bounded by the batch size and the pages being decoded. A
+// memory is bounded by the batch size, the pages being decoded, and the
+// compressed column chunks of the current row group, which are read whole
+// (each checked, when the source is made, to lie inside the file). A
 // source is read by one goroutine at a time.
 type Source struct {
 	name    string
@@ -84,7 +86,10 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 	s := &Source{name: name, cfg: cfg}
 	s.split.Roles = cfg.Roles
 	// Wrapped so that file.Reader.Close does not close the caller's r.
-	s.pf, err = file.NewParquetReader(struct{ pq.ReaderAtSeeker }{r}, file.WithReadProps(pq.NewReaderProperties(cfg.Allocator)))
+	err = noPanic(func() (err error) {
+		s.pf, err = file.NewParquetReader(struct{ pq.ReaderAtSeeker }{r}, file.WithReadProps(pq.NewReaderProperties(cfg.Allocator)))
+		return err
+	})
 	if err != nil {
 		return nil, s.errorf("not a readable Parquet file: %w", err)
 	}
@@ -93,7 +98,10 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 			s.pf.Close()
 		}
 	}()
-	s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.BatchRows)}, cfg.Allocator)
+	err = noPanic(func() (err error) {
+		s.fr, err = pqarrow.NewFileReader(s.pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.BatchRows)}, cfg.Allocator)
+		return err
+	})
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
@@ -102,7 +110,11 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 			return nil, s.errorf("row group %d does not exist; the file has %d", g, s.pf.NumRowGroups())
 		}
 	}
-	full, err := s.fr.Schema()
+	var full *arrow.Schema
+	err = noPanic(func() (err error) {
+		full, err = s.fr.Schema()
+		return err
+	})
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
@@ -119,7 +131,44 @@ func newSource(r pq.ReaderAtSeeker, name string, opts []minibatch.Option) (_ *So
 		s.leaves = appendLeaves(s.leaves, &fields[i])
 	}
 	s.fileSch = full
+	if err := s.checkChunks(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// checkChunks checks that the column chunks to read lie inside the file.
+// The reader reads a chunk whole into a buffer of the length that the
+// footer gives, so a footer that lies about it would otherwise ask for
+// any amount of memory (16 GiB from a file of 2 KiB).
+func (s *Source) checkChunks() error {
+	md := s.pf.MetaData()
+	size := md.GetSourceFileSize()
+	groups := s.cfg.RowGroups
+	if len(groups) == 0 {
+		groups = make([]int, s.pf.NumRowGroups())
+		for i := range groups {
+			groups[i] = i
+		}
+	}
+	for _, g := range groups {
+		rg := md.RowGroup(g)
+		for _, c := range s.leaves {
+			col, err := rg.ColumnChunk(c)
+			if err != nil {
+				return s.errorf("row group %d: %w", g, err)
+			}
+			start := col.DataPageOffset()
+			if col.HasDictionaryPage() && col.DictionaryPageOffset() > 0 && start > col.DictionaryPageOffset() {
+				start = col.DictionaryPageOffset()
+			}
+			if n := col.TotalCompressedSize(); start < 0 || n < 0 || start > size || n > size-start {
+				return s.errorf("row group %d, column %q: a chunk of %d bytes at byte %d does not fit in the file's %d bytes of data (a corrupt footer)",
+					g, md.Schema.Column(c).Path(), n, start, size)
+			}
+		}
+	}
+	return nil
 }
 
 func appendLeaves(out []int, f *pqarrow.SchemaField) []int {
@@ -166,12 +215,12 @@ func (s *Source) NumRows() int64 {
 // error naming the file and the batch, which ends the pass.
 func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 	switch {
+	case s.fr == nil:
+		return flow.Batch{}, s.errorf("Next after Close")
 	case s.err != nil:
 		return flow.Batch{}, s.err
 	case s.done:
 		return flow.Batch{}, io.EOF
-	case s.fr == nil:
-		return flow.Batch{}, s.errorf("Next after Close")
 	}
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
@@ -180,7 +229,11 @@ func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 		// pqarrow keeps the context of the reader for the whole pass; the
 		// pass outlives this call, so it gets ctx without its cancellation
 		// (Next checks ctx itself).
-		rr, err := s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.RowGroups)
+		var rr pqarrow.RecordReader
+		err := noPanic(func() (err error) {
+			rr, err = s.fr.GetRecordReader(context.WithoutCancel(ctx), s.leaves, s.cfg.RowGroups)
+			return err
+		})
 		if err != nil {
 			s.err = s.errorf("%w", err)
 			return flow.Batch{}, s.err
@@ -205,6 +258,19 @@ func (s *Source) Next(ctx context.Context) (flow.Batch, error) {
 	b := flow.Batch{Seq: s.seq, X: x, Y: y}
 	s.seq++
 	return b, nil
+}
+
+// noPanic runs read, a call into arrow-go's Parquet reader over bytes from
+// outside, and returns its error. arrow-go panics on some corrupt input (a
+// footer with an invalid logical type, say) instead of returning an error;
+// this is the boundary where such input becomes an error.
+func noPanic(read func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt file: %v", p)
+		}
+	}()
+	return read()
 }
 
 // readParquetBatch reads the next record, owned by the caller, or io.EOF.
