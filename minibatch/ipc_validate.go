@@ -25,6 +25,10 @@ import (
 //     buffers, where the validator wants one nil buffer), so a column of
 //     type null, or a child of one, is validated on a copy of its data with
 //     that slot added.
+//   - A column may hold more values than the batch has rows (arrow-go's
+//     record checks only that none holds fewer): a step that reads the
+//     column's values and the batch's rows would disagree, or panic. Every
+//     column holds exactly one value per row.
 //   - Nothing bounds lengths that need no buffers: a null array (or a
 //     struct of them, or a record batch without columns) may claim 2⁶² rows
 //     in a few bytes, and a large list may span a child that long, so a
@@ -39,6 +43,9 @@ func validateRecord(rec arrow.RecordBatch, maxRows int64) (err error) {
 		return fmt.Errorf("%d rows, over the limit of %d (one per byte of WithMaxBatchBytes)", rec.NumRows(), maxRows)
 	}
 	for i, col := range rec.Columns() {
+		if n := int64(col.Len()); n != rec.NumRows() { // arrow-go checks only that no column is shorter
+			return fmt.Errorf("column %d (%s) holds %d values in a batch of %d rows; want one per row", i, rec.Schema().Field(i).Name, n, rec.NumRows())
+		}
 		if err := boundRows(col.Data(), maxRows); err != nil {
 			return fmt.Errorf("column %d (%s): %w", i, rec.Schema().Field(i).Name, err)
 		}
