@@ -69,7 +69,7 @@ func Search(ctx context.Context, cfg Config, train flow.Source) (Result, error) 
 	res := Result{Study: c.Study, Metric: c.metric, Maximize: c.maximize}
 	loaded, err := c.Repository.Trials(ctx, c.Study)
 	if err != nil {
-		return res, fmt.Errorf("automl: search %q: load the repository: %w", c.Study, err)
+		return res, stopped(ctx, c.Study, fmt.Errorf("automl: search %q: load the repository: %w", c.Study, err))
 	}
 	s.history, err = history(loaded, c.search, c.space)
 	if err != nil {
@@ -82,7 +82,7 @@ func Search(ctx context.Context, cfg Config, train flow.Source) (Result, error) 
 	}
 	s.folds, err = readFolds(ctx, c.Splitter, train)
 	if err != nil {
-		return res, fmt.Errorf("automl: search %q: %w", c.Study, err)
+		return res, stopped(ctx, c.Study, fmt.Errorf("automl: search %q: %w", c.Study, err))
 	}
 	defer func() {
 		for _, f := range s.folds {
@@ -104,7 +104,7 @@ func (s *search) finish(ctx context.Context, res Result, train flow.Source, runE
 	if runErr == nil && c.Refit && res.Best.Status == Done {
 		p, err := s.refit(ctx, res.Best, train)
 		if err != nil {
-			runErr = fmt.Errorf("automl: search %q: refit trial %d: %w", c.Study, res.Best.Step, err)
+			runErr = stopped(ctx, c.Study, fmt.Errorf("automl: search %q: refit trial %d: %w", c.Study, res.Best.Step, err))
 		}
 		res.Pipeline = p
 	}
@@ -117,6 +117,16 @@ func (s *search) finish(ctx context.Context, res Result, train flow.Source, runE
 		}
 	}
 	return res, runErr
+}
+
+// stopped returns err, a failure of the search, or where ctx is done and
+// err does not carry its cause, an error that does: the search stopped
+// because ctx was cancelled, and its caller looks for the cause.
+func stopped(ctx context.Context, study string, err error) error {
+	if ctx.Err() == nil || errors.Is(err, context.Cause(ctx)) {
+		return err
+	}
+	return fmt.Errorf("automl: search %q stopped: %w (%v)", study, context.Cause(ctx), err)
 }
 
 // search is one call of Search.
