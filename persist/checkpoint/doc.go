@@ -20,7 +20,11 @@
 // runtime/debug.ReadBuildInfo; ModuleVersion sets it), then for every
 // active step of the prefix, depth first, its path, its registered type
 // name and version, its hyperparameters (hparams.Tunable, with their Go
-// types) and its node options, then the data. The data is the source's
+// types), its node options and, for a step that is no composite, the
+// SHA-256 of persist.Marshal of it as the fit finds it (a fit continues
+// from the state a step has: one already fitted does not hit the entry of
+// one that was not; this costs a save of each active step per Fit), then
+// the data. The data is the source's
 // Fingerprint where it is a Fingerprinter (a file's path, size,
 // modification time and content hash, cheaper than a read), else the
 // hash of its content: a replayable source is read once, every batch's
@@ -28,10 +32,10 @@
 // rewound; any other source is first spilled to a temporary directory
 // of the cache (Arrow IPC, zstd, batch by batch), hashed from there, and
 // the fit reads the spill (so it hits the entries of the same data read
-// from a replayable source). So changing any input value, any hyperparameter or
-// node option of the prefix, a prefix step's version, the module version,
-// or which branch of a choice is active, misses; changing the suffix does
-// not.
+// from a replayable source). So changing any input value, any hyperparameter,
+// node option or starting state of an active step of the prefix, a prefix
+// step's version, the module version, or which branch of a choice is
+// active, misses; changing the suffix, or an inactive branch, does not.
 //
 // # Hits and misses
 //

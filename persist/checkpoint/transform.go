@@ -136,7 +136,7 @@ func (o *Outputs) dropSpill() {
 
 func (p *Pipeline) transformKey(ctx context.Context, src flow.Source, mem memory.Allocator) (string, error) {
 	c := newChain("penstock-checkpoint-transform", fmt.Sprint(formatVersion), p.cache.version)
-	if err := stepsKey(c, p.prefix, p.cache.reg); err != nil {
+	if err := stepsKey(c, p.prefix, p.cache.reg, false); err != nil {
 		return "", err
 	}
 	model, err := persist.Marshal(p.prefix, persist.WithRegistry(p.cache.reg), persist.WithAllocator(mem))
