@@ -22,8 +22,8 @@ const (
 	WindowY = "next"   // Y (fit path): float32, the value that follows
 )
 
-// Window turns a series, a numeric column of X (float32, float64 or an
-// integer type, no nulls) whose rows are consecutive values, into windows
+// Window turns a series, a numeric column of X (float32, float64, int32
+// or int64; no nulls) whose rows are consecutive values, into windows
 // of its k most recent values. It changes the number of rows.
 //
 // On the fit path (FitTransform) each output row is a pair: X (column
@@ -81,18 +81,19 @@ func NewWindow(column string, k int) (*Window, error) {
 	return &Window{column: column, k: k}, nil
 }
 
-// series reads the column as float32 values (a new slice).
+// series reads the column as float32 values (a new slice); its errors
+// name the column, the caller adds the step and the operation.
 func (w *Window) series(b flow.Batch) ([]float32, error) {
 	if b.X == nil {
-		return nil, fmt.Errorf("steps: Window: column %q: the batch has no X", w.column)
+		return nil, fmt.Errorf("column %q: the batch has no X", w.column)
 	}
 	idx := b.X.Schema().FieldIndices(w.column)
 	if len(idx) != 1 {
-		return nil, fmt.Errorf("steps: Window: X has %d columns %q, want one (a numeric series)", len(idx), w.column)
+		return nil, fmt.Errorf("X has %d columns %q, want one (a numeric series)", len(idx), w.column)
 	}
 	col := b.X.Column(idx[0])
 	if col.NullN() > 0 {
-		return nil, fmt.Errorf("steps: Window: column %q of X has %d nulls; a series cannot have gaps: fill them first", w.column, col.NullN())
+		return nil, fmt.Errorf("column %q of X has %d nulls; a series cannot have gaps: fill them first", w.column, col.NullN())
 	}
 	out := make([]float32, col.Len())
 	switch c := col.(type) {
@@ -111,7 +112,7 @@ func (w *Window) series(b flow.Batch) ([]float32, error) {
 			out[i] = float32(v)
 		}
 	default:
-		return nil, fmt.Errorf("steps: Window: column %q of X has type %s, want float32, float64, int32 or int64 (one value per row)", w.column, col.DataType())
+		return nil, fmt.Errorf("column %q of X has type %s, want float32, float64, int32 or int64 (one value per row)", w.column, col.DataType())
 	}
 	return out, nil
 }
@@ -130,7 +131,7 @@ func windowRows(ctx context.Context, s []float32, k, rows int) minibatch.Matrix 
 func (w *Window) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	s, err := w.series(in)
 	if err != nil {
-		return flow.Batch{}, err
+		return flow.Batch{}, fmt.Errorf("steps.Window: transform: %w", err)
 	}
 	k := w.params()
 	rows := max(len(s)-k+1, 0)
@@ -154,7 +155,7 @@ func (w *Window) params() int {
 func (w *Window) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	vals, err := w.series(in)
 	if err != nil {
-		return flow.Batch{}, err
+		return flow.Batch{}, fmt.Errorf("steps.Window: fit: %w", err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

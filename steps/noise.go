@@ -93,7 +93,7 @@ func (g *GaussianNoise) Transform(_ context.Context, in flow.Batch) (flow.Batch,
 func (g *GaussianNoise) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	x, err := minibatch.Features(in, g.column)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("steps: GaussianNoise: %w", err)
+		return flow.Batch{}, fmt.Errorf("steps.GaussianNoise: fit: %w", err)
 	}
 	out := minibatch.NewMatrix(flow.Allocator(ctx), x.Rows, x.Cols)
 	defer out.Release()
