@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -17,7 +18,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/steps"
+	"go.uber.org/goleak"
 )
 
 // auditColumn is a column of a test batch: its name, its kind and how it
@@ -498,4 +501,114 @@ func shifted(t *testing.T, mem memory.Allocator, in flow.Batch, d float32) flow.
 		y = in.Y
 	}
 	return flow.Batch{X: x, Y: y}
+}
+
+// auditLife counts every call on a step and on its replicas and copies
+// (which share its counters); it passes its batch through.
+type auditLife struct{ setups, fits, transforms, replicas, teardowns *atomic.Int64 }
+
+func newAuditLife() *auditLife {
+	return &auditLife{new(atomic.Int64), new(atomic.Int64), new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)}
+}
+
+func (l *auditLife) Setup(context.Context) error    { l.setups.Add(1); return nil }
+func (l *auditLife) Teardown(context.Context) error { l.teardowns.Add(1); return nil }
+func (l *auditLife) Fit(context.Context, flow.Batch) error {
+	l.fits.Add(1)
+	return nil
+}
+
+func (l *auditLife) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	l.transforms.Add(1)
+	in.Retain()
+	return in, nil
+}
+func (l *auditLife) Replica() flow.Step      { l.replicas.Add(1); return l }
+func (l *auditLife) Merge([]flow.Step) error { return nil }
+func (l *auditLife) Copy() flow.Step         { c := *l; return &c }
+func (l *auditLife) calls() [5]int64 {
+	return [5]int64{l.setups.Load(), l.fits.Load(), l.transforms.Load(), l.replicas.Load(), l.teardowns.Load()}
+}
+
+// The inactive branch of a ChooseOneOf is neither set up, replicated,
+// fitted nor run, wherever the choice sits (replicated, inside a
+// train-only wrapper, an Optional, a union, a nested pipeline), in both
+// engines; its keys are not among hparams.Get's but are among Gather's,
+// addressed through every composite.
+func TestAuditInactiveBranchNeverRuns(t *testing.T) {
+	places := []struct {
+		name string
+		wrap func(t *testing.T, pick flow.Node) flow.Node
+		key  string // the choice's key
+		xcol string // the output column
+	}{
+		{"replicated", func(t *testing.T, pick flow.Node) flow.Node {
+			return flow.Named(pick.Name, pick.Step, flow.Replicas(3))
+		}, "pick__choice", "x"},
+		{"train only", func(t *testing.T, pick flow.Node) flow.Node {
+			return flow.Named("train", metaMust[*steps.TrainOnly](t)(steps.NewTrainOnly(pick)))
+		}, "train__pick__choice", "x"},
+		{"optional", func(t *testing.T, pick flow.Node) flow.Node {
+			return flow.Named("opt", metaMust[*steps.Optional](t)(steps.NewOptional(pick, true)))
+		}, "opt__pick__choice", "x"},
+		{"union", func(t *testing.T, pick flow.Node) flow.Node {
+			return flow.Named("u", metaMust[*flow.Union](t)(flow.NewUnion(pick, flow.Named("id", newAuditLife()))))
+		}, "u__pick__choice", "pick__x"},
+		{"nested pipeline, replicated", func(t *testing.T, pick flow.Node) flow.Node {
+			return flow.Named("inner", metaPipeline(t, pick), flow.Replicas(2))
+		}, "inner__pick__choice", "x"},
+	}
+	mem := metaMem(t)
+	for _, place := range places {
+		for _, r := range metaRunners(mem) {
+			t.Run(place.name+"/"+r.Engine.String(), func(t *testing.T) {
+				defer goleak.VerifyNone(t)
+				ctx := metaCtx(t)
+				a, b := newAuditLife(), newAuditLife()
+				pick := metaMust[*steps.ChooseOneOf](t)(steps.NewChooseOneOf(flow.Named("a", a), flow.Named("b", b)))
+				p := metaPipeline(t, place.wrap(t, flow.Named("pick", pick)))
+				src := metaTensors(t, mem, 20, 5)
+				s, err := r.FitTransform(ctx, p, src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for batch, err := range s.All(ctx) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					batch.Release()
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				out := metaTransform(ctx, t, r, p, metaRewind(t, src), place.xcol, "y")
+				if len(out.x) == 0 {
+					t.Fatal("the transform gave no rows")
+				}
+				if got := b.calls(); got != [5]int64{} {
+					t.Errorf("the inactive branch: setups, fits, transforms, replicas, teardowns %v; want none", got)
+				}
+				if got := a.calls(); got[0] == 0 || got[0] != got[4] || got[2] == 0 {
+					t.Errorf("the active branch: setups, fits, transforms, replicas, teardowns %v; want it set up, torn down as often, and run", got)
+				}
+				got, err := hparams.Get(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got[place.key] != "a" {
+					t.Errorf("Get: %v; want %s = a", got, place.key)
+				}
+				space, err := hparams.Gather(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := space[place.key]; !ok {
+					t.Errorf("Gather: %v; want the key %s", space.Keys(), place.key)
+				}
+				if err := hparams.Set(p, hparams.Values{place.key: "c"}); err == nil || !strings.Contains(err.Error(), place.key) {
+					t.Errorf("Set of a choice of no branch: %v; want an error naming %s", err, place.key)
+				}
+			})
+		}
+	}
 }
