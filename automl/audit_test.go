@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/penstock-ml/penstock/automl"
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/hparams"
 	"go.uber.org/goleak"
 )
 
@@ -276,5 +278,53 @@ func TestAuditFailingTrialsDoNotStopOthers(t *testing.T) {
 				t.Errorf("best is %s; want a finished trial", res.Best.Status)
 			}
 		})
+	}
+}
+
+// offset adds its hyperparameter "shift" to "pred": a transform-only step
+// with a hyperparameter and no Copy, which flow.Copy shares between
+// copies (it has no fitted state).
+type offset struct{ shift float64 }
+
+func (o *offset) Params() hparams.Values { return hparams.Values{"shift": o.shift} }
+func (o *offset) SetParams(v hparams.Values) error {
+	f, err := hparams.Convert(v["shift"], hparams.Float)
+	if err != nil {
+		return err
+	}
+	o.shift = f.(float64)
+	return nil
+}
+func (o *offset) Space() hparams.Space { return hparams.Space{"shift": hparams.Uniform(-1, 1)} }
+func (o *offset) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	return in, nil
+}
+
+// A step with hyperparameters that flow.Copy would share between trials
+// (it is no flow.Copier) is refused before any trial runs, naming it: the
+// trials would set one value at once, and the configured pipeline would
+// change, against "each fit works on its own copy".
+func TestAuditSharedTunableStepRefused(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
+	ctx := deadline(t, 10*time.Second)
+	src := regression(t, mem, 100, 5)
+	cfg := config(t, mem, newAffine())
+	o := &offset{shift: 0.25}
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("model", newAffine()), flow.Named("shift", o)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pipeline, cfg.Trials, cfg.Parallel = p, 8, 4
+	res, err := automl.Search(ctx, cfg, src)
+	if err == nil || !strings.Contains(err.Error(), `"shift"`) || !strings.Contains(err.Error(), "Copier") {
+		t.Fatalf("got %v; want an error naming the step \"shift\" and flow.Copier", err)
+	}
+	if len(res.Trials) != 0 {
+		t.Errorf("%d trials ran; want none", len(res.Trials))
+	}
+	if o.shift != 0.25 {
+		t.Errorf("the configured step's shift is %v; want 0.25, untouched", o.shift)
 	}
 }
