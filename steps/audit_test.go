@@ -9,6 +9,7 @@ package steps_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -611,4 +612,90 @@ func TestAuditInactiveBranchNeverRuns(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A NaN or an infinity in a linear model's features or target is named
+// with its column, not reported as weights that diverged (whose advice, a
+// lower learning rate, would not help); the model is left as it was.
+func TestAuditLinearNonFiniteInput(t *testing.T) {
+	mem := metaMem(t)
+	ctx := flow.WithAllocator(metaCtx(t), mem)
+	for _, c := range auditCases() {
+		if c.typ != "steps.LinearRegression" && c.typ != "steps.LogisticRegression" {
+			continue
+		}
+		for _, col := range c.read {
+			if col == "y" && c.typ == "steps.LogisticRegression" {
+				continue // integer classes
+			}
+			for _, bad := range []float64{math.NaN(), math.Inf(-1)} {
+				s := c.make(t)
+				good := c.batch(mem, 6, nil)
+				if _, err := auditCall(s, "fit", ctx, good); err != nil {
+					t.Fatal(err)
+				}
+				before := auditTransformed(t, ctx, s, good)
+				in := poisoned(t, mem, c.batch(mem, 6, nil), col, bad)
+				_, err := auditCall(s, "fit", ctx, in)
+				in.Release()
+				want := fmt.Sprintf("%s: fit: column %q", c.typ, col)
+				if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fmt.Sprint(bad)) {
+					t.Errorf("%s, %v in %q: %v; want an error saying %q and %v", c.typ, bad, col, err, want, bad)
+				}
+				if after := auditTransformed(t, ctx, s, good); after != before {
+					t.Errorf("%s, %v in %q: the refused fit changed the model", c.typ, bad, col)
+				}
+				good.Release()
+			}
+		}
+	}
+}
+
+// poisoned returns in with value 4 of column col (of X or Y) set to v (in
+// is released).
+func poisoned(t *testing.T, mem memory.Allocator, in flow.Batch, col string, v float64) flow.Batch {
+	t.Helper()
+	defer in.Release()
+	patch := func(rec arrow.RecordBatch) arrow.RecordBatch {
+		if rec == nil {
+			return nil
+		}
+		arrs := make([]arrow.Array, rec.NumCols())
+		for i, a := range rec.Columns() {
+			if rec.ColumnName(i) != col {
+				a.Retain()
+				arrs[i] = a
+				continue
+			}
+			switch a := a.(type) {
+			case *array.FixedSizeList:
+				w := int(a.DataType().(*arrow.FixedSizeListType).Len())
+				vals := append([]float32(nil), a.ListValues().(*array.Float32).Float32Values()...)
+				vals[4] = float32(v)
+				fb := array.NewFixedSizeListBuilder(mem, int32(w), arrow.PrimitiveTypes.Float32)
+				vb := fb.ValueBuilder().(*array.Float32Builder)
+				for r := range a.Len() {
+					fb.Append(true)
+					vb.AppendValues(vals[r*w:r*w+w], nil)
+				}
+				arrs[i] = fb.NewArray()
+				fb.Release()
+			case *array.Float64:
+				vals := append([]float64(nil), a.Float64Values()...)
+				vals[4] = v
+				b := array.NewFloat64Builder(mem)
+				b.AppendValues(vals, nil)
+				arrs[i] = b.NewArray()
+				b.Release()
+			default:
+				t.Fatalf("poisoned: column %q is a %s", col, a.DataType())
+			}
+		}
+		out := array.NewRecordBatch(rec.Schema(), arrs, rec.NumRows())
+		for _, a := range arrs {
+			a.Release()
+		}
+		return out
+	}
+	return flow.Batch{X: patch(in.X), Y: patch(in.Y)}
 }
