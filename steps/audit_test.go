@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -482,7 +483,11 @@ func shifted(t *testing.T, mem memory.Allocator, in flow.Batch, d float32) flow.
 			b.Release()
 		case *array.Float64:
 			b := array.NewFloat64Builder(mem)
-			for _, v := range a.Float64Values() {
+			for i, v := range a.Float64Values() {
+				if a.IsNull(i) {
+					b.AppendNull()
+					continue
+				}
 				b.Append(v*2 + float64(d))
 			}
 			arrs = append(arrs, b.NewArray())
@@ -698,4 +703,117 @@ func poisoned(t *testing.T, mem memory.Allocator, in flow.Batch, col string, v f
 		return out
 	}
 	return flow.Batch{X: patch(in.X), Y: patch(in.Y)}
+}
+
+// Transform reads the step and never changes it: a fitted step
+// transforms from several goroutines at once (run with -race) as it does
+// from one.
+func TestAuditTransformConcurrently(t *testing.T) {
+	for _, c := range auditCases() {
+		t.Run(c.typ, func(t *testing.T) {
+			mem := metaMem(t)
+			ctx := flow.WithAllocator(metaCtx(t), mem)
+			s := c.make(t)
+			in := c.batch(mem, 8, func(a *auditColumn) { a.null = c.nullsOK })
+			defer in.Release()
+			out, err := auditCall(s, "fit", ctx, in)
+			out.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := auditTransformed(t, ctx, s, in)
+			var wg sync.WaitGroup
+			got := make([]string, 8)
+			for g := range got {
+				wg.Go(func() {
+					for range 10 {
+						got[g] = auditTransformed(t, ctx, s, in)
+					}
+				})
+			}
+			wg.Wait()
+			for g, v := range got {
+				if v != want {
+					t.Errorf("goroutine %d: %s; want %s", g, v, want)
+				}
+			}
+		})
+	}
+}
+
+// A Merger's replicas, each fitted on part of the batches and merged,
+// give the step a fit on all of them gives (to rounding): the state is
+// compared through Transform.
+func TestAuditReplicasMergeExactly(t *testing.T) {
+	for _, c := range auditCases() {
+		if _, ok := c.make(t).(flow.Merger); !ok {
+			continue
+		}
+		t.Run(c.typ, func(t *testing.T) {
+			mem := metaMem(t)
+			ctx := flow.WithAllocator(metaCtx(t), mem)
+			var batches []flow.Batch
+			for i := range 4 {
+				b := c.batch(mem, 3+i, func(a *auditColumn) { a.null = c.nullsOK })
+				batches = append(batches, shifted(t, mem, b, float32(i)))
+			}
+			defer func() {
+				for _, b := range batches {
+					b.Release()
+				}
+			}()
+			fit := func(s flow.Step, bs []flow.Batch) {
+				t.Helper()
+				for _, b := range bs {
+					out, err := auditCall(s, "fit", ctx, b)
+					out.Release()
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			seq := c.make(t)
+			fit(seq, batches)
+			merged := c.make(t)
+			m := merged.(flow.Merger)
+			reps := []flow.Step{m.Replica(), m.Replica()}
+			fit(reps[0], batches[:1])
+			fit(reps[1], batches[1:])
+			if err := m.Merge(reps); err != nil {
+				t.Fatal(err)
+			}
+			probe := batches[2]
+			if got, want := auditTransformed(t, ctx, merged, probe), auditTransformed(t, ctx, seq, probe); !approxSame(got, want) {
+				t.Errorf("merged replicas transform as\n%s\nwant, as the sequential fit,\n%s", got, want)
+			}
+		})
+	}
+}
+
+// approxSame compares two transforms as text, numbers to 6 significant
+// digits (merged floating-point sums round differently).
+func approxSame(a, b string) bool {
+	norm := func(s string) string {
+		return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '[' || r == ']' }), " ")
+	}
+	fa, fb := strings.Fields(norm(a)), strings.Fields(norm(b))
+	if len(fa) != len(fb) {
+		return false
+	}
+	for i := range fa {
+		if fa[i] == fb[i] {
+			continue
+		}
+		var x, y float64
+		if _, err := fmt.Sscan(strings.TrimRight(fa[i], ";"), &x); err != nil {
+			return false
+		}
+		if _, err := fmt.Sscan(strings.TrimRight(fb[i], ";"), &y); err != nil {
+			return false
+		}
+		if math.Abs(x-y) > 1e-5*math.Max(1, math.Abs(y)) {
+			return false
+		}
+	}
+	return true
 }
