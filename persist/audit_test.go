@@ -8,6 +8,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -324,5 +325,49 @@ func TestAuditConcurrentSaveLoad(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A step value held at several places of a tree is saved at each and
+// loaded as independent steps: a later fit of one changes none of the
+// others; the loaded tree transforms as the saved one, to the bit.
+func TestAuditSharedStepLoadsIndependent(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := flow.WithAllocator(testCtx(t), mem)
+	scale := fittedScaler(t, mem)
+	u := must[*flow.Union](t)(flow.NewUnion(flow.Named("a", scale), flow.Named("b", scale)))
+	p := must[*flow.Pipeline](t)(flow.NewPipeline([]flow.Node{flow.Named("u", u)}))
+	m := must[*persist.Model](t)(persist.Unmarshal(must[[]byte](t)(persist.Marshal(p)), persist.WithAllocator(mem)))
+	lp, ok := m.Step.(*flow.Pipeline)
+	if !ok {
+		t.Fatalf("loaded a %T; want a *flow.Pipeline", m.Step)
+	}
+	in := tensorBatch(mem, 3, 4)
+	defer in.Release()
+	transform := func(s flow.Step) string {
+		t.Helper()
+		out, err := s.Transform(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Release()
+		return fmt.Sprint(out.X)
+	}
+	if got, want := transform(lp), transform(p); got != want {
+		t.Fatalf("the loaded tree transforms as\n%s\nwant\n%s", got, want)
+	}
+	lu := lp.Children()[0].Step.(flow.Composite)
+	a, b := lu.Children()[0].Step, lu.Children()[1].Step
+	if a == b {
+		t.Fatal("the two places hold one step after the load; want independent steps")
+	}
+	before := transform(b)
+	more := tensorBatch(mem, 5, 4)
+	defer more.Release()
+	if err := a.(flow.Fitter).Fit(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if got := transform(b); got != before {
+		t.Errorf("fitting one place changed the other: %s; want %s", got, before)
 	}
 }
