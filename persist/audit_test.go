@@ -7,6 +7,7 @@ package persist_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -369,5 +370,21 @@ func TestAuditSharedStepLoadsIndependent(t *testing.T) {
 	}
 	if got := transform(b); got != before {
 		t.Errorf("fitting one place changed the other: %s; want %s", got, before)
+	}
+}
+
+// A FileSaver given a context cancelled with a cause reports the cause
+// (and context.Canceled), and writes nothing.
+func TestAuditFileSaverCause(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.pnst")
+	cause := errors.New("audit: the search was stopped")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(cause)
+	err := persist.FileSaver{}.Save(ctx, path, auditTree(t))
+	if !errors.Is(err, cause) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v; want an error wrapping the cause and context.Canceled", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a cancelled save left %s (%v)", path, err)
 	}
 }
