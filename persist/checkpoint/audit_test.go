@@ -7,8 +7,16 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
@@ -173,4 +181,155 @@ func TestAuditFitCancelCause(t *testing.T) {
 			}
 		})
 	}
+}
+
+// capped is an allocator that refuses (panics on) any allocation above
+// its bound: reading back a damaged entry must not ask for what a corrupt
+// length says.
+type capped struct {
+	memory.Allocator
+	bound int
+}
+
+func (c capped) Allocate(n int) []byte {
+	if n > c.bound {
+		panic(fmt.Sprintf("capped: asked for %d bytes, more than %d", n, c.bound))
+	}
+	return c.Allocator.Allocate(n)
+}
+
+func (c capped) Reallocate(n int, b []byte) []byte {
+	if n > c.bound {
+		panic(fmt.Sprintf("capped: asked for %d bytes, more than %d", n, c.bound))
+	}
+	return c.Allocator.Reallocate(n, b)
+}
+
+// An entry whose output file was damaged on disk (a flipped bit in its
+// schema, a message's length, a buffer's value) fails its check (the
+// SHA-256 of each output file, in its meta) and is a miss, fitted and
+// stored again: never a crash, a panic, an allocation of what a corrupt
+// length asks for, a leak, or outputs read back as other values or types
+// (a flip in the schema's length once made arrow's reader ask the Go heap
+// for all the machine's memory; another turned a float64 column into a
+// float16 one).
+func TestAuditDamagedOutputsAreMisses(t *testing.T) {
+	w := newWorld(t, 1)
+	c := w.cache(t.TempDir())
+	res, _, _ := w.fitOnce(c, flow.Sequential, 2, w.data(rows, -1, 0))
+	entry := c.entryDir(res.Key)
+	files := map[string][]byte{}
+	names, err := os.ReadDir(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(entry, n.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[n.Name()] = b
+	}
+	orig := files[xFile]
+	for i := 0; i < len(orig); i += 7 {
+		bit := byte(1) << (i % 8)
+		if err := os.MkdirAll(entry, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for n, d := range files {
+			if n == xFile {
+				d = append([]byte(nil), d...)
+				d[i] ^= bit
+			}
+			if err := os.WriteFile(filepath.Join(entry, n), d, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mem := memory.NewCheckedAllocator(capped{memory.NewGoAllocator(), 64 << 20})
+		p := w.pipeline(c, 2, 0)
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("byte %d, bit %#x flipped: panic %v", i, bit, r)
+				}
+			}()
+			res, err := p.Fit(deadline(t), flow.Runner{Allocator: mem}, w.data(rows, -1, 0))
+			if err != nil || res.Hit || !res.Stored {
+				t.Errorf("byte %d, bit %#x flipped: hit=%v, stored=%v, %v; want a miss that stores", i, bit, res.Hit, res.Stored, err)
+			}
+		}()
+		mem.AssertSize(t, 0)
+	}
+}
+
+// FuzzEntryOutputs reads arbitrary bytes as the outputs of a cache entry
+// (x.arrows): every batch, then a rewind and every batch again; an error,
+// never a panic, a hang, an allocation beyond the entry's bound or a
+// leak.
+func FuzzEntryOutputs(f *testing.F) {
+	mem := memory.NewGoAllocator()
+	dir := f.TempDir()
+	w := &entryWriter{tmp: dir, mem: mem, meta: meta{Format: formatVersion}}
+	for i := range 3 {
+		x := float64s(mem, float64(i), float64(i)+0.5, -1)
+		if err := w.write(flow.Batch{Seq: int64(i), X: x}); err != nil {
+			f.Fatal(err)
+		}
+		x.Release()
+	}
+	if err := w.finish(); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := os.ReadFile(filepath.Join(dir, xFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff})
+	m := w.meta
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		mb, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, metaFile), mb, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, xFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mem := memory.NewCheckedAllocator(capped{memory.NewGoAllocator(), 64 << 20})
+		defer mem.AssertSize(t, 0)
+		e, ok, err := openOutputs(dir, mem, false, false) // the reader itself, unverified
+		if err != nil || !ok {
+			return // a miss
+		}
+		defer e.close()
+		for pass := range 2 {
+			if pass == 1 {
+				if err := e.Rewind(); err != nil {
+					return
+				}
+			}
+			for {
+				b, err := e.Next(t.Context())
+				if err != nil {
+					break
+				}
+				b.Release()
+			}
+		}
+	})
+}
+
+// float64s is a record of one float64 column "x".
+func float64s(mem memory.Allocator, v ...float64) arrow.RecordBatch {
+	b := array.NewFloat64Builder(mem)
+	defer b.Release()
+	b.AppendValues(v, nil)
+	a := b.NewArray()
+	defer a.Release()
+	return array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: a.DataType()}}, nil), []arrow.Array{a}, int64(len(v)))
 }

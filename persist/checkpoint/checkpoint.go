@@ -167,8 +167,8 @@ func (p *Pipeline) Fit(ctx context.Context, r flow.Runner, src flow.Source) (Res
 }
 
 // ErrDamaged is wrapped by the error of a Fit or Transform that hit an
-// entry whose outputs could not be read back (a disk error, a file
-// truncated by hand). The suffix has then seen part of them, so the run
+// entry whose outputs could not be read back after they passed their
+// check (a disk error, a file changed while the run reads it). The suffix has then seen part of them, so the run
 // fails rather than start over; the entry is removed, and the next run
 // stores a good one.
 var ErrDamaged = errors.New("checkpoint: damaged cache entry")

@@ -46,7 +46,13 @@
 // Pipeline.Prefix: the steps given to New are left unfitted) and the
 // suffix is fitted on the cached outputs, read back batch by batch. The
 // restored prefix transforms new data as the fitted one did. A damaged
-// entry (its model does not load) is dropped and fitted as a miss.
+// entry — its model does not load, or an output file is not the bytes
+// stored (the size and SHA-256 of each are in the entry's meta.json,
+// checked before the entry is used) — is dropped and fitted as a miss.
+// The outputs are read back with minibatch's IPC stream reader, which
+// checks each message before arrow decodes it and bounds what a batch
+// may allocate by twice the largest batch stored, so a file that changes
+// on disk while it is read is an error (ErrDamaged), never a crash.
 //
 // # The cache
 //
@@ -67,7 +73,8 @@
 // Outputs are stored as Arrow IPC streams compressed with zstd, written
 // and read one batch at a time: memory stays bounded by the runners'
 // queues, plus 16 bytes per batch for its Seq and Epoch. Hashing a
-// replayable source costs one extra read of it. Both engines are
+// replayable source costs one extra read of it; a hit reads each output
+// file of the entry once more, to check its SHA-256. Both engines are
 // supported; the suffix may hold Joiners (its fit re-reads the cached
 // outputs, which are replayable).
 //

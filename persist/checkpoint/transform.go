@@ -108,7 +108,7 @@ func (p *Pipeline) Transform(ctx context.Context, r flow.Runner, src flow.Source
 		return nil, err
 	}
 	o.Key, o.dir = key, p.cache.entryDir(key)
-	if e, ok, _ := openOutputs(o.dir, mem, false); ok {
+	if e, ok, _ := openOutputs(o.dir, mem, false, true); ok {
 		out, err := r.Transform(ctx, p.suffix, e)
 		if err != nil {
 			e.close()
