@@ -817,3 +817,32 @@ func approxSame(a, b string) bool {
 	}
 	return true
 }
+
+// ForEach's input errors name the step type and its column, as every
+// step's do.
+func TestAuditForEachMalformedInput(t *testing.T) {
+	mem := metaMem(t)
+	ctx := flow.WithAllocator(metaCtx(t), mem)
+	fe := metaMust[*steps.ForEach](t)(steps.NewForEach("seq", flow.Named("id", newAuditLife())))
+	for _, c := range []struct {
+		name string
+		col  auditColumn
+	}{
+		{"missing column", auditColumn{name: "other", kind: "float"}},
+		{"not a list", auditColumn{name: "seq", kind: "float"}},
+	} {
+		in := flow.Batch{X: auditRecord(mem, 4, []auditColumn{c.col})}
+		out, err := auditCall(fe, "transform", ctx, in)
+		in.Release()
+		if err == nil {
+			out.Release()
+			t.Errorf("%s: no error", c.name)
+			continue
+		}
+		for _, w := range []string{"steps.ForEach", `"seq"`} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not name %s", c.name, err, w)
+			}
+		}
+	}
+}

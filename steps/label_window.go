@@ -186,7 +186,7 @@ func (w *Window) Replica() flow.Step { return &Window{column: w.column, k: w.par
 func (w *Window) Merge(replicas []flow.Step) error {
 	for i, r := range replicas {
 		if _, ok := r.(*Window); !ok {
-			return fmt.Errorf("steps: Window: merge: replica %d is a %T", i, r)
+			return fmt.Errorf("steps.Window: merge: replica %d is a %T", i, r)
 		}
 	}
 	return nil
@@ -215,12 +215,12 @@ func (w *Window) SetParams(p hparams.Values) error {
 	for name, v := range p {
 		i, ok := v.(int)
 		if name != "k" || !ok {
-			return fmt.Errorf("steps: Window: no int parameter %q (%T); it has \"k\"", name, v)
+			return fmt.Errorf("steps.Window: no int parameter %q (%T); it has \"k\"", name, v)
 		}
 		k = i
 	}
 	if k < 1 {
-		return fmt.Errorf("steps: Window: k = %d, want 1 or more", k)
+		return fmt.Errorf("steps.Window: k = %d, want 1 or more", k)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

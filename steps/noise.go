@@ -140,7 +140,7 @@ func (g *GaussianNoise) Replica() flow.Step {
 func (g *GaussianNoise) Merge(replicas []flow.Step) error {
 	for i, r := range replicas {
 		if _, ok := r.(*GaussianNoise); !ok {
-			return fmt.Errorf("steps: GaussianNoise: merge: replica %d is a %T", i, r)
+			return fmt.Errorf("steps.GaussianNoise: merge: replica %d is a %T", i, r)
 		}
 	}
 	return nil
@@ -174,12 +174,12 @@ func (g *GaussianNoise) SetParams(p hparams.Values) error {
 	for k, v := range p {
 		f, ok := v.(float64)
 		if k != "stddev" || !ok {
-			return fmt.Errorf("steps: GaussianNoise: no float parameter %q (%T); it has \"stddev\"", k, v)
+			return fmt.Errorf("steps.GaussianNoise: no float parameter %q (%T); it has \"stddev\"", k, v)
 		}
 		s = f
 	}
 	if err := noiseCheckStddev(s); err != nil {
-		return fmt.Errorf("steps: GaussianNoise: %w", err)
+		return fmt.Errorf("steps.GaussianNoise: %w", err)
 	}
 	g.stddev = s
 	return nil
