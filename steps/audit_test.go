@@ -846,3 +846,98 @@ func TestAuditForEachMalformedInput(t *testing.T) {
 		}
 	}
 }
+
+// A step's own SetParams refuses an unknown key and a value of the wrong
+// type with an error that names the step type and the key, and changes
+// nothing (all or nothing, a valid key alongside included); a value
+// outside its Space is refused too, or where the space is a default
+// narrower than the domain, taken with the space widened to hold it: Set
+// of Get always succeeds.
+func TestAuditSetParamsRefuses(t *testing.T) {
+	for _, c := range auditCases() {
+		s, ok := c.make(t).(interface {
+			flow.Step
+			hparams.Tunable
+			hparams.Spacer
+		})
+		if !ok {
+			continue
+		}
+		t.Run(c.typ, func(t *testing.T) {
+			space := s.Space()
+			before := s.Params()
+			try := func(what string, v hparams.Values, key string) {
+				t.Helper()
+				err := s.SetParams(v)
+				if err == nil {
+					t.Errorf("%s: SetParams(%v): no error", what, v)
+					return
+				}
+				for _, w := range []string{c.typ, fmt.Sprintf("%q", key)} {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%s: SetParams(%v): %q does not name %s", what, v, err, w)
+					}
+				}
+				if after := s.Params(); fmt.Sprint(after) != fmt.Sprint(before) {
+					t.Errorf("%s: a refused SetParams changed the step: %v; want %v", what, after, before)
+				}
+			}
+			var valid string
+			for _, k := range space.Keys() {
+				if valid == "" {
+					valid = k
+				}
+			}
+			checkSetOfGet(t, s)
+			try("unknown key", hparams.Values{"no_such": 1, valid: before[valid]}, "no_such")
+			for _, k := range space.Keys() {
+				d := space[k]
+				var wrong any = "not a number"
+				if d.Type() == hparams.String {
+					wrong = 3.5
+				}
+				try("wrong type of "+k, hparams.Values{k: wrong}, k)
+				if d.Type() == hparams.Float || d.Type() == hparams.Int {
+					st, ok := d.Stats()
+					if !ok || math.IsInf(st.Max, 1) {
+						continue
+					}
+					var out any = st.Max*2 + 10
+					if d.Type() == hparams.Int {
+						out = int(st.Max)*2 + 10
+					}
+					// Refused, or (a space that is a default, not the
+					// domain) taken and then inside the step's Space.
+					if err := s.SetParams(hparams.Values{k: out}); err == nil {
+						if sp := s.Space(); !sp[k].Contains(out) {
+							t.Errorf("SetParams(%s = %v) took a value its Space %v does not hold; want it refused or the space widened", k, out, sp[k])
+						}
+						checkSetOfGet(t, s)
+						if err := s.SetParams(before); err != nil {
+							t.Fatal(err)
+						}
+					} else if !strings.Contains(err.Error(), fmt.Sprintf("%q", k)) {
+						t.Errorf("SetParams(%s = %v): %q does not name the key", k, out, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// checkSetOfGet checks that hparams.Set of hparams.Get of a pipeline of s
+// succeeds: the step's Space holds its own values.
+func checkSetOfGet(t *testing.T, s flow.Step) {
+	t.Helper()
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("s", s)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := hparams.Get(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hparams.Set(p, v); err != nil {
+		t.Errorf("Set of Get %v: %v; want it to succeed", v, err)
+	}
+}

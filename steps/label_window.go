@@ -45,7 +45,9 @@ const (
 // at least k rows. Where the input has a Y, its rows k-1 … n-1 pass
 // through, one for each window (zero-copy), else Y is nil.
 //
-// Hyperparameters: "k" (int, 1 or more; default space IntRange(1, 64)).
+// Hyperparameters: "k" (int, 1 or more; space IntRange(1, 64), widened to
+// IntRange(1, k) for a larger k, so that the space holds the step's own
+// value and hparams.Set of hparams.Get succeeds).
 // The carried values are per-run state: Copy copies them, Reset and
 // SetParams of "k" forget them, Replica starts without. Cost: k float32
 // per output row, one pass over the column.
@@ -228,5 +230,8 @@ func (w *Window) SetParams(p hparams.Values) error {
 	return nil
 }
 
-// Space returns "k": IntRange(1, 64).
-func (w *Window) Space() hparams.Space { return hparams.Space{"k": hparams.IntRange(1, 64)} }
+// Space returns "k": IntRange(1, 64), or IntRange(1, k) where the step's
+// k is larger.
+func (w *Window) Space() hparams.Space {
+	return hparams.Space{"k": hparams.IntRange(1, max(64, w.params()))}
+}

@@ -31,8 +31,10 @@ import (
 // replica's number), so a replicated fit is reproducible but differs from
 // an unreplicated one; Merge has nothing to fold.
 //
-// Hyperparameters: "stddev" (float64, 0 or more; default space
-// Uniform(0, 0.5)). FitTransform is called from one goroutine at a time
+// Hyperparameters: "stddev" (float64, 0 or more; space Uniform(0, 0.5),
+// widened to Uniform(0, stddev) for a larger stddev, so that the space
+// holds the step's own value and hparams.Set of hparams.Get succeeds).
+// FitTransform is called from one goroutine at a time
 // (flow.Fitter's contract) and Transform is safe for concurrent use.
 // Cost: one pass over the column and one normal draw per value.
 type GaussianNoise struct {
@@ -185,7 +187,8 @@ func (g *GaussianNoise) SetParams(p hparams.Values) error {
 	return nil
 }
 
-// Space returns "stddev": Uniform(0, 0.5).
+// Space returns "stddev": Uniform(0, 0.5), or Uniform(0, stddev) where
+// the step's stddev is larger.
 func (g *GaussianNoise) Space() hparams.Space {
-	return hparams.Space{"stddev": hparams.Uniform(0, 0.5)}
+	return hparams.Space{"stddev": hparams.Uniform(0, max(0.5, g.stddev))}
 }
