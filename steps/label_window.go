@@ -91,7 +91,7 @@ func (w *Window) series(b flow.Batch) ([]float32, error) {
 	}
 	idx := b.X.Schema().FieldIndices(w.column)
 	if len(idx) != 1 {
-		return nil, fmt.Errorf("X has %d columns %q, want one (a numeric series)", len(idx), w.column)
+		return nil, fmt.Errorf("column %q: X has %d columns of that name, want one (a numeric series)", w.column, len(idx))
 	}
 	col := b.X.Column(idx[0])
 	if col.NullN() > 0 {
