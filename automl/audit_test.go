@@ -328,3 +328,88 @@ func TestAuditSharedTunableStepRefused(t *testing.T) {
 		t.Errorf("the configured step's shift is %v; want 0.25, untouched", o.shift)
 	}
 }
+
+// The callbacks of trials running at once, in both engines (run with
+// -race): the best checkpoint keeps the best epoch of all, early stopping
+// stops fits, the log has a line per epoch; a cancellation with a cause
+// in the middle stops the search with the cause and leaves nothing
+// running.
+func TestAuditCallbacksOfParallelTrials(t *testing.T) {
+	for _, eng := range auditEngines {
+		t.Run(engineName(eng), func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			ctx := deadline(t, 60*time.Second)
+			cfg := slowConfig(t, 30)
+			cfg.Override = hparams.Space{"model__v": hparams.Fixed(trueV)}
+			cfg.Runner.Engine = eng
+			cfg.Trials, cfg.Parallel = 8, 4
+			saver := &fakeSaver{}
+			ckpt := automl.BestCheckpoint(saver, "best")
+			var log syncBuffer
+			var mu sync.Mutex
+			best := math.Inf(1)
+			record := automl.CallbackFunc(func(ctx context.Context, e *automl.EpochEnd) error {
+				s, err := e.Score(ctx)
+				mu.Lock()
+				best = min(best, s)
+				mu.Unlock()
+				return err
+			})
+			cfg.Callbacks = []automl.Callback{automl.LogEpochs(&log), automl.EarlyStopping(2, 1e-3), ckpt, record}
+			res, err := automl.Search(ctx, cfg, regression(t, cfg.Runner.Allocator, 100, 14))
+			if err != nil {
+				t.Fatal(err)
+			}
+			score, _, _, _, ok := ckpt.Best()
+			if !ok || score != best {
+				t.Errorf("the checkpoint holds score %v (%v); want the best epoch's %v", score, ok, best)
+			}
+			epochs := 0
+			for _, tr := range res.Trials {
+				if tr.Status != automl.Done {
+					t.Errorf("trial %d: %s (%s)", tr.Step, tr.Status, tr.Error)
+				}
+				for _, n := range tr.EpochsRun {
+					epochs += n
+				}
+			}
+			if lines := strings.Count(log.String(), "\n"); lines != epochs {
+				t.Errorf("%d log lines; want one per epoch run, %d", lines, epochs)
+			}
+
+			cause := errors.New("audit: stop the search")
+			stop, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			var n atomic.Int64
+			cfg.Callbacks = append(cfg.Callbacks, automl.CallbackFunc(func(ctx context.Context, e *automl.EpochEnd) error {
+				if n.Add(1) == 10 {
+					cancel(cause)
+				}
+				return nil
+			}))
+			cfg.Repository = nil
+			cfg.Pipeline = pipeline(t, func() *affine { a := newAffine(); a.rate = 0.2; return a }())
+			if _, err := automl.Search(stop, cfg, regression(t, cfg.Runner.Allocator, 100, 14)); !errors.Is(err, cause) {
+				t.Errorf("cancelled in a callback: %v; want the cause", err)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -231,7 +231,7 @@ func TestAuditDamagedOutputsAreMisses(t *testing.T) {
 		files[n.Name()] = b
 	}
 	orig := files[xFile]
-	for i := 0; i < len(orig); i += 7 {
+	for i := 0; i < len(orig); i += 11 {
 		bit := byte(1) << (i % 8)
 		if err := os.MkdirAll(entry, 0o755); err != nil {
 			t.Fatal(err)
