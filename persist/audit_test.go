@@ -388,3 +388,46 @@ func TestAuditFileSaverCause(t *testing.T) {
 		t.Errorf("a cancelled save left %s (%v)", path, err)
 	}
 }
+
+// A manifest whose node settings would make a run start more goroutines
+// or allocate more queue slots than Limits allow (a hostile file asking
+// for 2⁴⁰ replicas, or a queue of 2⁴⁰ batches that the streaming engine
+// would make at once) is refused with ErrLimit naming the step.
+func TestAuditSettingsBeyondLimits(t *testing.T) {
+	child := func(m map[string]any, i int) map[string]any {
+		return m["root"].(map[string]any)["children"].([]any)[i].(map[string]any)
+	}
+	huge := int64(1) << 40
+	for _, c := range []struct {
+		name string
+		edit func(m map[string]any)
+		want string
+	}{
+		{"replicas", func(m map[string]any) { child(m, 1)["settings"] = map[string]any{"replicas": huge} }, "Limits.MaxReplicas"},
+		{"queue capacity", func(m map[string]any) { child(m, 1)["settings"] = map[string]any{"queue_capacity": huge} }, "Limits.MaxQueueCapacity"},
+		{"pipeline default queue", func(m map[string]any) {
+			root := m["root"].(map[string]any)
+			sc, _ := root["scalars"].(map[string]any)
+			if sc == nil {
+				sc = map[string]any{}
+				root["scalars"] = sc
+			}
+			sc["queue_capacity"] = map[string]any{"int": huge}
+		}, "Limits.MaxQueueCapacity"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := savedDir(t, auditTree(t))
+			editManifest(t, dir, c.edit)
+			mem := checkedMem(t)
+			m, err := persist.LoadDir(dir, persist.WithAllocator(mem))
+			if m != nil || !errors.Is(err, persist.ErrLimit) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("loaded %v, %v; want an ErrLimit naming %s", m, err, c.want)
+			}
+			// Within a raised limit it loads.
+			lim := persist.Limits{MaxReplicas: 1 << 41, MaxQueueCapacity: 1 << 41}
+			if _, err := persist.LoadDir(dir, persist.WithAllocator(mem), persist.WithLimits(lim)); err != nil {
+				t.Errorf("with Limits %+v: %v; want it loaded", lim, err)
+			}
+		})
+	}
+}
