@@ -16,7 +16,9 @@
 // best 1/Eta of the one before). Each fit works on its own copy of the
 // pipeline (flow.Copy, then hparams.Set of the trial's values), so the
 // configured pipeline is never changed and Config.Parallel trials run at
-// once without sharing a step.
+// once without sharing a step. flow.Copy shares a leaf that is no
+// flow.Copier, so a step with hyperparameters (hparams.Tunable) must be
+// one: Search refuses, naming it, a pipeline whose copy would share one.
 //
 // A Splitter makes the folds: Holdout, KFold and WalkForward, the splits
 // of package minibatch. A trial's Score is the mean of the metric over the

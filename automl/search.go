@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"time"
 
@@ -65,11 +66,14 @@ func Search(ctx context.Context, cfg Config, train flow.Source) (Result, error) 
 	if train == nil {
 		return Result{}, errors.New("automl: search: nil training source")
 	}
+	if _, err := copyPipeline(c.Pipeline); err != nil {
+		return Result{}, fmt.Errorf("automl: search %q: %w", c.Study, err)
+	}
 	s := &search{cfg: c}
 	res := Result{Study: c.Study, Metric: c.metric, Maximize: c.maximize}
 	loaded, err := c.Repository.Trials(ctx, c.Study)
 	if err != nil {
-		return res, fmt.Errorf("automl: search %q: load the repository: %w", c.Study, err)
+		return res, stopped(ctx, c.Study, fmt.Errorf("automl: search %q: load the repository: %w", c.Study, err))
 	}
 	s.history, err = history(loaded, c.search, c.space)
 	if err != nil {
@@ -82,7 +86,7 @@ func Search(ctx context.Context, cfg Config, train flow.Source) (Result, error) 
 	}
 	s.folds, err = readFolds(ctx, c.Splitter, train)
 	if err != nil {
-		return res, fmt.Errorf("automl: search %q: %w", c.Study, err)
+		return res, stopped(ctx, c.Study, fmt.Errorf("automl: search %q: %w", c.Study, err))
 	}
 	defer func() {
 		for _, f := range s.folds {
@@ -104,7 +108,7 @@ func (s *search) finish(ctx context.Context, res Result, train flow.Source, runE
 	if runErr == nil && c.Refit && res.Best.Status == Done {
 		p, err := s.refit(ctx, res.Best, train)
 		if err != nil {
-			runErr = fmt.Errorf("automl: search %q: refit trial %d: %w", c.Study, res.Best.Step, err)
+			runErr = stopped(ctx, c.Study, fmt.Errorf("automl: search %q: refit trial %d: %w", c.Study, res.Best.Step, err))
 		}
 		res.Pipeline = p
 	}
@@ -117,6 +121,16 @@ func (s *search) finish(ctx context.Context, res Result, train flow.Source, runE
 		}
 	}
 	return res, runErr
+}
+
+// stopped returns err, a failure of the search, or where ctx is done and
+// err does not carry its cause, an error that does: the search stopped
+// because ctx was cancelled, and its caller looks for the cause.
+func stopped(ctx context.Context, study string, err error) error {
+	if ctx.Err() == nil || errors.Is(err, context.Cause(ctx)) {
+		return err
+	}
+	return fmt.Errorf("automl: search %q stopped: %w (%v)", study, context.Cause(ctx), err)
 }
 
 // search is one call of Search.
@@ -374,5 +388,43 @@ func copyPipeline(p *flow.Pipeline) (*flow.Pipeline, error) {
 	if !ok {
 		return nil, fmt.Errorf("automl: flow.Copy of a pipeline returned %T", c)
 	}
+	if err := sharedTunable(p, cp); err != nil {
+		return nil, err
+	}
 	return cp, nil
+}
+
+// sharedTunable refuses a copy that holds a step of the original with
+// hyperparameters: flow.Copy shares a leaf that is no flow.Copier (it has
+// no fitted state), but hparams.Set of a trial would then change the
+// configured pipeline and the other trials' copies.
+func sharedTunable(orig, cp *flow.Pipeline) error {
+	leaves := map[flow.Step]bool{}
+	walk := func(root flow.Step, fn func(v flow.Visit)) error {
+		return flow.Walk(root, func(v flow.Visit) error {
+			if _, composite := v.Node.Step.(flow.Composite); composite {
+				return nil
+			}
+			if _, tunable := v.Node.Step.(hparams.Tunable); !tunable {
+				return nil
+			}
+			if rv := reflect.ValueOf(v.Node.Step); rv.Kind() == reflect.Pointer {
+				fn(v)
+			}
+			return nil
+		})
+	}
+	if err := walk(orig, func(v flow.Visit) { leaves[v.Node.Step] = true }); err != nil {
+		return err
+	}
+	var shared error
+	err := walk(cp, func(v flow.Visit) {
+		if leaves[v.Node.Step] && shared == nil {
+			shared = fmt.Errorf("automl: step %q (%T) has hyperparameters but is no flow.Copier, so flow.Copy shares it: every trial would set them on the one step; implement Copy", v.Path, v.Node.Step)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return shared
 }

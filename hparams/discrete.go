@@ -19,6 +19,9 @@ type fixed struct {
 // hyperparameter that a search leaves as it is.
 func Fixed(v any) Distribution {
 	c, err := canonical(v)
+	if err == nil {
+		err = notNaN(c)
+	}
 	if err != nil {
 		return fixed{v: v, err: fmt.Errorf("Fixed: %w", err)}
 	}
@@ -131,7 +134,11 @@ func newChoice(name string, values []any, weights []float64) choice {
 	}
 	if d.err == nil {
 		seen := map[any]bool{}
-		for _, v := range d.values {
+		for i, v := range d.values {
+			if err := notNaN(v); err != nil {
+				d.err = fmt.Errorf("value %d: %w", i, err)
+				break
+			}
 			if seen[v] {
 				d.err = fmt.Errorf("%s is listed twice", formatValue(v))
 				break
@@ -144,6 +151,15 @@ func newChoice(name string, values []any, weights []float64) choice {
 		d.values = append([]any(nil), values...)
 	}
 	return d
+}
+
+// notNaN refuses a NaN value: no value equals it, so a distribution that
+// gave it would give what its own Contains, and so Set, refuses.
+func notNaN(v any) error {
+	if f, ok := v.(float64); ok && math.IsNaN(f) {
+		return errors.New("NaN is no value (it equals none, itself included)")
+	}
+	return nil
 }
 
 // sameType converts values to one Type: Float where ints and floats are

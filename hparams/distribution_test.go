@@ -396,7 +396,7 @@ func TestTypeConversions(t *testing.T) {
 		{4.0, hparams.Int, 4, ""},
 		{4.5, hparams.Int, nil, "4.5 is not a whole number, want an int"},
 		{math.Inf(1), hparams.Int, nil, "+Inf is not a whole number"},
-		{uint64(math.MaxUint64), hparams.Int, nil, "18446744073709551615 is not a whole number"},
+		{uint64(math.MaxUint64), hparams.Int, nil, "18446744073709551615 is outside the range of an int"},
 		{"a", hparams.Float, nil, `"a" is a string, want a float`},
 		{1, hparams.Bool, nil, "1 is an int, want a bool"},
 		{true, hparams.String, nil, "true is a bool, want a string"},

@@ -178,6 +178,9 @@ func Convert(v any, t Type) (any, error) {
 			if f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
 				return int(f), nil
 			}
+			if f == math.Trunc(f) && !math.IsInf(f, 0) {
+				return nil, fmt.Errorf("%s is outside the range of an int", formatValue(v))
+			}
 			return nil, fmt.Errorf("%s is not a whole number, want an int", formatValue(v))
 		}
 	case Bool:

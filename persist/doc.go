@@ -103,7 +103,9 @@
 //
 // A load verifies the manifest's checksum before it decodes it, then
 // checks the manifest before it reads a blob (format and version,
-// types, names, the tree's depth and size, declared sizes against Limits),
+// types, names, the tree's depth and size, declared sizes, and the
+// replicas and queue capacities that a run of the tree would make, against
+// Limits),
 // every blob's size and SHA-256 before it decodes one, and every tensor
 // against its declared shape, with a decoder whose allocations are bounded
 // by what that shape needs (so a small blob that inflates to gigabytes

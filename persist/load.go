@@ -109,14 +109,14 @@ func load(m *manifest, fetch fetchFunc, c config) (*Model, error) {
 		ref := m.Blobs[sum]
 		b, err := fetch(sum, ref)
 		if err != nil {
-			return nil, fmt.Errorf("%w: blob %s: %w", ErrFormat, ref.Path, err)
+			return nil, fmt.Errorf("%w: blob %s%s: %w", ErrFormat, ref.Path, blobUsers(m, sum), err)
 		}
 		if int64(len(b)) != ref.Size {
-			return nil, fmt.Errorf("%w: blob %s has %d bytes, the manifest says %d", ErrFormat, ref.Path, len(b), ref.Size)
+			return nil, fmt.Errorf("%w: blob %s%s has %d bytes, the manifest says %d", ErrFormat, ref.Path, blobUsers(m, sum), len(b), ref.Size)
 		}
 		h := sha256.Sum256(b)
 		if got := hex.EncodeToString(h[:]); got != sum {
-			return nil, fmt.Errorf("%w: blob %s: checksum mismatch: its SHA-256 is %s (corrupt)", ErrFormat, ref.Path, got)
+			return nil, fmt.Errorf("%w: blob %s%s: checksum mismatch: its SHA-256 is %s (corrupt)", ErrFormat, ref.Path, blobUsers(m, sum), got)
 		}
 		blobs[sum] = b
 	}
@@ -299,6 +299,36 @@ func guarded(fn func() (flow.Step, error)) (s flow.Step, err error) {
 		}
 	}()
 	return fn()
+}
+
+// blobUsers names, for the error about blob sum, what it holds: the
+// tensors of the steps that name it and the extra blobs, as
+// " (tensor "mean" of step "scale", steps.StandardScaler)".
+func blobUsers(m *manifest, sum string) string {
+	var users []string
+	var visit func(n *nodeJSON, path flow.Path)
+	visit = func(n *nodeJSON, path flow.Path) {
+		for _, name := range slices.Sorted(maps.Keys(n.Tensors)) {
+			if n.Tensors[name].Blob == sum {
+				users = append(users, fmt.Sprintf("tensor %q of %s, %s", name, stepName(path), n.Type))
+			}
+		}
+		for _, ch := range n.Children {
+			visit(ch, path.Child(ch.Name))
+		}
+	}
+	if m.Root != nil {
+		visit(m.Root, nil)
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Extra)) {
+		if m.Extra[name] == sum {
+			users = append(users, fmt.Sprintf("extra %q", name))
+		}
+	}
+	if len(users) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(users, "; ") + ")"
 }
 
 // stepName names the node at path in errors.

@@ -251,8 +251,19 @@ func (c *treeCheck) node(n *nodeJSON, path flow.Path, depth int) error {
 	if depth == 0 && (n.Name != "" || n.Settings != nil) {
 		return fmt.Errorf("%w: the root step has a name or settings", ErrFormat)
 	}
-	if _, err := n.Settings.settings(); err != nil {
+	settings, err := n.Settings.settings()
+	if err != nil {
 		return fmt.Errorf("%w: %s: settings: %v", ErrFormat, where, err)
+	}
+	if settings.Replicas > c.lim.MaxReplicas {
+		return fmt.Errorf("%w: %s: %d replicas, more than %d (Limits.MaxReplicas)", ErrLimit, where, settings.Replicas, c.lim.MaxReplicas)
+	}
+	queue := int64(settings.QueueCapacity)
+	if q, ok := n.Scalars["queue_capacity"]; ok && n.Type == "flow.Pipeline" && q.Int != nil {
+		queue = *q.Int // the pipeline's default for its stages
+	}
+	if queue > int64(c.lim.MaxQueueCapacity) {
+		return fmt.Errorf("%w: %s: a queue of %d batches, more than %d (Limits.MaxQueueCapacity)", ErrLimit, where, queue, c.lim.MaxQueueCapacity)
 	}
 	for name, s := range n.Params {
 		if err := s.check(); err != nil {

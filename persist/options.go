@@ -20,6 +20,11 @@ type Limits struct {
 	MaxBlobs         int   // blobs; default 1 << 20
 	MaxNodes         int   // steps of the tree; default 1 << 16
 	MaxDepth         int   // nesting of the tree (the root is 0); default 64
+	// MaxReplicas and MaxQueueCapacity bound the node settings (and a
+	// pipeline's default queue capacity) of a loaded tree, which a run
+	// turns into goroutines and queue slots; defaults 1024 and 1 << 20.
+	MaxReplicas      int
+	MaxQueueCapacity int
 }
 
 // DefaultLimits are the limits of a load that sets none.
@@ -31,6 +36,8 @@ var DefaultLimits = Limits{
 	MaxBlobs:         1 << 20,
 	MaxNodes:         1 << 16,
 	MaxDepth:         64,
+	MaxReplicas:      1024,
+	MaxQueueCapacity: 1 << 20,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -55,6 +62,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDepth > 0 {
 		d.MaxDepth = l.MaxDepth
+	}
+	if l.MaxReplicas > 0 {
+		d.MaxReplicas = l.MaxReplicas
+	}
+	if l.MaxQueueCapacity > 0 {
+		d.MaxQueueCapacity = l.MaxQueueCapacity
 	}
 	return d
 }

@@ -18,10 +18,14 @@ type FileSaver struct {
 }
 
 // Save saves p to the file path with SaveFile, unless ctx is done first
-// (its error, and nothing written). A save that has started runs to its
-// end: a file is never left half written.
+// (an error wrapping ctx.Err() and its cause, context.Cause, and nothing
+// written). A save that has started runs to its end: a file is never left
+// half written.
 func (s FileSaver) Save(ctx context.Context, path string, p *flow.Pipeline) error {
 	if err := ctx.Err(); err != nil {
+		if cause := context.Cause(ctx); cause != err {
+			return fmt.Errorf("persist: save %s: %w: %w", path, err, cause)
+		}
 		return fmt.Errorf("persist: save %s: %w", path, err)
 	}
 	if p == nil {

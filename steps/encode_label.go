@@ -124,7 +124,7 @@ func (b batchLabels) value(i int) any {
 // readLabels reads the column of Y named column.
 func readLabels(batch flow.Batch, column string) (batchLabels, error) {
 	if batch.Y == nil {
-		return batchLabels{}, fmt.Errorf("the batch has no Y; a source puts the label columns in Y with minibatch.WithLabels")
+		return batchLabels{}, fmt.Errorf("the batch has no Y, want the label column %q in it; a source puts the label columns in Y with minibatch.WithLabels", column)
 	}
 	idx, err := uniqueColumn(batch.Y, column)
 	if err != nil {

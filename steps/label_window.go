@@ -22,8 +22,8 @@ const (
 	WindowY = "next"   // Y (fit path): float32, the value that follows
 )
 
-// Window turns a series, a numeric column of X (float32, float64 or an
-// integer type, no nulls) whose rows are consecutive values, into windows
+// Window turns a series, a numeric column of X (float32, float64, int32
+// or int64; no nulls) whose rows are consecutive values, into windows
 // of its k most recent values. It changes the number of rows.
 //
 // On the fit path (FitTransform) each output row is a pair: X (column
@@ -45,7 +45,9 @@ const (
 // at least k rows. Where the input has a Y, its rows k-1 … n-1 pass
 // through, one for each window (zero-copy), else Y is nil.
 //
-// Hyperparameters: "k" (int, 1 or more; default space IntRange(1, 64)).
+// Hyperparameters: "k" (int, 1 or more; space IntRange(1, 64), widened to
+// IntRange(1, k) for a larger k, so that the space holds the step's own
+// value and hparams.Set of hparams.Get succeeds).
 // The carried values are per-run state: Copy copies them, Reset and
 // SetParams of "k" forget them, Replica starts without. Cost: k float32
 // per output row, one pass over the column.
@@ -81,18 +83,19 @@ func NewWindow(column string, k int) (*Window, error) {
 	return &Window{column: column, k: k}, nil
 }
 
-// series reads the column as float32 values (a new slice).
+// series reads the column as float32 values (a new slice); its errors
+// name the column, the caller adds the step and the operation.
 func (w *Window) series(b flow.Batch) ([]float32, error) {
 	if b.X == nil {
-		return nil, fmt.Errorf("steps: Window: column %q: the batch has no X", w.column)
+		return nil, fmt.Errorf("column %q: the batch has no X", w.column)
 	}
 	idx := b.X.Schema().FieldIndices(w.column)
 	if len(idx) != 1 {
-		return nil, fmt.Errorf("steps: Window: X has %d columns %q, want one (a numeric series)", len(idx), w.column)
+		return nil, fmt.Errorf("column %q: X has %d columns of that name, want one (a numeric series)", w.column, len(idx))
 	}
 	col := b.X.Column(idx[0])
 	if col.NullN() > 0 {
-		return nil, fmt.Errorf("steps: Window: column %q of X has %d nulls; a series cannot have gaps: fill them first", w.column, col.NullN())
+		return nil, fmt.Errorf("column %q of X has %d nulls; a series cannot have gaps: fill them first", w.column, col.NullN())
 	}
 	out := make([]float32, col.Len())
 	switch c := col.(type) {
@@ -111,7 +114,7 @@ func (w *Window) series(b flow.Batch) ([]float32, error) {
 			out[i] = float32(v)
 		}
 	default:
-		return nil, fmt.Errorf("steps: Window: column %q of X has type %s, want float32, float64, int32 or int64 (one value per row)", w.column, col.DataType())
+		return nil, fmt.Errorf("column %q of X has type %s, want float32, float64, int32 or int64 (one value per row)", w.column, col.DataType())
 	}
 	return out, nil
 }
@@ -130,7 +133,7 @@ func windowRows(ctx context.Context, s []float32, k, rows int) minibatch.Matrix 
 func (w *Window) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	s, err := w.series(in)
 	if err != nil {
-		return flow.Batch{}, err
+		return flow.Batch{}, fmt.Errorf("steps.Window: transform: %w", err)
 	}
 	k := w.params()
 	rows := max(len(s)-k+1, 0)
@@ -154,7 +157,7 @@ func (w *Window) params() int {
 func (w *Window) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	vals, err := w.series(in)
 	if err != nil {
-		return flow.Batch{}, err
+		return flow.Batch{}, fmt.Errorf("steps.Window: fit: %w", err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -185,7 +188,7 @@ func (w *Window) Replica() flow.Step { return &Window{column: w.column, k: w.par
 func (w *Window) Merge(replicas []flow.Step) error {
 	for i, r := range replicas {
 		if _, ok := r.(*Window); !ok {
-			return fmt.Errorf("steps: Window: merge: replica %d is a %T", i, r)
+			return fmt.Errorf("steps.Window: merge: replica %d is a %T", i, r)
 		}
 	}
 	return nil
@@ -214,12 +217,12 @@ func (w *Window) SetParams(p hparams.Values) error {
 	for name, v := range p {
 		i, ok := v.(int)
 		if name != "k" || !ok {
-			return fmt.Errorf("steps: Window: no int parameter %q (%T); it has \"k\"", name, v)
+			return fmt.Errorf("steps.Window: no int parameter %q (%T); it has \"k\"", name, v)
 		}
 		k = i
 	}
 	if k < 1 {
-		return fmt.Errorf("steps: Window: k = %d, want 1 or more", k)
+		return fmt.Errorf("steps.Window: k = %d, want 1 or more", k)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -227,5 +230,8 @@ func (w *Window) SetParams(p hparams.Values) error {
 	return nil
 }
 
-// Space returns "k": IntRange(1, 64).
-func (w *Window) Space() hparams.Space { return hparams.Space{"k": hparams.IntRange(1, 64)} }
+// Space returns "k": IntRange(1, 64), or IntRange(1, k) where the step's
+// k is larger.
+func (w *Window) Space() hparams.Space {
+	return hparams.Space{"k": hparams.IntRange(1, max(64, w.params()))}
+}

@@ -285,10 +285,16 @@ func (s sgd) fit(spare sgd, name string, x minibatch.Matrix, outputs int, cfg li
 	}
 	next.step(x, cfg, residual)
 	if next.diverged() {
+		if j := slices.IndexFunc(x.Data, notFinite32); j >= 0 {
+			return s, spare, fmt.Errorf("%s: fit: column %q of X has %v at value %d of row %d; want finite features (fill or drop them first: Imputer)", name, cfg.in, x.Data[j], j%x.Cols, j/x.Cols)
+		}
 		return s, spare, fmt.Errorf("%s: fit: the weights are no longer finite after %d steps; lower learning_rate (%v) or scale the features", name, next.steps, cfg.rate)
 	}
 	return next, s, nil
 }
+
+// notFinite32 reports whether v is NaN or infinite.
+func notFinite32(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
 
 // diverged reports whether a weight is no longer finite.
 func (s sgd) diverged() bool {

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -78,6 +79,9 @@ func (m *LinearRegression) Fit(ctx context.Context, in flow.Batch) error {
 	y, err := minibatch.LabelsFloat32(in, m.target)
 	if err != nil {
 		return fmt.Errorf("%s: fit: %w", linearRegressionName, err)
+	}
+	if i := slices.IndexFunc(y, notFinite32); i >= 0 {
+		return fmt.Errorf("%s: fit: column %q of Y has %v at row %d; want finite targets", linearRegressionName, m.target, y[i], i)
 	}
 	m.m, m.spare, err = m.m.fit(m.spare, linearRegressionName, x, 1, m.cfg, func(r int, z []float64) { z[0] -= float64(y[r]) })
 	return err

@@ -74,7 +74,7 @@ func (c *ChooseOneOf) chosen() flow.Node {
 			return b
 		}
 	}
-	panic("steps: ChooseOneOf: the choice is not a branch") // SetParams keeps it one
+	panic("steps.ChooseOneOf: the choice is not a branch") // SetParams keeps it one
 }
 
 // Transform returns the chosen branch's transform of in.
@@ -109,12 +109,12 @@ func (c *ChooseOneOf) SetParams(p hparams.Values) error {
 	for k, v := range p {
 		s, ok := v.(string)
 		if k != "choice" || !ok {
-			return fmt.Errorf("steps: ChooseOneOf: no string parameter %q (%T); it has \"choice\"", k, v)
+			return fmt.Errorf("steps.ChooseOneOf: no string parameter %q (%T); it has \"choice\"", k, v)
 		}
 		choice = s
 	}
 	if !slices.Contains(c.names(), any(choice)) {
-		return fmt.Errorf("steps: ChooseOneOf: choice %q is not a branch; want one of %v", choice, c.names())
+		return fmt.Errorf("steps.ChooseOneOf: choice %q is not a branch; want one of %v", choice, c.names())
 	}
 	c.choice = choice
 	return nil

@@ -123,14 +123,14 @@ func (e *ExpandDim) expanded(ctx context.Context, in flow.Batch) (flow.Batch, er
 	mem := flow.Allocator(ctx)
 	x, err := expandDimOf(mem, in.X)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("steps: ExpandDim: X: %w", err)
+		return flow.Batch{}, fmt.Errorf("steps.ExpandDim: X: %w", err)
 	}
 	y, err := expandDimOf(mem, in.Y)
 	if err != nil {
 		if x != nil {
 			x.Release()
 		}
-		return flow.Batch{}, fmt.Errorf("steps: ExpandDim: Y: %w", err)
+		return flow.Batch{}, fmt.Errorf("steps.ExpandDim: Y: %w", err)
 	}
 	return flow.Batch{Seq: in.Seq, Epoch: in.Epoch, X: x, Y: y}, nil
 }
@@ -148,14 +148,14 @@ func (e *ExpandDim) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batc
 	defer out.Release()
 	x, err := squeezeDim(out.X, "X")
 	if err != nil {
-		return flow.Batch{}, wrapError(e.child, "transform", &in, fmt.Errorf("steps: ExpandDim: %w", err))
+		return flow.Batch{}, wrapError(e.child, "transform", &in, fmt.Errorf("steps.ExpandDim: %w", err))
 	}
 	y, err := squeezeDim(out.Y, "Y")
 	if err != nil {
 		if x != nil {
 			x.Release()
 		}
-		return flow.Batch{}, wrapError(e.child, "transform", &in, fmt.Errorf("steps: ExpandDim: %w", err))
+		return flow.Batch{}, wrapError(e.child, "transform", &in, fmt.Errorf("steps.ExpandDim: %w", err))
 	}
 	return flow.Batch{Seq: in.Seq, Epoch: in.Epoch, X: x, Y: y}, nil
 }

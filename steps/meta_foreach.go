@@ -70,18 +70,18 @@ func (f *ForEach) WithChildren(children []flow.Node) (flow.Composite, error) {
 // list returns the list column of in's X.
 func (f *ForEach) list(in flow.Batch) (*array.List, error) {
 	if in.X == nil {
-		return nil, fmt.Errorf("steps: ForEach: column %q: the batch has no X", f.column)
+		return nil, fmt.Errorf("steps.ForEach: column %q: the batch has no X", f.column)
 	}
 	idx := in.X.Schema().FieldIndices(f.column)
 	if len(idx) != 1 {
-		return nil, fmt.Errorf("steps: ForEach: X has %d columns %q, want one (a list column)", len(idx), f.column)
+		return nil, fmt.Errorf("steps.ForEach: X has %d columns %q, want one (a list column)", len(idx), f.column)
 	}
 	l, ok := in.X.Column(idx[0]).(*array.List)
 	if !ok {
-		return nil, fmt.Errorf("steps: ForEach: column %q of X has type %s, want a list (list<float32>: one sequence per row)", f.column, in.X.Column(idx[0]).DataType())
+		return nil, fmt.Errorf("steps.ForEach: column %q of X has type %s, want a list (list<float32>: one sequence per row)", f.column, in.X.Column(idx[0]).DataType())
 	}
 	if l.NullN() > 0 {
-		return nil, fmt.Errorf("steps: ForEach: column %q of X has %d null rows; give an empty sequence instead", f.column, l.NullN())
+		return nil, fmt.Errorf("steps.ForEach: column %q of X has %d null rows; give an empty sequence instead", f.column, l.NullN())
 	}
 	return l, nil
 }
@@ -118,7 +118,7 @@ func (f *ForEach) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batch,
 		}
 		if out.X == nil || out.X.NumCols() != 1 {
 			out.Release()
-			return flow.Batch{}, wrapError(f.child, "transform", &in, fmt.Errorf("steps: ForEach: row %d: the child returned X with %d columns, want 1", r, wrapNumCols(out.X)))
+			return flow.Batch{}, wrapError(f.child, "transform", &in, fmt.Errorf("steps.ForEach: row %d: the child returned X with %d columns, want 1", r, wrapNumCols(out.X)))
 		}
 		col := out.X.Column(0)
 		col.Retain()
@@ -129,12 +129,12 @@ func (f *ForEach) run(ctx context.Context, fit bool, in flow.Batch) (flow.Batch,
 	mem := flow.Allocator(ctx)
 	values, err := array.Concatenate(outs, mem)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("steps: ForEach: the child's outputs for the rows of column %q do not join (their types must agree): %w", f.column, err)
+		return flow.Batch{}, fmt.Errorf("steps.ForEach: the child's outputs for the rows of column %q do not join (their types must agree): %w", f.column, err)
 	}
 	defer values.Release()
 	list, err := wrapNewList(mem, values, lengths)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("steps: ForEach: column %q: %w", f.column, err)
+		return flow.Batch{}, fmt.Errorf("steps.ForEach: column %q: %w", f.column, err)
 	}
 	defer list.Release()
 	return in.WithX(wrapReplaceColumn(in.X, f.column, list)), nil

@@ -96,7 +96,7 @@ func (o *Optional) SetParams(p hparams.Values) error {
 	for k, v := range p {
 		b, ok := v.(bool)
 		if k != "enabled" || !ok {
-			return fmt.Errorf("steps: Optional: no bool parameter %q (%T); it has \"enabled\"", k, v)
+			return fmt.Errorf("steps.Optional: no bool parameter %q (%T); it has \"enabled\"", k, v)
 		}
 		e = b
 	}

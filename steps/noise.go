@@ -31,8 +31,10 @@ import (
 // replica's number), so a replicated fit is reproducible but differs from
 // an unreplicated one; Merge has nothing to fold.
 //
-// Hyperparameters: "stddev" (float64, 0 or more; default space
-// Uniform(0, 0.5)). FitTransform is called from one goroutine at a time
+// Hyperparameters: "stddev" (float64, 0 or more; space Uniform(0, 0.5),
+// widened to Uniform(0, stddev) for a larger stddev, so that the space
+// holds the step's own value and hparams.Set of hparams.Get succeeds).
+// FitTransform is called from one goroutine at a time
 // (flow.Fitter's contract) and Transform is safe for concurrent use.
 // Cost: one pass over the column and one normal draw per value.
 type GaussianNoise struct {
@@ -93,7 +95,7 @@ func (g *GaussianNoise) Transform(_ context.Context, in flow.Batch) (flow.Batch,
 func (g *GaussianNoise) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	x, err := minibatch.Features(in, g.column)
 	if err != nil {
-		return flow.Batch{}, fmt.Errorf("steps: GaussianNoise: %w", err)
+		return flow.Batch{}, fmt.Errorf("steps.GaussianNoise: fit: %w", err)
 	}
 	out := minibatch.NewMatrix(flow.Allocator(ctx), x.Rows, x.Cols)
 	defer out.Release()
@@ -140,7 +142,7 @@ func (g *GaussianNoise) Replica() flow.Step {
 func (g *GaussianNoise) Merge(replicas []flow.Step) error {
 	for i, r := range replicas {
 		if _, ok := r.(*GaussianNoise); !ok {
-			return fmt.Errorf("steps: GaussianNoise: merge: replica %d is a %T", i, r)
+			return fmt.Errorf("steps.GaussianNoise: merge: replica %d is a %T", i, r)
 		}
 	}
 	return nil
@@ -174,18 +176,19 @@ func (g *GaussianNoise) SetParams(p hparams.Values) error {
 	for k, v := range p {
 		f, ok := v.(float64)
 		if k != "stddev" || !ok {
-			return fmt.Errorf("steps: GaussianNoise: no float parameter %q (%T); it has \"stddev\"", k, v)
+			return fmt.Errorf("steps.GaussianNoise: no float parameter %q (%T); it has \"stddev\"", k, v)
 		}
 		s = f
 	}
 	if err := noiseCheckStddev(s); err != nil {
-		return fmt.Errorf("steps: GaussianNoise: %w", err)
+		return fmt.Errorf("steps.GaussianNoise: %w", err)
 	}
 	g.stddev = s
 	return nil
 }
 
-// Space returns "stddev": Uniform(0, 0.5).
+// Space returns "stddev": Uniform(0, 0.5), or Uniform(0, stddev) where
+// the step's stddev is larger.
 func (g *GaussianNoise) Space() hparams.Space {
-	return hparams.Space{"stddev": hparams.Uniform(0, 0.5)}
+	return hparams.Space{"stddev": hparams.Uniform(0, max(0.5, g.stddev))}
 }

@@ -55,7 +55,7 @@ func (g *GaussianNoise) UnmarshalState(r *persist.StateReader) error {
 	}
 	pcg := new(rand.PCG)
 	if err := r.Binary("rng", pcg); err != nil {
-		return fmt.Errorf("steps: GaussianNoise: %w", err)
+		return fmt.Errorf("steps.GaussianNoise: %w", err)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -108,7 +108,7 @@ func (w *Window) UnmarshalState(r *persist.StateReader) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(carry) > w.k {
-		return fmt.Errorf("steps: Window: %d carried values, more than k = %d", len(carry), w.k)
+		return fmt.Errorf("steps.Window: %d carried values, more than k = %d", len(carry), w.k)
 	}
 	w.carry, w.lastSeq, w.lastEpoch, w.have = carry, seq, epoch, have
 	if len(carry) == 0 {

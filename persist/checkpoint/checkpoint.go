@@ -73,13 +73,13 @@ type Result struct {
 
 // Key returns the cache key of fitting the prefix on src: a hash chain
 // over the module version, each active step of the prefix (path, type
-// name and version from the registry, hyperparameters, node settings)
-// and the data (src's Fingerprint, or the hash of its content: then src
+// name and version from the registry, hyperparameters, node settings and,
+// for a leaf, the hash of the state it starts from) and the data (src's Fingerprint, or the hash of its content: then src
 // is read once and rewound). why is non-empty where src cannot be
 // identified.
 func (p *Pipeline) Key(ctx context.Context, src flow.Source, mem memory.Allocator) (key, why string, err error) {
 	c := newChain("penstock-checkpoint", fmt.Sprint(formatVersion), p.cache.version)
-	if err := stepsKey(c, p.prefix, p.cache.reg); err != nil {
+	if err := stepsKey(c, p.prefix, p.cache.reg, true); err != nil {
 		return "", "", err
 	}
 	data, why, err := dataKey(ctx, src, mem)
@@ -167,8 +167,8 @@ func (p *Pipeline) Fit(ctx context.Context, r flow.Runner, src flow.Source) (Res
 }
 
 // ErrDamaged is wrapped by the error of a Fit or Transform that hit an
-// entry whose outputs could not be read back (a disk error, a file
-// truncated by hand). The suffix has then seen part of them, so the run
+// entry whose outputs could not be read back after they passed their
+// check (a disk error, a file changed while the run reads it). The suffix has then seen part of them, so the run
 // fails rather than start over; the entry is removed, and the next run
 // stores a good one.
 var ErrDamaged = errors.New("checkpoint: damaged cache entry")

@@ -20,7 +20,11 @@
 // runtime/debug.ReadBuildInfo; ModuleVersion sets it), then for every
 // active step of the prefix, depth first, its path, its registered type
 // name and version, its hyperparameters (hparams.Tunable, with their Go
-// types) and its node options, then the data. The data is the source's
+// types), its node options and, for a step that is no composite, the
+// SHA-256 of persist.Marshal of it as the fit finds it (a fit continues
+// from the state a step has: one already fitted does not hit the entry of
+// one that was not; this costs a save of each active step per Fit), then
+// the data. The data is the source's
 // Fingerprint where it is a Fingerprinter (a file's path, size,
 // modification time and content hash, cheaper than a read), else the
 // hash of its content: a replayable source is read once, every batch's
@@ -28,10 +32,10 @@
 // rewound; any other source is first spilled to a temporary directory
 // of the cache (Arrow IPC, zstd, batch by batch), hashed from there, and
 // the fit reads the spill (so it hits the entries of the same data read
-// from a replayable source). So changing any input value, any hyperparameter or
-// node option of the prefix, a prefix step's version, the module version,
-// or which branch of a choice is active, misses; changing the suffix does
-// not.
+// from a replayable source). So changing any input value, any hyperparameter,
+// node option or starting state of an active step of the prefix, a prefix
+// step's version, the module version, or which branch of a choice is
+// active, misses; changing the suffix, or an inactive branch, does not.
 //
 // # Hits and misses
 //
@@ -42,7 +46,13 @@
 // Pipeline.Prefix: the steps given to New are left unfitted) and the
 // suffix is fitted on the cached outputs, read back batch by batch. The
 // restored prefix transforms new data as the fitted one did. A damaged
-// entry (its model does not load) is dropped and fitted as a miss.
+// entry — its model does not load, or an output file is not the bytes
+// stored (the size and SHA-256 of each are in the entry's meta.json,
+// checked before the entry is used) — is dropped and fitted as a miss.
+// The outputs are read back with minibatch's IPC stream reader, which
+// checks each message before arrow decodes it and bounds what a batch
+// may allocate by twice the largest batch stored, so a file that changes
+// on disk while it is read is an error (ErrDamaged), never a crash.
 //
 // # The cache
 //
@@ -63,7 +73,8 @@
 // Outputs are stored as Arrow IPC streams compressed with zstd, written
 // and read one batch at a time: memory stays bounded by the runners'
 // queues, plus 16 bytes per batch for its Seq and Epoch. Hashing a
-// replayable source costs one extra read of it. Both engines are
+// replayable source costs one extra read of it; a hit reads each output
+// file of the entry once more, to check its SHA-256. Both engines are
 // supported; the suffix may hold Joiners (its fit re-reads the cached
 // outputs, which are replayable).
 //

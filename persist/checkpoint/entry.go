@@ -3,17 +3,22 @@ package checkpoint
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/flow"
+	"github.com/penstock-ml/penstock/minibatch"
 )
 
 const (
@@ -28,9 +33,65 @@ type meta struct {
 	Format  int        `json:"format"`
 	HasY    bool       `json:"has_y"`
 	Batches [][2]int64 `json:"batches"` // Seq, Epoch
+	// MaxBatchBytes is the size of the largest output record written (the
+	// bytes of its buffers, recordBytes): what reading one back may
+	// allocate is bounded by it (see readLimit).
+	MaxBatchBytes int64 `json:"max_batch_bytes,omitempty"`
+	// Files holds the size and SHA-256 of each output file, checked before
+	// an entry is used: a file damaged on disk makes the entry a miss.
+	Files map[string]fileSum `json:"files,omitempty"`
 }
 
-const formatVersion = 1
+// fileSum is the size and SHA-256 (hex) of a file.
+type fileSum struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// verify reports whether the output files in dir are those the meta
+// describes, reading each once.
+func (m meta) verify(dir string) bool {
+	want := map[string]bool{}
+	if len(m.Batches) > 0 {
+		want[xFile] = true
+		want[yFile] = m.HasY
+	}
+	for name, need := range want {
+		sum, ok := m.Files[name]
+		if need != ok {
+			return false
+		}
+		if ok && !sameSum(filepath.Join(dir, name), sum) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameSum(path string, want fileSum) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, want.Size+1))
+	return err == nil && n == want.Size && hex.EncodeToString(h.Sum(nil)) == want.SHA256
+}
+
+// readLimit bounds what reading back one batch of the entry may allocate:
+// twice the largest record written, and at least 1 MiB (arrow pads each
+// buffer), or minibatch.DefaultMaxBatchBytes for an entry that does not
+// say. A length damaged on disk is then an error, not a request for
+// gigabytes.
+func (m meta) readLimit() int64 {
+	if m.MaxBatchBytes <= 0 {
+		return minibatch.DefaultMaxBatchBytes
+	}
+	return max(2*m.MaxBatchBytes, 1<<20)
+}
+
+const formatVersion = 2 // 2: meta.Files
 
 // entryWriter writes one entry into a temporary directory, batch by
 // batch; commit renames it into place.
@@ -43,9 +104,19 @@ type entryWriter struct {
 
 type fileWriter struct {
 	f  *os.File
+	h  hash.Hash // of what is written to f
+	n  int64     // bytes written to f
 	bw *bufio.Writer
 	w  *ipc.Writer
 	sc *arrow.Schema
+}
+
+// Write writes p to the file, counting and hashing it.
+func (f *fileWriter) Write(p []byte) (int, error) {
+	n, err := f.f.Write(p)
+	f.h.Write(p[:n])
+	f.n += int64(n)
+	return n, err
 }
 
 func (c *Cache) create(mem memory.Allocator) (*entryWriter, error) {
@@ -69,13 +140,41 @@ func (w *entryWriter) write(b flow.Batch) error {
 	if err := w.x.write(w, xFile, b.X); err != nil {
 		return err
 	}
+	w.meta.MaxBatchBytes = max(w.meta.MaxBatchBytes, recordBytes(b.X))
 	if w.meta.HasY {
 		if err := w.y.write(w, yFile, b.Y); err != nil {
 			return err
 		}
+		w.meta.MaxBatchBytes = max(w.meta.MaxBatchBytes, recordBytes(b.Y))
 	}
 	w.meta.Batches = append(w.meta.Batches, [2]int64{b.Seq, int64(b.Epoch)})
 	return nil
+}
+
+// recordBytes returns the bytes of rec's buffers, its columns' children
+// and dictionaries included: at least what writing it encodes.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
+		n += dataBytes(dict)
+	}
+	return n
 }
 
 func (f *fileWriter) write(w *entryWriter, name string, rec arrow.RecordBatch) error {
@@ -84,7 +183,8 @@ func (f *fileWriter) write(w *entryWriter, name string, rec arrow.RecordBatch) e
 		if f.f, err = os.Create(filepath.Join(w.tmp, name)); err != nil {
 			return fmt.Errorf("checkpoint: store: %w", err)
 		}
-		f.bw = bufio.NewWriterSize(f.f, 1<<20)
+		f.h = sha256.New()
+		f.bw = bufio.NewWriterSize(f, 1<<20)
 		f.sc = rec.Schema()
 		f.w = ipc.NewWriter(f.bw, ipc.WithSchema(f.sc), ipc.WithAllocator(w.mem), ipc.WithZstd())
 	}
@@ -97,8 +197,9 @@ func (f *fileWriter) write(w *entryWriter, name string, rec arrow.RecordBatch) e
 	return nil
 }
 
-// finish closes, flushes and fsyncs the file.
-func (f *fileWriter) finish() error {
+// finish closes, flushes and fsyncs the file name, and records its size
+// and SHA-256 in m.
+func (f *fileWriter) finish(m *meta, name string) error {
 	if f.f == nil {
 		return nil
 	}
@@ -112,14 +213,25 @@ func (f *fileWriter) finish() error {
 	}
 	err = errors.Join(err, f.f.Close())
 	f.f = nil
+	if err == nil {
+		if m.Files == nil {
+			m.Files = map[string]fileSum{}
+		}
+		m.Files[name] = fileSum{Size: f.n, SHA256: hex.EncodeToString(f.h.Sum(nil))}
+	}
 	return err
+}
+
+// finish finishes both output files.
+func (w *entryWriter) finish() error {
+	return errors.Join(w.x.finish(&w.meta, xFile), w.y.finish(&w.meta, yFile))
 }
 
 // commit writes the model and meta, fsyncs everything and renames the
 // entry to dst. Where another run stored dst first, its entry is kept and
 // this one dropped (both are the same fit of the same data).
 func (w *entryWriter) commit(dst string, model []byte) error {
-	err := errors.Join(w.x.finish(), w.y.finish())
+	err := w.finish()
 	if err == nil {
 		err = writeSynced(filepath.Join(w.tmp, modelFile), model)
 	}
@@ -214,19 +326,25 @@ type entryReader struct {
 	damaged bool
 }
 
+// fileReader reads one output file of an entry with minibatch's IPC
+// stream reader, which checks every message before arrow decodes it and
+// bounds what a batch may allocate (meta.readLimit): a file damaged on
+// disk is an error, never a crash or an allocation of what a corrupt
+// length asks for.
 type fileReader struct {
-	f *os.File
-	r *ipc.Reader
+	s *minibatch.IPCStreamSource
 }
 
 // open opens the entry in dir, all its files at once, or reports a miss
 // (false) where it is absent, incomplete or being evicted.
 func openEntry(dir string, mem memory.Allocator) (*entryReader, bool, error) {
-	return openOutputs(dir, mem, true)
+	return openOutputs(dir, mem, true, true)
 }
 
-// openOutputs opens the outputs in dir, and the model where withModel.
-func openOutputs(dir string, mem memory.Allocator, withModel bool) (*entryReader, bool, error) {
+// openOutputs opens the outputs in dir, and the model where withModel;
+// with verify, an entry whose files are not those its meta describes (see
+// meta.verify) is a miss, and is removed.
+func openOutputs(dir string, mem memory.Allocator, withModel, verify bool) (*entryReader, bool, error) {
 	e := &entryReader{dir: dir, mem: mem}
 	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
 	if err != nil {
@@ -235,17 +353,22 @@ func openOutputs(dir string, mem memory.Allocator, withModel bool) (*entryReader
 	if err := json.Unmarshal(mb, &e.meta); err != nil || e.meta.Format != formatVersion {
 		return nil, false, nil // a foreign or older entry: a miss, overwritten by the next store
 	}
+	if verify && !e.meta.verify(dir) {
+		// Damaged on disk: a miss. The entry goes, so that the next store
+		// (which keeps an entry it finds in place) replaces it.
+		return nil, false, removeEntry(dir)
+	}
 	if withModel {
 		if e.model, err = os.ReadFile(filepath.Join(dir, modelFile)); err != nil {
 			return nil, false, nil
 		}
 	}
 	if len(e.meta.Batches) > 0 {
-		if err := e.x.open(filepath.Join(dir, xFile), mem); err != nil {
+		if err := e.x.open(filepath.Join(dir, xFile), mem, e.meta.readLimit()); err != nil {
 			return nil, false, nil
 		}
 		if e.meta.HasY {
-			if err := e.y.open(filepath.Join(dir, yFile), mem); err != nil {
+			if err := e.y.open(filepath.Join(dir, yFile), mem, e.meta.readLimit()); err != nil {
 				e.x.close()
 				return nil, false, nil
 			}
@@ -254,38 +377,32 @@ func openOutputs(dir string, mem memory.Allocator, withModel bool) (*entryReader
 	return e, true, nil
 }
 
-func (f *fileReader) open(path string, mem memory.Allocator) error {
-	var err error
-	if f.f, err = os.Open(path); err != nil {
+func (f *fileReader) open(path string, mem memory.Allocator, limit int64) error {
+	s, err := minibatch.OpenIPCStream(path, minibatch.WithAllocator(mem), minibatch.WithMaxBatchBytes(limit))
+	if err != nil {
 		return err
 	}
-	if f.r, err = ipc.NewReader(bufio.NewReaderSize(f.f, 1<<20), ipc.WithAllocator(mem)); err != nil {
-		f.f.Close()
-		f.f = nil
-		return err
-	}
+	f.s = s
 	return nil
 }
 
-func (f *fileReader) read(name string) (arrow.RecordBatch, error) {
-	if !f.r.Next() {
-		err := f.r.Err()
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
+func (f *fileReader) read(ctx context.Context, name string) (arrow.RecordBatch, error) {
+	b, err := f.s.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	rec := f.r.RecordBatch()
-	rec.Retain()
-	return rec, nil
+	if b.Y != nil {
+		b.Y.Release()
+	}
+	return b.X, nil
 }
 
 func (f *fileReader) close() {
-	if f.r != nil {
-		f.r.Release()
-	}
-	if f.f != nil {
-		f.f.Close()
+	if f.s != nil {
+		f.s.Close()
 	}
 	*f = fileReader{}
 }
@@ -300,8 +417,8 @@ func (e *entryReader) Next(ctx context.Context) (flow.Batch, error) {
 	}
 	var b flow.Batch
 	var err error
-	if b.X, err = e.x.read(xFile); err == nil && e.meta.HasY {
-		b.Y, err = e.y.read(yFile)
+	if b.X, err = e.x.read(ctx, xFile); err == nil && e.meta.HasY {
+		b.Y, err = e.y.read(ctx, yFile)
 	}
 	if err != nil {
 		b.Release()
@@ -319,21 +436,12 @@ func (e *entryReader) Replayable() bool { return true }
 // Rewind reads the entry again from its first batch.
 func (e *entryReader) Rewind() error {
 	for _, f := range []*fileReader{&e.x, &e.y} {
-		if f.f == nil {
+		if f.s == nil {
 			continue
 		}
-		if f.r != nil {
-			f.r.Release()
-		}
-		f.r = nil
-		if _, err := f.f.Seek(0, io.SeekStart); err != nil {
+		if err := f.s.Rewind(); err != nil {
 			return fmt.Errorf("checkpoint: rewind %s: %w", e.dir, err)
 		}
-		r, err := ipc.NewReader(bufio.NewReaderSize(f.f, 1<<20), ipc.WithAllocator(e.mem))
-		if err != nil {
-			return fmt.Errorf("checkpoint: rewind %s: %w", e.dir, err)
-		}
-		f.r = r
 	}
 	e.pos = 0
 	return nil
@@ -370,7 +478,7 @@ func (c *Cache) spill(ctx context.Context, src flow.Source, mem memory.Allocator
 			return nil, fmt.Errorf("checkpoint: spilling the source (%T) after %d batches: %w", src, len(w.meta.Batches), err)
 		}
 	}
-	err = errors.Join(w.x.finish(), w.y.finish())
+	err = w.finish()
 	if err == nil {
 		var mb []byte
 		if mb, err = json.Marshal(w.meta); err == nil {
@@ -381,7 +489,7 @@ func (c *Cache) spill(ctx context.Context, src flow.Source, mem memory.Allocator
 		w.abort()
 		return nil, fmt.Errorf("checkpoint: spilling the source (%T): %w", src, err)
 	}
-	e, ok, err := openOutputs(w.tmp, mem, false)
+	e, ok, err := openOutputs(w.tmp, mem, false, false)
 	if err != nil || !ok {
 		w.abort()
 		return nil, fmt.Errorf("checkpoint: spilling the source (%T): cannot read the spill back (%v)", src, err)

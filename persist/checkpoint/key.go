@@ -84,8 +84,11 @@ func (c *chain) hex() string { return hex.EncodeToString(c.sum[:]) }
 
 // stepsKey chains, for every active step of the tree of prefix (the root
 // included, depth first), its path, its registered type name and version,
-// its hyperparameters and its node settings.
-func stepsKey(c *chain, prefix flow.Step, reg *persist.Registry) error {
+// its hyperparameters and its node settings, and with state, for every
+// active leaf, the SHA-256 of its state as it is now (persist.Marshal of
+// the leaf alone, so that an inactive branch's state counts no more than
+// its hyperparameters): a fit continues from the state it starts with.
+func stepsKey(c *chain, prefix flow.Step, reg *persist.Registry, state bool) error {
 	return flow.Walk(prefix, func(v flow.Visit) error {
 		if !v.Active {
 			return flow.SkipChildren
@@ -103,6 +106,14 @@ func stepsKey(c *chain, prefix flow.Step, reg *persist.Registry) error {
 			return fmt.Errorf("checkpoint: key: step %q: %w", v.Path, err)
 		}
 		c.link("step", v.Path.Key(), t.Name, fmt.Sprint(t.Version), params, fmt.Sprintf("%+v", settings))
+		if _, composite := v.Node.Step.(flow.Composite); state && !composite {
+			b, err := persist.Marshal(v.Node.Step, persist.WithRegistry(reg))
+			if err != nil {
+				return fmt.Errorf("checkpoint: key: the state of step %q: %w", v.Path, err)
+			}
+			sum := sha256.Sum256(b)
+			c.link("state", hex.EncodeToString(sum[:]))
+		}
 		return nil
 	})
 }

@@ -108,7 +108,7 @@ func (p *Pipeline) Transform(ctx context.Context, r flow.Runner, src flow.Source
 		return nil, err
 	}
 	o.Key, o.dir = key, p.cache.entryDir(key)
-	if e, ok, _ := openOutputs(o.dir, mem, false); ok {
+	if e, ok, _ := openOutputs(o.dir, mem, false, true); ok {
 		out, err := r.Transform(ctx, p.suffix, e)
 		if err != nil {
 			e.close()
@@ -136,7 +136,7 @@ func (o *Outputs) dropSpill() {
 
 func (p *Pipeline) transformKey(ctx context.Context, src flow.Source, mem memory.Allocator) (string, error) {
 	c := newChain("penstock-checkpoint-transform", fmt.Sprint(formatVersion), p.cache.version)
-	if err := stepsKey(c, p.prefix, p.cache.reg); err != nil {
+	if err := stepsKey(c, p.prefix, p.cache.reg, false); err != nil {
 		return "", err
 	}
 	model, err := persist.Marshal(p.prefix, persist.WithRegistry(p.cache.reg), persist.WithAllocator(mem))

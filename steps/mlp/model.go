@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -207,6 +208,9 @@ func (c *core) putPredict(p *program) {
 	c.predict[p.rows] = append(c.predict[p.rows], &cached{p: p})
 }
 
+// notFinite reports whether v is NaN or infinite.
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+
 // fitBatch takes one optimizer step on the batch x with the expected
 // outputs filled by target (rows × outputs values, zeroed). keep, where
 // not nil, receives the outputs of the pass (before the step, with
@@ -236,6 +240,12 @@ func (c *core) fitBatch(ctx context.Context, x minibatch.Matrix, target func(y [
 		return fmt.Errorf("%s: %s: loss: %w", c.name, op, err)
 	}
 	if l := float64(cost[0]); math.IsNaN(l) || math.IsInf(l, 0) {
+		if j := slices.IndexFunc(x.Data, notFinite); j >= 0 {
+			return c.errorf(op, "column %q of X has %v at value %d of row %d; want finite features (fill or drop them first: steps.Imputer)", c.features, x.Data[j], j%x.Cols, j/x.Cols)
+		}
+		if j := slices.IndexFunc(p.y, notFinite); j >= 0 {
+			return c.errorf(op, "column %q of Y has %v at row %d; want finite targets", c.label, p.y[j], j/c.outputs)
+		}
 		return c.errorf(op, "the loss is %v after %d steps: the fit diverged; lower the learning rate (%g) or standardize the features", l, c.nm.Steps(), c.nm.Spec().LearningRate)
 	}
 	if keep != nil {

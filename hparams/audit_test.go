@@ -1,0 +1,157 @@
+package hparams_test
+
+// An adversarial audit of the promises of hparams' doc comments: values
+// that no distribution holds (NaN, infinities, numbers too large for an
+// int), distributions built around such values, and Set from several
+// goroutines on trees of their own.
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/penstock-ml/penstock/hparams"
+)
+
+// A NaN in a finite distribution is an impossible argument: no value
+// equals it, so its own Contains (and Set) would refuse what it gives.
+// Validate reports it, and a space holding it is refused.
+func TestAuditNaNValueIsImpossible(t *testing.T) {
+	for _, d := range []hparams.Distribution{
+		hparams.Fixed(math.NaN()),
+		hparams.Fixed(float32(math.NaN())),
+		hparams.Choice(0.5, math.NaN()),
+		hparams.PriorityChoice(math.NaN(), 1.0),
+		hparams.WeightedChoice([]float64{1, 2}, 0.5, math.NaN()),
+	} {
+		err := d.Validate()
+		if err == nil || !strings.Contains(err.Error(), "NaN") {
+			t.Errorf("%v: Validate = %v; want an error naming the NaN", d, err)
+		}
+		space := hparams.Space{"x": d}
+		if err := space.Check(); err == nil || !strings.Contains(err.Error(), `"x"`) {
+			t.Errorf("a space of %v: Check = %v; want an error naming the key", d, err)
+		}
+		if _, err := space.Sample(hparams.NewRand(1)); err == nil {
+			t.Errorf("a space of %v: Sample gave no error", d)
+		}
+	}
+}
+
+// Every value a distribution draws, it contains: for every kind, over
+// many draws (the promise on which Set of a sample rests).
+func TestAuditSamplesAreContained(t *testing.T) {
+	r := hparams.NewRand(3)
+	for _, d := range []hparams.Distribution{
+		hparams.Fixed(2), hparams.Fixed("a"), hparams.Boolean(0.3),
+		hparams.Choice(1, 2.5), hparams.PriorityChoice("a", "b"), hparams.WeightedChoice([]float64{1, 3}, true, false),
+		hparams.IntRange(-3, 3), hparams.Uniform(-1, 1), hparams.LogUniform(1e-300, 1e300),
+		hparams.Normal(0, 1e300), hparams.TruncatedNormal(0, 1, 5, 6), hparams.LogNormal(0, 3),
+		hparams.Quantized(hparams.Uniform(0, 1), 0.3), hparams.Quantized(hparams.LogUniform(1, 1000), 7),
+		hparams.Mixture([]float64{1, 1}, hparams.Uniform(0, 1), hparams.Uniform(5, 6)),
+		hparams.Mixture([]float64{1, 2}, hparams.IntRange(0, 2), hparams.IntRange(10, 12)),
+	} {
+		if err := d.Validate(); err != nil {
+			t.Errorf("%v: %v", d, err)
+			continue
+		}
+		for range 2000 {
+			v := d.Sample(r)
+			if !d.Contains(v) {
+				t.Errorf("%v drew %v (%T), which it does not contain", d, v, v)
+				break
+			}
+		}
+	}
+}
+
+// Set refuses a value that no declared distribution holds — NaN, an
+// infinity, an int beyond range — naming the key and the distribution,
+// and changes nothing.
+func TestAuditSetRefusesNonFinite(t *testing.T) {
+	for _, c := range []struct {
+		key   string
+		value any
+		want  []string
+	}{
+		{"mlp__lr", math.NaN(), []string{`"mlp__lr"`, "LogUniform(1e-05, 1)"}},
+		{"mlp__lr", math.Inf(1), []string{`"mlp__lr"`, "LogUniform(1e-05, 1)"}},
+		{"features__scale__factor", math.Inf(-1), []string{`"features__scale__factor"`, "Uniform(0.5, 2)"}},
+		{"mlp__hidden", math.NaN(), []string{`"mlp__hidden"`, "IntRange(16, 256)"}},
+		{"mlp__hidden", 1e300, []string{`"mlp__hidden"`, "outside the range of an int"}},
+		{"mlp__hidden", uint64(math.MaxUint64), []string{`"mlp__hidden"`, "outside the range of an int"}},
+		{"mlp__solver", nil, []string{`"mlp__solver"`}},
+		{"mlp__solver", []string{"sgd"}, []string{`"mlp__solver"`}},
+	} {
+		root := mustTree(t)
+		before := mustGet(t, root)
+		// A valid key alongside: all or nothing.
+		err := hparams.Set(root, hparams.Values{c.key: c.value, "features__scale__with_mean": false})
+		if err == nil {
+			t.Errorf("Set %s = %v: no error", c.key, c.value)
+			continue
+		}
+		if !errors.Is(err, hparams.ErrInvalidValue) {
+			t.Errorf("Set %s = %v: %v does not wrap ErrInvalidValue", c.key, c.value, err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Set %s = %v: %q does not say %q", c.key, c.value, err, w)
+			}
+		}
+		if after := mustGet(t, root); !reflect.DeepEqual(after, before) {
+			t.Errorf("Set %s = %v failed, yet changed the tree: %v; want %v", c.key, c.value, after, before)
+		}
+	}
+}
+
+// Trees of their own are tuned from several goroutines at once, from one
+// shared Space: Get of each gives what was set (run with -race).
+func TestAuditSetTreesConcurrently(t *testing.T) {
+	space, err := hparams.Gather(mustTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 8 {
+		wg.Go(func() {
+			r := hparams.NewRand(uint64(g))
+			for range 20 {
+				root, err := tree()
+				if err != nil {
+					errs <- err
+					return
+				}
+				v, err := space.Sample(r)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := hparams.Set(root, v); err != nil {
+					errs <- err
+					return
+				}
+				got, err := hparams.Get(root)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for k, want := range v {
+					if got[k] != want {
+						errs <- errors.New("a tree tuned at the same time as others lost " + k)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
