@@ -289,8 +289,23 @@ func readParquetBatch(rr pqarrow.RecordReader) (rec arrow.RecordBatch, err error
 	if rec == nil {
 		return nil, io.EOF
 	}
+	if err := oneValuePerRow(rec); err != nil {
+		return nil, err
+	}
 	rec.Retain()
 	return rec, nil
+}
+
+// oneValuePerRow refuses a record whose columns hold other numbers of
+// values than it has rows: arrow-go's record checks only that none holds
+// fewer, and a corrupt file's column chunk may hold more.
+func oneValuePerRow(rec arrow.RecordBatch) error {
+	for i, col := range rec.Columns() {
+		if n := int64(col.Len()); n != rec.NumRows() {
+			return fmt.Errorf("corrupt data: column %d (%s) holds %d values in a batch of %d rows; want one per row", i, rec.Schema().Field(i).Name, n, rec.NumRows())
+		}
+	}
+	return nil
 }
 
 // Rewind starts a new pass from the first chosen row group. It always
