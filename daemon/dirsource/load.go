@@ -134,7 +134,7 @@ func (d *Dir) load(ctx context.Context, path, name string) (_ *loaded, err error
 		if err != nil {
 			return nil, d.classify(name, err)
 		}
-		l.bytes += recordBytes(b.X)
+		l.bytes += minibatch.RecordBytes(b.X)
 		if l.bytes > d.o.MaxFileBytes {
 			b.Release()
 			return nil, reject(source.ReasonTooBig, fmt.Errorf("dirsource %q: file %q: batch %d: its batches hold over MaxFileBytes %d bytes of memory", d.o.Name, name, i, d.o.MaxFileBytes))
@@ -257,32 +257,4 @@ func (d *Dir) csvFields(f io.Reader, name string) (*arrow.Schema, error) {
 		}
 	}
 	return got, nil
-}
-
-// recordBytes is the size of the Arrow buffers of rec (shared buffers
-// counted once per reference).
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	if d.DataType().ID() == arrow.DICTIONARY {
-		if dict := d.Dictionary(); dict != nil {
-			n += dataBytes(dict)
-		}
-	}
-	return n
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/flow"
@@ -34,7 +33,7 @@ type meta struct {
 	HasY    bool       `json:"has_y"`
 	Batches [][2]int64 `json:"batches"` // Seq, Epoch
 	// MaxBatchBytes is the size of the largest output record written (the
-	// bytes of its buffers, recordBytes): what reading one back may
+	// bytes of its buffers, minibatch.RecordBytes): what reading one back may
 	// allocate is bounded by it (see readLimit).
 	MaxBatchBytes int64 `json:"max_batch_bytes,omitempty"`
 	// Files holds the size and SHA-256 of each output file, checked before
@@ -140,41 +139,15 @@ func (w *entryWriter) write(b flow.Batch) error {
 	if err := w.x.write(w, xFile, b.X); err != nil {
 		return err
 	}
-	w.meta.MaxBatchBytes = max(w.meta.MaxBatchBytes, recordBytes(b.X))
+	w.meta.MaxBatchBytes = max(w.meta.MaxBatchBytes, minibatch.RecordBytes(b.X))
 	if w.meta.HasY {
 		if err := w.y.write(w, yFile, b.Y); err != nil {
 			return err
 		}
-		w.meta.MaxBatchBytes = max(w.meta.MaxBatchBytes, recordBytes(b.Y))
+		w.meta.MaxBatchBytes = max(w.meta.MaxBatchBytes, minibatch.RecordBytes(b.Y))
 	}
 	w.meta.Batches = append(w.meta.Batches, [2]int64{b.Seq, int64(b.Epoch)})
 	return nil
-}
-
-// recordBytes returns the bytes of rec's buffers, its columns' children
-// and dictionaries included: at least what writing it encodes.
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
-		n += dataBytes(dict)
-	}
-	return n
 }
 
 func (f *fileWriter) write(w *entryWriter, name string, rec arrow.RecordBatch) error {
