@@ -19,7 +19,10 @@
 // but check the position. The stream must keep its messages (limits
 // retention, not work-queue or interest) for as long as a restart may need
 // them; messages that its limits removed before they were read are logged
-// as gone (when there is no subject filter, which makes gaps normal).
+// as gone (when there is no subject filter, which makes gaps normal). A
+// position past the stream's end, as after the stream was purged or made
+// anew, is warned about when Run starts (its last sequence and the one
+// resumed at): the messages before that sequence are never read.
 //
 // # Rejections
 //

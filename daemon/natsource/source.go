@@ -234,6 +234,9 @@ func (s *Source) consume(ctx context.Context, nc *nats.Conn, next context.Contex
 	if err != nil {
 		return nil, nil, fmt.Errorf("natsource %q: stream %q: consumer: %w", s.o.Name, s.o.Stream, err)
 	}
+	if resume != nil {
+		s.warnPastEnd(ctx, js, cfg.OptStartSeq)
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(Prefetch))
 	if err != nil {
 		return nil, nil, fmt.Errorf("natsource %q: stream %q: messages: %w", s.o.Name, s.o.Stream, err)
@@ -256,6 +259,22 @@ func (s *Source) consume(ctx context.Context, nc *nats.Conn, next context.Contex
 		want = 0
 		return msg.Data(), seq, nil
 	}, nil
+}
+
+// warnPastEnd logs a warning when the stream ends before from, the
+// sequence the checkpoint resumes at: the stream was purged or made anew
+// since, and its messages up to from are skipped without being read.
+func (s *Source) warnPastEnd(ctx context.Context, js jetstream.JetStream, from uint64) {
+	st, err := js.Stream(ctx, s.o.Stream)
+	if err != nil {
+		return // the consumer exists: its errors will say what is wrong
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.State.LastSeq+1 >= from {
+		return
+	}
+	s.o.Log.Warn("the checkpoint resumes past the stream's end (was it purged or made anew?): its messages before from_seq will not be read",
+		"source", s.o.Name, "stream", s.o.Stream, "last_seq", info.State.LastSeq, "from_seq", from)
 }
 
 // subscribe subscribes to the core-NATS subject and returns its receiving
