@@ -3,6 +3,7 @@ package minibatch_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,45 +30,46 @@ func TestIPCColumnLongerThanBatch(t *testing.T) {
 	col := b.NewArray()
 	b.Release()
 	defer col.Release()
-	short := array.NewRecordBatch(sc, []arrow.Array{col}, 2) // 3 values, 2 rows
-	defer short.Release()
-
-	var stream, file bytes.Buffer
-	sw := ipc.NewWriter(&stream, ipc.WithSchema(sc))
-	fw, err := ipc.NewFileWriter(&file, ipc.WithSchema(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []interface {
-		Write(arrow.RecordBatch) error
-		Close() error
-	}{sw, fw} {
-		if err := w.Write(short); err != nil {
+	for _, rows := range []int64{2, 0} { // 3 values each time
+		short := array.NewRecordBatch(sc, []arrow.Array{col}, rows)
+		var stream, file bytes.Buffer
+		sw := ipc.NewWriter(&stream, ipc.WithSchema(sc))
+		fw, err := ipc.NewFileWriter(&file, ipc.WithSchema(sc))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Close(); err != nil {
+		for _, w := range []interface {
+			Write(arrow.RecordBatch) error
+			Close() error
+		}{sw, fw} {
+			if err := w.Write(short); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		short.Release()
+		want := fmt.Sprintf("column 0 (x) holds 3 values in a batch of %d rows; want one per row", rows)
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		s, err := minibatch.NewIPCStream(bytes.NewReader(stream.Bytes()), minibatch.WithAllocator(mem))
+		if err != nil {
 			t.Fatal(err)
 		}
+		if bt, err := s.Next(ctx); err == nil || !strings.Contains(err.Error(), want) {
+			bt.Release()
+			t.Errorf("stream, %d rows: got %v; want an error containing %q", rows, err, want)
+		}
+		s.Close()
+		f, err := minibatch.NewIPCFile(bytes.NewReader(file.Bytes()), int64(file.Len()), minibatch.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bt, err := f.Next(ctx); err == nil || !strings.Contains(err.Error(), want) {
+			bt.Release()
+			t.Errorf("file, %d rows: got %v; want an error containing %q", rows, err, want)
+		}
+		f.Close()
+		mem.AssertSize(t, 0)
 	}
-	want := `column 0 (x) holds 3 values in a batch of 2 rows; want one per row`
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	s, err := minibatch.NewIPCStream(bytes.NewReader(stream.Bytes()), minibatch.WithAllocator(mem))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bt, err := s.Next(ctx); err == nil || !strings.Contains(err.Error(), want) {
-		bt.Release()
-		t.Errorf("stream: got %v; want an error containing %q", err, want)
-	}
-	s.Close()
-	f, err := minibatch.NewIPCFile(bytes.NewReader(file.Bytes()), int64(file.Len()), minibatch.WithAllocator(mem))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bt, err := f.Next(ctx); err == nil || !strings.Contains(err.Error(), want) {
-		bt.Release()
-		t.Errorf("file: got %v; want an error containing %q", err, want)
-	}
-	f.Close()
 }

@@ -125,12 +125,6 @@ func (d *Dir) load(ctx context.Context, path, name string) (_ *loaded, err error
 			b.Release()
 			return nil, context.Cause(ctx)
 		}
-		if err == nil {
-			if err = source.CheckRows(b.X); err != nil {
-				b.Release()
-				err = fmt.Errorf("batch %d: %w", i, err)
-			}
-		}
 		if err != nil {
 			return nil, d.classify(name, err)
 		}

@@ -63,10 +63,6 @@ func (s *Source) decode(ctx context.Context, data []byte, what string) (_ []flow
 		if err != nil {
 			return nil, fail(reasonOf(err), err)
 		}
-		if err := source.CheckRows(b.X); err != nil {
-			b.Release()
-			return nil, fail(source.ReasonDecode, fmt.Errorf("batch %d: %w", i, err))
-		}
 		split, err := s.o.Schema.Split(b.X)
 		b.Release()
 		if err != nil {

@@ -265,12 +265,6 @@ func (p *predictor) decodeIPC(ctx context.Context, body []byte) ([]flow.Batch, e
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err == nil {
-			if err = source.CheckRows(b.X); err != nil {
-				b.Release()
-				err = fmt.Errorf("batch %d: %w", len(batches), err)
-			}
-		}
 		if err != nil {
 			releaseAll(batches)
 			return nil, fail(http.StatusBadRequest, "serve: predict: %v", err)

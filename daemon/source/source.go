@@ -104,24 +104,6 @@ func (e *SchemaError) Error() string {
 // Unwrap makes a SchemaError match ErrSchema.
 func (e *SchemaError) Unwrap() error { return ErrSchema }
 
-// CheckRows reports a record batch whose columns do not each hold its
-// row count, naming the first such column. An Arrow IPC record batch
-// message gives the batch's length apart from its arrays' lengths, and
-// the IPC readers (arrow-go's, so minibatch's) check only that no column
-// is shorter: a batch of 2 rows whose columns hold 3 values (or of 0 rows
-// with full columns) reads without an error, and steps that index a
-// column by the batch's rows then fit or predict on the wrong rows, or
-// panic. Every source and the predictor call it on each batch they decode
-// and refuse such a batch as not a valid stream.
-func CheckRows(rec arrow.RecordBatch) error {
-	for i, col := range rec.Columns() {
-		if int64(col.Len()) != rec.NumRows() {
-			return fmt.Errorf("record batch of %d rows: column %q holds %d values; want one per row", rec.NumRows(), rec.Schema().Field(i).Name, col.Len())
-		}
-	}
-	return nil
-}
-
 // Validate checks the schema itself: every input and label is a field, no
 // column is both, and there is at least one input.
 func (s Schema) Validate() error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,27 +209,5 @@ func TestDefaults(t *testing.T) {
 	source.Defaults(&alloc, &log, &rep)
 	if alloc != memory.Allocator(mem) || log != own || rep != mine {
 		t.Error("Defaults replaced values that were set")
-	}
-}
-
-func TestCheckRows(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	b := array.NewFloat32Builder(mem)
-	b.AppendValues([]float32{1, 2, 3}, nil)
-	col := b.NewArray()
-	b.Release()
-	defer col.Release()
-	sc := arrow.NewSchema([]arrow.Field{{Name: "x0", Type: arrow.PrimitiveTypes.Float32}}, nil)
-	for _, rows := range []int64{0, 2, 3} {
-		rec := array.NewRecordBatch(sc, []arrow.Array{col}, rows)
-		err := source.CheckRows(rec)
-		rec.Release()
-		if rows == 3 && err != nil {
-			t.Errorf("3 rows, 3 values: %v; want nil", err)
-		}
-		if rows != 3 && (err == nil || !strings.Contains(err.Error(), `column "x0" holds 3 values`)) {
-			t.Errorf("%d rows, 3 values: %v; want an error naming x0", rows, err)
-		}
 	}
 }

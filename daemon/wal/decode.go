@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
 )
@@ -84,13 +82,6 @@ func (d *decoder) decodeFull(ctx context.Context, body []byte, each func(i int, 
 			}
 			d.rememberSchema(body, sc, ix, iy)
 			return nil
-		}
-		if err == nil {
-			err = source.CheckRows(b.X)
-			if err != nil {
-				b.Release()
-				err = fmt.Errorf("batch %d: %w", i, err)
-			}
 		}
 		if err != nil {
 			return err

@@ -197,8 +197,7 @@ func Seq(from, to int) []int64 {
 // RowsMismatch returns the IPC stream body written again with every record
 // batch claiming one row fewer than its columns hold: a stream that
 // arrow-go's reader reads without an error (it checks only that no column
-// is shorter than the batch) and that minibatch's IPC readers, and
-// source.CheckRows, refuse.
+// is shorter than the batch) and that minibatch's IPC readers refuse.
 func RowsMismatch(t testing.TB, body []byte) []byte {
 	t.Helper()
 	rd, err := ipc.NewReader(bytes.NewReader(body))
