@@ -1,6 +1,9 @@
 package minibatch
 
-import "github.com/apache/arrow-go/v18/arrow"
+import (
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
 
 // RecordBytes returns the bytes of rec's Arrow buffers, its columns'
 // children and dictionaries included: at least what writing it as IPC
@@ -13,25 +16,25 @@ func RecordBytes(rec arrow.RecordBatch) int64 {
 	}
 	var n int64
 	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
+		eachBuffer(col.Data(), func(b *memory.Buffer) { n += int64(b.Len()) })
 	}
 	return n
 }
 
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
+// eachBuffer calls fn with every non-nil buffer of d, its children's
+// and its dictionary's, in that order.
+func eachBuffer(d arrow.ArrayData, fn func(*memory.Buffer)) {
 	for _, b := range d.Buffers() {
 		if b != nil {
-			n += int64(b.Len())
+			fn(b)
 		}
 	}
 	for _, c := range d.Children() {
-		n += dataBytes(c)
+		eachBuffer(c, fn)
 	}
 	if d.DataType().ID() == arrow.DICTIONARY {
 		if dict := d.Dictionary(); dict != nil {
-			n += dataBytes(dict)
+			eachBuffer(dict, fn)
 		}
 	}
-	return n
 }

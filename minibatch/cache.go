@@ -144,26 +144,16 @@ func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 // seen.
 func newBuffers(b flow.Batch, seen map[*memory.Buffer]struct{}) map[*memory.Buffer]struct{} {
 	out := map[*memory.Buffer]struct{}{}
-	var walk func(d arrow.ArrayData)
-	walk = func(d arrow.ArrayData) {
-		for _, buf := range d.Buffers() {
-			if _, ok := seen[buf]; buf != nil && !ok {
-				out[buf] = struct{}{}
-			}
-		}
-		for _, c := range d.Children() {
-			walk(c)
-		}
-		if d.DataType().ID() == arrow.DICTIONARY {
-			walk(d.Dictionary())
-		}
-	}
 	for _, rec := range []arrow.RecordBatch{b.X, b.Y} {
 		if rec == nil {
 			continue
 		}
 		for _, col := range rec.Columns() {
-			walk(col.Data())
+			eachBuffer(col.Data(), func(buf *memory.Buffer) {
+				if _, ok := seen[buf]; !ok {
+					out[buf] = struct{}{}
+				}
+			})
 		}
 	}
 	return out
