@@ -24,6 +24,7 @@ import (
 	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/daemon"
 	"github.com/penstock-ml/penstock/daemon/ckpt"
+	"github.com/penstock-ml/penstock/daemon/internal/srctest"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/persist"
 	"go.uber.org/goleak"
@@ -41,24 +42,7 @@ type inproc struct {
 	addr   string
 	cancel context.CancelCauseFunc
 	done   chan error
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *srctest.LogBuffer
 }
 
 func startInproc(t *testing.T, cfgPath string, reg *persist.Registry, opts ...daemon.Option) *inproc {
@@ -68,7 +52,7 @@ func startInproc(t *testing.T, cfgPath string, reg *persist.Registry, opts ...da
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	d := &inproc{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	d := &inproc{cancel: cancel, done: make(chan error, 1), logs: &srctest.LogBuffer{}}
 	addr := make(chan net.Addr, 1)
 	opts = append(opts, daemon.WithListening(func(a net.Addr) { addr <- a }),
 		daemon.WithLogger(slog.New(slog.NewJSONHandler(d.logs, nil))))
@@ -464,7 +448,7 @@ func TestRunCancelledAtOnce(t *testing.T) {
 		} else {
 			time.AfterFunc(delay, func() { cancel(cause) })
 		}
-		var logs syncBuffer
+		var logs srctest.LogBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- daemon.Run(ctx, cfg, testRegistry(), daemon.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))

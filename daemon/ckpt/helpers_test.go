@@ -1,15 +1,14 @@
 package ckpt
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/goleak"
 
+	"github.com/penstock-ml/penstock/daemon/internal/srctest"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
 	"github.com/penstock-ml/penstock/persist"
@@ -68,26 +67,8 @@ func meanOf(t testing.TB, m *persist.Model) (float64, int) {
 	return mean[0], len(mean)
 }
 
-// logBuffer collects a logger's lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func newLog() (*slog.Logger, *srctest.LogBuffer) {
+	b := &srctest.LogBuffer{}
 	return slog.New(slog.NewTextHandler(b, nil)), b
 }
 

@@ -1,32 +1,14 @@
 package natsource_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/penstock-ml/penstock/daemon/internal/srctest"
 	"github.com/penstock-ml/penstock/daemon/natsource"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A checkpoint that resumes past the stream's end (the stream was purged
 // or made anew since) is warned about when Run starts, naming the
@@ -44,7 +26,7 @@ func TestResumePastStreamEndWarns(t *testing.T) {
 		{pos(10, 0, true), true},
 		{pos(2, 0, true), false}, // resumes at 3, the next message
 	} {
-		var logs lockedBuffer
+		var logs srctest.LogBuffer
 		src := newSource(t, natsource.Options{URL: srv.ClientURL(), Stream: "S", Alloc: checked(t),
 			Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		r := start(t, src, []byte(tc.from))

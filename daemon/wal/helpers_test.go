@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/goleak"
 
+	"github.com/penstock-ml/penstock/daemon/internal/srctest"
 	"github.com/penstock-ml/penstock/daemon/source"
 )
 
@@ -116,7 +117,7 @@ type env struct {
 	srv    *httptest.Server
 	client *http.Client
 	rep    *recorder
-	logBuf *syncBuffer
+	logBuf *srctest.LogBuffer
 	closed bool
 }
 
@@ -127,7 +128,7 @@ func newEnv(t testing.TB, dir string, mem *memory.CheckedAllocator, tweak func(*
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	e := &env{t: t, dir: dir, mem: mem, rep: &recorder{}, logBuf: &syncBuffer{}}
+	e := &env{t: t, dir: dir, mem: mem, rep: &recorder{}, logBuf: &srctest.LogBuffer{}}
 	e.opts = Options{
 		Dir: dir, Schema: testSchema(3), Alloc: mem, Reporter: e.rep,
 		Log: slog.New(slog.NewTextHandler(e.logBuf, nil)),
@@ -310,21 +311,4 @@ func (r *recorder) last() (source.Reason, string) {
 		return "", ""
 	}
 	return r.reasons[len(r.reasons)-1], r.errs[len(r.errs)-1]
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -224,3 +224,23 @@ func RowsMismatch(t testing.TB, body []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// LogBuffer collects what a logger writes, from any goroutine: give it to
+// slog.NewTextHandler or slog.NewJSONHandler, read it with String.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
