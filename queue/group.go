@@ -73,9 +73,10 @@ func (g *Group) Go(fn func(ctx context.Context) error) {
 }
 
 // GoN runs n workers, fn(ctx, 0) … fn(ctx, n-1), each in its own goroutine:
-// the worker pool of a replicated stage. done, if not nil, runs once after
-// the last of the n workers has returned, if every one of them returned
-// nil; a stage uses it to close its output queue at the end of its input.
+// the worker pool of a replicated stage. An n below one runs one worker,
+// fn(ctx, 0). done, if not nil, runs once after the last of the n workers
+// has returned, if every one of them returned nil, before Wait returns; a
+// stage uses it to close its output queue at the end of its input.
 func (g *Group) GoN(n int, fn func(ctx context.Context, worker int) error, done func()) {
 	if n < 1 {
 		n = 1
