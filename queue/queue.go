@@ -208,14 +208,16 @@ type Stats struct {
 	Capacity  int
 	Len       int           // items buffered now
 	HighWater int           // most items seen buffered right after a Put
-	Puts      int64         // items added
-	Gets      int64         // items removed by Get
+	Puts      int64         // items added (Put and TryPut)
+	Gets      int64         // items removed by Get and TryGet, not by Drain
 	PutWait   time.Duration // total time producers spent blocked on a full queue
 	GetWait   time.Duration // total time consumers spent blocked on an empty queue
 }
 
 // Stats returns the queue's metrics (only Capacity and Len for an
-// Uncounted queue). It is safe to call at any time.
+// Uncounted queue). It is safe to call at any time; while no Put or Get
+// runs, Puts − Gets is Len, until Drain removes items without counting
+// them.
 func (q *Queue[T]) Stats() Stats {
 	return Stats{
 		Capacity:  cap(q.ch),
