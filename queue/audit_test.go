@@ -586,3 +586,29 @@ func TestAuditStatsCounts(t *testing.T) {
 		t.Fatalf("stats after Drain %+v; want 3 Puts, 2 Gets, Len 0", st)
 	}
 }
+
+// Put and Get try the queue before they look at ctx: on a done context, a
+// Put with room appends and a Get with an item returns it; only a call
+// that would wait returns the cause (see Put and Get).
+func TestAuditDoneContextWithRoom(t *testing.T) {
+	cause := errors.New("stopped")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(cause)
+	q := queue.New[int](1)
+	if err := q.Put(ctx, 1); err != nil {
+		t.Fatalf("Put with room on a done context: %v; want nil", err)
+	}
+	if err := q.Put(ctx, 2); !errors.Is(err, cause) {
+		t.Fatalf("Put on a full queue and a done context: %v; want the cause", err)
+	}
+	if v, err := q.Get(ctx); v != 1 || err != nil {
+		t.Fatalf("Get of a buffered item on a done context: %d, %v; want 1, nil", v, err)
+	}
+	if _, err := q.Get(ctx); !errors.Is(err, cause) {
+		t.Fatalf("Get on an empty queue and a done context: %v; want the cause", err)
+	}
+	q.Close()
+	if _, err := q.Get(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("Get on a closed queue and a done context: %v; want io.EOF", err)
+	}
+}

@@ -83,8 +83,9 @@ func (q *Queue[T]) TryGet() (v T, ok bool, err error) {
 	}
 }
 
-// Put appends v, waiting while the queue is full. If ctx is done first it
-// returns context.Cause(ctx) and v stays with the caller. Put on a closed
+// Put appends v, waiting while the queue is full. If ctx is done before
+// there is room it returns context.Cause(ctx) and v stays with the caller;
+// a Put that finds room appends v without looking at ctx. Put on a closed
 // queue panics: only the owner closes, after every producer has returned.
 func (q *Queue[T]) Put(ctx context.Context, v T) error {
 	select {
@@ -135,7 +136,8 @@ func (q *Queue[T]) notePut() {
 
 // Get removes the oldest item, waiting while the queue is empty. It returns
 // io.EOF once the queue is closed and drained, and context.Cause(ctx) if ctx
-// is done first.
+// is done before an item comes; an item already there is returned without
+// looking at ctx.
 func (q *Queue[T]) Get(ctx context.Context) (T, error) {
 	select {
 	case v, ok := <-q.ch:
