@@ -3,10 +3,12 @@ package barrier
 import "fmt"
 
 // Reorder restores sequence order: items are pushed in any order with their
-// positions 0, 1, 2, … and popped in position order. It holds at most Limit
-// items; the caller keeps the number of items in flight at or below that
-// limit (a streaming run bounds it with a window on its source), so a full
-// buffer is a bug upstream and Push reports it instead of growing.
+// positions 0, 1, 2, … and popped in position order. It holds at most the
+// limit given to NewReorder; the caller keeps the number of items in flight
+// at or below that limit (a streaming run bounds it with a window on its
+// source), so a full buffer is a bug upstream and Push reports it instead
+// of growing. The bound is on items, not positions: a position beyond the
+// window is held while there is room.
 //
 // Cost: Push and Pop are O(1) amortised (a map keyed by position).
 type Reorder[T any] struct {
@@ -25,7 +27,8 @@ func NewReorder[T any](first int64, limit int) *Reorder[T] {
 }
 
 // Push adds the item at position pos. It returns an error, and keeps
-// nothing, if pos was already pushed or popped, or if the buffer is full.
+// nothing, if pos is held already or is before Next (popped, or skipped by
+// the first position), or if the buffer is full (even for pos == Next).
 func (r *Reorder[T]) Push(pos int64, v T) error {
 	if pos < r.next {
 		return fmt.Errorf("barrier: reorder: position %d pushed after position %d was released", pos, r.next)
