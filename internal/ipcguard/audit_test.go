@@ -1,0 +1,639 @@
+package ipcguard
+
+// An adversarial audit of the package's promises with crafted input:
+// metadata lengths at and past MaxMetadataBytes, bodies that claim more
+// than the input holds or than the limit, compressed buffers that claim
+// terabytes or negative sizes, dictionary batches, vectors that claim more
+// elements than their buffer holds, fields that share tables, lengths
+// that overflow, every truncation and every byte changed of a stream and
+// a file: an error that says what was wrong, never a panic, no allocation
+// past the bound, nothing left allocated.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// peakAllocator counts what is allocated from it now and at most, and the
+// largest single allocation asked for.
+type peakAllocator struct {
+	mem memory.Allocator
+
+	mu              sync.Mutex
+	cur, peak, most int
+}
+
+func (p *peakAllocator) note(delta, asked int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cur += delta
+	p.peak = max(p.peak, p.cur)
+	p.most = max(p.most, asked)
+}
+
+func (p *peakAllocator) Allocate(size int) []byte {
+	p.note(size, size)
+	return p.mem.Allocate(size)
+}
+
+func (p *peakAllocator) Reallocate(size int, b []byte) []byte {
+	p.note(size-len(b), size)
+	return p.mem.Reallocate(size, b)
+}
+
+func (p *peakAllocator) Free(b []byte) {
+	p.note(-len(b), 0)
+	p.mem.Free(b)
+}
+
+// readGuarded reads an IPC stream (or file) data as the package doc says
+// to, with the bound limit (and maxBody limit), touching every batch, and
+// returns the number of batches read and the first error. It fails the
+// test if anything is left allocated, and returns the peak allocated.
+func readGuarded(t *testing.T, stream bool, data []byte, limit int64) (batches int, peak, most int, err error) {
+	t.Helper()
+	checked := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer checked.AssertSize(t, 0)
+	pa := &peakAllocator{mem: checked}
+	guard := NewAllocator(pa, limit)
+	if stream {
+		batches, err = readStream(guard, data, limit)
+	} else {
+		batches, err = readFile(guard, data, limit)
+	}
+	return batches, pa.peak, pa.most, err
+}
+
+func readStream(guard *Allocator, data []byte, limit int64) (int, error) {
+	msgs := NewMessageReader(bytes.NewReader(data), guard, limit)
+	var rd *ipc.Reader
+	err := guard.Read(func() (err error) {
+		rd, err = ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(guard))
+		return err
+	})
+	if err != nil {
+		guard.ReleaseReader(false)
+		return 0, err
+	}
+	n := 0
+	for {
+		var ok bool
+		err = guard.Read(func() error {
+			ok = rd.Next()
+			if ok {
+				if err := array.ValidateFull(rd.RecordBatch().Column(0)); err != nil {
+					return err
+				}
+			}
+			return rd.Err()
+		})
+		if err != nil || !ok {
+			break
+		}
+		n++
+	}
+	rd.Release()
+	guard.ReleaseReader(false)
+	return n, err
+}
+
+func readFile(guard *Allocator, data []byte, limit int64) (int, error) {
+	r := bytes.NewReader(data)
+	f, err := CheckFile(r, int64(len(data)), limit)
+	if err != nil {
+		return 0, err
+	}
+	var fr *ipc.FileReader
+	err = guard.Read(func() (err error) {
+		for _, b := range f.Dictionaries {
+			guard.Allow(b.MetaLen)
+			guard.Allow(b.BodyLen)
+		}
+		fr, err = ipc.NewFileReader(r, ipc.WithAllocator(guard),
+			ipc.WithBodySizeLimit(limit), ipc.WithMetadataSizeLimit(MaxMetadataBytes))
+		return err
+	})
+	if err != nil {
+		guard.ReleaseReader(false)
+		return 0, err
+	}
+	n := 0
+	for i, b := range f.Records {
+		if err = CheckBlock(r, b); err != nil {
+			break
+		}
+		err = guard.Read(func() error {
+			guard.Allow(b.MetaLen)
+			guard.Allow(b.BodyLen)
+			rec, err := fr.RecordBatchAt(i)
+			if err != nil {
+				return err
+			}
+			defer rec.Release()
+			return array.ValidateFull(rec.Column(0))
+		})
+		if err != nil {
+			break
+		}
+		n++
+	}
+	fr.Close()
+	guard.ReleaseReader(false)
+	return n, err
+}
+
+// message is where one message of an IPC stream lies.
+type message struct {
+	at, meta, metaLen, body, bodyLen int
+}
+
+// messages splits a stream into its messages (with continuation markers).
+func messages(t *testing.T, stream []byte) []message {
+	t.Helper()
+	var out []message
+	for at := 0; at+8 <= len(stream) && binary.LittleEndian.Uint32(stream[at:]) == continuation; {
+		n := int(binary.LittleEndian.Uint32(stream[at+4:]))
+		if n == 0 {
+			break
+		}
+		msg, err := Root(stream[at+8 : at+8+n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		bl, err := msg.Int64(3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := message{at: at, meta: at + 8, metaLen: n, body: at + 8 + n, bodyLen: int(bl)}
+		out = append(out, m)
+		at = m.body + m.bodyLen
+	}
+	return out
+}
+
+// header returns the header table of message m of data (a view of data).
+func header(t *testing.T, data []byte, m message) Table {
+	t.Helper()
+	msg, err := Root(data[m.meta : m.meta+m.metaLen])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := msg.Sub(2)
+	if err != nil || !ok {
+		t.Fatalf("message without header: %v", err)
+	}
+	return h
+}
+
+// setVectorCount sets the length of the vector in field id of t.
+func setVectorCount(t *testing.T, tb Table, id int, n uint32) {
+	t.Helper()
+	p, ok, err := tb.Field(id, 4)
+	if err != nil || !ok {
+		t.Fatalf("no vector in field %d: %v", id, err)
+	}
+	binary.LittleEndian.PutUint32(tb.buf[p+int(binary.LittleEndian.Uint32(tb.buf[p:])):], n)
+}
+
+// dictStream is a stream (or file) of one batch of a dictionary column
+// (int8 → string) and a list column, written with opts.
+func dictStream(t *testing.T, stream bool, opts ...ipc.Option) []byte {
+	t.Helper()
+	db := array.NewDictionaryBuilder(memory.DefaultAllocator, &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}).(*array.BinaryDictionaryBuilder)
+	defer db.Release()
+	lb := array.NewListBuilder(memory.DefaultAllocator, arrow.PrimitiveTypes.Int32)
+	defer lb.Release()
+	vb := lb.ValueBuilder().(*array.Int32Builder)
+	for i := range 200 {
+		if err := db.AppendString(fmt.Sprintf("word %d", i%7)); err != nil {
+			t.Fatal(err)
+		}
+		lb.Append(true)
+		vb.AppendValues([]int32{int32(i), int32(i) * 2}, nil)
+	}
+	dict, list := db.NewArray(), lb.NewArray()
+	defer dict.Release()
+	defer list.Release()
+	return write(t, stream, []arrow.Array{dict, list}, opts...)
+}
+
+// The stream's metadata length is bounded by MaxMetadataBytes (past it,
+// an error naming the message and its offset, without allocating it);
+// the end of the input anywhere inside a message is an unexpected EOF
+// naming the message; a negative body length is refused; both framings
+// (with and without the continuation marker) read, and both
+// end-of-stream markers end the stream.
+func TestAuditMessageFraming(t *testing.T) {
+	col := int64s(10)
+	defer col.Release()
+	stream := write(t, true, []arrow.Array{col})
+	ms := messages(t, stream)
+	if len(ms) != 2 {
+		t.Fatalf("%d messages; want 2", len(ms))
+	}
+	read := func(data []byte, limit int64) (n int, err error) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		guard := NewAllocator(mem, limit)
+		m := NewMessageReader(bytes.NewReader(data), guard, limit)
+		defer guard.Reclaim()
+		defer m.Release()
+		for {
+			err = guard.Read(func() error {
+				_, err := m.Message()
+				return err
+			})
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	frame := func(n uint32) []byte {
+		b := binary.LittleEndian.AppendUint32([]byte{0xff, 0xff, 0xff, 0xff}, n)
+		return append(b, make([]byte, 16)...)
+	}
+	_, err := read(frame(MaxMetadataBytes+1), 1<<20)
+	wantErr(t, err, "message 0 at byte 0", fmt.Sprintf("metadata length %d is out of range [1, %d]", MaxMetadataBytes+1, MaxMetadataBytes))
+	_, err = read(frame(MaxMetadataBytes), 1<<20)
+	wantErr(t, err, "message 0 at byte 0", fmt.Sprintf("reading %d bytes of metadata: unexpected EOF", MaxMetadataBytes))
+	// Old framing: the length alone.
+	_, err = read(binary.LittleEndian.AppendUint32(nil, 1<<31), 1<<20)
+	wantErr(t, err, "message 0 at byte 0", "metadata length -2147483648 is out of range")
+
+	second := fmt.Sprintf("message 1 at byte %d", ms[1].at)
+	for _, tc := range []struct {
+		cut  int
+		want string
+	}{
+		{ms[1].at + 2, "unexpected EOF"},
+		{ms[1].at + 6, "reading the metadata length: unexpected EOF"},
+		{ms[1].meta + 3, fmt.Sprintf("reading %d bytes of metadata: unexpected EOF", ms[1].metaLen)},
+		{ms[1].body + 1, fmt.Sprintf("reading %d bytes of body: unexpected EOF", ms[1].bodyLen)},
+	} {
+		n, err := read(stream[:tc.cut], 1<<20)
+		wantErr(t, err, second, tc.want)
+		if n != 1 {
+			t.Errorf("cut at %d: %d messages before the error; want 1", tc.cut, n)
+		}
+	}
+	// Cut between messages, or at either end-of-stream marker: io.EOF.
+	for _, data := range [][]byte{stream[:ms[1].at], stream, append(bytes.Clone(stream[:ms[1].body+ms[1].bodyLen]), 0, 0, 0, 0)} {
+		if n, err := read(data, 1<<20); err != io.EOF || n != len(messages(t, data)) {
+			t.Errorf("a stream of %d bytes: %d messages, %v; want %d, io.EOF", len(data), n, err, len(messages(t, data)))
+		}
+	}
+	// Old framing throughout: each message's length without the marker.
+	var old []byte
+	for _, m := range ms {
+		old = binary.LittleEndian.AppendUint32(old, uint32(m.metaLen))
+		old = append(old, stream[m.meta:m.body+m.bodyLen]...)
+	}
+	if n, err := read(old, 1<<20); err != io.EOF || n != 2 {
+		t.Errorf("old framing: %d messages, %v; want 2, io.EOF", n, err)
+	}
+	// A negative body length, and one past the limit.
+	bad := bytes.Clone(stream)
+	msg, _ := Root(bad[ms[1].meta : ms[1].meta+ms[1].metaLen])
+	p, ok, err := msg.Field(3, 8)
+	if err != nil || !ok {
+		t.Fatal("no body length")
+	}
+	binary.LittleEndian.PutUint64(msg.buf[p:], uint64(1)<<63)
+	_, err = read(bad, 1<<20)
+	wantErr(t, err, second, "negative body length -9223372036854775808")
+	binary.LittleEndian.PutUint64(msg.buf[p:], 1<<40)
+	_, err = read(bad, 1<<20)
+	var lim *LimitError
+	if !errors.As(err, &lim) || lim.Size != 1<<40 || lim.Limit != 1<<20 {
+		t.Errorf("a body of 1 TiB: %v; want a *LimitError", err)
+	}
+}
+
+// A compressed buffer whose length prefix claims terabytes is a
+// *LimitError of the decompression, found before the memory is asked for;
+// one that claims a negative size (other than -1, "not compressed"), or
+// one that wraps to it, is an error; in a record batch or a dictionary batch, of a stream or a file,
+// with lz4 or zstd. Nothing is left allocated.
+func TestAuditCompressedClaims(t *testing.T) {
+	const limit = 1 << 20
+	for _, codec := range []struct {
+		name string
+		opt  ipc.Option
+	}{{"lz4", ipc.WithLZ4()}, {"zstd", ipc.WithZstd()}} {
+		for _, stream := range []bool{true, false} {
+			data := dictStream(t, stream, codec.opt)
+			if n, _, _, err := readGuarded(t, stream, data, limit); err != nil || n != 1 {
+				t.Fatalf("%s stream=%v: %d batches, %v; want the batch", codec.name, stream, n, err)
+			}
+			// The messages: of a file, after its 8 bytes of magic.
+			off := 0
+			if !stream {
+				off = 8
+			}
+			ms := messages(t, data[off:])
+			for i := range ms {
+				ms[i].at += off
+				ms[i].meta += off
+				ms[i].body += off
+			}
+			for i, m := range ms[1:] { // the dictionary batch, then the record batch
+				h := header(t, data, m)
+				kind := "record batch"
+				if i == 0 {
+					kind = "dictionary batch"
+					h, _, _ = h.Sub(1)
+				}
+				start, nb, err := h.Vector(2, 16)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The first buffer that holds data.
+				var at int
+				for i := range nb {
+					length := binary.LittleEndian.Uint64(h.buf[start+16*i+8:])
+					if length >= 8 {
+						at = m.body + int(binary.LittleEndian.Uint64(h.buf[start+16*i:]))
+						break
+					}
+				}
+				for _, claim := range []int64{1 << 44, math.MaxInt64, -5, math.MinInt64} {
+					bad := bytes.Clone(data)
+					binary.LittleEndian.PutUint64(bad[at:], uint64(claim))
+					name := fmt.Sprintf("%s/stream=%v/%s/%d", codec.name, stream, kind, claim)
+					_, _, most, err := readGuarded(t, stream, bad, limit)
+					if err == nil {
+						t.Errorf("%s: no error", name)
+						continue
+					}
+					if most > 2*limit {
+						t.Errorf("%s: asked the allocator for %d bytes at once; want at most %d", name, most, 2*limit)
+					}
+					// A claim within 63 bytes of math.MaxInt64 wraps to a
+					// negative size when arrow-go rounds it up to 64
+					// bytes; a negative claim arrow-go slices by before it
+					// allocates: either is an error, not a *LimitError.
+					var lim *LimitError
+					if claim > 0 && claim < math.MaxInt64-63 && (!errors.As(err, &lim) || lim.What != "decompression" || lim.Limit != limit) {
+						t.Errorf("%s: %v; want a *LimitError of the decompression", name, err)
+					}
+					if claim == math.MaxInt64 && !errors.Is(err, ErrNegativeSize) {
+						t.Errorf("%s: %v; want ErrNegativeSize", name, err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Vectors in the metadata that claim more elements than their buffer
+// holds are refused before arrow-go parses them, naming what they are:
+// the fields of a schema and of a field, custom metadata of a schema and
+// of a field, a union's type ids, the nodes and buffers of a record batch
+// and of a dictionary batch, and the footer's blocks of a file.
+func TestAuditVectorCounts(t *testing.T) {
+	md := arrow.NewMetadata([]string{"k"}, []string{"v"})
+	ub := array.NewDenseUnionBuilder(memory.DefaultAllocator, arrow.DenseUnionOf(
+		[]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int32}}, []arrow.UnionTypeCode{3}))
+	ub.Append(3)
+	ub.Child(0).(*array.Int32Builder).Append(1)
+	union := ub.NewArray()
+	ub.Release()
+	defer union.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "u", Type: union.DataType(), Metadata: md}}, &md)
+	rec := array.NewRecordBatch(schema, []arrow.Array{union}, 1)
+	defer rec.Release()
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stream := buf.Bytes()
+	ms := messages(t, stream)
+	for _, tc := range []struct {
+		name string
+		msg  int
+		edit func(h Table)
+		want []string
+	}{
+		{"schema metadata", 0, func(h Table) { setVectorCount(t, h, 2, 1<<30) }, []string{"schema: custom metadata", "outside"}},
+		{"field metadata", 0, func(h Table) {
+			s, _, _ := h.Vector(1, 4)
+			f, _ := h.Element(s, 0)
+			setVectorCount(t, f, 6, 1<<30)
+		}, []string{"schema: field 0: custom metadata", "outside"}},
+		{"union type ids", 0, func(h Table) {
+			s, _, _ := h.Vector(1, 4)
+			f, _ := h.Element(s, 0)
+			typ, _, _ := f.Sub(3)
+			setVectorCount(t, typ, 1, 1<<30)
+		}, []string{"schema: field 0: union type ids", "outside"}},
+		{"children", 0, func(h Table) {
+			s, _, _ := h.Vector(1, 4)
+			f, _ := h.Element(s, 0)
+			setVectorCount(t, f, 5, 1<<30)
+		}, []string{"schema: field 0: fields", "outside"}},
+		{"nodes", 1, func(h Table) { setVectorCount(t, h, 1, 1<<28) }, []string{"record batch: field nodes", "outside"}},
+		{"buffers", 1, func(h Table) { setVectorCount(t, h, 2, 1<<28) }, []string{"record batch: buffers", "outside"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := bytes.Clone(stream)
+			tc.edit(header(t, bad, ms[tc.msg]))
+			m := ms[tc.msg]
+			wantErr(t, CheckMessage(bad[m.meta:m.meta+m.metaLen]), tc.want...)
+			_, _, _, err := readGuarded(t, true, bad, 1<<20)
+			wantErr(t, err, append([]string{fmt.Sprintf("message %d at byte %d: metadata: ", tc.msg, m.at)}, tc.want...)...)
+		})
+	}
+
+	// A dictionary batch: in a stream, and in a file, whose CheckFile
+	// checks the dictionaries' metadata.
+	for _, stream := range []bool{true, false} {
+		data := dictStream(t, stream)
+		off := 0
+		if !stream {
+			off = 8
+		}
+		m := messages(t, data[off:])[1]
+		m.at, m.meta, m.body = m.at+off, m.meta+off, m.body+off
+		h := header(t, data, m)
+		d, ok, err := h.Sub(1)
+		if err != nil || !ok {
+			t.Fatalf("dictionary batch without data: %v", err)
+		}
+		setVectorCount(t, d, 1, 1<<28)
+		_, _, _, err = readGuarded(t, stream, data, 1<<20)
+		if stream {
+			wantErr(t, err, fmt.Sprintf("message 1 at byte %d: metadata: dictionary batch: field nodes", m.at), "outside")
+		} else {
+			wantErr(t, err, fmt.Sprintf("dictionary 0: metadata at byte %d: dictionary batch: field nodes", m.at), "outside")
+		}
+	}
+
+	// The footer's vectors of blocks.
+	file := dictStream(t, false)
+	for _, tc := range []struct {
+		id   int
+		want string
+	}{{2, "dictionary blocks"}, {3, "record batch blocks"}} {
+		bad := bytes.Clone(file)
+		f, _ := footer(t, bad)
+		setVectorCount(t, f, tc.id, 1<<30)
+		_, err := CheckFile(bytes.NewReader(bad), int64(len(bad)), 1<<20)
+		wantErr(t, err, "footer at byte", tc.want, "vector of 1073741824 elements", "outside")
+	}
+}
+
+// fbWriter lays out a flatbuffer front to back (every offset points
+// forward, as flatbuffers' unsigned offsets must), for metadata that
+// arrow-go's writer cannot make.
+type fbWriter struct{ buf []byte }
+
+func (w *fbWriter) u16(v uint16) { w.buf = binary.LittleEndian.AppendUint16(w.buf, v) }
+func (w *fbWriter) u32(v uint32) { w.buf = binary.LittleEndian.AppendUint32(w.buf, v) }
+
+// table writes a table whose fields (by id) are 4 bytes each, then its
+// vtable, and returns the positions of the fields.
+func (w *fbWriter) table(ids ...int) map[int]int {
+	slots := 0
+	for _, id := range ids {
+		slots = max(slots, id+1)
+	}
+	tbl := len(w.buf)
+	w.u32(0) // the offset to the vtable, below
+	pos := map[int]int{}
+	for i, id := range ids {
+		pos[id] = tbl + 4 + 4*i
+		w.u32(0)
+	}
+	vt := len(w.buf)
+	binary.LittleEndian.PutUint32(w.buf[tbl:], uint32(int32(tbl-vt)))
+	w.u16(uint16(4 + 2*slots))
+	w.u16(uint16(4 + 4*len(ids)))
+	offs := make([]uint16, slots)
+	for i, id := range ids {
+		offs[id] = uint16(4 + 4*i)
+	}
+	for _, o := range offs {
+		w.u16(o)
+	}
+	return pos
+}
+
+// point makes the offset at p refer to the next thing written.
+func (w *fbWriter) point(p int) {
+	binary.LittleEndian.PutUint32(w.buf[p:], uint32(len(w.buf)-p))
+}
+
+// Fields that share tables would make the walk of a schema (arrow-go's and
+// CheckMessage's) exponential: here 40 levels of fields, each with two
+// children that are the same table (2^40 fields to walk in a few hundred
+// bytes). CheckMessage refuses it at once.
+func TestAuditSharedFieldTables(t *testing.T) {
+	var w fbWriter
+	w.u32(0) // the root offset
+	w.point(0)
+	msg := w.table(1, 2) // header_type, header
+	binary.LittleEndian.PutUint32(w.buf[msg[1]:], headerSchema)
+	w.point(msg[2])
+	schema := w.table(1) // fields
+	w.point(schema[1])
+	w.u32(1) // one field
+	link := len(w.buf)
+	w.u32(0)
+	const depth = 40
+	for range depth {
+		w.point(link)
+		field := w.table(5) // children
+		w.point(field[5])
+		w.u32(2)
+		a := len(w.buf)
+		w.u32(0)
+		w.u32(0)
+		// Both children: the next field table, written after this.
+		binary.LittleEndian.PutUint32(w.buf[a:], 8)
+		link = a + 4
+	}
+	w.point(link)
+	w.table() // the leaf: a field with nothing set
+
+	done := make(chan error, 1)
+	go func() { done <- CheckMessage(w.buf) }()
+	select {
+	case err := <-done:
+		wantErr(t, err, "schema", "fields share tables")
+	case <-time.After(10 * time.Second):
+		t.Fatal("CheckMessage walked shared field tables for 10s")
+	}
+}
+
+// Every truncation of a stream and of a file (of a dictionary column and
+// a list column, compressed or not) reads the whole batches before it and
+// then fails, or ends cleanly between messages: no panic, nothing left
+// allocated, the peak within the bound.
+func TestAuditEveryTruncation(t *testing.T) {
+	const limit = 64 << 10
+	for _, stream := range []bool{true, false} {
+		for _, opts := range [][]ipc.Option{nil, {ipc.WithLZ4()}, {ipc.WithZstd()}} {
+			data := dictStream(t, stream, opts...)
+			ends := map[int]bool{}
+			if stream {
+				for _, m := range messages(t, data) {
+					ends[m.body+m.bodyLen] = true
+				}
+			}
+			for cut := range len(data) {
+				n, peak, _, err := readGuarded(t, stream, data[:cut], limit)
+				switch {
+				case err == nil && !(stream && ends[cut]):
+					t.Fatalf("stream=%v, %d options: cut at %d of %d: no error", stream, len(opts), cut, len(data))
+				case n > 1:
+					t.Fatalf("cut at %d: %d batches of 1", cut, n)
+				case peak > 2*limit+len(data):
+					t.Fatalf("cut at %d: %d bytes allocated at the peak; want at most %d", cut, peak, 2*limit+len(data))
+				}
+			}
+		}
+	}
+}
+
+// Every byte of a stream and of a file changed, to 0, 0xff and with its
+// top bit flipped: no panic, nothing left allocated, the peak within the
+// bound (what the reads allow for their messages and the limit).
+func TestAuditEveryByteChanged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few thousand reads")
+	}
+	const limit = 64 << 10
+	for _, stream := range []bool{true, false} {
+		data := dictStream(t, stream, ipc.WithLZ4())
+		for i := range data {
+			for _, v := range []byte{0, 0xff, data[i] ^ 0x80} {
+				if v == data[i] {
+					continue
+				}
+				bad := bytes.Clone(data)
+				bad[i] = v
+				_, peak, _, err := readGuarded(t, stream, bad, limit)
+				if peak > 2*limit+len(data) {
+					t.Fatalf("stream=%v, byte %d = %#x: %d bytes allocated at the peak; want at most %d (%v)", stream, i, v, peak, 2*limit+len(data), err)
+				}
+			}
+		}
+	}
+}
