@@ -582,6 +582,30 @@ func TestAuditSharedFieldTables(t *testing.T) {
 	}
 }
 
+// The bodies that a file's footer claims for its blocks are checked
+// against the file whatever the limit: with no limit to speak of
+// (math.MaxInt64), a body length near math.MaxInt64 must not overflow the
+// check that the block lies inside the file.
+func TestAuditFileBlockLengthOverflow(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		id    int
+		block string
+	}{{"record batch", 3, "record batch 0"}, {"dictionary", 2, "dictionary 0"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := dictStream(t, false)
+			f, start := footer(t, file)
+			p, n, err := f.Vector(tc.id, 24)
+			if err != nil || n != 1 {
+				t.Fatalf("blocks: %d, %v", n, err)
+			}
+			binary.LittleEndian.PutUint64(file[start+p+16:], math.MaxInt64-100)
+			_, err = CheckFile(bytes.NewReader(file), int64(len(file)), math.MaxInt64)
+			wantErr(t, err, tc.block, "run past the footer")
+		})
+	}
+}
+
 // Every truncation of a stream and of a file (of a dictionary column and
 // a list column, compressed or not) reads the whole batches before it and
 // then fails, or ends cleanly between messages: no panic, nothing left

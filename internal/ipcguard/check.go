@@ -255,8 +255,8 @@ func blocks(footer Table, id int, what string, end, maxBody int64) ([]Block, err
 			return nil, fmt.Errorf("%s %d: block (offset %d, metadata %d bytes, body %d bytes) is out of range", what, i, b.Offset, b.MetaLen, b.BodyLen)
 		case b.BodyLen > maxBody:
 			return nil, &LimitError{What: fmt.Sprintf("%s %d at byte %d: body", what, i, b.Offset), Size: b.BodyLen, Limit: maxBody}
-		case b.MetaLen+b.BodyLen > end-b.Offset:
-			return nil, fmt.Errorf("%s %d at byte %d: %d bytes run past the footer at byte %d", what, i, b.Offset, b.MetaLen+b.BodyLen, end)
+		case b.BodyLen > end-b.Offset-b.MetaLen: // not MetaLen+BodyLen: BodyLen may be near math.MaxInt64
+			return nil, fmt.Errorf("%s %d at byte %d: %d bytes of metadata and %d of body run past the footer at byte %d", what, i, b.Offset, b.MetaLen, b.BodyLen, end)
 		}
 		out[i] = b
 	}
