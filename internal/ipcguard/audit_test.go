@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -659,5 +660,85 @@ func TestAuditEveryByteChanged(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// What a message claims for its metadata and body is read as the input
+// gives it, not allocated at once: a message of a few bytes that claims
+// the most metadata there may be, or a body of 200 MiB (under a limit of
+// 256 MiB, minibatch's default) and stops there, fails with an unexpected
+// EOF after allocating about what the input held, not what it claimed.
+func TestAuditClaimedLengthsNotAllocated(t *testing.T) {
+	col := int64s(10)
+	defer col.Release()
+	stream := write(t, true, []arrow.Array{col})
+	ms := messages(t, stream)
+	const limit, claim = 256 << 20, 200 << 20
+
+	// The body: the record batch's metadata claims 200 MiB, and the
+	// stream ends after it.
+	bad := bytes.Clone(stream[:ms[1].body+16])
+	msg, _ := Root(bad[ms[1].meta : ms[1].meta+ms[1].metaLen])
+	p, _, _ := msg.Field(3, 8)
+	binary.LittleEndian.PutUint64(bad[p+ms[1].meta:], claim)
+	_, peak, most, err := readGuarded(t, true, bad, limit)
+	wantErr(t, err, fmt.Sprintf("message 1 at byte %d", ms[1].at), fmt.Sprintf("reading %d bytes of body: unexpected EOF", claim))
+	if peak > 4<<20 || most > 4<<20 {
+		t.Errorf("a body claiming %d bytes, of which 16 are there: %d bytes allocated at the peak, %d at once; want a few MiB at most", claim, peak, most)
+	}
+
+	// The metadata: a message that claims MaxMetadataBytes.
+	bad = binary.LittleEndian.AppendUint32(bytes.Clone(stream[:ms[1].at]), continuation)
+	bad = binary.LittleEndian.AppendUint32(bad, MaxMetadataBytes)
+	bad = append(bad, make([]byte, 64)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, _, err = readGuarded(t, true, bad, limit)
+	runtime.ReadMemStats(&after)
+	wantErr(t, err, fmt.Sprintf("message 1 at byte %d", ms[1].at), fmt.Sprintf("reading %d bytes of metadata: unexpected EOF", MaxMetadataBytes))
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("metadata claiming %d bytes, of which 64 are there: %d bytes allocated; want a few MiB at most", MaxMetadataBytes, got)
+	}
+}
+
+// A body larger than what MessageReader allocates before the input gives
+// it (several times readChunk, not a power of two) reads whole and right.
+func TestAuditLargeBodyReadsRight(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	const n = 5*readChunk/8 + 12345 // int64s: a body of 5 MiB and some
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	for i := range n {
+		b.Append(int64(i) * 7)
+	}
+	col := b.NewArray()
+	b.Release()
+	defer col.Release()
+	for _, opts := range [][]ipc.Option{nil, {ipc.WithLZ4()}} {
+		stream := write(t, true, []arrow.Array{col}, opts...)
+		guard := NewAllocator(mem, 64<<20)
+		msgs := NewMessageReader(bytes.NewReader(stream), guard, 64<<20)
+		var rd *ipc.Reader
+		if err := guard.Read(func() (err error) {
+			rd, err = ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(guard))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var ok bool
+		if err := guard.Read(func() error { ok = rd.Next(); return rd.Err() }); err != nil || !ok {
+			t.Fatalf("%d options: Next: %v, %v", len(opts), ok, err)
+		}
+		got := rd.RecordBatch().Column(0).(*array.Int64)
+		if got.Len() != n {
+			t.Fatalf("%d rows; want %d", got.Len(), n)
+		}
+		for i := range n {
+			if v := got.Value(i); v != int64(i)*7 {
+				t.Fatalf("%d options: row %d = %d; want %d", len(opts), i, v, int64(i)*7)
+			}
+		}
+		rd.Release()
+		guard.ReleaseReader(false)
 	}
 }

@@ -16,7 +16,10 @@ import (
 // but checks each one before arrow-go decodes it: its metadata with
 // CheckMessage, its body against a limit. Bodies are allocated from the
 // Allocator (and allowed for in its bound), so a failed read leaves them
-// to Allocator.Reclaim. Errors name the message and its byte offset.
+// to Allocator.Reclaim. The metadata and body of a message are allocated
+// as the input gives them (a MiB, then doubling), so that a message that
+// claims more than the input holds costs about what it holds, not what it
+// claims. Errors name the message and its byte offset.
 type MessageReader struct {
 	r       io.Reader
 	mem     *Allocator
@@ -95,8 +98,8 @@ func (m *MessageReader) read() (*ipc.Message, error) {
 	if n > MaxMetadataBytes {
 		return nil, fmt.Errorf("metadata length %d is out of range [1, %d]", int32(n), MaxMetadataBytes)
 	}
-	meta := make([]byte, n)
-	if err := m.full(meta); err != nil {
+	meta, err := m.readMeta(int(n))
+	if err != nil {
 		return nil, fmt.Errorf("reading %d bytes of metadata: %w", n, noEOF(err))
 	}
 	if err := CheckMessage(meta); err != nil {
@@ -115,13 +118,46 @@ func (m *MessageReader) read() (*ipc.Message, error) {
 	m.mem.Allow(bodyLen)
 	body := memory.NewResizableBuffer(m.mem)
 	defer body.Release()
-	body.Resize(int(bodyLen))
-	if err := m.full(body.Bytes()); err != nil {
+	if err := m.readBody(body, int(bodyLen)); err != nil {
 		return nil, fmt.Errorf("reading %d bytes of body: %w", bodyLen, noEOF(err))
 	}
 	metaBuf := memory.NewBufferBytes(meta)
 	defer metaBuf.Release()
 	return ipc.NewMessage(metaBuf, body), nil
+}
+
+// readChunk is the most that MessageReader allocates for a message's
+// metadata or body before the input has given that much: it grows the
+// buffer as the bytes come (doubling it), so that a few bytes that claim
+// a large message cost about what they hold, not what they claim.
+const readChunk = 1 << 20
+
+// readMeta reads n bytes of metadata.
+func (m *MessageReader) readMeta(n int) ([]byte, error) {
+	meta := make([]byte, min(n, readChunk))
+	for have := 0; ; {
+		if err := m.full(meta[have:]); err != nil {
+			return nil, err
+		}
+		if have = len(meta); have == n {
+			return meta, nil
+		}
+		meta = append(meta, make([]byte, min(n, 2*have)-have)...)
+	}
+}
+
+// readBody reads n bytes into body, resizing it as the bytes come.
+func (m *MessageReader) readBody(body *memory.Buffer, n int) error {
+	body.Resize(min(n, readChunk))
+	for have := 0; ; {
+		if err := m.full(body.Bytes()[have:]); err != nil {
+			return err
+		}
+		if have = body.Len(); have == n {
+			return nil
+		}
+		body.Resize(min(n, 2*have))
+	}
 }
 
 func noEOF(err error) error {
