@@ -18,6 +18,34 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 )
 
+// Send on a context that is already done sends nothing, even where out
+// has room for every batch (Source.Run: once ctx is done "it then sends
+// nothing more"): it releases every batch and returns the cause.
+func TestAuditSendOnDoneContext(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cause := errors.New("stopping")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(cause)
+	for try := range 50 {
+		batches := make([]flow.Batch, 3)
+		for i := range batches {
+			batches[i] = flow.Batch{X: record(mem, []arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Float32}})}
+		}
+		out := make(chan source.Input, len(batches))
+		err := source.Send(ctx, out, batches, func(int) []byte { return nil })
+		close(out)
+		sent := 0
+		for in := range out {
+			in.Batch.Release()
+			sent++
+		}
+		if !errors.Is(err, cause) || sent != 0 {
+			t.Fatalf("try %d: Send on a done context: %v, %d of 3 batches sent; want the cause, none sent", try, err, sent)
+		}
+	}
+}
+
 // Send hands each batch over with pos(i), called once for each batch
 // offered and in order; a context done while Send waits on a full out
 // ends it with the cause, the batches not taken released.
