@@ -702,7 +702,9 @@ func TestAuditClaimedLengthsNotAllocated(t *testing.T) {
 }
 
 // A body larger than what MessageReader allocates before the input gives
-// it (several times readChunk, not a power of two) reads whole and right.
+// it (several times readChunk, not a power of two) reads whole and right,
+// from an input that says how much it holds (a bytes.Reader: read at once)
+// and from one that does not (read as it comes).
 func TestAuditLargeBodyReadsRight(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -714,10 +716,14 @@ func TestAuditLargeBodyReadsRight(t *testing.T) {
 	col := b.NewArray()
 	b.Release()
 	defer col.Release()
-	for _, opts := range [][]ipc.Option{nil, {ipc.WithLZ4()}} {
+	for i, opts := range [][]ipc.Option{nil, {ipc.WithLZ4()}, nil, {ipc.WithLZ4()}} {
 		stream := write(t, true, []arrow.Array{col}, opts...)
 		guard := NewAllocator(mem, 64<<20)
-		msgs := NewMessageReader(bytes.NewReader(stream), guard, 64<<20)
+		var in io.Reader = bytes.NewReader(stream)
+		if i >= 2 {
+			in = struct{ io.Reader }{in} // no Len
+		}
+		msgs := NewMessageReader(in, guard, 64<<20)
 		var rd *ipc.Reader
 		if err := guard.Read(func() (err error) {
 			rd, err = ipc.NewReaderFromMessageReader(msgs, ipc.WithAllocator(guard))

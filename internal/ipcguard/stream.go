@@ -17,9 +17,10 @@ import (
 // CheckMessage, its body against a limit. Bodies are allocated from the
 // Allocator (and allowed for in its bound), so a failed read leaves them
 // to Allocator.Reclaim. The metadata and body of a message are allocated
-// as the input gives them (a MiB, then doubling), so that a message that
-// claims more than the input holds costs about what it holds, not what it
-// claims. Errors name the message and its byte offset.
+// as the input gives them (a MiB, then doubling, unless the input has a
+// Len method that says it holds them), so that a message that claims more
+// than the input holds costs about what it holds, not what it claims.
+// Errors name the message and its byte offset.
 type MessageReader struct {
 	r       io.Reader
 	mem     *Allocator
@@ -132,9 +133,19 @@ func (m *MessageReader) read() (*ipc.Message, error) {
 // a large message cost about what they hold, not what they claim.
 const readChunk = 1 << 20
 
+// first is the size of the first buffer for n bytes of a message: all n
+// when the input says that it holds them (a bytes.Reader, a bytes.Buffer,
+// a strings.Reader: in memory, whole), else at most readChunk.
+func (m *MessageReader) first(n int) int {
+	if l, ok := m.r.(interface{ Len() int }); ok && l.Len() >= n {
+		return n
+	}
+	return min(n, readChunk)
+}
+
 // readMeta reads n bytes of metadata.
 func (m *MessageReader) readMeta(n int) ([]byte, error) {
-	meta := make([]byte, min(n, readChunk))
+	meta := make([]byte, m.first(n))
 	for have := 0; ; {
 		if err := m.full(meta[have:]); err != nil {
 			return nil, err
@@ -148,7 +159,7 @@ func (m *MessageReader) readMeta(n int) ([]byte, error) {
 
 // readBody reads n bytes into body, resizing it as the bytes come.
 func (m *MessageReader) readBody(body *memory.Buffer, n int) error {
-	body.Resize(min(n, readChunk))
+	body.Resize(m.first(n))
 	for have := 0; ; {
 		if err := m.full(body.Bytes()[have:]); err != nil {
 			return err
