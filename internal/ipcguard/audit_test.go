@@ -748,3 +748,79 @@ func TestAuditLargeBodyReadsRight(t *testing.T) {
 		guard.ReleaseReader(false)
 	}
 }
+
+// clearField marks field id of tb absent (its vtable slot 0).
+func clearField(t *testing.T, tb Table, id int) {
+	t.Helper()
+	slot := 4 + 2*id
+	if slot+2 > tb.vtn {
+		t.Fatalf("no slot for field %d", id)
+	}
+	binary.LittleEndian.PutUint16(tb.buf[tb.vt+slot:], 0)
+}
+
+// Metadata with parts missing, or of one kind where another is said: a
+// message without its header, a header type that does not match its
+// table (a record batch said to be a schema, a schema said to be a
+// dictionary batch, an unknown type), a footer without its schema or its
+// blocks. CheckMessage passes what it need not check, arrow-go reports
+// it: an error, never a panic or a leak.
+func TestAuditMissingAndMismatchedParts(t *testing.T) {
+	stream := dictStream(t, true)
+	ms := messages(t, stream)
+	setType := func(v byte) func(Table) {
+		return func(msg Table) {
+			p, ok, err := msg.Field(1, 1)
+			if err != nil || !ok {
+				t.Fatal("no header type")
+			}
+			msg.buf[p] = v
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		msg  int
+		edit func(msg Table)
+	}{
+		{"schema without header", 0, func(msg Table) { clearField(t, msg, 2) }},
+		{"dictionary without header", 1, func(msg Table) { clearField(t, msg, 2) }},
+		{"batch without header", 2, func(msg Table) { clearField(t, msg, 2) }},
+		{"batch said to be a schema", 2, setType(headerSchema)},
+		{"schema said to be a dictionary", 0, setType(headerDictionaryBatch)},
+		{"schema said to be a batch", 0, setType(headerRecordBatch)},
+		{"dictionary said to be a batch", 1, setType(headerRecordBatch)},
+		{"batch said to be a tensor", 2, setType(4)},
+		{"batch of type 200", 2, setType(200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := bytes.Clone(stream)
+			m := ms[tc.msg]
+			msg, err := Root(bad[m.meta : m.meta+m.metaLen])
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(msg)
+			if _, _, _, err := readGuarded(t, true, bad, 1<<20); err == nil {
+				t.Error("no error")
+			}
+		})
+	}
+	file := dictStream(t, false)
+	for _, tc := range []struct {
+		name string
+		id   int
+	}{{"footer without schema", 1}, {"footer without dictionaries", 2}, {"footer without batches", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := bytes.Clone(file)
+			f, _ := footer(t, bad)
+			clearField(t, f, tc.id)
+			n, _, _, err := readGuarded(t, false, bad, 1<<20)
+			if tc.id == 3 && (err != nil || n != 0) {
+				t.Errorf("a file without batches: %d batches, %v; want none, no error", n, err)
+			}
+			if tc.id != 3 && err == nil {
+				t.Error("no error")
+			}
+		})
+	}
+}
