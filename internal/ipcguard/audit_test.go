@@ -824,3 +824,54 @@ func TestAuditMissingAndMismatchedParts(t *testing.T) {
 		})
 	}
 }
+
+// ReleaseReader frees what failed reads left, and what successful reads
+// left only where no batch was handed out; Reallocate keeps a buffer in
+// the set it was in (a failed read's, a successful read's) and bounds
+// its growth during a read; a negative Reallocate panics with
+// ErrNegativeSize.
+func TestAuditReleaseReaderAndReallocate(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	a := NewAllocator(mem, 1000)
+	want := func(n int, when string) {
+		t.Helper()
+		if got := mem.CurrentAlloc(); got != n {
+			t.Fatalf("%s: %d bytes allocated; want %d", when, got, n)
+		}
+	}
+
+	// Handed out: the batch's buffers stay its own.
+	var batch []byte
+	if err := a.Read(func() error { batch = a.Reallocate(256, a.Allocate(64)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	a.ReleaseReader(true)
+	want(256, "after ReleaseReader(true)")
+	a.Free(batch)
+	want(0, "after the batch's Free")
+
+	// Not handed out: what the reader kept (a dictionary of its memo,
+	// reallocated outside a read) and what a failed read left both go.
+	var memo []byte
+	if err := a.Read(func() error { memo = a.Allocate(128); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	memo = a.Reallocate(512, memo)
+	err := a.Read(func() error {
+		b := a.Allocate(100)
+		a.Reallocate(2000, b) // past the bound: panics before it allocates
+		return nil
+	})
+	var lim *LimitError
+	if !errors.As(err, &lim) || lim.Size != 2000 || lim.Limit != 1000 {
+		t.Fatalf("Read = %v; want a *LimitError of 2000 bytes over 1000", err)
+	}
+	want(512+100, "after the failed read")
+	a.ReleaseReader(false)
+	want(0, "after ReleaseReader(false)")
+
+	if err := a.Read(func() error { a.Reallocate(-1, nil); return nil }); !errors.Is(err, ErrNegativeSize) {
+		t.Errorf("Reallocate(-1) in a read = %v; want ErrNegativeSize", err)
+	}
+}
