@@ -44,7 +44,9 @@
 //
 // CheckMessage is O(size of the metadata), CheckFile O(size of the footer
 // and dictionary metadata); MessageReader reads each message once, like
-// arrow-go's. Allocator adds a map insertion per allocation during a read
-// and a lookup per free. Allocate, Reallocate and Free are safe for
-// concurrent use; the rest is called by the goroutine that reads.
+// arrow-go's (a message over a MiB, from an input without a Len method, is
+// also copied about once more as its buffer doubles). Allocator adds a map
+// insertion per allocation during a read and a lookup per free. Allocate,
+// Reallocate and Free are safe for concurrent use; the rest is called by
+// the goroutine that reads.
 package ipcguard
