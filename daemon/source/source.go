@@ -57,9 +57,8 @@ const (
 	ReasonFull    Reason = "full"      // refused while the daemon's queue is full
 )
 
-// Reporter hears of rejected inputs and of rows taken; the daemon counts
-// them in its metrics and logs each rejection. Its methods are called from
-// any goroutine.
+// Reporter hears of rejected inputs; the daemon counts them in its metrics
+// and logs each one. Its methods are called from any goroutine.
 type Reporter interface {
 	Rejected(source string, reason Reason, err error)
 }
