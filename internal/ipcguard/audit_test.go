@@ -875,3 +875,52 @@ func TestAuditReleaseReaderAndReallocate(t *testing.T) {
 		t.Errorf("Reallocate(-1) in a read = %v; want ErrNegativeSize", err)
 	}
 }
+
+// Each block of a file's footer lies inside the file, before the footer,
+// with metadata of 8 to MaxMetadataBytes bytes and a body of at most the
+// limit: a block that does not is an error naming it, dictionary or
+// record batch, without reading what it claims.
+func TestAuditFileBlockBounds(t *testing.T) {
+	file := dictStream(t, false)
+	for _, tc := range []struct {
+		name            string
+		off, meta, body int64 // added to the block's own
+		set             bool  // or set as they are
+		want            string
+	}{
+		{"negative offset", -1, 0, 0, true, "out of range"},
+		{"offset past the footer", 1 << 40, 8, 0, true, "out of range"},
+		{"metadata under 8 bytes", 8, 4, 0, true, "out of range"},
+		{"metadata over the bound", 8, MaxMetadataBytes + 8, 0, true, "out of range"},
+		{"negative body", 8, 8, -1, true, "out of range"},
+		{"body over the limit", 8, 8, 1<<20 + 1, true, "body of 1048577 bytes exceeds the limit of 1048576 bytes"},
+		{"body past the footer", 0, 0, int64(len(file)), false, "run past the footer"},
+		{"metadata past the footer", 0, int64(len(file)), 0, false, "run past the footer"},
+	} {
+		for _, blk := range []struct {
+			id   int
+			name string
+		}{{2, "dictionary 0"}, {3, "record batch 0"}} {
+			t.Run(tc.name+"/"+blk.name, func(t *testing.T) {
+				bad := bytes.Clone(file)
+				f, start := footer(t, bad)
+				p, n, err := f.Vector(blk.id, 24)
+				if err != nil || n != 1 {
+					t.Fatalf("blocks: %d, %v", n, err)
+				}
+				at := bad[start+p:]
+				off, meta, body := tc.off, tc.meta, tc.body
+				if !tc.set {
+					off += int64(binary.LittleEndian.Uint64(at))
+					meta += int64(int32(binary.LittleEndian.Uint32(at[8:])))
+					body += int64(binary.LittleEndian.Uint64(at[16:]))
+				}
+				binary.LittleEndian.PutUint64(at, uint64(off))
+				binary.LittleEndian.PutUint32(at[8:], uint32(int32(meta)))
+				binary.LittleEndian.PutUint64(at[16:], uint64(body))
+				_, err = CheckFile(bytes.NewReader(bad), int64(len(bad)), 1<<20)
+				wantErr(t, err, "footer at byte", blk.name, tc.want)
+			})
+		}
+	}
+}
