@@ -119,16 +119,22 @@ func (s Schema) Validate() error {
 		}
 		seen[f.Name] = ""
 	}
-	for role, cols := range map[string][]string{"input": s.Inputs, "label": s.Labels} {
-		for _, c := range cols {
-			r, ok := seen[c]
-			if !ok {
-				return fmt.Errorf("schema: %s column %q is not a field", role, c)
+	// Inputs, then labels: in this order, so that the error is the same
+	// from one call to the next.
+	for _, g := range []struct {
+		role string
+		cols []string
+	}{{"input", s.Inputs}, {"label", s.Labels}} {
+		for _, c := range g.cols {
+			switch r, ok := seen[c]; {
+			case !ok:
+				return fmt.Errorf("schema: %s column %q is not a field", g.role, c)
+			case r == g.role:
+				return fmt.Errorf("schema: %s column %q is listed twice", g.role, c)
+			case r != "":
+				return fmt.Errorf("schema: column %q is an input and a label", c)
 			}
-			if r != "" {
-				return fmt.Errorf("schema: column %q is an %s and a %s", c, r, role)
-			}
-			seen[c] = role
+			seen[c] = g.role
 		}
 	}
 	return nil
