@@ -924,3 +924,43 @@ func TestAuditFileBlockBounds(t *testing.T) {
 		}
 	}
 }
+
+// Last names the message that Message read whole (so that an error of its
+// decoding can name it), and is false before the first message, at the
+// end of the stream, and after an error of Message itself.
+func TestAuditLast(t *testing.T) {
+	col := int64s(10)
+	defer col.Release()
+	stream := write(t, true, []arrow.Array{col})
+	ms := messages(t, stream)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	guard := NewAllocator(mem, 1<<20)
+	for _, data := range [][]byte{stream, stream[:ms[1].body+1]} {
+		m := NewMessageReader(bytes.NewReader(data), guard, 1<<20)
+		if _, _, ok := m.Last(); ok {
+			t.Error("Last before the first message: ok")
+		}
+		for i, msg := range ms {
+			_, err := m.Message()
+			idx, at, ok := m.Last()
+			switch {
+			case len(data) < len(stream) && i == 1:
+				if err == nil || ok {
+					t.Errorf("a cut message: %v, Last ok %v; want an error, not ok", err, ok)
+				}
+			case err != nil || !ok || idx != i || at != int64(msg.at):
+				t.Errorf("message %d: %v, Last %d, %d, %v; want %d, %d, true", i, err, idx, at, ok, i, msg.at)
+			}
+		}
+		if len(data) == len(stream) {
+			if _, err := m.Message(); err != io.EOF {
+				t.Errorf("at the end: %v; want io.EOF", err)
+			}
+			if _, _, ok := m.Last(); ok {
+				t.Error("Last at the end of the stream: ok")
+			}
+		}
+		m.Release()
+	}
+}
