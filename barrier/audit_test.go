@@ -108,3 +108,14 @@ func TestAuditReorderBound(t *testing.T) {
 		}
 	}
 }
+
+// String names a kind that is not one of the three by its number, for
+// error messages about a bad configuration.
+func TestAuditKindString(t *testing.T) {
+	if got := barrier.Kind(9).String(); got != "barrier.Kind(9)" {
+		t.Errorf("Kind(9).String() = %q; want barrier.Kind(9)", got)
+	}
+	if got := fmt.Sprint(barrier.OutOfOrder); got != "out-of-order" {
+		t.Errorf("fmt.Sprint(OutOfOrder) = %q", got)
+	}
+}

@@ -11,7 +11,8 @@ const (
 	Joiner
 )
 
-// String returns "in-order", "out-of-order" or "joiner".
+// String returns "in-order", "out-of-order" or "joiner", and for a value
+// that is none of them (not Valid) "barrier.Kind(n)".
 func (k Kind) String() string {
 	switch k {
 	case InOrder:
