@@ -129,8 +129,14 @@ func (q *Queue[T]) notePut() {
 		return
 	}
 	q.puts.Add(1)
-	if n := int64(len(q.ch)); n > q.highWater.Load() {
-		q.highWater.Store(n) // racy maximum: a metric, not an invariant
+	// The maximum by compare-and-swap: a plain store could replace a
+	// larger length that another producer stored since the load. Only a
+	// new maximum pays for it.
+	n := int64(len(q.ch))
+	for hw := q.highWater.Load(); n > hw; hw = q.highWater.Load() {
+		if q.highWater.CompareAndSwap(hw, n) {
+			break
+		}
 	}
 }
 
