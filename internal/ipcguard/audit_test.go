@@ -967,3 +967,44 @@ func TestAuditLast(t *testing.T) {
 		m.Release()
 	}
 }
+
+// eofReaderAt is an io.ReaderAt that, as io.ReaderAt allows, returns
+// io.EOF with a read that fills its buffer up to the end of the input.
+type eofReaderAt struct{ data []byte }
+
+func (r eofReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(r.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[off:])
+	if off+int64(n) == int64(len(r.data)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// An io.ReaderAt may return io.EOF with a whole read that ends at the end
+// of its input; CheckFile and CheckBlock read such a file as any other
+// (as arrow-go's file reader does), and still refuse one cut short.
+func TestAuditReaderAtEOFAtEnd(t *testing.T) {
+	file := dictStream(t, false)
+	r := eofReaderAt{file}
+	f, err := CheckFile(r, int64(len(file)), 1<<20)
+	if err != nil {
+		t.Fatalf("CheckFile of a good file through a ReaderAt that says io.EOF at its end: %v", err)
+	}
+	for _, b := range append(f.Dictionaries, f.Records...) {
+		if err := CheckBlock(r, b); err != nil {
+			t.Errorf("CheckBlock(%+v): %v", b, err)
+		}
+	}
+	// A block whose metadata ends at the input's end reads whole.
+	if err := CheckBlock(eofReaderAt{file[:f.Records[0].Offset+f.Records[0].MetaLen]}, f.Records[0]); err != nil {
+		t.Errorf("CheckBlock of metadata that ends the input: %v", err)
+	}
+	// One cut short is still an error.
+	_, err = CheckFile(r, int64(len(file))+1, 1<<20)
+	wantErr(t, err, "EOF")
+	err = CheckBlock(eofReaderAt{file[:f.Records[0].Offset+f.Records[0].MetaLen-1]}, f.Records[0])
+	wantErr(t, err, "reading", "bytes of metadata at byte", "EOF")
+}

@@ -188,7 +188,7 @@ func CheckFile(r io.ReaderAt, size, maxBody int64) (*File, error) {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrNotFile, size)
 	}
 	tail := make([]byte, trailer)
-	if _, err := r.ReadAt(tail, size-trailer); err != nil {
+	if err := readAt(r, tail, size-trailer); err != nil {
 		return nil, fmt.Errorf("reading the footer length at byte %d: %w", size-trailer, err)
 	}
 	if !bytes.Equal(tail[4:], magic) {
@@ -200,7 +200,7 @@ func CheckFile(r io.ReaderAt, size, maxBody int64) (*File, error) {
 		return nil, fmt.Errorf("footer length %d at byte %d is out of range for a %d-byte file", n, size-trailer, size)
 	}
 	buf := make([]byte, n)
-	if _, err := r.ReadAt(buf, end); err != nil {
+	if err := readAt(r, buf, end); err != nil {
 		return nil, fmt.Errorf("reading the footer at byte %d: %w", end, err)
 	}
 	f := &File{End: end}
@@ -267,7 +267,7 @@ func blocks(footer Table, id int, what string, end, maxBody int64) ([]Block, err
 // CheckFile returned) and checks it with CheckMessage.
 func CheckBlock(r io.ReaderAt, b Block) error {
 	buf := make([]byte, b.MetaLen)
-	if _, err := r.ReadAt(buf, b.Offset); err != nil {
+	if err := readAt(r, buf, b.Offset); err != nil {
 		return fmt.Errorf("reading %d bytes of metadata at byte %d: %w", b.MetaLen, b.Offset, err)
 	}
 	prefix := 8 // continuation marker, length
@@ -278,6 +278,19 @@ func CheckBlock(r io.ReaderAt, b Block) error {
 		return fmt.Errorf("metadata at byte %d: %w", b.Offset, err)
 	}
 	return nil
+}
+
+// readAt fills p from r at off. A read that fills p is whole even where
+// r says io.EOF with it, as io.ReaderAt allows at the end of its input.
+func readAt(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	switch {
+	case n == len(p):
+		return nil
+	case err == nil:
+		return io.ErrUnexpectedEOF // a ReaderAt that breaks its contract
+	}
+	return err
 }
 
 // continuation marks the start of a framed message (then its length).
