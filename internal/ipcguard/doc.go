@@ -38,7 +38,11 @@
 // Allocator.Read. For a file: CheckFile, then ipc.NewFileReader with
 // ipc.WithAllocator inside Allocator.Read (Allow each dictionary block),
 // and before each record batch CheckBlock and RecordBatchAt inside
-// Allocator.Read (Allow the block). Release the reader, then Reclaim.
+// Allocator.Read (Allow the block). Release the reader, then call
+// ReleaseReader, with handedOut true if a batch of the reader was given to
+// anyone (Reclaim alone is not enough: a panic that arrow-go recovers can
+// leave what an earlier read allocated, such as a dictionary, referenced
+// only by the reader, and a counting allocator then ends above zero).
 //
 // # Cost and concurrency
 //

@@ -57,7 +57,7 @@ func Example() {
 			rows += rd.RecordBatch().NumRows()
 		}
 		rd.Release()
-		guard.Reclaim()
+		guard.ReleaseReader(false) // no batch was handed out
 		var lim *ipcguard.LimitError
 		fmt.Printf("limit %d: %d rows, over the limit: %v, left allocated: %d\n", limit, rows, errors.As(err, &lim), mem.CurrentAlloc())
 	}
