@@ -312,7 +312,6 @@ func TestAuditStatsConsistency(t *testing.T) {
 				return nil
 			}, nil)
 			var gotten atomic.Int64
-			stop := make(chan struct{})
 			g.GoN(2, func(ctx context.Context, _ int) error {
 				for gotten.Add(1) <= int64(producers*each-tc.capacity) {
 					if _, err := q.Get(ctx); err != nil {
@@ -320,7 +319,8 @@ func TestAuditStatsConsistency(t *testing.T) {
 					}
 				}
 				return nil
-			}, func() { close(stop) })
+			}, nil)
+			stop := make(chan struct{})
 			watched := make(chan error, 1)
 			go func() {
 				for {
@@ -342,11 +342,13 @@ func TestAuditStatsConsistency(t *testing.T) {
 					}
 				}
 			}()
-			if err := g.Wait(); err != nil {
-				t.Fatal(err)
-			}
+			err := g.Wait()
 			g.Stop()
-			if err := <-watched; err != nil {
+			close(stop)
+			if werr := <-watched; werr != nil {
+				t.Fatal(werr)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			// Quiescent, with Capacity items left: the consumers took the
