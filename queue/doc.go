@@ -6,11 +6,12 @@
 // empty; a blocked Put or Get also returns as soon as its context is done,
 // with the context's cause, so that the first error of a run is what every
 // blocked goroutine reports. (One that need not wait does not look at its
-// context: a Put with room appends, a Get with an item returns it.) The owner of a queue — the code that started all of
-// its producers — closes it once after the last producer has returned; Get
-// then drains what is left and reports io.EOF. A queue never releases what
-// it holds: after a cancelled run its owner calls Drain to hand each
-// leftover item back for release.
+// context: a Put with room appends, a Get with an item returns it.) The
+// owner of a queue — the code that started all of its producers — closes
+// it once after the last producer has returned; Get then drains what is
+// left and reports io.EOF. A queue never releases what it holds: after a
+// cancelled run its owner calls Drain to hand each leftover item back for
+// release.
 //
 // Cost per item: one channel send and one receive, plus two atomic
 // additions for the metrics, on the producer's and the consumer's own cache
