@@ -1008,3 +1008,94 @@ func TestAuditReaderAtEOFAtEnd(t *testing.T) {
 	err = CheckBlock(eofReaderAt{file[:f.Records[0].Offset+f.Records[0].MetaLen-1]}, f.Records[0])
 	wantErr(t, err, "reading", "bytes of metadata at byte", "EOF")
 }
+
+// withDictionaryBlocks returns file with its footer's vector of
+// dictionary blocks replaced by k copies of its first one: the footer is
+// rewritten with the new vector after it, its field pointed there.
+func withDictionaryBlocks(t *testing.T, file []byte, k int) []byte {
+	t.Helper()
+	f, start := footer(t, file)
+	p, n, err := f.Vector(2, 24)
+	if err != nil || n < 1 {
+		t.Fatalf("dictionary blocks: %d, %v", n, err)
+	}
+	block := bytes.Clone(f.buf[p : p+24])
+	field, _, _ := f.Field(2, 4)
+	foot := bytes.Clone(f.buf)
+	for len(foot)%8 != 4 { // the count before the 8-aligned blocks
+		foot = append(foot, 0)
+	}
+	binary.LittleEndian.PutUint32(foot[field:], uint32(len(foot)-field))
+	foot = binary.LittleEndian.AppendUint32(foot, uint32(k))
+	for range k {
+		foot = append(foot, block...)
+	}
+	out := append(bytes.Clone(file[:start]), foot...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(foot)))
+	return append(out, magic...)
+}
+
+// Blocks of dictionaries that overlap (here thousands of copies of one
+// block) would let a small file allow itself, through Allocator.Allow of
+// each dictionary block as the package doc says to, far more than it
+// holds for what arrow-go's NewFileReader decompresses: here 4 MiB claimed
+// by a dictionary buffer under a limit of 64 KiB, in a file of some
+// 500 KiB (in a file of a few tens of MB, terabytes: the process dies).
+// CheckFile refuses dictionary blocks that overlap, so that what they
+// allow is at most the file.
+func TestAuditOverlappingDictionaryBlocks(t *testing.T) {
+	const limit = 64 << 10
+	file := dictStream(t, false, ipc.WithLZ4())
+	// The dictionary's first buffer that holds data claims 4 MiB.
+	m := messages(t, file[8:])[1]
+	m.meta, m.body = m.meta+8, m.body+8
+	h := header(t, file, m)
+	d, _, _ := h.Sub(1)
+	start, nb, err := d.Vector(2, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range nb {
+		if binary.LittleEndian.Uint64(d.buf[start+16*i+8:]) >= 8 {
+			at := m.body + int(binary.LittleEndian.Uint64(d.buf[start+16*i:]))
+			binary.LittleEndian.PutUint64(file[at:], 4<<20)
+			break
+		}
+	}
+	if _, peak, _, err := readGuarded(t, false, file, limit); err == nil || peak > 2*limit+len(file) {
+		t.Fatalf("one dictionary block claiming 4 MiB: %v, peak %d; want an error within the bound", err, peak)
+	}
+	bad := withDictionaryBlocks(t, file, 20000)
+	_, peak, most, err := readGuarded(t, false, bad, limit)
+	if peak > 2*limit+len(bad) || most > 2*limit {
+		t.Errorf("20000 copies of the dictionary block: %d bytes at the peak, %d at once; want at most %d (%v)", peak, most, 2*limit+len(bad), err)
+	}
+	wantErr(t, err, "dictionary 1", "overlaps dictionary 0")
+
+	// Distinct dictionary blocks are fine: two columns' dictionaries.
+	var dicts []arrow.Array
+	for _, words := range [][]string{{"a", "b", "a"}, {"c", "c", "d"}} {
+		db := array.NewDictionaryBuilder(memory.DefaultAllocator, &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}).(*array.BinaryDictionaryBuilder)
+		for _, w := range words {
+			if err := db.AppendString(w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := db.NewArray()
+		db.Release()
+		defer d.Release()
+		dicts = append(dicts, d)
+	}
+	two := write(t, false, dicts)
+	if f, err := CheckFile(bytes.NewReader(two), int64(len(two)), 1<<20); err != nil || len(f.Dictionaries) != 2 {
+		t.Fatalf("a file of two dictionaries: %v; want them checked", err)
+	}
+	if n, _, _, err := readGuarded(t, false, two, 1<<20); err != nil || n != 1 {
+		t.Fatalf("a file of two dictionaries: %d batches, %v", n, err)
+	}
+	good := dictStream(t, false)
+	one := withDictionaryBlocks(t, good, 1)
+	if _, err := CheckFile(bytes.NewReader(one), int64(len(one)), 1<<20); err != nil {
+		t.Errorf("the footer rewritten with its one dictionary block: %v", err)
+	}
+}

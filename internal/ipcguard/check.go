@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 )
 
 // MaxMetadataBytes bounds the flatbuffer metadata of one message and the
@@ -180,7 +181,7 @@ var magic = []byte("ARROW1")
 // ipc.NewFileReader reads and decodes at once): the footer's schema as
 // CheckMessage checks one, its vectors of blocks inside the footer, each
 // block inside the file with metadata of at most MaxMetadataBytes and a
-// body of at most maxBody bytes. It returns the blocks, so that each record
+// body of at most maxBody bytes, and no two dictionary blocks overlapping. It returns the blocks, so that each record
 // batch's metadata can be checked (CheckBlock) before arrow-go reads it.
 func CheckFile(r io.ReaderAt, size, maxBody int64) (*File, error) {
 	const trailer = 4 + 6 // footer length, magic
@@ -224,6 +225,9 @@ func CheckFile(r io.ReaderAt, size, maxBody int64) (*File, error) {
 		f.Records, err = blocks(footer, 3, "record batch", end, maxBody)
 		return err
 	}()
+	if err == nil {
+		err = disjoint(f.Dictionaries)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("footer at byte %d: %w", end, err)
 	}
@@ -261,6 +265,25 @@ func blocks(footer Table, id int, what string, end, maxBody int64) ([]Block, err
 		out[i] = b
 	}
 	return out, nil
+}
+
+// disjoint checks that no two dictionary blocks overlap: each is a message
+// of its own, so that what Allocator.Allow grants for them together (they
+// are all read by one call, ipc.NewFileReader) is at most the file, where
+// copies of one block could make a small file allow itself terabytes.
+func disjoint(dicts []Block) error {
+	order := make([]int, len(dicts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return dicts[order[a]].Offset < dicts[order[b]].Offset })
+	for k := 1; k < len(order); k++ {
+		p, b := dicts[order[k-1]], dicts[order[k]]
+		if b.Offset-p.Offset < p.MetaLen+p.BodyLen { // all inside the file: no overflow
+			return fmt.Errorf("dictionary %d at byte %d overlaps dictionary %d at byte %d (%d bytes)", order[k], b.Offset, order[k-1], p.Offset, p.MetaLen+p.BodyLen)
+		}
+	}
+	return nil
 }
 
 // CheckBlock reads the framed metadata of block b of r (a block that
