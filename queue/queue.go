@@ -208,7 +208,8 @@ func (q *Queue[T]) Drain(release func(T)) {
 // Len returns the number of buffered items.
 func (q *Queue[T]) Len() int { return len(q.ch) }
 
-// Cap returns the capacity given to New.
+// Cap returns the capacity given to New, 0 for a rendezvous queue (also
+// one made with a negative capacity).
 func (q *Queue[T]) Cap() int { return cap(q.ch) }
 
 // Stats is a snapshot of a queue's metrics.
