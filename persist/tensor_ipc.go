@@ -118,7 +118,10 @@ func decodeTensor(name string, blob []byte, d dtype, shape []int64, mem memory.A
 	}
 	const slack = 1 << 12 // schema, validity-less buffers rounded up
 	g := ipcguard.NewAllocator(mem, bound+slack)
-	defer g.Reclaim()
+	// Every value is copied out (strings cloned): no batch of the reader is
+	// handed out, so what its reads left allocated can all be freed once it
+	// is released (deferred below, so released first).
+	defer g.ReleaseReader(false)
 	msgs := ipcguard.NewMessageReader(bytes.NewReader(blob), g, int64(len(blob)))
 	var rd *ipc.Reader
 	err := g.Read(func() (err error) {
