@@ -223,7 +223,7 @@ func (s *Stage) errorf(op, format string, args ...any) error {
 // is allocated at the first batch, at the batch's size). On an error,
 // everything it started is released.
 func (s *Stage) Setup(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	if err := cancelled(ctx, "setup"); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -296,6 +296,19 @@ func (s *Stage) Teardown(context.Context) error {
 	return nil
 }
 
+// cancelled returns nil while ctx is not done, else an error of op that
+// wraps ctx.Err() and, where it is another, the cancellation's cause.
+func cancelled(ctx context.Context, op string) error {
+	err := ctx.Err()
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%s: %s: %w (cause: %w)", stageName, op, err, cause)
+	}
+	return fmt.Errorf("%s: %s: %w", stageName, op, err)
+}
+
 // current returns the run, or an error outside one.
 func (s *Stage) current(op string) (*run, error) {
 	s.mu.Lock()
@@ -311,7 +324,7 @@ func (s *Stage) current(op string) (*run, error) {
 // batch is returned here (and by every later Fit).
 func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	const op = "fit"
-	if err := ctx.Err(); err != nil {
+	if err := cancelled(ctx, op); err != nil {
 		return err
 	}
 	r, err := s.current(op)
@@ -373,7 +386,7 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 // steps queued before it. It waits, and is safe for concurrent calls.
 func (s *Stage) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
 	const op = "transform"
-	if err := ctx.Err(); err != nil {
+	if err := cancelled(ctx, op); err != nil {
 		return flow.Batch{}, err
 	}
 	r, err := s.current(op)
