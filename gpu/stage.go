@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -299,14 +300,28 @@ func (s *Stage) Teardown(context.Context) error {
 // cancelled returns nil while ctx is not done, else an error of op that
 // wraps ctx.Err() and, where it is another, the cancellation's cause.
 func cancelled(ctx context.Context, op string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	}
+	return nil
+}
+
+// ctxErr returns ctx.Err() with, where it is another, the cancellation's
+// cause.
+func ctxErr(ctx context.Context) error {
 	err := ctx.Err()
 	if err == nil {
 		return nil
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
-		return fmt.Errorf("%s: %s: %w (cause: %w)", stageName, op, err, cause)
+		return fmt.Errorf("%w (cause: %w)", err, cause)
 	}
-	return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	return err
+}
+
+// isCancel reports whether err is ctx's cancellation.
+func isCancel(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // current returns the run, or an error outside one.
@@ -320,8 +335,10 @@ func (s *Stage) current(op string) (*run, error) {
 }
 
 // Fit queues one Adam step on the batch and returns without waiting for
-// it; it waits only for a free slot. An error of the device in an earlier
-// batch is returned here (and by every later Fit).
+// it; it waits only for a free slot. A cancellation of ctx ends the wait:
+// Fit returns an error wrapping ctx.Err() and its cause, the batch is not
+// fitted and the run goes on. An error of the device in an earlier batch
+// is returned here (and by every later Fit).
 func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	const op = "fit"
 	if err := cancelled(ctx, op); err != nil {
@@ -355,11 +372,10 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 		return s.errorf(op, "column %q of X has width %d, want %d (the width the model was first fitted on)", s.features, x.Cols, s.nm.Inputs())
 	}
 	s.mu.Lock()
-	s.opt.steps++
-	t := s.opt.steps
+	t := s.opt.steps + 1
 	s.mu.Unlock()
 	var sl *slot
-	err = r.owner.Do(func(dev Device) error {
+	err = r.do(ctx, true, func(dev Device) error {
 		if err := r.owner.Err(); err != nil { // the batches queued before failed
 			return err
 		}
@@ -369,9 +385,12 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 			}
 		}
 		var err error
-		sl, err = r.stage(dev, x, labels)
+		sl, err = r.stage(ctx, dev, x, labels)
 		return err
 	})
+	if isCancel(ctx, err) { // nothing was queued: the run goes on
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	}
 	if err != nil {
 		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
@@ -379,11 +398,78 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	if err := r.owner.Submit(func(dev Device) error { return r.train(dev, sl, x.Rows, spec, t) }); err != nil {
 		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
+	s.mu.Lock()
+	s.opt.steps = t
+	s.mu.Unlock()
 	return nil
 }
 
+// do runs f on the owner's thread, after what is queued before, and
+// returns its error (a panic becomes one). When ctx is done first, it
+// returns ctx's error (with its cause) at once; f is then not run where
+// skip is set and it has not started yet (and is waited for where it has:
+// f's own waits listen to ctx), and run later where skip is not set.
+func (r *run) do(ctx context.Context, skip bool, f func(Device) error) error {
+	if ctx.Done() == nil {
+		return r.owner.Do(f)
+	}
+	var state atomic.Int32 // 0 queued, 1 started, 2 skipped
+	reply := make(chan error, 1)
+	err := r.owner.Submit(func(dev Device) error {
+		if !state.CompareAndSwap(0, 1) {
+			return nil
+		}
+		reply <- protect(func() error { return f(dev) })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		if !skip || state.CompareAndSwap(0, 2) {
+			return ctxErr(ctx)
+		}
+		return <-reply
+	}
+}
+
+// waitEvent waits, as Synchronize does, until e's latest Record
+// completed, or returns ctx's error (with its cause) when ctx is done
+// first. It polls the event while ctx can be cancelled.
+func waitEvent(ctx context.Context, dev Device, e Event) error {
+	if ctx.Done() == nil {
+		return dev.Synchronize(e)
+	}
+	var timer *time.Timer
+	for pause := time.Microsecond; ; pause = min(2*pause, time.Millisecond) {
+		done, err := dev.Query(e)
+		if err != nil {
+			return err
+		}
+		if done {
+			return dev.Synchronize(e) // at once: and orders the host after e
+		}
+		if timer == nil {
+			timer = time.NewTimer(pause)
+			defer timer.Stop()
+		} else {
+			timer.Reset(pause)
+		}
+		select {
+		case <-ctx.Done():
+			return ctxErr(ctx)
+		case <-timer.C:
+		}
+	}
+}
+
 // Transform returns the predicted classes of the batch's rows, after the
-// steps queued before it. It waits, and is safe for concurrent calls.
+// steps queued before it. It waits (a cancellation of ctx ends the wait,
+// with an error wrapping ctx.Err() and its cause), and is safe for
+// concurrent calls.
 func (s *Stage) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
 	const op = "transform"
 	if err := cancelled(ctx, op); err != nil {
@@ -411,7 +497,7 @@ func (s *Stage) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error)
 	}
 	logits := make([]float32, x.Rows*s.classes)
 	if x.Rows > 0 {
-		if err := r.predict(x, logits); err != nil {
+		if err := r.predict(ctx, x, logits); err != nil {
 			return flow.Batch{}, fmt.Errorf("%s: %s: %w", stageName, op, err)
 		}
 	}
@@ -499,6 +585,7 @@ type run struct {
 	acts, deltas          []Buffer
 	loss                  Buffer
 	pending               []batchEvents
+	abandoned             []func(Device) error // frees of cancelled predictions, after the device is idle
 	tl                    timeline
 }
 
@@ -616,10 +703,9 @@ func (r *run) upload(dev Device) error {
 // stage takes the next slot, waits until its previous upload completed,
 // grows it (and the activations) to the batch where needed, and copies
 // the batch into its pinned memory: features, then labels as float32.
-func (r *run) stage(dev Device, x minibatch.Matrix, labels []int64) (*slot, error) {
+func (r *run) stage(ctx context.Context, dev Device, x minibatch.Matrix, labels []int64) (*slot, error) {
 	sl := r.slots[r.next]
-	r.next = (r.next + 1) % len(r.slots)
-	if err := dev.Synchronize(sl.uploaded); err != nil {
+	if err := waitEvent(ctx, dev, sl.uploaded); err != nil {
 		return nil, err
 	}
 	if err := r.resolve(dev, false); err != nil {
@@ -627,7 +713,7 @@ func (r *run) stage(dev Device, x minibatch.Matrix, labels []int64) (*slot, erro
 	}
 	in := r.inputs()
 	if sl.rows < x.Rows {
-		if err := dev.Synchronize(sl.consumed); err != nil {
+		if err := waitEvent(ctx, dev, sl.consumed); err != nil {
 			return nil, err
 		}
 		if err := r.freeSlot(dev, sl); err != nil {
@@ -676,6 +762,7 @@ func (r *run) stage(dev Device, x minibatch.Matrix, labels []int64) (*slot, erro
 	for i, l := range labels {
 		ys[i] = float32(l)
 	}
+	r.next = (r.next + 1) % len(r.slots)
 	return sl, nil
 }
 
@@ -806,8 +893,10 @@ func (r *run) backward(dev Device, x Buffer, rows int, decay float32) error {
 
 // predict runs the forward pass of x on the device and writes the logits.
 // The work is queued in one call to the owner and collected in a second,
-// so that concurrent calls overlap.
-func (r *run) predict(x minibatch.Matrix, logits []float32) error {
+// so that concurrent calls overlap. On a cancellation it returns at once;
+// what the work holds on the device is freed when the run closes (the
+// device may still be running it).
+func (r *run) predict(ctx context.Context, x minibatch.Matrix, logits []float32) error {
 	type job struct {
 		in, out *Pinned
 		bufs    []Buffer
@@ -829,7 +918,10 @@ func (r *run) predict(x minibatch.Matrix, logits []float32) error {
 		}
 		return errors.Join(errs...)
 	}
-	err := r.owner.Do(func(dev Device) error {
+	// abandon hands what j holds to close, which frees it after the
+	// device is idle. On the owner's thread.
+	abandon := func() { r.abandoned = append(r.abandoned, cleanup) }
+	err := r.do(ctx, true, func(dev Device) error {
 		rows, k := x.Rows, r.sizes[len(r.sizes)-1]
 		var err error
 		if j.in, err = dev.AllocPinned(rows * r.inputs()); err != nil {
@@ -880,15 +972,16 @@ func (r *run) predict(x minibatch.Matrix, logits []float32) error {
 		}
 		return nil
 	})
-	if err != nil {
-		_ = r.owner.Do(func(dev Device) error {
-			_ = dev.SynchronizeAll()
-			return cleanup(dev)
-		})
+	if err != nil { // the function ran, or never will: j is this goroutine's
+		_ = r.owner.Submit(func(Device) error { abandon(); return nil })
 		return err
 	}
-	return r.owner.Do(func(dev Device) error {
-		err := dev.Synchronize(j.ev[2])
+	return r.do(ctx, false, func(dev Device) error {
+		err := waitEvent(ctx, dev, j.ev[2])
+		if isCancel(ctx, err) {
+			abandon()
+			return err
+		}
 		if err == nil {
 			var h []float32
 			if h, err = dev.Host(j.out); err == nil {
@@ -1038,6 +1131,10 @@ func (r *run) close() error {
 		}
 		errs = append(errs, err)
 		_ = dev.SynchronizeAll() // order the frees after everything queued
+		for _, f := range r.abandoned {
+			errs = append(errs, f(dev))
+		}
+		r.abandoned = nil
 		for _, ev := range r.pending {
 			for _, e := range []Event{ev.copyStart, ev.copyEnd, ev.compStart, ev.compEnd} {
 				errs = append(errs, dev.DestroyEvent(e))
