@@ -10,14 +10,22 @@ package gpu_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/goleak"
 
+	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/gpu"
+	"github.com/penstock-ml/penstock/steps/nn"
 )
 
 // waitSignal wraps a device: once armed, each Synchronize and Query first
@@ -194,4 +202,161 @@ func TestAuditCancelWhileWaiting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// protect runs fn and turns its panic into an error.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("PANIC: %v", r)
+		}
+	}()
+	return fn()
+}
+
+// stringRecord returns a record of one string column of rows values.
+func stringRecord(mem memory.Allocator, name string, rows int) arrow.RecordBatch {
+	b := array.NewStringBuilder(mem)
+	defer b.Release()
+	for range rows {
+		b.Append("a")
+	}
+	a := b.NewArray()
+	defer a.Release()
+	return array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: name, Type: a.DataType()}}, nil), []arrow.Array{a}, int64(rows))
+}
+
+// TestAuditHostileInput: malformed batches given to Fit and Transform
+// (another type, nulls, a missing column or Y, rows that disagree,
+// labels out of range, non-finite features, another width than the
+// fitted one) are an error naming the stage and the column, never a
+// panic; the run goes on and nothing leaks.
+func TestAuditHostileInput(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 60*time.Second), mem)
+	const w = 4
+	xs := make([]float32, 6*w)
+	for i := range xs {
+		xs[i] = float32(i%7) - 3
+	}
+	ys := []int64{0, 1, 2, 0, 1, 2}
+	good := func() flow.Batch { return makeBatch(mem, w, xs, ys) }
+	withX := func(x arrow.RecordBatch) flow.Batch {
+		b := good()
+		b.X.Release()
+		b.X = x
+		return b
+	}
+	withY := func(y arrow.RecordBatch) flow.Batch {
+		b := good()
+		b.Y.Release()
+		b.Y = y
+		return b
+	}
+	nullX := func() flow.Batch {
+		b := array.NewFixedSizeListBuilder(mem, w, arrow.PrimitiveTypes.Float32)
+		defer b.Release()
+		vb := b.ValueBuilder().(*array.Float32Builder)
+		for i := range 6 {
+			if i == 2 {
+				b.AppendNull()
+				continue
+			}
+			b.Append(true)
+			vb.AppendValues(xs[i*w:(i+1)*w], nil)
+		}
+		a := b.NewArray()
+		defer a.Release()
+		return withX(array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: a.DataType(), Nullable: true}}, nil), []arrow.Array{a}, 6))
+	}
+	badX := func(v float32) func() flow.Batch {
+		return func() flow.Batch {
+			bad := append([]float32(nil), xs...)
+			bad[9] = v
+			return makeBatch(mem, w, bad, ys)
+		}
+	}
+	cases := []struct {
+		name    string
+		in      func() flow.Batch
+		col     string
+		fitOnly bool // Transform reads no Y, and predicts what it is given
+	}{
+		{"features of another type", func() flow.Batch { return withX(stringRecord(mem, "x", 6)) }, `"x"`, false},
+		{"no features column", func() flow.Batch { return withX(stringRecord(mem, "z", 6)) }, `"x"`, false},
+		{"null features", nullX, `"x"`, false},
+		{"another width", func() flow.Batch { return makeBatch(mem, w+1, make([]float32, 6*(w+1)), ys) }, `"x"`, false},
+		{"labels of another type", func() flow.Batch { return withY(stringRecord(mem, "y", 6)) }, `"y"`, true},
+		{"no labels column", func() flow.Batch { return withY(stringRecord(mem, "z", 6)) }, `"y"`, true},
+		{"no Y", func() flow.Batch { b := good(); b.Y.Release(); b.Y = nil; return b }, `"y"`, true},
+		{"fewer labels than rows", func() flow.Batch {
+			short := makeBatch(mem, w, xs[:5*w], ys[:5])
+			short.X.Release()
+			return withY(short.Y)
+		}, `"y"`, true},
+		{"a label beyond the classes", func() flow.Batch { return makeBatch(mem, w, xs, []int64{0, 1, 2, 3, 1, 2}) }, `"y"`, true},
+		{"a negative label", func() flow.Batch { return makeBatch(mem, w, xs, []int64{0, 1, -1, 0, 1, 2}) }, `"y"`, true},
+		{"NaN features", badX(float32(math.NaN())), `"x"`, true},
+		{"infinite features", badX(float32(math.Inf(-1))), `"x"`, true},
+	}
+	devs := cpuDevices()
+	st, err := gpu.NewStage(3, nn.Spec{Hidden: []int{5}, Activation: nn.ReLU, Loss: nn.CrossEntropy, Optimizer: nn.Adam,
+		LearningRate: 0.01, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8, Init: nn.GlorotUniform, Seed: 3}, devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Teardown(ctx) }()
+	g := good()
+	if err := st.Fit(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		for _, op := range []string{"fit", "transform"} {
+			if op == "transform" && c.fitOnly {
+				continue
+			}
+			in := c.in()
+			err := protect(func() error {
+				if op == "fit" {
+					return st.Fit(ctx, in)
+				}
+				out, err := st.Transform(ctx, in)
+				out.Release()
+				return err
+			})
+			in.Release()
+			if err == nil || strings.HasPrefix(err.Error(), "PANIC") {
+				t.Errorf("%s, %s: %v; want an error", op, c.name, err)
+				continue
+			}
+			for _, want := range []string{"gpu.Stage", c.col} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s, %s: %q does not name %s", op, c.name, err, want)
+				}
+			}
+		}
+	}
+	// The run goes on, and the refused batches taught it nothing.
+	if err := st.Fit(ctx, g); err != nil {
+		t.Errorf("Fit of a good batch after the refused ones: %v", err)
+	}
+	g.Release()
+	if err := st.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Steps(); got != 2 {
+		t.Errorf("%d steps; want 2 (the good batches)", got)
+	}
+	for i, l := range st.Weights() {
+		for _, v := range append(append([]float32(nil), l.W...), l.B...) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("layer %d holds %v after the refused batches; want finite weights", i, v)
+			}
+		}
+	}
+	devs.assertFreed(t)
 }

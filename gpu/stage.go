@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,6 +298,9 @@ func (s *Stage) Teardown(context.Context) error {
 	return nil
 }
 
+// notFinite reports whether v is NaN or infinite.
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+
 // cancelled returns nil while ctx is not done, else an error of op that
 // wraps ctx.Err() and, where it is another, the cancellation's cause.
 func cancelled(ctx context.Context, op string) error {
@@ -335,7 +339,9 @@ func (s *Stage) current(op string) (*run, error) {
 }
 
 // Fit queues one Adam step on the batch and returns without waiting for
-// it; it waits only for a free slot. A cancellation of ctx ends the wait:
+// it; it waits only for a free slot. A batch with a NaN or infinite
+// feature is refused, as steps/mlp's Classifier refuses it, with an error
+// naming the column and the row, and nothing is fitted. A cancellation of ctx ends the wait:
 // Fit returns an error wrapping ctx.Err() and its cause, the batch is not
 // fitted and the run goes on. An error of the device in an earlier batch
 // is returned here (and by every later Fit).
@@ -357,6 +363,9 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	}
 	if x.Rows == 0 {
 		return nil
+	}
+	if j := slices.IndexFunc(x.Data[:x.Rows*x.Cols], notFinite); j >= 0 {
+		return s.errorf(op, "column %q of X has %v at value %d of row %d; want finite features (fill or drop them first: steps.Imputer)", s.features, x.Data[j], j%x.Cols, j/x.Cols)
 	}
 	init := !s.nm.Initialized()
 	if init {
