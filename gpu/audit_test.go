@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/gpu"
+	"github.com/penstock-ml/penstock/minibatch"
 	"github.com/penstock-ml/penstock/steps/nn"
 )
 
@@ -359,4 +361,241 @@ func TestAuditHostileInput(t *testing.T) {
 		}
 	}
 	devs.assertFreed(t)
+}
+
+// TestAuditZeroRows: a batch of no rows is accepted by Fit (nothing is
+// fitted) and by Transform once fitted (no rows out), and refused by
+// Transform before the first fit with an error naming the stage.
+func TestAuditZeroRows(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 30*time.Second), mem)
+	d := loadDigits(t)
+	devs := cpuDevices()
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Teardown(ctx) }()
+	empty := makeBatch(mem, 64, nil, nil)
+	defer empty.Release()
+	if err := protect(func() error { return st.Fit(ctx, empty) }); err != nil {
+		t.Errorf("Fit of no rows before the first fit: %v; want nil", err)
+	}
+	err = protect(func() error {
+		out, err := st.Transform(ctx, empty)
+		out.Release()
+		return err
+	})
+	if err == nil || strings.HasPrefix(err.Error(), "PANIC") || !strings.Contains(err.Error(), "gpu.Stage") {
+		t.Errorf("Transform before the first fit: %v; want an error naming gpu.Stage", err)
+	}
+	b := d.batchAt(mem, 0, 32)
+	defer b.Release()
+	if err := st.Fit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Fit(ctx, empty); err != nil {
+		t.Errorf("Fit of no rows after a fit: %v; want nil", err)
+	}
+	err = protect(func() error {
+		out, err := st.Transform(ctx, empty)
+		if err == nil && (out.X == nil || out.X.NumRows() != 0 || out.X.Schema().Field(0).Name != gpu.ClassColumn) {
+			err = fmt.Errorf("got %v; want a %q column of no rows", out.X, gpu.ClassColumn)
+		}
+		out.Release()
+		return err
+	})
+	if err != nil {
+		t.Errorf("Transform of no rows after a fit: %v", err)
+	}
+	if err := st.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Steps(); got != 1 {
+		t.Errorf("%d steps; want 1", got)
+	}
+	devs.assertFreed(t)
+}
+
+// TestAuditReplicas: the stage is no flow.Merger, so a streaming fit with
+// replicas is refused before anything runs, with an error naming the step
+// (the sequential engine runs each stage in one goroutine and fits); on
+// the transform path, replicas share the stage, in both engines, and
+// predict what one goroutine predicts.
+func TestAuditReplicas(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := deadline(t, 60*time.Second)
+	devs := cpuDevices()
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("gpu", st, flow.Replicas(4))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := d.memorySource(t, mem, 512)
+	defer src.Close()
+	batches := func() flow.Source {
+		s, err := minibatch.Permute(src, 64, minibatch.WithSeed(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	streaming := flow.Runner{Engine: flow.Streaming, Allocator: mem}
+	_, err = streaming.Fit(ctx, p, batches())
+	if err == nil || !strings.Contains(err.Error(), `"gpu"`) || !strings.Contains(err.Error(), "Merger") {
+		t.Errorf("streaming fit of 4 replicas: %v; want a refusal naming step \"gpu\" and flow.Merger", err)
+	}
+	if st.Steps() != 0 {
+		t.Errorf("the refused fit took %d steps; want 0", st.Steps())
+	}
+	sequential := flow.Runner{Allocator: mem}
+	if _, err := sequential.Fit(ctx, p, batches()); err != nil {
+		t.Fatalf("sequential fit (one goroutine whatever the replicas): %v", err)
+	}
+	if st.Steps() != 8 {
+		t.Errorf("%d steps; want 8", st.Steps())
+	}
+	var classes [2][]int64
+	for i, r := range []flow.Runner{sequential, streaming} {
+		test, err := minibatch.Permute(src, 16, minibatch.WithSeed(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Transform(ctx, p, test)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			b, err := out.Next(ctx)
+			if err != nil {
+				break
+			}
+			classes[i] = append(classes[i], b.X.Column(0).(*array.Int64).Int64Values()...)
+			b.Release()
+		}
+		if err := errors.Join(out.Close(), test.Close()); err != nil {
+			t.Fatalf("%s transform: %v", r.Engine, err)
+		}
+	}
+	if len(classes[0]) != 512 || !slices.Equal(classes[0], classes[1]) {
+		t.Errorf("streaming transform with 4 replicas predicted %d rows, sequential %d; want the same 512 classes", len(classes[1]), len(classes[0]))
+	}
+	devs.assertFreed(t)
+}
+
+// TestAuditOwnerClose: Close at any moment. With Do and Submit from 16
+// goroutines and two Closes at once, every call returns nil (and its
+// function ran, once) or ErrClosed (and it did not run); both Closes
+// return the same. Close while a Do runs waits for it, and refuses new
+// work meanwhile. An open that panics is an error, and no goroutine
+// stays.
+func TestAuditOwnerClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t, 30*time.Second)
+	cpu := func() (gpu.Device, error) { return gpu.CPU(), nil }
+	for round := range 20 {
+		o, err := gpu.Start(cpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var accepted, ran atomic.Int64
+		var wg sync.WaitGroup
+		var bad atomic.Value
+		for g := range 16 {
+			wg.Go(func() {
+				for i := range 50 {
+					f := func(dev gpu.Device) error {
+						ran.Add(1)
+						b, err := dev.Alloc(4)
+						if err != nil {
+							return err
+						}
+						return dev.Free(b)
+					}
+					var err error
+					if (g+i)%2 == 0 {
+						err = o.Do(f)
+					} else {
+						err = o.Submit(f)
+					}
+					switch {
+					case err == nil:
+						accepted.Add(1)
+					case errors.Is(err, gpu.ErrClosed):
+					default:
+						bad.Store(err)
+					}
+				}
+			})
+		}
+		var closeErrs [2]error
+		var cw sync.WaitGroup
+		for i := range 2 {
+			cw.Go(func() { closeErrs[i] = o.Close() })
+		}
+		cw.Wait()
+		wg.Wait()
+		if err, _ := bad.Load().(error); err != nil {
+			t.Fatalf("round %d: a call returned %v; want nil or ErrClosed", round, err)
+		}
+		if closeErrs[0] != nil || closeErrs[1] != nil {
+			t.Errorf("round %d: Close returned %v and %v; want nil", round, closeErrs[0], closeErrs[1])
+		}
+		if a, r := accepted.Load(), ran.Load(); a != r {
+			t.Errorf("round %d: %d calls accepted, %d functions ran; want as many", round, a, r)
+		}
+	}
+	// Close during a Do.
+	o, err := gpu.Start(cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDo, release := make(chan struct{}), make(chan struct{})
+	doErr := make(chan error, 1)
+	go func() {
+		doErr <- o.Do(func(gpu.Device) error { close(inDo); <-release; return nil })
+	}()
+	<-inDo
+	closed := make(chan error, 1)
+	go func() { closed <- o.Close() }()
+	for {
+		err := o.Submit(func(gpu.Device) error { return nil })
+		if errors.Is(err, gpu.ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("Close never refused new work")
+		case err := <-closed:
+			t.Fatalf("Close returned %v while a Do was running", err)
+		default:
+		}
+	}
+	close(release)
+	if err := <-doErr; err != nil {
+		t.Errorf("the Do that Close waited for: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("Close after Close: %v", err)
+	}
+	// A panicking open.
+	if _, err := gpu.Start(func() (gpu.Device, error) { panic("driver crashed") }); err == nil || !strings.Contains(err.Error(), "driver crashed") {
+		t.Errorf("Start with a panicking open: %v; want an error with the panic", err)
+	}
 }
