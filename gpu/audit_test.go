@@ -599,3 +599,102 @@ func TestAuditOwnerClose(t *testing.T) {
 		t.Errorf("Start with a panicking open: %v; want an error with the panic", err)
 	}
 }
+
+// TestAuditCopyDuringRun: flow.Copy of a set-up stage at a consistent cut
+// (Runner.OnEpoch) copies what the stage has learned so far, the device's
+// state, as a save during a run does; the run goes on, and the copy is
+// independent and not set up.
+func TestAuditCopyDuringRun(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := deadline(t, 60*time.Second)
+	devs := cpuDevices()
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := flow.NewPipeline([]flow.Node{flow.Named("gpu", st)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := d.memorySource(t, mem, 256)
+	defer src.Close()
+	for _, engine := range []flow.Engine{flow.Sequential, flow.Streaming} {
+		st.Reset()
+		perm, err := minibatch.Permute(src, 64, minibatch.WithSeed(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer perm.Close()
+		rep, err := minibatch.Repeat(perm, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rep.Close()
+		var copies []*gpu.Stage
+		r := flow.Runner{Engine: engine, Allocator: mem, OnEpoch: func(ctx context.Context, e flow.EpochEnd) error {
+			c, err := flow.Copy(p)
+			if err != nil {
+				return err
+			}
+			copies = append(copies, c.(*flow.Pipeline).Nodes()[0].Step.(*gpu.Stage))
+			return nil
+		}}
+		if _, err := r.Fit(ctx, p, rep); err != nil {
+			t.Fatalf("%s: %v", engine, err)
+		}
+		if len(copies) < 3 {
+			t.Fatalf("%s: %d copies; want one per epoch", engine, len(copies))
+		}
+		// Each epoch's copy holds the weights of its steps.
+		for i, c := range copies[:3] {
+			if want := int64(4 * (i + 1)); c.Steps() != want || c.Weights() == nil {
+				t.Errorf("%s: the copy after epoch %d has %d steps and %d layers; want %d steps and the weights", engine, i, c.Steps(), len(c.Weights()), want)
+			}
+		}
+		first := copies[0]
+		if first.Weights() == nil {
+			continue
+		}
+		b := d.batchAt(mem, 0, 8)
+		_, err = first.Transform(withMem(ctx, mem), b)
+		b.Release()
+		if err == nil || !strings.Contains(err.Error(), "not set up") {
+			t.Errorf("%s: Transform of a copy: %v; want a 'not set up' error", engine, err)
+		}
+		if diff := relDiff(t, copies[len(copies)-1].Weights(), st.Weights()); diff != 0 {
+			t.Errorf("%s: the last copy differs from the fitted stage by %.3g; want 0", engine, diff)
+		}
+		if diff := relDiff(t, first.Weights(), copies[1].Weights()); diff == 0 {
+			t.Errorf("%s: the copies after epochs 0 and 1 have the same weights", engine)
+		}
+	}
+	devs.assertFreed(t)
+	// After a device error, flow.Copy refuses, naming the step and the
+	// error.
+	boom := errors.New("illegal address")
+	faulty := cpuDevices(gpu.WithFault(func(op gpu.Op) error {
+		if op.Kind == gpu.OpKernel && op.Kernel == gpu.Adam {
+			return boom
+		}
+		return nil
+	}))
+	bad, err := gpu.NewStage(10, digitsSpec(), faulty.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx := withMem(ctx, mem)
+	if err := bad.Setup(fctx); err != nil {
+		t.Fatal(err)
+	}
+	b := d.batchAt(mem, 0, 16)
+	_ = bad.Fit(fctx, b)
+	b.Release()
+	_, err = flow.Copy(bad)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "gpu.Stage") {
+		t.Errorf("flow.Copy after a device error: %v; want an error naming gpu.Stage and wrapping %v", err, boom)
+	}
+	_ = bad.Teardown(fctx)
+	faulty.assertFreed(t)
+}

@@ -157,7 +157,14 @@ func (s *Stage) Steps() int64 {
 }
 
 // Copy returns an independent stage in s's learned state, not set up.
+// During a run (flow.Copy at a consistent cut, Runner.OnEpoch) it first
+// waits for the queued batches and downloads the learned state, as a save
+// does, and the run goes on; where the device failed, it panics with the
+// device's error, which flow.Copy returns as the step's error.
 func (s *Stage) Copy() flow.Step {
+	if err := s.sync("copy"); err != nil {
+		panic(err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return &Stage{
