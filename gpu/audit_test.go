@@ -8,6 +8,7 @@ package gpu_test
 // path; the Owner closed at any moment.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/gpu"
 	"github.com/penstock-ml/penstock/minibatch"
+	"github.com/penstock-ml/penstock/persist"
 	"github.com/penstock-ml/penstock/steps/nn"
 )
 
@@ -697,4 +699,52 @@ func TestAuditCopyDuringRun(t *testing.T) {
 	}
 	_ = bad.Teardown(fctx)
 	faulty.assertFreed(t)
+}
+
+// TestAuditStateAfterFault: after a device error the host keeps the
+// state of the last good Teardown, its Adam step count included, so that
+// what is saved then is one consistent state: the weights, the moments
+// and the steps of the good run.
+func TestAuditStateAfterFault(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := deadline(t, 30*time.Second)
+	var faulty atomic.Bool
+	devs := cpuDevices(gpu.WithFault(func(op gpu.Op) error {
+		if faulty.Load() && op.Kind == gpu.OpKernel && op.Kernel == gpu.Adam && op.Seq == 2 {
+			return errors.New("illegal address")
+		}
+		return nil
+	}))
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fitN(ctx, st, d, mem, 3, 32); err != nil {
+		t.Fatal(err)
+	}
+	good, err := persist.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := st.Weights()
+	faulty.Store(true)
+	if err := fitN(ctx, st, d, mem, 6, 32); err == nil {
+		t.Fatal("a run with a device error: got nil; want the error")
+	}
+	if got := st.Steps(); got != 3 {
+		t.Errorf("%d steps after the failed run; want 3, the last good Teardown's", got)
+	}
+	if diff := relDiff(t, st.Weights(), weights); diff != 0 {
+		t.Errorf("the weights changed by %.3g in the failed run; want the last good Teardown's", diff)
+	}
+	after, err := persist.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(after, good) {
+		t.Error("the state saved after the failed run differs from the one saved after the good run")
+	}
+	devs.assertFreed(t)
 }

@@ -149,7 +149,8 @@ func (s *Stage) Spec() nn.Spec { return s.nm.Spec() }
 // (nil before the first fit).
 func (s *Stage) Weights() []nn.Layer { return s.nm.Weights() }
 
-// Steps returns the number of Adam steps queued so far.
+// Steps returns the number of Adam steps queued so far (after a run that
+// failed on the device, the number of the state the host kept).
 func (s *Stage) Steps() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,7 +246,9 @@ func (s *Stage) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: setup: %w", stageName, err)
 	}
-	r := &run{s: s, owner: o}
+	s.mu.Lock()
+	r := &run{s: s, owner: o, goodSteps: s.opt.steps}
+	s.mu.Unlock()
 	err = o.Do(func(dev Device) error {
 		var err error
 		if r.ref, err = dev.NewEvent(); err != nil {
@@ -283,7 +286,8 @@ func (s *Stage) Setup(ctx context.Context) error {
 // host memory, frees the device and ends the owner. It returns a device
 // error not yet returned by Fit. After a failed Setup, and after
 // Teardown, it does nothing. After a device error the host keeps the
-// state of the last good Teardown (or Setup).
+// state of the last good download (a Teardown, or a save or Copy during a
+// run) or Setup: the weights, Adam's moments and its step count.
 func (s *Stage) Teardown(context.Context) error {
 	s.mu.Lock()
 	r := s.r
@@ -581,6 +585,8 @@ type Stats struct {
 type run struct {
 	s     *Stage
 	owner *Owner
+
+	goodSteps int64 // the steps of the state on the host: at Setup, at each download
 
 	mu       sync.Mutex // guards onDevice, err, reported (read by Fit and Transform)
 	onDevice bool
@@ -1122,6 +1128,7 @@ func (r *run) download(dev Device) error {
 	s.mu.Lock()
 	copy(s.opt.m, m)
 	copy(s.opt.v, v)
+	r.goodSteps = s.opt.steps
 	s.mu.Unlock()
 	return nil
 }
@@ -1144,6 +1151,11 @@ func (r *run) close() error {
 		}
 		if err == nil && r.owner.Err() == nil && r.onDevice {
 			err = r.download(dev)
+		}
+		if err != nil || r.owner.Err() != nil { // the host keeps its state
+			r.s.mu.Lock()
+			r.s.opt.steps = r.goodSteps
+			r.s.mu.Unlock()
 		}
 		errs = append(errs, err)
 		_ = dev.SynchronizeAll() // order the frees after everything queued
