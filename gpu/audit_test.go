@@ -27,6 +27,7 @@ import (
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/gpu"
+	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/minibatch"
 	"github.com/penstock-ml/penstock/persist"
 	"github.com/penstock-ml/penstock/steps/nn"
@@ -745,6 +746,152 @@ func TestAuditStateAfterFault(t *testing.T) {
 	}
 	if !bytes.Equal(after, good) {
 		t.Error("the state saved after the failed run differs from the one saved after the good run")
+	}
+	devs.assertFreed(t)
+}
+
+// failAlloc wraps a device whose AllocPinned fails.
+type failAlloc struct{ gpu.Device }
+
+func (failAlloc) AllocPinned(int) (*gpu.Pinned, error) {
+	return nil, errors.New("out of pinned memory")
+}
+
+// TestAuditRunBound: what must not change during a run (SetParams,
+// UseDevice, UnmarshalState) is refused then, naming the stage, and
+// allowed after; Stats during a run waits for the queued batches; a Setup
+// that fails uploading the learned state releases everything it started,
+// and UseDevice on a loaded stage sets the device of the next Setup.
+func TestAuditRunBound(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 30*time.Second), mem)
+	devs := cpuDevices()
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		b := d.batchAt(mem, i, 32)
+		err := st.Fit(ctx, b)
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := st.Stats()
+	if err != nil || stats.Batches != 4 {
+		t.Errorf("Stats during the run: %+v, %v; want 4 batches", stats, err)
+	}
+	saved, err := persist.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := persist.Unmarshal(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := m.Step.(*gpu.Stage)
+	refusals := map[string]error{
+		"SetParams":      st.SetParams(hparams.Values{nn.ParamLR: 0.5}),
+		"UseDevice":      st.UseDevice(func() (gpu.Device, error) { return gpu.CPU(), nil }),
+		"UnmarshalState": st.UnmarshalState(nil), // refused before it reads
+	}
+	for op, err := range refusals {
+		if err == nil || !strings.Contains(err.Error(), "gpu.Stage") || !strings.Contains(err.Error(), "during a run") {
+			t.Errorf("%s during a run: %v; want an error naming gpu.Stage and the run", op, err)
+		}
+	}
+	if lr := st.Spec().LearningRate; lr == 0.5 {
+		t.Error("the refused SetParams changed the learning rate")
+	}
+	if err := st.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetParams(hparams.Values{nn.ParamLR: 0.5}); err != nil {
+		t.Errorf("SetParams after the run: %v", err)
+	}
+	devs.assertFreed(t)
+	// A loaded stage on a device that cannot stage its state: Setup fails,
+	// and releases the owner and the device.
+	var failing []*gpu.CPUDevice
+	if err := loaded.UseDevice(func() (gpu.Device, error) {
+		dev := gpu.CPU()
+		failing = append(failing, dev)
+		return failAlloc{dev}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := loaded.Setup(ctx); err == nil || !strings.Contains(err.Error(), "out of pinned memory") {
+		t.Errorf("Setup on a device without pinned memory: %v; want its error", err)
+	}
+	if err := loaded.Teardown(ctx); err != nil {
+		t.Errorf("Teardown after the failed Setup: %v", err)
+	}
+	if len(failing) != 1 {
+		t.Fatalf("UseDevice's open ran %d times; want 1", len(failing))
+	}
+	if b, p, e := failing[0].Live(); b+p+e != 0 {
+		t.Errorf("the failed Setup left %d buffers, %d pinned buffers and %d events", b, p, e)
+	}
+}
+
+// TestAuditStatsWhileFitting: Stats, Steps and Weights called from
+// another goroutine while Fit runs (a monitor) race with nothing (go test
+// -race) and see the batches grow.
+func TestAuditStatsWhileFitting(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 30*time.Second), mem)
+	devs := cpuDevices()
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var monitorErr error
+	wg.Go(func() {
+		last := 0
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s, err := st.Stats()
+			_ = st.Weights()
+			if err != nil || s.Batches < last || int64(s.Batches) > st.Steps() {
+				monitorErr = fmt.Errorf("Stats %+v, %v after %d batches, with %d steps", s, err, last, st.Steps())
+				return
+			}
+			last = s.Batches
+		}
+	})
+	for i := range 200 {
+		b := d.batchAt(mem, i, 4)
+		err := st.Fit(ctx, b)
+		b.Release()
+		if err != nil {
+			t.Error(err)
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if monitorErr != nil {
+		t.Error(monitorErr)
+	}
+	if err := st.Teardown(ctx); err != nil {
+		t.Fatal(err)
 	}
 	devs.assertFreed(t)
 }

@@ -147,7 +147,11 @@ func (s *Stage) Spec() nn.Spec { return s.nm.Spec() }
 
 // Weights returns a copy of the learned layers as of the last Teardown
 // (nil before the first fit).
-func (s *Stage) Weights() []nn.Layer { return s.nm.Weights() }
+func (s *Stage) Weights() []nn.Layer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nm.Weights()
+}
 
 // Steps returns the number of Adam steps queued so far (after a run that
 // failed on the device, the number of the state the host kept).
@@ -383,10 +387,15 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 		if x.Cols == 0 {
 			return s.errorf(op, "column %q of X has width 0, want 1 or more features", s.features)
 		}
-		if err := s.nm.Init(x.Cols, s.classes); err != nil {
+		s.mu.Lock()
+		err := s.nm.Init(x.Cols, s.classes)
+		if err == nil {
+			s.opt = optState{}
+		}
+		s.mu.Unlock()
+		if err != nil {
 			return fmt.Errorf("%s: %s: column %q: %w", stageName, op, s.features, err)
 		}
-		s.opt = optState{}
 	}
 	if x.Cols != s.nm.Inputs() {
 		return s.errorf(op, "column %q of X has width %d, want %d (the width the model was first fitted on)", s.features, x.Cols, s.nm.Inputs())
@@ -548,7 +557,8 @@ func (s *Stage) output(ctx context.Context, b flow.Batch, logits []float32) flow
 }
 
 // Stats returns the timeline of the current run (waiting for the queued
-// work) or, outside a run, of the last one.
+// work) or, outside a run, of the last one. It may be called from any
+// goroutine, also while Fit runs.
 func (s *Stage) Stats() (Stats, error) {
 	s.mu.Lock()
 	r := s.r
@@ -561,12 +571,16 @@ func (s *Stage) Stats() (Stats, error) {
 		if err := dev.SynchronizeAll(); err != nil {
 			return err
 		}
-		return r.resolve(dev, true)
+		if err := r.resolve(dev, true); err != nil {
+			return err
+		}
+		st = r.tl.stats() // the timeline is the owner's: Fit adds to it
+		return nil
 	})
 	if err != nil {
 		return Stats{}, r.fail(fmt.Errorf("%s: stats: %w", stageName, err))
 	}
-	return r.tl.stats(), nil
+	return st, nil
 }
 
 // Stats is a run's timeline on the device's clock, from events recorded
@@ -1121,11 +1135,11 @@ func (r *run) download(dev Device) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	for i, l := range s.nm.Layers() {
 		copy(l.W, w[r.wOff[i]:])
 		copy(l.B, w[r.bOff[i]:])
 	}
-	s.mu.Lock()
 	copy(s.opt.m, m)
 	copy(s.opt.v, v)
 	r.goodSteps = s.opt.steps
