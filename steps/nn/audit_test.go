@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/penstock-ml/penstock/hparams"
@@ -214,6 +215,30 @@ func TestAuditSameSeedSameModel(t *testing.T) {
 		}
 		if !equalState(fresh, a.State()) {
 			t.Errorf("%s: Init again did not start over", init)
+		}
+	}
+}
+
+// TestAuditSeedBeyondInt: the "seed" hyperparameter is an int, so a Seed
+// beyond math.MaxInt cannot round-trip through Params (which persist
+// saves): such a spec does not Validate, rather than coming back from a
+// save with another seed.
+func TestAuditSeedBeyondInt(t *testing.T) {
+	for _, seed := range []uint64{math.MaxInt, math.MaxInt + 1, math.MaxUint64} {
+		s := nn.Default(nn.CrossEntropy)
+		s.Seed = seed
+		if err := s.Validate(); err != nil {
+			if seed <= math.MaxInt || !strings.Contains(err.Error(), "seed") {
+				t.Errorf("seed %d: Validate: %v", seed, err)
+			}
+			if _, err := nn.NewModel(s); err == nil {
+				t.Errorf("seed %d: NewModel accepted a spec that does not Validate", seed)
+			}
+			continue
+		}
+		back, err := s.WithParams(s.Params())
+		if err != nil || back.Seed != seed {
+			t.Errorf("seed %d came back from Params as %d (%v)", seed, back.Seed, err)
 		}
 	}
 }
