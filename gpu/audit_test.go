@@ -895,3 +895,43 @@ func TestAuditStatsWhileFitting(t *testing.T) {
 	}
 	devs.assertFreed(t)
 }
+
+// TestAuditCheckLaunchOverflow: integers whose product overflows int do
+// not pass CheckLaunch as a small size (a device would then read and
+// write far beyond the buffers).
+func TestAuditCheckLaunchOverflow(t *testing.T) {
+	one, four := gpu.NewBuffer(1, 1), gpu.NewBuffer(2, 4)
+	big := 1 << 62
+	for _, c := range []struct {
+		k    gpu.Kernel
+		a    gpu.Args
+		want string
+	}{
+		{gpu.Gemm, gpu.Args{Bufs: []gpu.Buffer{one, one, one}, Ints: []int{1 << 32, 1 << 32, 0, 0, 0}, Floats: []float64{1, 0}}, "overflow"},
+		{gpu.BiasAdd, gpu.Args{Bufs: []gpu.Buffer{one, four}, Ints: []int{big, 4}}, "overflow"},
+		{gpu.ColSum, gpu.Args{Bufs: []gpu.Buffer{one, four}, Ints: []int{big, 4}}, "overflow"},
+		{gpu.SoftmaxXent, gpu.Args{Bufs: []gpu.Buffer{one, one, one, one}, Ints: []int{1, 0}}, ""},
+		{gpu.SoftmaxXent, gpu.Args{Bufs: []gpu.Buffer{one, gpu.NewBuffer(2, big), one, one}, Ints: []int{big, 4}}, "overflow"},
+	} {
+		err := gpu.CheckLaunch(c.k, c.a)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("CheckLaunch(%s, %v): %v; want nil", c.k, c.a.Ints, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("CheckLaunch(%s, %v): %v; want an error containing %q", c.k, c.a.Ints, err, c.want)
+		}
+	}
+	// The CPU device refuses the launch, rather than failing on its stream.
+	dev := gpu.CPU()
+	b, err := dev.Alloc(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = dev.Launch(gpu.ComputeStream, gpu.BiasAdd, gpu.Args{Bufs: []gpu.Buffer{b, b}, Ints: []int{big, 4}})
+	if err == nil {
+		t.Error("CPU device: a launch of BiasAdd over 2⁶⁴ values of a 4-value buffer was queued")
+	}
+	if err := errors.Join(dev.SynchronizeAll(), dev.Free(b), dev.Close()); err != nil {
+		t.Errorf("the device after the refused launch: %v", err)
+	}
+}
