@@ -898,7 +898,7 @@ func TestAuditStatsWhileFitting(t *testing.T) {
 
 // TestAuditCheckLaunchOverflow: integers whose product overflows int do
 // not pass CheckLaunch as a small size (a device would then read and
-// write far beyond the buffers).
+// write far beyond the buffers); Gemm's transpose flags are 0 or 1.
 func TestAuditCheckLaunchOverflow(t *testing.T) {
 	one, four := gpu.NewBuffer(1, 1), gpu.NewBuffer(2, 4)
 	big := 1 << 62
@@ -912,6 +912,8 @@ func TestAuditCheckLaunchOverflow(t *testing.T) {
 		{gpu.ColSum, gpu.Args{Bufs: []gpu.Buffer{one, four}, Ints: []int{big, 4}}, "overflow"},
 		{gpu.SoftmaxXent, gpu.Args{Bufs: []gpu.Buffer{one, one, one, one}, Ints: []int{1, 0}}, ""},
 		{gpu.SoftmaxXent, gpu.Args{Bufs: []gpu.Buffer{one, gpu.NewBuffer(2, big), one, one}, Ints: []int{big, 4}}, "overflow"},
+		{gpu.Gemm, gpu.Args{Bufs: []gpu.Buffer{one, one, one}, Ints: []int{1, 1, 1, 2, 0}, Floats: []float64{1, 0}}, "transA"},
+		{gpu.Gemm, gpu.Args{Bufs: []gpu.Buffer{one, one, one}, Ints: []int{1, 1, 1, 0, 5}, Floats: []float64{1, 0}}, "transB"},
 	} {
 		err := gpu.CheckLaunch(c.k, c.a)
 		switch {

@@ -53,6 +53,11 @@ var kernels = map[Kernel]kernelSpec{
 	Gemm: {bufs: 3, ints: 5, floats: 2, writes: []int{2},
 		check: func(a Args) error {
 			m, n, k := a.Ints[0], a.Ints[1], a.Ints[2]
+			for i, name := range []string{"transA", "transB"} {
+				if f := a.Ints[3+i]; f != 0 && f != 1 {
+					return fmt.Errorf("integer argument %d (%s) is %d, want 0 or 1", 3+i, name, f)
+				}
+			}
 			return needAll(a, []string{"A", "B", "C"}, mul(m, k), mul(k, n), mul(m, n))
 		},
 		run: func(v [][]float32, a Args) {
