@@ -403,6 +403,17 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	s.mu.Lock()
 	t := s.opt.steps + 1
 	s.mu.Unlock()
+	// The wait for a free slot is an owner call of its own, which a
+	// cancellation abandons (it goes on waiting on the owner's thread); the
+	// call that stages the batch reads it, so it is skipped then, or waited
+	// for where it has started (it waits no more: the slot is free).
+	err = r.do(ctx, false, func(dev Device) error { return r.awaitSlot(dev, x.Rows) })
+	if isCancel(ctx, err) {
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	}
+	if err != nil {
+		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
+	}
 	var sl *slot
 	err = r.do(ctx, true, func(dev Device) error {
 		if err := r.owner.Err(); err != nil { // the batches queued before failed
@@ -414,7 +425,7 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 			}
 		}
 		var err error
-		sl, err = r.stage(ctx, dev, x, labels)
+		sl, err = r.stage(dev, x, labels)
 		return err
 	})
 	if isCancel(ctx, err) { // nothing was queued: the run goes on
@@ -435,9 +446,10 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 
 // do runs f on the owner's thread, after what is queued before, and
 // returns its error (a panic becomes one). When ctx is done first, it
-// returns ctx's error (with its cause) at once; f is then not run where
-// skip is set and it has not started yet (and is waited for where it has:
-// f's own waits listen to ctx), and run later where skip is not set.
+// returns ctx's error (with its cause): at once where skip is not set (f
+// runs, or goes on running, without a caller), and where skip is set
+// and f has not started (f is then not run); where f has started, it
+// waits for f.
 func (r *run) do(ctx context.Context, skip bool, f func(Device) error) error {
 	if ctx.Done() == nil {
 		return r.owner.Do(f)
@@ -462,36 +474,6 @@ func (r *run) do(ctx context.Context, skip bool, f func(Device) error) error {
 			return ctxErr(ctx)
 		}
 		return <-reply
-	}
-}
-
-// waitEvent waits, as Synchronize does, until e's latest Record
-// completed, or returns ctx's error (with its cause) when ctx is done
-// first. It polls the event while ctx can be cancelled.
-func waitEvent(ctx context.Context, dev Device, e Event) error {
-	if ctx.Done() == nil {
-		return dev.Synchronize(e)
-	}
-	var timer *time.Timer
-	for pause := time.Microsecond; ; pause = min(2*pause, time.Millisecond) {
-		done, err := dev.Query(e)
-		if err != nil {
-			return err
-		}
-		if done {
-			return dev.Synchronize(e) // at once: and orders the host after e
-		}
-		if timer == nil {
-			timer = time.NewTimer(pause)
-			defer timer.Stop()
-		} else {
-			timer.Reset(pause)
-		}
-		select {
-		case <-ctx.Done():
-			return ctxErr(ctx)
-		case <-timer.C:
-		}
 	}
 }
 
@@ -621,7 +603,6 @@ type run struct {
 	acts, deltas          []Buffer
 	loss                  Buffer
 	pending               []batchEvents
-	abandoned             []func(Device) error // frees of cancelled predictions, after the device is idle
 	tl                    timeline
 }
 
@@ -736,12 +717,32 @@ func (r *run) upload(dev Device) error {
 	return dev.Wait(ComputeStream, r.loaded)
 }
 
-// stage takes the next slot, waits until its previous upload completed,
-// grows it (and the activations) to the batch where needed, and copies
-// the batch into its pinned memory: features, then labels as float32.
-func (r *run) stage(ctx context.Context, dev Device, x minibatch.Matrix, labels []int64) (*slot, error) {
+// awaitSlot waits until the next slot is free for a batch of rows rows:
+// its previous upload completed and, where it or the activations grow,
+// its previous training or all the work queued.
+func (r *run) awaitSlot(dev Device, rows int) error {
 	sl := r.slots[r.next]
-	if err := waitEvent(ctx, dev, sl.uploaded); err != nil {
+	if err := dev.Synchronize(sl.uploaded); err != nil {
+		return err
+	}
+	if sl.rows < rows {
+		if err := dev.Synchronize(sl.consumed); err != nil {
+			return err
+		}
+	}
+	if r.capRows < rows {
+		return dev.SynchronizeAll()
+	}
+	return nil
+}
+
+// stage takes the next slot, waits until its previous upload completed
+// (at once after awaitSlot), grows it (and the activations) to the batch
+// where needed, and copies the batch into its pinned memory: features,
+// then labels as float32.
+func (r *run) stage(dev Device, x minibatch.Matrix, labels []int64) (*slot, error) {
+	sl := r.slots[r.next]
+	if err := dev.Synchronize(sl.uploaded); err != nil {
 		return nil, err
 	}
 	if err := r.resolve(dev, false); err != nil {
@@ -749,7 +750,7 @@ func (r *run) stage(ctx context.Context, dev Device, x minibatch.Matrix, labels 
 	}
 	in := r.inputs()
 	if sl.rows < x.Rows {
-		if err := waitEvent(ctx, dev, sl.consumed); err != nil {
+		if err := dev.Synchronize(sl.consumed); err != nil {
 			return nil, err
 		}
 		if err := r.freeSlot(dev, sl); err != nil {
@@ -930,8 +931,8 @@ func (r *run) backward(dev Device, x Buffer, rows int, decay float32) error {
 // predict runs the forward pass of x on the device and writes the logits.
 // The work is queued in one call to the owner and collected in a second,
 // so that concurrent calls overlap. On a cancellation it returns at once;
-// what the work holds on the device is freed when the run closes (the
-// device may still be running it).
+// the second call then runs without a caller, and frees what the work
+// holds on the device.
 func (r *run) predict(ctx context.Context, x minibatch.Matrix, logits []float32) error {
 	type job struct {
 		in, out *Pinned
@@ -954,9 +955,6 @@ func (r *run) predict(ctx context.Context, x minibatch.Matrix, logits []float32)
 		}
 		return errors.Join(errs...)
 	}
-	// abandon hands what j holds to close, which frees it after the
-	// device is idle. On the owner's thread.
-	abandon := func() { r.abandoned = append(r.abandoned, cleanup) }
 	err := r.do(ctx, true, func(dev Device) error {
 		rows, k := x.Rows, r.sizes[len(r.sizes)-1]
 		var err error
@@ -1008,16 +1006,16 @@ func (r *run) predict(ctx context.Context, x minibatch.Matrix, logits []float32)
 		}
 		return nil
 	})
-	if err != nil { // the function ran, or never will: j is this goroutine's
-		_ = r.owner.Submit(func(Device) error { abandon(); return nil })
+	if err != nil { // the function ran, or never will
+		_ = r.owner.Submit(func(dev Device) error {
+			_ = dev.SynchronizeAll()
+			_ = cleanup(dev)
+			return nil
+		})
 		return err
 	}
 	return r.do(ctx, false, func(dev Device) error {
-		err := waitEvent(ctx, dev, j.ev[2])
-		if isCancel(ctx, err) {
-			abandon()
-			return err
-		}
+		err := dev.Synchronize(j.ev[2])
 		if err == nil {
 			var h []float32
 			if h, err = dev.Host(j.out); err == nil {
@@ -1173,10 +1171,6 @@ func (r *run) close() error {
 		}
 		errs = append(errs, err)
 		_ = dev.SynchronizeAll() // order the frees after everything queued
-		for _, f := range r.abandoned {
-			errs = append(errs, f(dev))
-		}
-		r.abandoned = nil
 		for _, ev := range r.pending {
 			for _, e := range []Event{ev.copyStart, ev.copyEnd, ev.compStart, ev.compEnd} {
 				errs = append(errs, dev.DestroyEvent(e))
