@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/penstock-ml/penstock/hparams"
 	"github.com/penstock-ml/penstock/minibatch"
 	"github.com/penstock-ml/penstock/persist"
+	"github.com/penstock-ml/penstock/steps/mlp"
 	"github.com/penstock-ml/penstock/steps/nn"
 )
 
@@ -935,5 +937,57 @@ func TestAuditCheckLaunchOverflow(t *testing.T) {
 	}
 	if err := errors.Join(dev.SynchronizeAll(), dev.Free(b), dev.Close()); err != nil {
 		t.Errorf("the device after the refused launch: %v", err)
+	}
+}
+
+// TestAuditGrowingBatches: batches of changing sizes (the slots and the
+// activations grow, and smaller batches reuse them), under random
+// latencies that would expose a missing wait as a hazard, fit as
+// steps/mlp's Classifier fits on the same batches.
+func TestAuditGrowingBatches(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 60*time.Second), mem)
+	sizes := []int{8, 32, 5, 64, 1, 64, 33, 128, 7, 2}
+	fit := func(s flow.Step) {
+		t.Helper()
+		if err := s.(flow.Setupper).Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range sizes {
+			b := d.batchAt(mem, i, n)
+			err := s.(flow.Fitter).Fit(ctx, b)
+			b.Release()
+			if err != nil {
+				t.Fatalf("%T: batch %d of %d rows: %v", s, i, n, err)
+			}
+		}
+		if err := s.(flow.Teardowner).Teardown(ctx); err != nil {
+			t.Fatalf("%T: %v", s, err)
+		}
+	}
+	ref, err := mlp.NewClassifier(10, digitsSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit(ref)
+	for seed := range uint64(3) {
+		var mu sync.Mutex
+		rng := rand.New(rand.NewPCG(seed, 9))
+		devs := cpuDevices(gpu.WithLatency(func(gpu.Op) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Duration(rng.IntN(3000)) * time.Microsecond
+		}))
+		st, err := gpu.NewStage(10, digitsSpec(), gpu.Slots(1+int(seed)), devs.option())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fit(st)
+		if diff := relDiff(t, st.Weights(), ref.Weights()); diff > 1e-5 {
+			t.Errorf("seed %d, %d slots: the weights differ from steps/mlp's by %.3g; want ≤ 1e-5", seed, 1+seed, diff)
+		}
+		devs.assertFreed(t)
 	}
 }
