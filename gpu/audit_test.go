@@ -991,3 +991,18 @@ func TestAuditGrowingBatches(t *testing.T) {
 		devs.assertFreed(t)
 	}
 }
+
+// TestAuditSlotsBound: a number of slots beyond any use (a typing
+// mistake, or a hostile saved state, which NewStage builds the loaded
+// stage from) is refused by NewStage, naming it, rather than making an
+// event pair per slot at Setup.
+func TestAuditSlotsBound(t *testing.T) {
+	for _, n := range []int{0, -1, gpu.MaxSlots + 1, 1 << 40} {
+		if _, err := gpu.NewStage(10, digitsSpec(), gpu.Slots(n)); err == nil || !strings.Contains(err.Error(), "slots") {
+			t.Errorf("Slots(%d): %v; want an error naming the slots", n, err)
+		}
+	}
+	if _, err := gpu.NewStage(10, digitsSpec(), gpu.Slots(gpu.MaxSlots)); err != nil {
+		t.Errorf("Slots(MaxSlots): %v", err)
+	}
+}

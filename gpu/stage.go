@@ -27,6 +27,7 @@ const (
 	DefaultLabel    = "y"     // the integer column of Y fitted on
 	ClassColumn     = "class" // int64: the predicted class
 	DefaultSlots    = 2       // pinned staging slots: double buffering
+	MaxSlots        = 64      // the most slots: each holds a batch in pinned and device memory
 )
 
 // Option configures a Stage.
@@ -38,8 +39,8 @@ func Features(column string) Option { return func(s *Stage) { s.features = colum
 // Label sets the class column of Y fitted on (default DefaultLabel).
 func Label(column string) Option { return func(s *Stage) { s.label = column } }
 
-// Slots sets the number of pinned staging slots (default DefaultSlots, at
-// least 1): with 2, the upload of a batch overlaps the training on the
+// Slots sets the number of pinned staging slots (default DefaultSlots, 1
+// to MaxSlots): with 2, the upload of a batch overlaps the training on the
 // one before.
 func Slots(n int) Option { return func(s *Stage) { s.slots = n } }
 
@@ -114,8 +115,8 @@ func NewStage(classes int, spec nn.Spec, opts ...Option) (*Stage, error) {
 			o(s)
 		}
 	}
-	if s.slots < 1 {
-		return nil, fmt.Errorf("%s: %d slots, want 1 or more", stageName, s.slots)
+	if s.slots < 1 || s.slots > MaxSlots {
+		return nil, fmt.Errorf("%s: %d slots, want 1 to %d", stageName, s.slots, MaxSlots)
 	}
 	if s.open == nil {
 		s.open = func() (Device, error) { return CPU(), nil }
