@@ -61,8 +61,10 @@ var (
 	inits       = []Init{GlorotUniform, GlorotNormal, HeUniform}
 )
 
-// MaxUnits bounds the width of a hidden layer, so that a typing mistake
-// in a size is an error rather than an allocation of gigabytes.
+// MaxUnits bounds the width of a layer (hidden, input or output), so that
+// a typing mistake in a size (a digit too many) is an error rather than an
+// allocation of gigabytes. It bounds each layer, not the network: two
+// adjacent layers of MaxUnits units still join 2³² weights (16 GiB).
 const MaxUnits = 1 << 16
 
 // Spec is a multilayer perceptron: its architecture, its loss and how it
