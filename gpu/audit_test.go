@@ -1006,3 +1006,57 @@ func TestAuditSlotsBound(t *testing.T) {
 		t.Errorf("Slots(MaxSlots): %v", err)
 	}
 }
+
+// TestAuditCPUClosed: every call of a CPU device after its Close returns
+// ErrClosed, and what was still allocated stays reported by Live.
+func TestAuditCPUClosed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dev := gpu.CPU()
+	b, err := dev.Alloc(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dev.AllocPinned(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := dev.NewEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Record(gpu.CopyStream, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Close(); err == nil || !strings.Contains(err.Error(), "not freed") {
+		t.Errorf("Close with buffers and an event allocated: %v; want an error naming them", err)
+	}
+	calls := map[string]error{
+		"Alloc":          func() error { _, err := dev.Alloc(1); return err }(),
+		"AllocPinned":    func() error { _, err := dev.AllocPinned(1); return err }(),
+		"Free":           dev.Free(b),
+		"FreePinned":     dev.FreePinned(p),
+		"Host":           func() error { _, err := dev.Host(p); return err }(),
+		"Upload":         dev.Upload(gpu.CopyStream, b, p),
+		"Download":       dev.Download(gpu.CopyStream, p, b),
+		"Launch":         dev.Launch(gpu.ComputeStream, gpu.ReLU, gpu.Args{Bufs: []gpu.Buffer{b}, Ints: []int{4}}),
+		"NewEvent":       func() error { _, err := dev.NewEvent(); return err }(),
+		"Record":         dev.Record(gpu.CopyStream, e),
+		"Wait":           dev.Wait(gpu.ComputeStream, e),
+		"Synchronize":    dev.Synchronize(e),
+		"Query":          func() error { _, err := dev.Query(e); return err }(),
+		"Elapsed":        func() error { _, err := dev.Elapsed(e, e); return err }(),
+		"SynchronizeAll": dev.SynchronizeAll(),
+		"DestroyEvent":   dev.DestroyEvent(e),
+	}
+	for name, err := range calls {
+		if !errors.Is(err, gpu.ErrClosed) {
+			t.Errorf("%s after Close: %v; want ErrClosed", name, err)
+		}
+	}
+	if bufs, pinned, events := dev.Live(); bufs != 1 || pinned != 1 || events != 1 {
+		t.Errorf("Live after Close: %d, %d, %d; want what was allocated: 1, 1, 1", bufs, pinned, events)
+	}
+	if err := dev.Close(); err != nil {
+		t.Errorf("Close after Close: %v; want nil", err)
+	}
+}
