@@ -1060,3 +1060,81 @@ func TestAuditCPUClosed(t *testing.T) {
 		t.Errorf("Close after Close: %v; want nil", err)
 	}
 }
+
+// TestAuditResetDuringRun: Reset (which, unlike SetParams, is not refused
+// during a run) makes the next Fit start over from the seed's initial
+// weights, also while earlier batches are in flight on the device, and
+// also on features of another width; nothing leaks.
+func TestAuditResetDuringRun(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 30*time.Second), mem)
+	slow := gpu.WithLatency(func(gpu.Op) time.Duration { return time.Millisecond })
+	devs := cpuDevices(slow)
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fit := func(b flow.Batch) {
+		t.Helper()
+		err := st.Fit(ctx, b)
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		fit(d.batchAt(mem, i, 16))
+	}
+	st.Reset()
+	for i := 3; i < 6; i++ {
+		fit(d.batchAt(mem, i, 16))
+	}
+	if err := st.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := gpu.NewStage(10, digitsSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil { // and on into a second run
+		t.Fatal(err)
+	}
+	if err := ref.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i < 6; i++ {
+		b := d.batchAt(mem, i, 16)
+		err := ref.Fit(ctx, b)
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ref.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := relDiff(t, st.Weights(), ref.Weights()); diff != 0 || st.Steps() != 3 {
+		t.Errorf("after a Reset during the run: %d steps, weights %.3g from 3 steps' from the start; want 3 and 0", st.Steps(), diff)
+	}
+	// Another width after a Reset.
+	fit(d.batchAt(mem, 0, 16))
+	st.Reset()
+	xs := make([]float32, 8*10)
+	for i := range xs {
+		xs[i] = float32(i%5) - 2
+	}
+	fit(makeBatch(mem, 10, xs, []int64{0, 1, 2, 3, 4, 5, 6, 7}))
+	fit(makeBatch(mem, 10, xs, []int64{0, 1, 2, 3, 4, 5, 6, 7}))
+	if err := st.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := st.Weights(); len(w) == 0 || w[0].In != 10 || st.Steps() != 2 {
+		t.Errorf("after a Reset and a fit on 10 features: %d steps; want 2 and a first layer of 10 inputs", st.Steps())
+	}
+	devs.assertFreed(t)
+}

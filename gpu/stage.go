@@ -181,7 +181,8 @@ func (s *Stage) Copy() flow.Step {
 }
 
 // Reset forgets what was learned: the next fit starts from the seed's
-// initial weights.
+// initial weights. During a run, that fit waits for the batches in flight
+// and uploads the new weights (on features of any width).
 func (s *Stage) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -651,13 +652,27 @@ func (r *run) failed() error {
 // Adam's moments (zero for a new model).
 func (r *run) upload(dev Device) error {
 	s := r.s
-	if r.onDevice {
+	sizes := s.nm.Spec().Sizes(s.nm.Inputs(), s.nm.Outputs())
+	if r.onDevice { // a Reset during the run: batches may be in flight
+		if err := dev.SynchronizeAll(); err != nil {
+			return err
+		}
 		if err := r.freeModel(dev); err != nil {
 			return err
 		}
+		if !slices.Equal(sizes, r.sizes) { // the slots and activations have the old widths
+			for _, sl := range r.slots {
+				if err := r.freeSlot(dev, sl); err != nil {
+					return err
+				}
+			}
+			if err := r.freeActs(dev); err != nil {
+				return err
+			}
+		}
 	}
 	layers := s.nm.Layers()
-	r.sizes = s.nm.Spec().Sizes(s.nm.Inputs(), s.nm.Outputs())
+	r.sizes = sizes
 	r.wOff, r.bOff, r.nparams = nil, nil, 0
 	for _, l := range layers {
 		r.wOff = append(r.wOff, r.nparams)
