@@ -1138,3 +1138,74 @@ func TestAuditResetDuringRun(t *testing.T) {
 	}
 	devs.assertFreed(t)
 }
+
+// failFree wraps a device whose Free fails once armed.
+type failFree struct {
+	gpu.Device
+	armed *atomic.Bool
+}
+
+func (f failFree) Free(b gpu.Buffer) error {
+	if f.armed.Load() {
+		return errors.New("free: the driver lost the allocation")
+	}
+	return f.Device.Free(b)
+}
+
+// TestAuditTeardownAfterReported: after Stats and Fit returned a device
+// error, Teardown does not return that error again, but does return what went
+// wrong afterwards (a buffer that could not be freed), naming the stage.
+func TestAuditTeardownAfterReported(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 30*time.Second), mem)
+	boom := errors.New("illegal address")
+	var armed atomic.Bool
+	st, err := gpu.NewStage(10, digitsSpec(), gpu.WithDevice(func() (gpu.Device, error) {
+		return failFree{Device: gpu.CPU(gpu.WithFault(func(op gpu.Op) error {
+			if op.Kind == gpu.OpKernel && op.Kernel == gpu.Adam && op.Seq == 0 {
+				return boom
+			}
+			return nil
+		})), armed: &armed}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tornDown := false
+	defer func() {
+		if !tornDown {
+			armed.Store(false)
+			_ = st.Teardown(ctx)
+		}
+	}()
+	b := d.batchAt(mem, 0, 16)
+	err = st.Fit(ctx, b)
+	b.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stats waits for the queued batch: the fault is returned then.
+	if _, err := st.Stats(); !errors.Is(err, boom) {
+		t.Fatalf("Stats after the faulty batch: %v; want %v", err, boom)
+	}
+	b = d.batchAt(mem, 1, 16)
+	err = st.Fit(ctx, b)
+	b.Release()
+	if !errors.Is(err, boom) {
+		t.Fatalf("Fit after the fault: %v; want %v", err, boom)
+	}
+	armed.Store(true)
+	tornDown = true
+	err = st.Teardown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "lost the allocation") || !strings.Contains(err.Error(), "gpu.Stage") {
+		t.Errorf("Teardown with buffers that cannot be freed: %v; want their error, naming gpu.Stage", err)
+	}
+	if errors.Is(err, boom) {
+		t.Errorf("Teardown returned the device error again: %v", err)
+	}
+}

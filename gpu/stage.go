@@ -290,7 +290,8 @@ func (s *Stage) Setup(ctx context.Context) error {
 
 // Teardown waits for the queued work, downloads the learned state into
 // host memory, frees the device and ends the owner. It returns a device
-// error not yet returned by Fit. After a failed Setup, and after
+// error not yet returned by Fit (and what went wrong after the one Fit
+// returned: a buffer that could not be freed, say). After a failed Setup, and after
 // Teardown, it does nothing. After a device error the host keeps the
 // state of the last good download (a Teardown, or a save or Copy during a
 // run) or Setup: the weights, Adam's moments and its step count.
@@ -307,12 +308,34 @@ func (s *Stage) Teardown(context.Context) error {
 	s.stats = r.tl.stats()
 	s.mu.Unlock()
 	if err != nil && r.reported {
-		return nil // Fit returned it
+		err = r.unreported(err) // Fit returned the run's error
 	}
 	if err != nil {
 		return fmt.Errorf("%s: teardown: %w", stageName, err)
 	}
 	return nil
+}
+
+// unreported returns the parts of err (errors joined, taken apart) that
+// the error returned to the caller does not hold, nil if none: what went
+// wrong after it (a free that failed, memory left allocated).
+func (r *run) unreported(err error) error {
+	var keep []error
+	var walk func(e error)
+	walk = func(e error) {
+		if e == nil || errors.Is(r.err, e) {
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, c := range j.Unwrap() {
+				walk(c)
+			}
+			return
+		}
+		keep = append(keep, e)
+	}
+	walk(err)
+	return errors.Join(keep...)
 }
 
 // notFinite reports whether v is NaN or infinite.
