@@ -1209,3 +1209,53 @@ func TestAuditTeardownAfterReported(t *testing.T) {
 		t.Errorf("Teardown returned the device error again: %v", err)
 	}
 }
+
+// TestAuditResetThenFault: a Reset during a run is the host's new state,
+// so where the run then fails on the device, the stage keeps the reset
+// state (no steps) and saves and loads as such, rather than pairing the
+// fresh weights with the step count of before the Reset.
+func TestAuditResetThenFault(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	d := loadDigits(t)
+	mem := checked(t)
+	ctx := withMem(deadline(t, 30*time.Second), mem)
+	var faulty atomic.Bool
+	devs := cpuDevices(gpu.WithFault(func(op gpu.Op) error {
+		if faulty.Load() && op.Kind == gpu.OpKernel && op.Kernel == gpu.Adam {
+			return errors.New("illegal address")
+		}
+		return nil
+	}))
+	st, err := gpu.NewStage(10, digitsSpec(), devs.option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fitN(ctx, st, d, mem, 3, 32); err != nil {
+		t.Fatal(err)
+	}
+	faulty.Store(true)
+	if err := st.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Reset()
+	b := d.batchAt(mem, 0, 32)
+	err = st.Fit(ctx, b)
+	b.Release()
+	if err != nil {
+		t.Fatal(err) // the fault is on the device, reported later
+	}
+	if err := st.Teardown(ctx); err == nil {
+		t.Fatal("Teardown of a run with a device error: got nil; want the error")
+	}
+	if got := st.Steps(); got != 0 {
+		t.Errorf("%d steps after a Reset and a failed run; want 0", got)
+	}
+	saved, err := persist.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := persist.Unmarshal(saved); err != nil {
+		t.Errorf("the state saved after a Reset and a failed run does not load: %v", err)
+	}
+	devs.assertFreed(t)
+}

@@ -188,6 +188,9 @@ func (s *Stage) Reset() {
 	defer s.mu.Unlock()
 	s.nm.Reset()
 	s.opt = optState{}
+	if s.r != nil {
+		s.r.goodSteps = 0 // the state the host keeps should the run fail
+	}
 }
 
 // Params returns the hyperparameters (nn.Spec.Params).
@@ -607,7 +610,7 @@ type run struct {
 	s     *Stage
 	owner *Owner
 
-	goodSteps int64 // the steps of the state on the host: at Setup, at each download
+	goodSteps int64 // the steps of the state on the host: at Setup, at each download, at Reset (under s.mu)
 
 	mu       sync.Mutex // guards onDevice, err, reported (read by Fit and Transform)
 	onDevice bool
