@@ -844,7 +844,8 @@ func TestAuditRunBound(t *testing.T) {
 
 // TestAuditStatsWhileFitting: Stats, Steps and Weights called from
 // another goroutine while Fit runs (a monitor) race with nothing (go test
-// -race) and see the batches grow.
+// -race) and see the batches grow, never more batches trained than steps
+// queued.
 func TestAuditStatsWhileFitting(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	d := loadDigits(t)

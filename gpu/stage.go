@@ -463,12 +463,15 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
 	spec := s.nm.Spec()
+	s.mu.Lock()
+	s.opt.steps = t // before the step is queued: Stats never counts more batches than Steps
+	s.mu.Unlock()
 	if err := r.owner.Submit(func(dev Device) error { return r.train(dev, sl, x.Rows, spec, t) }); err != nil {
+		s.mu.Lock()
+		s.opt.steps = t - 1
+		s.mu.Unlock()
 		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
-	s.mu.Lock()
-	s.opt.steps = t
-	s.mu.Unlock()
 	return nil
 }
 
