@@ -305,6 +305,9 @@ func (d *CPUDevice) Alloc(n int) (Buffer, error) {
 func (d *CPUDevice) Free(b Buffer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.open("free"); err != nil {
+		return err
+	}
 	v, ok := d.bufs[b.id]
 	if !ok || b.off != 0 || b.len != len(v) {
 		return fmt.Errorf("gpu: cpu device: free of a buffer that is not an allocation (or freed)")
@@ -338,6 +341,9 @@ func (d *CPUDevice) AllocPinned(n int) (*Pinned, error) {
 func (d *CPUDevice) FreePinned(p *Pinned) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.open("free pinned"); err != nil {
+		return err
+	}
 	if p == nil || d.pinned[p.id] != p {
 		return fmt.Errorf("gpu: cpu device: free of a pinned buffer that is not allocated (or freed)")
 	}
@@ -515,6 +521,9 @@ func (d *CPUDevice) NewEvent() (Event, error) {
 func (d *CPUDevice) DestroyEvent(e Event) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.open("destroy event"); err != nil {
+		return err
+	}
 	if _, ok := d.events[e.id]; !ok {
 		return fmt.Errorf("gpu: cpu device: destroy of an event that does not exist")
 	}
@@ -567,8 +576,12 @@ func (d *CPUDevice) Wait(s Stream, e Event) error {
 // Synchronize implements Device.
 func (d *CPUDevice) Synchronize(e Event) error {
 	d.mu.Lock()
+	closed := d.open("synchronize")
 	r, ok := d.events[e.id]
 	d.mu.Unlock()
+	if closed != nil {
+		return closed
+	}
 	if !ok {
 		return fmt.Errorf("gpu: cpu device: synchronize on an event that does not exist")
 	}
@@ -589,8 +602,12 @@ func (d *CPUDevice) syncRecord(r *record) {
 // Query implements Device.
 func (d *CPUDevice) Query(e Event) (bool, error) {
 	d.mu.Lock()
+	closed := d.open("query")
 	r, ok := d.events[e.id]
 	d.mu.Unlock()
+	if closed != nil {
+		return false, closed
+	}
 	if !ok {
 		return false, fmt.Errorf("gpu: cpu device: query of an event that does not exist")
 	}
@@ -613,9 +630,13 @@ func (d *CPUDevice) Query(e Event) (bool, error) {
 // Elapsed implements Device.
 func (d *CPUDevice) Elapsed(start, end Event) (time.Duration, error) {
 	d.mu.Lock()
+	closed := d.open("elapsed")
 	a, okA := d.events[start.id]
 	b, okB := d.events[end.id]
 	d.mu.Unlock()
+	if closed != nil {
+		return 0, closed
+	}
 	if !okA || !okB || a == nil || b == nil {
 		return 0, fmt.Errorf("gpu: cpu device: elapsed between events that do not exist or were not recorded")
 	}

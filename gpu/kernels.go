@@ -21,31 +21,50 @@ func need(name string, b Buffer, n int) error {
 	return nil
 }
 
+// needAll checks that no integer is negative and that each buffer holds
+// its size (a size of −1: the product of the integers overflows).
 func needAll(a Args, names []string, sizes ...int) error {
-	for i, n := range sizes {
-		if err := need(names[i], a.Bufs[i], n); err != nil {
-			return err
-		}
-	}
 	for i, n := range a.Ints {
 		if n < 0 {
 			return fmt.Errorf("integer argument %d is %d, want 0 or more", i, n)
 		}
 	}
+	for i, n := range sizes {
+		if n < 0 {
+			return fmt.Errorf("buffer %s: the integer arguments %v overflow its size (more than %d values)", names[i], a.Ints, math.MaxInt)
+		}
+		if err := need(names[i], a.Bufs[i], n); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// mul returns x·y of x, y ≥ 0, or −1 where either is negative or the
+// product overflows int.
+func mul(x, y int) int {
+	if x < 0 || y < 0 || (x != 0 && y > math.MaxInt/x) {
+		return -1
+	}
+	return x * y
 }
 
 var kernels = map[Kernel]kernelSpec{
 	Gemm: {bufs: 3, ints: 5, floats: 2, writes: []int{2},
 		check: func(a Args) error {
 			m, n, k := a.Ints[0], a.Ints[1], a.Ints[2]
-			return needAll(a, []string{"A", "B", "C"}, m*k, k*n, m*n)
+			for i, name := range []string{"transA", "transB"} {
+				if f := a.Ints[3+i]; f != 0 && f != 1 {
+					return fmt.Errorf("integer argument %d (%s) is %d, want 0 or 1", 3+i, name, f)
+				}
+			}
+			return needAll(a, []string{"A", "B", "C"}, mul(m, k), mul(k, n), mul(m, n))
 		},
 		run: func(v [][]float32, a Args) {
 			gemm(v[0], v[1], v[2], a.Ints[0], a.Ints[1], a.Ints[2], a.Ints[3] != 0, a.Ints[4] != 0, float32(a.Floats[0]), float32(a.Floats[1]))
 		}},
 	BiasAdd: {bufs: 2, ints: 2, writes: []int{0},
-		check: func(a Args) error { return needAll(a, []string{"Y", "b"}, a.Ints[0]*a.Ints[1], a.Ints[1]) },
+		check: func(a Args) error { return needAll(a, []string{"Y", "b"}, mul(a.Ints[0], a.Ints[1]), a.Ints[1]) },
 		run: func(v [][]float32, a Args) {
 			rows, cols := a.Ints[0], a.Ints[1]
 			y, b := v[0], v[1][:cols]
@@ -57,7 +76,7 @@ var kernels = map[Kernel]kernelSpec{
 			}
 		}},
 	ColSum: {bufs: 2, ints: 2, writes: []int{1},
-		check: func(a Args) error { return needAll(a, []string{"X", "s"}, a.Ints[0]*a.Ints[1], a.Ints[1]) },
+		check: func(a Args) error { return needAll(a, []string{"X", "s"}, mul(a.Ints[0], a.Ints[1]), a.Ints[1]) },
 		run: func(v [][]float32, a Args) {
 			rows, cols := a.Ints[0], a.Ints[1]
 			x, s := v[0], v[1][:cols]
@@ -92,7 +111,7 @@ var kernels = map[Kernel]kernelSpec{
 	SoftmaxXent: {bufs: 4, ints: 2, writes: []int{2, 3},
 		check: func(a Args) error {
 			rows, cols := a.Ints[0], a.Ints[1]
-			return needAll(a, []string{"Z", "labels", "dZ", "loss"}, rows*cols, rows, rows*cols, 1)
+			return needAll(a, []string{"Z", "labels", "dZ", "loss"}, mul(rows, cols), rows, mul(rows, cols), 1)
 		},
 		run: func(v [][]float32, a Args) { softmaxXent(v[0], v[1], v[2], v[3], a.Ints[0], a.Ints[1]) }},
 	Adam: {bufs: 4, ints: 1, floats: 4, writes: []int{0, 2, 3},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -25,6 +27,7 @@ const (
 	DefaultLabel    = "y"     // the integer column of Y fitted on
 	ClassColumn     = "class" // int64: the predicted class
 	DefaultSlots    = 2       // pinned staging slots: double buffering
+	MaxSlots        = 64      // the most slots: each holds a batch in pinned and device memory
 )
 
 // Option configures a Stage.
@@ -36,8 +39,8 @@ func Features(column string) Option { return func(s *Stage) { s.features = colum
 // Label sets the class column of Y fitted on (default DefaultLabel).
 func Label(column string) Option { return func(s *Stage) { s.label = column } }
 
-// Slots sets the number of pinned staging slots (default DefaultSlots, at
-// least 1): with 2, the upload of a batch overlaps the training on the
+// Slots sets the number of pinned staging slots (default DefaultSlots, 1
+// to MaxSlots): with 2, the upload of a batch overlaps the training on the
 // one before.
 func Slots(n int) Option { return func(s *Stage) { s.slots = n } }
 
@@ -112,8 +115,8 @@ func NewStage(classes int, spec nn.Spec, opts ...Option) (*Stage, error) {
 			o(s)
 		}
 	}
-	if s.slots < 1 {
-		return nil, fmt.Errorf("%s: %d slots, want 1 or more", stageName, s.slots)
+	if s.slots < 1 || s.slots > MaxSlots {
+		return nil, fmt.Errorf("%s: %d slots, want 1 to %d", stageName, s.slots, MaxSlots)
 	}
 	if s.open == nil {
 		s.open = func() (Device, error) { return CPU(), nil }
@@ -145,9 +148,14 @@ func (s *Stage) Spec() nn.Spec { return s.nm.Spec() }
 
 // Weights returns a copy of the learned layers as of the last Teardown
 // (nil before the first fit).
-func (s *Stage) Weights() []nn.Layer { return s.nm.Weights() }
+func (s *Stage) Weights() []nn.Layer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nm.Weights()
+}
 
-// Steps returns the number of Adam steps queued so far.
+// Steps returns the number of Adam steps queued so far (after a run that
+// failed on the device, the number of the state the host kept).
 func (s *Stage) Steps() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,7 +163,14 @@ func (s *Stage) Steps() int64 {
 }
 
 // Copy returns an independent stage in s's learned state, not set up.
+// During a run (flow.Copy at a consistent cut, Runner.OnEpoch) it first
+// waits for the queued batches and downloads the learned state, as a save
+// does, and the run goes on; where the device failed, it panics with the
+// device's error, which flow.Copy returns as the step's error.
 func (s *Stage) Copy() flow.Step {
+	if err := s.sync("copy"); err != nil {
+		panic(err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return &Stage{
@@ -166,12 +181,16 @@ func (s *Stage) Copy() flow.Step {
 }
 
 // Reset forgets what was learned: the next fit starts from the seed's
-// initial weights.
+// initial weights. During a run, that fit waits for the batches in flight
+// and uploads the new weights (on features of any width).
 func (s *Stage) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nm.Reset()
 	s.opt = optState{}
+	if s.r != nil {
+		s.r.goodSteps = 0 // the state the host keeps should the run fail
+	}
 }
 
 // Params returns the hyperparameters (nn.Spec.Params).
@@ -223,7 +242,7 @@ func (s *Stage) errorf(op, format string, args ...any) error {
 // is allocated at the first batch, at the batch's size). On an error,
 // everything it started is released.
 func (s *Stage) Setup(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	if err := cancelled(ctx, "setup"); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -236,7 +255,9 @@ func (s *Stage) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: setup: %w", stageName, err)
 	}
-	r := &run{s: s, owner: o}
+	s.mu.Lock()
+	r := &run{s: s, owner: o, goodSteps: s.opt.steps}
+	s.mu.Unlock()
 	err = o.Do(func(dev Device) error {
 		var err error
 		if r.ref, err = dev.NewEvent(); err != nil {
@@ -272,9 +293,11 @@ func (s *Stage) Setup(ctx context.Context) error {
 
 // Teardown waits for the queued work, downloads the learned state into
 // host memory, frees the device and ends the owner. It returns a device
-// error not yet returned by Fit. After a failed Setup, and after
+// error not yet returned by Fit (and what went wrong after the one Fit
+// returned: a buffer that could not be freed, say). After a failed Setup, and after
 // Teardown, it does nothing. After a device error the host keeps the
-// state of the last good Teardown (or Setup).
+// state of the last good download (a Teardown, or a save or Copy during a
+// run) or Setup: the weights, Adam's moments and its step count.
 func (s *Stage) Teardown(context.Context) error {
 	s.mu.Lock()
 	r := s.r
@@ -288,12 +311,64 @@ func (s *Stage) Teardown(context.Context) error {
 	s.stats = r.tl.stats()
 	s.mu.Unlock()
 	if err != nil && r.reported {
-		return nil // Fit returned it
+		err = r.unreported(err) // Fit returned the run's error
 	}
 	if err != nil {
 		return fmt.Errorf("%s: teardown: %w", stageName, err)
 	}
 	return nil
+}
+
+// unreported returns the parts of err (errors joined, taken apart) that
+// the error returned to the caller does not hold, nil if none: what went
+// wrong after it (a free that failed, memory left allocated).
+func (r *run) unreported(err error) error {
+	var keep []error
+	var walk func(e error)
+	walk = func(e error) {
+		if e == nil || errors.Is(r.err, e) {
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, c := range j.Unwrap() {
+				walk(c)
+			}
+			return
+		}
+		keep = append(keep, e)
+	}
+	walk(err)
+	return errors.Join(keep...)
+}
+
+// notFinite reports whether v is NaN or infinite.
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+
+// cancelled returns nil while ctx is not done, else an error of op that
+// wraps ctx.Err() and, where it is another, the cancellation's cause.
+func cancelled(ctx context.Context, op string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	}
+	return nil
+}
+
+// ctxErr returns ctx.Err() with, where it is another, the cancellation's
+// cause.
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (cause: %w)", err, cause)
+	}
+	return err
+}
+
+// isCancel reports whether err is ctx's cancellation.
+func isCancel(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // current returns the run, or an error outside one.
@@ -307,11 +382,15 @@ func (s *Stage) current(op string) (*run, error) {
 }
 
 // Fit queues one Adam step on the batch and returns without waiting for
-// it; it waits only for a free slot. An error of the device in an earlier
-// batch is returned here (and by every later Fit).
+// it; it waits only for a free slot. A batch with a NaN or infinite
+// feature is refused, as steps/mlp's Classifier refuses it, with an error
+// naming the column and the row, and nothing is fitted. A cancellation of ctx ends the wait:
+// Fit returns an error wrapping ctx.Err() and its cause, the batch is not
+// fitted and the run goes on. An error of the device in an earlier batch
+// is returned here (and by every later Fit).
 func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	const op = "fit"
-	if err := ctx.Err(); err != nil {
+	if err := cancelled(ctx, op); err != nil {
 		return err
 	}
 	r, err := s.current(op)
@@ -328,25 +407,43 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 	if x.Rows == 0 {
 		return nil
 	}
+	if j := slices.IndexFunc(x.Data[:x.Rows*x.Cols], notFinite); j >= 0 {
+		return s.errorf(op, "column %q of X has %v at value %d of row %d; want finite features (fill or drop them first: steps.Imputer)", s.features, x.Data[j], j%x.Cols, j/x.Cols)
+	}
 	init := !s.nm.Initialized()
 	if init {
 		if x.Cols == 0 {
 			return s.errorf(op, "column %q of X has width 0, want 1 or more features", s.features)
 		}
-		if err := s.nm.Init(x.Cols, s.classes); err != nil {
+		s.mu.Lock()
+		err := s.nm.Init(x.Cols, s.classes)
+		if err == nil {
+			s.opt = optState{}
+		}
+		s.mu.Unlock()
+		if err != nil {
 			return fmt.Errorf("%s: %s: column %q: %w", stageName, op, s.features, err)
 		}
-		s.opt = optState{}
 	}
 	if x.Cols != s.nm.Inputs() {
 		return s.errorf(op, "column %q of X has width %d, want %d (the width the model was first fitted on)", s.features, x.Cols, s.nm.Inputs())
 	}
 	s.mu.Lock()
-	s.opt.steps++
-	t := s.opt.steps
+	t := s.opt.steps + 1
 	s.mu.Unlock()
+	// The wait for a free slot is an owner call of its own, which a
+	// cancellation abandons (it goes on waiting on the owner's thread); the
+	// call that stages the batch reads it, so it is skipped then, or waited
+	// for where it has started (it waits no more: the slot is free).
+	err = r.do(ctx, false, func(dev Device) error { return r.awaitSlot(dev, x.Rows) })
+	if isCancel(ctx, err) {
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	}
+	if err != nil {
+		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
+	}
 	var sl *slot
-	err = r.owner.Do(func(dev Device) error {
+	err = r.do(ctx, true, func(dev Device) error {
 		if err := r.owner.Err(); err != nil { // the batches queued before failed
 			return err
 		}
@@ -359,21 +456,65 @@ func (s *Stage) Fit(ctx context.Context, b flow.Batch) error {
 		sl, err = r.stage(dev, x, labels)
 		return err
 	})
+	if isCancel(ctx, err) { // nothing was queued: the run goes on
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
+	}
 	if err != nil {
 		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
 	spec := s.nm.Spec()
+	s.mu.Lock()
+	s.opt.steps = t // before the step is queued: Stats never counts more batches than Steps
+	s.mu.Unlock()
 	if err := r.owner.Submit(func(dev Device) error { return r.train(dev, sl, x.Rows, spec, t) }); err != nil {
+		s.mu.Lock()
+		s.opt.steps = t - 1
+		s.mu.Unlock()
 		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
 	return nil
 }
 
+// do runs f on the owner's thread, after what is queued before, and
+// returns its error (a panic becomes one). When ctx is done first, it
+// returns ctx's error (with its cause): at once where skip is not set (f
+// runs, or goes on running, without a caller), and where skip is set
+// and f has not started (f is then not run); where f has started, it
+// waits for f.
+func (r *run) do(ctx context.Context, skip bool, f func(Device) error) error {
+	if ctx.Done() == nil {
+		return r.owner.Do(f)
+	}
+	var state atomic.Int32 // 0 queued, 1 started, 2 skipped
+	reply := make(chan error, 1)
+	err := r.owner.Submit(func(dev Device) error {
+		if !state.CompareAndSwap(0, 1) {
+			return nil
+		}
+		reply <- protect(func() error { return f(dev) })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		if !skip || state.CompareAndSwap(0, 2) {
+			return ctxErr(ctx)
+		}
+		return <-reply
+	}
+}
+
 // Transform returns the predicted classes of the batch's rows, after the
-// steps queued before it. It waits, and is safe for concurrent calls.
+// steps queued before it. It waits (a cancellation of ctx ends the wait,
+// with an error wrapping ctx.Err() and its cause), and is safe for
+// concurrent calls.
 func (s *Stage) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error) {
 	const op = "transform"
-	if err := ctx.Err(); err != nil {
+	if err := cancelled(ctx, op); err != nil {
 		return flow.Batch{}, err
 	}
 	r, err := s.current(op)
@@ -398,7 +539,7 @@ func (s *Stage) Transform(ctx context.Context, b flow.Batch) (flow.Batch, error)
 	}
 	logits := make([]float32, x.Rows*s.classes)
 	if x.Rows > 0 {
-		if err := r.predict(x, logits); err != nil {
+		if err := r.predict(ctx, x, logits); err != nil {
 			return flow.Batch{}, fmt.Errorf("%s: %s: %w", stageName, op, err)
 		}
 	}
@@ -429,7 +570,8 @@ func (s *Stage) output(ctx context.Context, b flow.Batch, logits []float32) flow
 }
 
 // Stats returns the timeline of the current run (waiting for the queued
-// work) or, outside a run, of the last one.
+// work) or, outside a run, of the last one. It may be called from any
+// goroutine, also while Fit runs.
 func (s *Stage) Stats() (Stats, error) {
 	s.mu.Lock()
 	r := s.r
@@ -442,12 +584,16 @@ func (s *Stage) Stats() (Stats, error) {
 		if err := dev.SynchronizeAll(); err != nil {
 			return err
 		}
-		return r.resolve(dev, true)
+		if err := r.resolve(dev, true); err != nil {
+			return err
+		}
+		st = r.tl.stats() // the timeline is the owner's: Fit adds to it
+		return nil
 	})
 	if err != nil {
 		return Stats{}, r.fail(fmt.Errorf("%s: stats: %w", stageName, err))
 	}
-	return r.tl.stats(), nil
+	return st, nil
 }
 
 // Stats is a run's timeline on the device's clock, from events recorded
@@ -466,6 +612,8 @@ type Stats struct {
 type run struct {
 	s     *Stage
 	owner *Owner
+
+	goodSteps int64 // the steps of the state on the host: at Setup, at each download, at Reset (under s.mu)
 
 	mu       sync.Mutex // guards onDevice, err, reported (read by Fit and Transform)
 	onDevice bool
@@ -533,13 +681,27 @@ func (r *run) failed() error {
 // Adam's moments (zero for a new model).
 func (r *run) upload(dev Device) error {
 	s := r.s
-	if r.onDevice {
+	sizes := s.nm.Spec().Sizes(s.nm.Inputs(), s.nm.Outputs())
+	if r.onDevice { // a Reset during the run: batches may be in flight
+		if err := dev.SynchronizeAll(); err != nil {
+			return err
+		}
 		if err := r.freeModel(dev); err != nil {
 			return err
 		}
+		if !slices.Equal(sizes, r.sizes) { // the slots and activations have the old widths
+			for _, sl := range r.slots {
+				if err := r.freeSlot(dev, sl); err != nil {
+					return err
+				}
+			}
+			if err := r.freeActs(dev); err != nil {
+				return err
+			}
+		}
 	}
 	layers := s.nm.Layers()
-	r.sizes = s.nm.Spec().Sizes(s.nm.Inputs(), s.nm.Outputs())
+	r.sizes = sizes
 	r.wOff, r.bOff, r.nparams = nil, nil, 0
 	for _, l := range layers {
 		r.wOff = append(r.wOff, r.nparams)
@@ -600,12 +762,31 @@ func (r *run) upload(dev Device) error {
 	return dev.Wait(ComputeStream, r.loaded)
 }
 
-// stage takes the next slot, waits until its previous upload completed,
-// grows it (and the activations) to the batch where needed, and copies
-// the batch into its pinned memory: features, then labels as float32.
+// awaitSlot waits until the next slot is free for a batch of rows rows:
+// its previous upload completed and, where it or the activations grow,
+// its previous training or all the work queued.
+func (r *run) awaitSlot(dev Device, rows int) error {
+	sl := r.slots[r.next]
+	if err := dev.Synchronize(sl.uploaded); err != nil {
+		return err
+	}
+	if sl.rows < rows {
+		if err := dev.Synchronize(sl.consumed); err != nil {
+			return err
+		}
+	}
+	if r.capRows < rows {
+		return dev.SynchronizeAll()
+	}
+	return nil
+}
+
+// stage takes the next slot, waits until its previous upload completed
+// (at once after awaitSlot), grows it (and the activations) to the batch
+// where needed, and copies the batch into its pinned memory: features,
+// then labels as float32.
 func (r *run) stage(dev Device, x minibatch.Matrix, labels []int64) (*slot, error) {
 	sl := r.slots[r.next]
-	r.next = (r.next + 1) % len(r.slots)
 	if err := dev.Synchronize(sl.uploaded); err != nil {
 		return nil, err
 	}
@@ -663,6 +844,7 @@ func (r *run) stage(dev Device, x minibatch.Matrix, labels []int64) (*slot, erro
 	for i, l := range labels {
 		ys[i] = float32(l)
 	}
+	r.next = (r.next + 1) % len(r.slots)
 	return sl, nil
 }
 
@@ -793,8 +975,10 @@ func (r *run) backward(dev Device, x Buffer, rows int, decay float32) error {
 
 // predict runs the forward pass of x on the device and writes the logits.
 // The work is queued in one call to the owner and collected in a second,
-// so that concurrent calls overlap.
-func (r *run) predict(x minibatch.Matrix, logits []float32) error {
+// so that concurrent calls overlap. On a cancellation it returns at once;
+// the second call then runs without a caller, and frees what the work
+// holds on the device.
+func (r *run) predict(ctx context.Context, x minibatch.Matrix, logits []float32) error {
 	type job struct {
 		in, out *Pinned
 		bufs    []Buffer
@@ -816,7 +1000,7 @@ func (r *run) predict(x minibatch.Matrix, logits []float32) error {
 		}
 		return errors.Join(errs...)
 	}
-	err := r.owner.Do(func(dev Device) error {
+	err := r.do(ctx, true, func(dev Device) error {
 		rows, k := x.Rows, r.sizes[len(r.sizes)-1]
 		var err error
 		if j.in, err = dev.AllocPinned(rows * r.inputs()); err != nil {
@@ -867,14 +1051,15 @@ func (r *run) predict(x minibatch.Matrix, logits []float32) error {
 		}
 		return nil
 	})
-	if err != nil {
-		_ = r.owner.Do(func(dev Device) error {
+	if err != nil { // the function ran, or never will
+		_ = r.owner.Submit(func(dev Device) error {
 			_ = dev.SynchronizeAll()
-			return cleanup(dev)
+			_ = cleanup(dev)
+			return nil
 		})
 		return err
 	}
-	return r.owner.Do(func(dev Device) error {
+	return r.do(ctx, false, func(dev Device) error {
 		err := dev.Synchronize(j.ev[2])
 		if err == nil {
 			var h []float32
@@ -993,13 +1178,14 @@ func (r *run) download(dev Device) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	for i, l := range s.nm.Layers() {
 		copy(l.W, w[r.wOff[i]:])
 		copy(l.B, w[r.bOff[i]:])
 	}
-	s.mu.Lock()
 	copy(s.opt.m, m)
 	copy(s.opt.v, v)
+	r.goodSteps = s.opt.steps
 	s.mu.Unlock()
 	return nil
 }
@@ -1022,6 +1208,11 @@ func (r *run) close() error {
 		}
 		if err == nil && r.owner.Err() == nil && r.onDevice {
 			err = r.download(dev)
+		}
+		if err != nil || r.owner.Err() != nil { // the host keeps its state
+			r.s.mu.Lock()
+			r.s.opt.steps = r.goodSteps
+			r.s.mu.Unlock()
 		}
 		errs = append(errs, err)
 		_ = dev.SynchronizeAll() // order the frees after everything queued

@@ -55,7 +55,7 @@ func (s *Stage) UseDevice(open func() (Device, error)) error {
 // steps/mlp's names and shapes. During a run it first waits for the
 // queued batches and downloads the learned state (the run goes on).
 func (s *Stage) MarshalState(w *persist.StateWriter) error {
-	if err := s.sync(); err != nil {
+	if err := s.sync("save"); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -85,8 +85,8 @@ func (s *Stage) MarshalState(w *persist.StateWriter) error {
 }
 
 // sync downloads the learned state of a run into host memory, after the
-// queued batches; outside a run it does nothing.
-func (s *Stage) sync() error {
+// queued batches, for op (a save, a copy); outside a run it does nothing.
+func (s *Stage) sync(op string) error {
 	s.mu.Lock()
 	r := s.r
 	s.mu.Unlock()
@@ -94,7 +94,7 @@ func (s *Stage) sync() error {
 		return nil
 	}
 	if err := r.failed(); err != nil {
-		return fmt.Errorf("%s: save: %w", stageName, err)
+		return fmt.Errorf("%s: %s: %w", stageName, op, err)
 	}
 	r.mu.Lock()
 	fitted := r.onDevice
@@ -109,7 +109,7 @@ func (s *Stage) sync() error {
 		return r.download(dev)
 	})
 	if err != nil {
-		return r.fail(fmt.Errorf("%s: save: %w", stageName, err))
+		return r.fail(fmt.Errorf("%s: %s: %w", stageName, op, err))
 	}
 	return nil
 }

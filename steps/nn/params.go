@@ -73,7 +73,7 @@ func (s Spec) Params() hparams.Values {
 		ParamL2:         s.L2,
 		ParamDropout:    s.Dropout,
 		ParamInit:       string(s.Init),
-		ParamSeed:       int(min(s.Seed, math.MaxInt)),
+		ParamSeed:       int(min(s.Seed, math.MaxInt)), // Validate refuses a larger Seed
 	}
 }
 

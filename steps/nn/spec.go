@@ -61,8 +61,10 @@ var (
 	inits       = []Init{GlorotUniform, GlorotNormal, HeUniform}
 )
 
-// MaxUnits bounds the width of a hidden layer, so that a typing mistake
-// in a size is an error rather than an allocation of gigabytes.
+// MaxUnits bounds the width of a layer (hidden, input or output), so that
+// a typing mistake in a size (a digit too many) is an error rather than an
+// allocation of gigabytes. It bounds each layer, not the network: two
+// adjacent layers of MaxUnits units still join 2³² weights (16 GiB).
 const MaxUnits = 1 << 16
 
 // Spec is a multilayer perceptron: its architecture, its loss and how it
@@ -88,7 +90,7 @@ type Spec struct {
 	L2           float64 // ≥ 0: the loss gains L2/2·‖W‖²/rows for the weights (not the biases), as scikit-learn's alpha
 	Dropout      float64 // in [0, 1): the probability of dropping a hidden unit when fitting
 	Init         Init
-	Seed         uint64 // seeds the initial weights and the dropout masks
+	Seed         uint64 // seeds the initial weights and the dropout masks; 0 to math.MaxInt
 }
 
 // Default returns the spec with scikit-learn's defaults for loss
@@ -157,6 +159,9 @@ func (s Spec) Validate() error {
 	}
 	if !(s.L2 >= 0) || math.IsInf(s.L2, 0) {
 		bad("l2 %v, want a finite number, 0 or more", s.L2)
+	}
+	if s.Seed > math.MaxInt {
+		bad("seed %d, want 0 to %d (the hyperparameter %q is an int, and a spec must survive Params)", s.Seed, math.MaxInt, ParamSeed)
 	}
 	return errors.Join(errs...)
 }
