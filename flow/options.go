@@ -71,8 +71,10 @@ func Barrier(k barrier.Kind) Option {
 // (batches whose Epoch is below n): on later batches the step transforms
 // only, as if it were not fittable. FitEpochs(1) fits a standardizer on the
 // first epoch of a Repeat stream only; FitEpochs(0) freezes the step. The
-// default is no limit. Both engines honour it, and so does a Pipeline used
-// directly as a step.
+// default is no limit. On a composite's node (a sub-pipeline, a feature
+// union, a metastep) it limits the fit of every step below it: a step
+// fits on the epochs that its own FitEpochs and every one above it allow.
+// Both engines honour it, and so does a Pipeline used directly as a step.
 //
 // A fit pass whose fitted steps are all limited ends once the source
 // reaches an epoch that none of them fits: with a Joiner after a

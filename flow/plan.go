@@ -20,7 +20,7 @@ type stage struct {
 	capacity int // of the stage's input queue
 	barrier  barrier.Kind
 	setB     bool // barrier set explicitly
-	fitLimit int  // FitEpochs, or -1
+	fitLimit int  // FitEpochs, its own or a composite's above it (the lower), or -1
 
 	branches []*plan // feature union: one plan per branch
 	names    []Node  // feature union: the branch nodes, for naming outputs
@@ -72,23 +72,30 @@ func buildPlan(p *Pipeline) (*plan, error) {
 		return nil, err
 	}
 	pl := &plan{}
-	if err := pl.addPipeline(p, nil, stageConfig{}); err != nil {
+	if err := pl.addPipeline(p, nil, stageConfig{}, -1); err != nil {
 		return nil, err
 	}
 	return pl, nil
 }
 
-func (pl *plan) addPipeline(p *Pipeline, prefix Path, parent stageConfig) error {
+// addPipeline adds p's stages; outer is the FitEpochs of the node that
+// holds p (or of a composite above it), -1 for none.
+func (pl *plan) addPipeline(p *Pipeline, prefix Path, parent stageConfig, outer int) error {
 	defaults := p.defaults.inherit(parent)
 	for _, n := range p.nodes {
-		if err := pl.addNode(n, prefix, defaults); err != nil {
+		if err := pl.addNode(n, prefix, defaults, outer); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
+// addNode adds the stage or stages of n. outer is the FitEpochs of a
+// composite above n whose children became stages of their own (an inlined
+// pipeline, a feature union), -1 for none: a stage fits on the epochs that
+// both its own FitEpochs and outer allow, as a composite used directly as
+// a step does (Node.Fits).
+func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) error {
 	cfg := configOf(n.opts).inherit(defaults)
 	path := prefix.Child(n.Name)
 	st := &stage{
@@ -98,7 +105,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 		capacity: cfg.queueCapacity(),
 		barrier:  cfg.barrier,
 		setB:     cfg.barrierSet,
-		fitLimit: cfg.fitLimit(),
+		fitLimit: lowerLimit(cfg.fitLimit(), outer),
 	}
 	switch s := n.Step.(type) {
 	case *Pipeline:
@@ -109,7 +116,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 			break // one stage that runs the whole sub-pipeline
 		}
 		first := len(pl.stages)
-		if err := pl.addPipeline(s, path, cfg); err != nil {
+		if err := pl.addPipeline(s, path, cfg, st.fitLimit); err != nil {
 			return err
 		}
 		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && !last.setB {
@@ -126,7 +133,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 		st.names = s.branches
 		for _, b := range s.branches {
 			sub := &plan{}
-			if err := sub.addNode(b, path, defaults); err != nil {
+			if err := sub.addNode(b, path, defaults, st.fitLimit); err != nil {
 				return err
 			}
 			for _, bs := range sub.stages {
@@ -143,6 +150,14 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 	}
 	pl.stages = append(pl.stages, st)
 	return nil
+}
+
+// lowerLimit returns the lower of two FitEpochs limits, -1 meaning none.
+func lowerLimit(a, b int) int {
+	if a < 0 || (b >= 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // each calls fn for every stage of the plan, branches included, depth first.
