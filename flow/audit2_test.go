@@ -5,12 +5,14 @@ package flow_test
 // (audit_test.go) did not put together.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/flow"
 	"go.uber.org/goleak"
 )
@@ -82,3 +84,73 @@ func TestAuditCompositeFitEpochs(t *testing.T) {
 		}
 	}
 }
+
+// At every cut and epoch end, the steps hold exactly what the batches read
+// before it taught them, where the replicas sit inside a feature union's
+// branch, in a replicated sub-pipeline that holds a union, or in a
+// metastep that wraps a union wrapping a pipeline with replicas and an
+// out-of-order barrier: every replica merged, none counted twice, in both
+// engines; the final state counts every batch once.
+func TestAuditCutsWithReplicasInUnions(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	shapes := map[string]func(m *mean) *flow.Pipeline{
+		"branch": func(m *mean) *flow.Pipeline {
+			u, err := flow.NewUnion(flow.Named("m", m, flow.Replicas(3)), flow.Named("id", passThrough{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pipeline(t, []flow.Node{flow.Named("pre", passThrough{}, flow.Replicas(2), flow.Barrier(barrier.OutOfOrder)), flow.Named("u", u)})
+		},
+		"replicated-sub": func(m *mean) *flow.Pipeline {
+			u, err := flow.NewUnion(flow.Named("m", m), flow.Named("id", passThrough{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := pipeline(t, []flow.Node{flow.Named("u", u), flow.Named("keep", passThrough{})})
+			return pipeline(t, []flow.Node{flow.Named("sub", sub, flow.Replicas(3)), flow.Named("tail", passThrough{})})
+		},
+		"metastep": func(m *mean) *flow.Pipeline {
+			inner := pipeline(t, []flow.Node{flow.Named("m", m, flow.Replicas(2), flow.Barrier(barrier.OutOfOrder))})
+			u, err := flow.NewUnion(flow.Named("in", inner), flow.Named("id", passThrough{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pipeline(t, []flow.Node{flow.Named("train", newTrainOnly(flow.Named("u", u)), flow.Replicas(2))})
+		},
+	}
+	for name, build := range shapes {
+		for _, r := range runners(mem) {
+			t.Run(fmt.Sprintf("%s/%v", name, r.Engine), func(t *testing.T) {
+				m := &mean{mem: mem}
+				p := build(m)
+				var bad []string
+				check := func(what string, read int64) {
+					if got := m.state().n; got != float64(read) {
+						bad = append(bad, fmt.Sprintf("%s after %d batches: the step holds %v rows", what, read, got))
+					}
+				}
+				var epochRead int64
+				r.OnCut = func(_ context.Context, c flow.Cut) error { check("cut", c.Batches); return nil }
+				r.OnEpoch = func(_ context.Context, e flow.EpochEnd) error {
+					epochRead += e.Batches
+					check(fmt.Sprintf("end of epoch %d", e.Epoch), epochRead)
+					return nil
+				}
+				src := &gen{mem: mem, n: 40, rows: 1, epoch: 7, cutEvery: 3}
+				if _, err := r.Fit(ctx, p, src); err != nil {
+					t.Fatal(err)
+				}
+				if got := m.state(); got.n != 40 || got.sum != 780 {
+					t.Errorf("the fit learned %+v; want 40 rows summing to 780", got)
+				}
+				for _, b := range bad {
+					t.Error(b)
+				}
+			})
+		}
+	}
+}
+
