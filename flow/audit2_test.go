@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -154,3 +155,70 @@ func TestAuditCutsWithReplicasInUnions(t *testing.T) {
 	}
 }
 
+// A zero Pipeline or Union (no steps, no branches), which NewPipeline and
+// NewUnion would refuse, is refused wherever it sits in a tree (NewPipeline
+// returns an error for an empty pipeline), and by the runners as the
+// pipeline to run; used directly as a step, a zero Union is an error, not
+// a panic.
+func TestAuditZeroComposites(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	noPanic := func(t *testing.T, what string, fn func() error) error {
+		t.Helper()
+		var err error
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("panic: %v", v)
+					t.Errorf("%s panicked: %v", what, v)
+				}
+			}()
+			err = fn()
+		}()
+		return err
+	}
+	for i, nodes := range [][]flow.Node{
+		{flow.Named("sub", &flow.Pipeline{})},
+		{flow.Named("a", passThrough{}), flow.Named("sub", &flow.Pipeline{})},
+		{flow.Named("a", passThrough{}), flow.Named("u", new(flow.Union))},
+		{flow.Named("train", newTrainOnly(flow.Named("sub", &flow.Pipeline{})))},
+	} {
+		err := noPanic(t, fmt.Sprint("NewPipeline ", i), func() error { _, err := flow.NewPipeline(nodes); return err })
+		if err == nil || !strings.Contains(err.Error(), "no ") || !strings.Contains(err.Error(), `"`+nodes[len(nodes)-1].Name) {
+			t.Errorf("tree %d: got %v; want an error naming the empty composite", i, err)
+		}
+	}
+	if _, err := flow.NewUnion(flow.Named("b", &flow.Pipeline{})); err == nil {
+		t.Error("NewUnion with a zero pipeline as a branch: no error")
+	}
+	for _, r := range runners(mem) {
+		for _, k := range auditKinds {
+			err := noPanic(t, fmt.Sprintf("%v %v", r.Engine, k), func() error {
+				return k.run(ctx, r, &flow.Pipeline{}, &gen{mem: mem, n: 3, rows: 1})
+			})
+			if err == nil || !strings.Contains(err.Error(), "no steps") {
+				t.Errorf("%v %v of a zero pipeline: got %v; want an error", r.Engine, k, err)
+			}
+		}
+	}
+	b := flow.Batch{X: makeRecord(mem, 0, 2)}
+	defer b.Release()
+	for _, op := range []string{"Transform", "FitTransform"} {
+		err := noPanic(t, "zero Union "+op, func() error {
+			var out flow.Batch
+			var err error
+			if op == "Transform" {
+				out, err = new(flow.Union).Transform(ctx, b)
+			} else {
+				out, err = new(flow.Union).FitTransform(ctx, b)
+			}
+			out.Release()
+			return err
+		})
+		if err == nil {
+			t.Errorf("zero Union's %s: no error", op)
+		}
+	}
+}

@@ -30,7 +30,8 @@ var (
 
 // NewPipeline checks nodes and returns the pipeline made of them. The
 // options are defaults for every stage of this pipeline (see Option).
-// It returns an error for an empty pipeline, an empty, reserved ("/" or
+// It returns an error for an empty pipeline (a zero Pipeline or Union
+// anywhere in the tree included), an empty, reserved ("/" or
 // "__"), "_"-edged or duplicate name anywhere in the tree (the children of
 // every composite included, see Path), a nil step (typed nil pointers
 // included), a
@@ -108,6 +109,9 @@ func checkTree(base Path, s Step) error {
 		if isNil(v.Node.Step) {
 			return fmt.Errorf("step %q is nil (%T)", path, v.Node.Step)
 		}
+		if err := checkEmpty(path, v.Node.Step); err != nil {
+			return err
+		}
 		c, ok := v.Node.Step.(Composite)
 		if !ok {
 			return nil
@@ -117,6 +121,30 @@ func checkTree(base Path, s Step) error {
 		}
 		return nil
 	})
+}
+
+// checkEmpty refuses a Pipeline or a Union, at path, with no children: a
+// zero value, which NewPipeline and NewUnion would have refused, and which
+// the runners cannot run.
+func checkEmpty(path Path, s Step) error {
+	what := ""
+	switch c := s.(type) {
+	case *Pipeline:
+		if len(c.nodes) == 0 {
+			what = "pipeline has no steps"
+		}
+	case *Union:
+		if len(c.branches) == 0 {
+			what = "union has no branches"
+		}
+	}
+	if what == "" {
+		return nil
+	}
+	if len(path) == 0 {
+		return fmt.Errorf("the %s (a zero %T: build it with its constructor)", what, s)
+	}
+	return fmt.Errorf("step %q: the %s (a zero %T: build it with its constructor)", path, what, s)
 }
 
 // Nodes returns the pipeline's nodes, in order.

@@ -58,6 +58,9 @@ func buildPlan(p *Pipeline) (*plan, error) {
 	// The walk finds cycles, and checks every composite's children, before
 	// the plan recurses into pipelines and unions.
 	if err := Walk(p, func(v Visit) error {
+		if err := checkEmpty(v.Path, v.Node.Step); err != nil {
+			return fmt.Errorf("penstock: %w", err)
+		}
 		if v.Depth == 0 {
 			return nil
 		}
