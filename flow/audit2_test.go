@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -219,6 +220,50 @@ func TestAuditZeroComposites(t *testing.T) {
 		})
 		if err == nil {
 			t.Errorf("zero Union's %s: no error", op)
+		}
+	}
+}
+
+// seen fits nothing of its own: each Fit records how many rows m had
+// learned by then.
+type seen struct {
+	m  *mean
+	at []float64
+}
+
+func (s *seen) Fit(context.Context, flow.Batch) error { s.at = append(s.at, s.m.state().n); return nil }
+
+func (s *seen) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	in.Retain()
+	return in, nil
+}
+
+// A Joiner on a sub-pipeline's node holds whatever barrier the
+// sub-pipeline's last step sets for itself: the steps after the
+// sub-pipeline are fitted only once the steps in it have fitted on the
+// whole stream, in both engines, as a pipeline used directly finds (its Fit
+// refuses: a Joiner takes a Runner).
+func TestAuditJoinerOnSubPipelineNode(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, inner := range []barrier.Kind{barrier.InOrder, barrier.OutOfOrder} {
+		for _, r := range runners(mem) {
+			t.Run(fmt.Sprintf("%v/%v", inner, r.Engine), func(t *testing.T) {
+				r.SpillDir = t.TempDir()
+				m := &mean{mem: mem}
+				sub := pipeline(t, []flow.Node{flow.Named("pre", passThrough{}), flow.Named("m", m, flow.Barrier(inner))})
+				after := &seen{m: m}
+				p := pipeline(t, []flow.Node{flow.Named("sub", sub, flow.Barrier(barrier.Joiner)), flow.Named("after", after)})
+				st, err := r.Fit(ctx, p, &gen{mem: mem, n: 6, rows: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(st.Passes) != 2 || len(after.at) != 6 || slices.ContainsFunc(after.at, func(n float64) bool { return n != 12 }) {
+					t.Errorf("%d passes; the step after the Joiner saw the step before it at %v rows; want 2 passes and 12 rows at each of its 6 fits", len(st.Passes), after.at)
+				}
+			})
 		}
 	}
 }

@@ -56,7 +56,9 @@ func QueueCapacity(n int) Option {
 }
 
 // Barrier sets the barrier after the stage: barrier.InOrder (the default),
-// barrier.OutOfOrder or barrier.Joiner.
+// barrier.OutOfOrder or barrier.Joiner. On a sub-pipeline's node it sets
+// the barrier after the sub-pipeline's last step, unless that step sets
+// its own; a Joiner there holds whatever the last step sets.
 func Barrier(k barrier.Kind) Option {
 	return func(c *stageConfig) {
 		if !k.Valid() {

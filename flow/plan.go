@@ -122,7 +122,10 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 		if err := pl.addPipeline(s, path, cfg, st.fitLimit); err != nil {
 			return err
 		}
-		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && !last.setB {
+		// The node's barrier is its last stage's, unless that stage sets
+		// its own; a Joiner on the node always holds (what follows the
+		// sub-pipeline is fitted on what it has fitted on the whole stream).
+		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && (!last.setB || cfg.barrier == barrier.Joiner) {
 			last.barrier, last.setB = cfg.barrier, true
 		}
 		if first < len(pl.stages) && cfg.capacitySet {
