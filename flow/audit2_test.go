@@ -11,7 +11,9 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/barrier"
@@ -265,5 +267,46 @@ func TestAuditJoinerOnSubPipelineNode(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Next's ctx bounds its wait in the streaming engine also once the run is
+// cancelled and waits for a step that ignores ctx: Next returns ctx's
+// cause when ctx is done ("the streaming engine stops waiting as soon as
+// ctx is done"), and the run's error once the step has returned.
+func TestAuditNextWaitAfterCancel(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
+	cause := errors.New("audit: shutting down")
+	runCtx, cancel := context.WithCancelCause(deadline(t))
+	defer cancel(nil)
+	h := deafHold{once: new(sync.Once), entered: make(chan struct{}), release: make(chan struct{})}
+	s, err := r.Transform(runCtx, pipeline(t, []flow.Node{flow.Named("deaf", h)}), &gen{mem: mem, n: -1, rows: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(h.release)
+		}
+		s.Close()
+	}()
+	<-h.entered
+	cancel(cause)
+	impatient := errors.New("audit: the caller stopped waiting")
+	wctx, wcancel := context.WithCancelCause(deadline(t))
+	time.AfterFunc(20*time.Millisecond, func() { wcancel(impatient) })
+	within(t, "Next with a ctx that ends, while the cancelled run waits for a step", 5*time.Second, func() {
+		if _, err = s.Next(wctx); !errors.Is(err, impatient) {
+			t.Errorf("got %v; want the cause of Next's ctx", err)
+		}
+	})
+	close(h.release)
+	released = true
+	if _, err := s.Next(deadline(t)); !errors.Is(err, cause) {
+		t.Errorf("after the step returned: got %v; want the run's cause", err)
 	}
 }

@@ -102,8 +102,7 @@ func (sr *streamRun) runAll() (err error) {
 
 func (sr *streamRun) next(ctx context.Context) (Batch, error) {
 	if sr.ctx.Err() != nil {
-		<-sr.done
-		return Batch{}, sr.result()
+		return sr.ended(ctx)
 	}
 	it, err := sr.out.Get(ctx)
 	switch {
@@ -111,10 +110,26 @@ func (sr *streamRun) next(ctx context.Context) (Batch, error) {
 		release(sr.sem)
 		return it.b, nil
 	case errors.Is(err, io.EOF):
-		<-sr.done
-		return Batch{}, sr.result()
+		return sr.ended(ctx)
 	}
 	return Batch{}, err // the caller's ctx; the run goes on
+}
+
+// ended waits for the driver of a run that has ended or been cancelled,
+// and returns its result, unless ctx is done first: a cancelled run may
+// wait for a step that ignores ctx, and Next's wait is the caller's.
+func (sr *streamRun) ended(ctx context.Context) (Batch, error) {
+	select {
+	case <-sr.done:
+		return Batch{}, sr.result()
+	default:
+	}
+	select {
+	case <-sr.done:
+		return Batch{}, sr.result()
+	case <-ctx.Done():
+		return Batch{}, context.Cause(ctx)
+	}
 }
 
 func (sr *streamRun) result() error {
