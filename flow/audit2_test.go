@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -308,5 +309,55 @@ func TestAuditNextWaitAfterCancel(t *testing.T) {
 	released = true
 	if _, err := s.Next(deadline(t)); !errors.Is(err, cause) {
 		t.Errorf("after the step returned: got %v; want the run's cause", err)
+	}
+}
+
+// A Joiner on a feature union's node: the union's branches (one of them
+// replicated) are fitted on the whole stream, spilled or read again, before
+// the step after the union sees a batch; the fit-transform's output is
+// what the fully fitted steps make of it, in both engines.
+func TestAuditJoinerAfterUnion(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, spilled := range []bool{false, true} {
+		for _, r := range runners(mem) {
+			t.Run(fmt.Sprintf("%v/spilled=%v", r.Engine, spilled), func(t *testing.T) {
+				r.SpillDir = t.TempDir()
+				m, c := &mean{mem: mem}, &mean{mem: mem}
+				u, err := flow.NewUnion(flow.Named("m", m, flow.Replicas(3)), flow.Named("c", pipeline(t, []flow.Node{flow.Named("c", c)})), flow.Named("id", passThrough{}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				after := &seen{m: m}
+				p := pipeline(t, []flow.Node{flow.Named("u", u, flow.Barrier(barrier.Joiner)), flow.Named("after", after)})
+				rw := numbers(t, mem, 0, 30, 3)
+				defer rw.Close()
+				var src flow.Source = rw
+				if spilled {
+					src = once{rw}
+				}
+				s, err := r.FitTransform(ctx, p, src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := collect(ctx, t, s, "m__x", "c__x", "id__x")
+				if m.state().n != 30 || c.state().n != 30 {
+					t.Errorf("the branches fitted on %v and %v rows; want 30 each", m.state().n, c.state().n)
+				}
+				if len(after.at) != 10 || slices.ContainsFunc(after.at, func(n float64) bool { return n != 30 }) {
+					t.Errorf("the step after the union saw it at %v rows; want 30 at each of its 10 fits", after.at)
+				}
+				for i, v := range out.cols["m__x"] {
+					if v != float64(i)-14.5 || out.cols["c__x"][i] != v || out.cols["id__x"][i] != float64(i) {
+						t.Fatalf("row %d: m %v, c %v, id %v; want %v, %v, %v", i, v, out.cols["c__x"][i], out.cols["id__x"][i], float64(i)-14.5, float64(i)-14.5, i)
+					}
+				}
+				if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+					t.Errorf("spill left %d files behind", len(left))
+				}
+			})
+		}
 	}
 }
