@@ -31,7 +31,9 @@ type stageConfig struct {
 // Replicas sets the number of goroutines that run the stage's step, each
 // taking the next batch from the stage's input queue. 0 means 1, the
 // default. On the transform path the replicas share the step; on the fit
-// path each fits its own Merger.Replica and the results are merged.
+// path each fits its own Merger.Replica and the results are merged. Past
+// the stage's FitEpochs, the replicas share the step again, into which
+// what they learned in the epochs that it fitted has been merged.
 func Replicas(n int) Option {
 	return func(c *stageConfig) {
 		if n < 0 {

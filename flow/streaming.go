@@ -175,7 +175,11 @@ type passRun struct {
 
 	// With an OnEpoch hook, batches that leave the pass are counted, so
 	// that the feeder can wait for all those it fed (a consistent cut).
+	// So they are where a replicated stage stops fitting (limits, its
+	// FitEpochs): a cut there merges its replicas into its step, which
+	// transforms the later epochs.
 	counting  bool
+	limits    []int
 	final     *queue.Queue[item] // the run's output queue, in the last pass
 	completed atomic.Int64
 	waiting   atomic.Bool
@@ -208,6 +212,12 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
 		return false, errors.Join(err, pr.repLog.teardown(sr.ctx))
 	}
+	for st := range pr.reps {
+		if st.fitLimit > 0 {
+			pr.limits = append(pr.limits, st.fitLimit)
+		}
+	}
+	pr.counting = pr.counting || len(pr.limits) > 0
 	if needWindow(ps.stages) {
 		pr.sem = make(chan struct{}, window(ps.stages)+DefaultQueueCapacity+2)
 	}
@@ -260,6 +270,17 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 		err = context.Cause(sr.ctx)
 	}
 	return abandoned, err
+}
+
+// limitCrossed reports whether a replicated stage stops fitting between
+// epochs from and to.
+func (pr *passRun) limitCrossed(from, to int) bool {
+	for _, l := range pr.limits {
+		if from < l && l <= to {
+			return true
+		}
+	}
+	return false
 }
 
 // complete counts a batch that has left the pass.
@@ -488,7 +509,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			release(pr.sem)
 			return pr.endInput(ctx, in)
 		}
-		if pr.counting && t.boundary(b) {
+		if pr.counting && t.boundary(b) && (pr.run.onEpoch != nil || pr.limitCrossed(t.epoch, b.Epoch)) {
 			e := t.end(false)
 			wait()
 			err := pr.cut(ctx, pos, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
@@ -615,7 +636,9 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 // work is replica w of a stage: take a batch, run the step, pass the
 // result on. out is nil for a fit-only stage. reps, if not nil, are the
 // replicas that fit; a cut (see cut) may renew them between two batches,
-// so the replica is looked up for every batch.
+// so the replica is looked up for every batch. Past the stage's FitEpochs
+// the stage's step transforms: a cut where the stage stopped fitting
+// has merged the replicas into it.
 //
 // It reads the clock only where a queue makes it wait, at the start and the
 // end of the wait: all the rest of its time is busy (see busyClock), the
@@ -653,7 +676,7 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 			continue
 		}
 		s := st.step
-		if reps != nil {
+		if reps != nil && o != opTransform { // past its FitEpochs, the stage transforms as one that does not fit
 			s = reps[w]
 		}
 		c.in(it.b)
