@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -392,6 +393,76 @@ func TestAuditReplicasPastFitEpochs(t *testing.T) {
 				for i, v := range out.cols["x"][100:] {
 					if want := float64(i%100) - 49.5; v != want {
 						t.Fatalf("row %d (past the first epoch): %v; want %v, centred by the mean of the first epoch", 100+i, v, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// moody is a choice whose tree methods (Children, Active, FitsChild,
+// FitPathDiffers) panic from their panicAt-th call on (0: never), counting
+// their calls: a composite of another package with a bug.
+type moody struct {
+	choose
+	calls, panicAt atomic.Int64
+}
+
+var _ flow.FitPather = (*moody)(nil)
+
+func (m *moody) call() {
+	if n := m.calls.Add(1); m.panicAt.Load() > 0 && n >= m.panicAt.Load() {
+		panic(fmt.Sprintf("moody: call %d", n))
+	}
+}
+
+func (m *moody) Children() []flow.Node      { m.call(); return m.choose.Children() }
+func (m *moody) Active(name string) bool    { m.call(); return m.choose.Active(name) }
+func (m *moody) FitPathDiffers() bool       { m.call(); return false }
+func (m *moody) FitsChild(name string) bool { m.call(); return true }
+
+// A panic in a composite's tree methods, wherever a run calls them (its
+// start, the streaming engine's replicas, merges and cuts), is the run's
+// error, a *PanicError: the program goes on, nothing leaks, in both engines.
+func TestAuditPanicInTreeMethods(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	build := func() (*flow.Pipeline, *moody) {
+		m := &moody{choose: choose{branches: []flow.Node{flow.Named("a", &mean{mem: mem}), flow.Named("b", &tally{})}, pick: "a"}}
+		return pipeline(t, []flow.Node{flow.Named("pre", passThrough{}), flow.Named("m", m, flow.Replicas(2))}), m
+	}
+	for _, r := range runners(mem) {
+		for _, k := range []auditKind{kindFit, kindTransform} {
+			t.Run(fmt.Sprintf("%v/%v", r.Engine, k), func(t *testing.T) {
+				r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil } // a cut, and new replicas, at every epoch
+				run := func(at int64) (int64, error) {
+					p, m := build()
+					base := m.calls.Load() // NewPipeline's
+					if at > 0 {
+						m.panicAt.Store(base + at)
+					}
+					var err error
+					func() {
+						defer func() {
+							if v := recover(); v != nil {
+								err = fmt.Errorf("the run panicked: %v", v)
+							}
+						}()
+						err = k.run(ctx, r, p, &gen{mem: mem, n: 6, rows: 2, epoch: 2})
+					}()
+					return m.calls.Load() - base, err
+				}
+				calls, err := run(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for at := int64(1); at <= calls; at++ {
+					_, err := run(at)
+					var pe *flow.PanicError
+					if !errors.As(err, &pe) || !strings.Contains(err.Error(), "moody") {
+						t.Errorf("a panic at call %d of %d: got %v; want the run's error, a *PanicError", at, calls, err)
 					}
 				}
 			})

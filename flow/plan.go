@@ -21,6 +21,7 @@ type stage struct {
 	barrier  barrier.Kind
 	setB     bool // barrier set explicitly
 	fitLimit int  // FitEpochs, its own or a composite's above it (the lower), or -1
+	fit      bool // see fits
 
 	branches []*plan // feature union: one plan per branch
 	names    []Node  // feature union: the branch nodes, for naming outputs
@@ -31,8 +32,10 @@ type stage struct {
 func (s *stage) isUnion() bool { return s.branches != nil }
 
 // fits reports whether a fit fits the stage: its step is fittable and not
-// frozen with FitEpochs(0).
-func (s *stage) fits() bool { return s.fitLimit != 0 && fittable(s.step) }
+// frozen with FitEpochs(0). It is worked out once, with the plan: the
+// walk runs the tree's composites' methods, which a run's goroutines do
+// not call again.
+func (s *stage) fits() bool { return s.fit }
 
 // opFor returns what the stage does with a batch of the given epoch when
 // the pass asks o of it: past its FitEpochs it only transforms, and a
@@ -154,6 +157,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 			return fmt.Errorf("penstock: step %q: %T runs its children batch by batch and cannot hold a Joiner; put the Joiner after it", path, s)
 		}
 	}
+	st.fit = st.fitLimit != 0 && fittable(st.step)
 	pl.stages = append(pl.stages, st)
 	return nil
 }

@@ -903,9 +903,14 @@ func (pr *passRun) makeReplicas(ctx context.Context, stages []*stage, ops []op) 
 // newReplica makes one replica of st's step and sets up its new steps.
 func (pr *passRun) newReplica(ctx context.Context, st *stage) (Step, error) {
 	var fresh []setUpStep
-	r, err := replicate(st.step, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
+	var r Step
+	err := guardStage(st.path, st.step, "replica", func() error {
+		var err error
+		r, err = replicate(st.step, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
+		return stepError(st.path, st.step, "replica", nil, err)
+	})
 	if err != nil {
-		return nil, stepError(st.path, st.step, "replica", nil, err)
+		return nil, err
 	}
 	// Only the new steps: the replica shares the others, set up already.
 	for _, f := range fresh {
@@ -945,8 +950,11 @@ func (pr *passRun) renewReplicas(ctx context.Context) error {
 
 func (pr *passRun) merge() error {
 	for st, reps := range pr.reps {
-		if err := mergeReplicas(st.step, reps); err != nil {
-			return stepError(st.path, st.step, "merge", nil, err)
+		err := guardStage(st.path, st.step, "merge", func() error {
+			return stepError(st.path, st.step, "merge", nil, mergeReplicas(st.step, reps))
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
