@@ -366,36 +366,45 @@ func TestAuditJoinerAfterUnion(t *testing.T) {
 // A replicated stage past its FitEpochs transforms as a stage that does
 // not fit: with its step, which holds what the replicas learned in the
 // epochs that it fitted, in a fit-transform's output, with or without an
-// OnEpoch hook, as the sequential engine does.
+// OnEpoch hook, as the sequential engine does; and so does a step with
+// FitEpochs inside a replicated sub-pipeline.
 func TestAuditReplicasPastFitEpochs(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	defer goleak.VerifyNone(t)
 	ctx := deadline(t)
-	for _, hook := range []bool{false, true} {
-		for _, r := range runners(mem) {
-			t.Run(fmt.Sprintf("%v/hook=%v", r.Engine, hook), func(t *testing.T) {
-				if hook {
-					r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
-				}
-				m := &mean{mem: mem}
-				p := pipeline(t, []flow.Node{flow.Named("m", m, flow.Replicas(3), flow.FitEpochs(1)), flow.Named("after", &waitFit{})})
-				src, done := epochs(t, mem, 3) // x = 0 … 99 three times, in batches of 10
-				defer done()
-				s, err := r.FitTransform(ctx, p, src)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out := collect(ctx, t, s, "x")
-				if m.state().n != 100 {
-					t.Errorf("the step fitted on %v rows; want 100 (the first epoch)", m.state().n)
-				}
-				for i, v := range out.cols["x"][100:] {
-					if want := float64(i%100) - 49.5; v != want {
-						t.Fatalf("row %d (past the first epoch): %v; want %v, centred by the mean of the first epoch", 100+i, v, want)
+	shapes := map[string]func(m *mean) flow.Node{
+		"stage": func(m *mean) flow.Node { return flow.Named("m", m, flow.Replicas(3), flow.FitEpochs(1)) },
+		"sub-pipeline": func(m *mean) flow.Node {
+			return flow.Named("sub", pipeline(t, []flow.Node{flow.Named("m", m, flow.FitEpochs(1)), flow.Named("fit", &waitFit{})}), flow.Replicas(3))
+		},
+	}
+	for name, node := range shapes {
+		for _, hook := range []bool{false, true} {
+			for _, r := range runners(mem) {
+				t.Run(fmt.Sprintf("%s/%v/hook=%v", name, r.Engine, hook), func(t *testing.T) {
+					if hook {
+						r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
 					}
-				}
-			})
+					m := &mean{mem: mem}
+					p := pipeline(t, []flow.Node{node(m), flow.Named("after", &waitFit{})})
+					src, done := epochs(t, mem, 3) // x = 0 … 99 three times, in batches of 10
+					defer done()
+					s, err := r.FitTransform(ctx, p, src)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out := collect(ctx, t, s, "x")
+					if m.state().n != 100 {
+						t.Errorf("the step fitted on %v rows; want 100 (the first epoch)", m.state().n)
+					}
+					for i, v := range out.cols["x"][100:] {
+						if want := float64(i%100) - 49.5; v != want {
+							t.Fatalf("row %d (past the first epoch): %v; want %v, centred by the mean of the first epoch", 100+i, v, want)
+						}
+					}
+				})
+			}
 		}
 	}
 }

@@ -22,6 +22,9 @@ type stage struct {
 	setB     bool // barrier set explicitly
 	fitLimit int  // FitEpochs, its own or a composite's above it (the lower), or -1
 	fit      bool // see fits
+	// limits are the FitEpochs above 0 of a replicated stage and of the
+	// steps below it that fitting it reaches: where its replicas change.
+	limits []int
 
 	branches []*plan // feature union: one plan per branch
 	names    []Node  // feature union: the branch nodes, for naming outputs
@@ -158,8 +161,30 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 		}
 	}
 	st.fit = st.fitLimit != 0 && fittable(st.step)
+	if st.replicas > 1 && st.fit {
+		st.limits = fitLimits(st)
+	}
 	pl.stages = append(pl.stages, st)
 	return nil
+}
+
+// fitLimits returns the FitEpochs above 0 of st and of the steps below it
+// that fitting it reaches.
+func fitLimits(st *stage) []int {
+	var out []int
+	if st.fitLimit > 0 {
+		out = append(out, st.fitLimit)
+	}
+	_ = Walk(st.step, func(v Visit) error {
+		if v.Depth > 0 && !fitReaches(v) {
+			return SkipChildren
+		}
+		if l := configOf(v.Node.opts).fitLimit(); v.Depth > 0 && l > 0 {
+			out = append(out, l)
+		}
+		return nil
+	})
+	return out
 }
 
 // lowerLimit returns the lower of two FitEpochs limits, -1 meaning none.

@@ -167,6 +167,10 @@ type passRun struct {
 	queues []*queue.Queue[item]
 	reps   map[*stage][]Step
 	repLog setupLog // the replicas' new steps, set up for this pass
+	// repEpoch is the epoch that the replicas were made for: the steps
+	// below a stage that are past their FitEpochs there are shared, not
+	// replicated (see replicate).
+	repEpoch int
 
 	feeder    atomic.Int32  // feederIdle, feederReading or feederAbandoned
 	fed       chan struct{} // closed when the feeder has returned
@@ -213,9 +217,7 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 		return false, errors.Join(err, pr.repLog.teardown(sr.ctx))
 	}
 	for st := range pr.reps {
-		if st.fitLimit > 0 {
-			pr.limits = append(pr.limits, st.fitLimit)
-		}
+		pr.limits = append(pr.limits, st.limits...)
 	}
 	pr.counting = pr.counting || len(pr.limits) > 0
 	if needWindow(ps.stages) {
@@ -309,8 +311,8 @@ func (pr *passRun) put(ctx context.Context, q *queue.Queue[item], it item) error
 }
 
 // cut waits until the fed batches have all left the pass, merges and
-// renews the replicas, and calls hook.
-func (pr *passRun) cut(ctx context.Context, fed int64, hook func() error) error {
+// renews the replicas (for batches of the given epoch), and calls hook.
+func (pr *passRun) cut(ctx context.Context, fed int64, epoch int, hook func() error) error {
 	pr.waiting.Store(true)
 	for pr.completed.Load() < fed {
 		select {
@@ -321,7 +323,7 @@ func (pr *passRun) cut(ctx context.Context, fed int64, hook func() error) error 
 		}
 	}
 	pr.waiting.Store(false)
-	if err := pr.renewReplicas(ctx); err != nil {
+	if err := pr.renewReplicas(ctx, epoch); err != nil {
 		return err
 	}
 	return hook()
@@ -489,7 +491,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			}
 			c := Cut{Pass: t.pass, Batches: t.read}
 			wait()
-			err := pr.cut(ctx, pos, func() error { return pr.run.cutHook(ctx, c, pr.run.stats) })
+			err := pr.cut(ctx, pos, pr.repEpoch, func() error { return pr.run.cutHook(ctx, c, pr.run.stats) })
 			waited()
 			if errors.Is(err, ErrStop) {
 				t.reported = true
@@ -512,7 +514,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 		if pr.counting && t.boundary(b) && (pr.run.onEpoch != nil || pr.limitCrossed(t.epoch, b.Epoch)) {
 			e := t.end(false)
 			wait()
-			err := pr.cut(ctx, pos, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
+			err := pr.cut(ctx, pos, b.Epoch, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
 			waited()
 			if err != nil {
 				b.Release()
@@ -906,7 +908,7 @@ func (pr *passRun) newReplica(ctx context.Context, st *stage) (Step, error) {
 	var r Step
 	err := guardStage(st.path, st.step, "replica", func() error {
 		var err error
-		r, err = replicate(st.step, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
+		r, err = replicate(st.step, pr.repEpoch, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
 		return stepError(st.path, st.step, "replica", nil, err)
 	})
 	if err != nil {
@@ -922,11 +924,11 @@ func (pr *passRun) newReplica(ctx context.Context, st *stage) (Step, error) {
 }
 
 // renewReplicas, at a cut, merges what the replicas have learned into
-// their steps and gives every replica a fresh replica, so that the
-// replicas' next merge does not count this epoch again. The workers are
-// idle: they look their replica up after their next batch, which the
-// feeder puts after this returns.
-func (pr *passRun) renewReplicas(ctx context.Context) error {
+// their steps and gives every replica a fresh replica, for batches of the
+// given epoch, so that the replicas' next merge does not count this epoch
+// again. The workers are idle: they look their replica up after their
+// next batch, which the feeder puts after this returns.
+func (pr *passRun) renewReplicas(ctx context.Context, epoch int) error {
 	if len(pr.reps) == 0 {
 		return nil
 	}
@@ -936,6 +938,7 @@ func (pr *passRun) renewReplicas(ctx context.Context) error {
 	if err := pr.repLog.teardown(ctx); err != nil {
 		return err
 	}
+	pr.repEpoch = epoch
 	for st, reps := range pr.reps {
 		for w := range reps {
 			r, err := pr.newReplica(ctx, st)
@@ -951,7 +954,7 @@ func (pr *passRun) renewReplicas(ctx context.Context) error {
 func (pr *passRun) merge() error {
 	for st, reps := range pr.reps {
 		err := guardStage(st.path, st.step, "merge", func() error {
-			return stepError(st.path, st.step, "merge", nil, mergeReplicas(st.step, reps))
+			return stepError(st.path, st.step, "merge", nil, mergeReplicas(st.step, reps, pr.repEpoch))
 		})
 		if err != nil {
 			return err
