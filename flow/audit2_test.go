@@ -478,3 +478,72 @@ func TestAuditPanicInTreeMethods(t *testing.T) {
 		}
 	}
 }
+
+// A run whose ctx the caller cancels with a cause, then closed early: Close
+// returns an error wrapping the cause in both engines, whether or not a
+// Next has seen the cancellation (the streaming engine's goroutines see it
+// at once); closed before the cancellation, or read to its end, it
+// returns nil.
+func TestAuditCloseAfterCallerCancel(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for _, r := range runners(mem) {
+		for _, when := range []string{"cancel, Close", "cancel, Next, Close", "Close, cancel", "end, cancel, Close"} {
+			t.Run(fmt.Sprintf("%v/%s", r.Engine, when), func(t *testing.T) {
+				cause := errors.New("audit: the operator cancelled")
+				ctx, cancel := context.WithCancelCause(deadline(t))
+				defer cancel(nil)
+				n := int64(-1)
+				if strings.HasPrefix(when, "end") {
+					n = 3
+				}
+				life := &lifeStep{waiter: waiter{ctxCauseMode, 0}}
+				s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("life", life, flow.Replicas(2))}), &gen{mem: mem, n: n, rows: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := s.Next(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+				var cerr error
+				switch when {
+				case "cancel, Close":
+					cancel(cause)
+					cerr = s.Close()
+				case "cancel, Next, Close":
+					cancel(cause)
+					for err == nil {
+						b, err = s.Next(context.WithoutCancel(ctx))
+						b.Release()
+					}
+					if !errors.Is(err, cause) {
+						t.Errorf("Next after the cancellation: %v; want the cause", err)
+					}
+					cerr = s.Close()
+				case "Close, cancel":
+					cerr = s.Close()
+					cancel(cause)
+				case "end, cancel, Close":
+					for err == nil {
+						b, err = s.Next(ctx)
+						b.Release()
+					}
+					if !errors.Is(err, io.EOF) {
+						t.Fatalf("reading to the end: %v", err)
+					}
+					cancel(cause)
+					cerr = s.Close()
+				}
+				if wantCause := strings.HasPrefix(when, "cancel"); wantCause != errors.Is(cerr, cause) || (!wantCause && cerr != nil) {
+					t.Errorf("Close returned %v; want the cause: %v", cerr, wantCause)
+				}
+				if life.setups.Load() != 1 || life.teardowns.Load() != 1 {
+					t.Errorf("%d setups, %d teardowns; want 1 and 1", life.setups.Load(), life.teardowns.Load())
+				}
+			})
+		}
+	}
+}

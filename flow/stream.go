@@ -91,8 +91,10 @@ func (s *Stream) Next(ctx context.Context) (Batch, error) {
 // Close stops the run if it is still going, waits for it, releases what is
 // in flight and tears the steps down. It returns the run's error, if the
 // run failed on its own (a failure the caller has already seen from Next
-// included), or a teardown error; closing a stream early is not an error.
-// Close is idempotent; concurrent calls wait for the first.
+// included) or was cancelled through the ctx it was started with (an error
+// wrapping the cause, in both engines), or a teardown error; closing a
+// stream early is not an error. Close is idempotent; concurrent calls wait
+// for the first.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
 	s.cleanup.Stop()
