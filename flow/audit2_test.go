@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/penstock-ml/penstock/barrier"
 	"github.com/penstock-ml/penstock/flow"
@@ -546,4 +549,218 @@ func TestAuditCloseAfterCallerCancel(t *testing.T) {
 			})
 		}
 	}
+}
+
+// col0Mean learns the count, sum and sum of squares of the first column of
+// X (a float64 column, whatever its name: a union's output renames it)
+// and subtracts the mean from it. It is a Merger; its state is exact for
+// small integers in any order.
+type col0Mean struct {
+	mem memory.Allocator
+	mu  sync.Mutex
+	st  state
+}
+
+func (c *col0Mean) values(in flow.Batch) []float64 {
+	return in.X.Column(0).(*array.Float64).Float64Values()
+}
+
+func (c *col0Mean) Fit(_ context.Context, in flow.Batch) error {
+	var s state
+	for _, v := range c.values(in) {
+		s = s.add(state{1, v, v * v})
+	}
+	c.mu.Lock()
+	c.st = c.st.add(s)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *col0Mean) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	c.mu.Lock()
+	mu := c.st.mean()
+	c.mu.Unlock()
+	bld := array.NewFloat64Builder(c.mem)
+	defer bld.Release()
+	for _, v := range c.values(in) {
+		bld.Append(v - mu)
+	}
+	col := bld.NewArray()
+	defer col.Release()
+	cols := append([]arrow.Array{col}, in.X.Columns()[1:]...)
+	return in.WithX(array.NewRecordBatch(in.X.Schema(), cols, in.X.NumRows())), nil
+}
+
+func (c *col0Mean) Replica() flow.Step { return &col0Mean{mem: c.mem} }
+
+func (c *col0Mean) Merge(reps []flow.Step) error {
+	for _, r := range reps {
+		c.st = c.st.add(r.(*col0Mean).st)
+	}
+	return nil
+}
+
+// randomTree builds a random pipeline of sub-pipelines, unions, learning
+// and stateless steps, with replicas, out-of-order barriers, FitEpochs
+// and Joiners where NewPipeline allows them; the same seed builds the
+// same tree. A replica fits on its share of the stream and transforms with
+// what it learned from it, and a learner after an out-of-order barrier
+// fits in another order, so that a learner after either learns from other
+// values than in the sequential engine: where replicas may hold a learner
+// and barriers may be out of order (one of two seeds), the tree has one
+// learner only.
+func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	oneLearner := seed%2 == 1
+	learners := 0
+	var node func(name string, depth int, top, inUnion bool) (flow.Node, bool)
+	nodes := func(depth int, top bool) ([]flow.Node, bool) {
+		var out []flow.Node
+		learns := false
+		for i := range 1 + rng.IntN(3) {
+			n, l := node(fmt.Sprint("s", i), depth, top, false)
+			out, learns = append(out, n), learns || l
+		}
+		return out, learns
+	}
+	node = func(name string, depth int, top, inUnion bool) (flow.Node, bool) {
+		var opts []flow.Option
+		if rng.IntN(4) == 0 {
+			opts = append(opts, flow.FitEpochs(rng.IntN(3)))
+		}
+		replicas := func(learns bool) {
+			if rng.IntN(2) == 0 && (oneLearner || !learns) {
+				opts = append(opts, flow.Replicas(1+rng.IntN(3)))
+			}
+		}
+		if !inUnion {
+			switch rng.IntN(6) {
+			case 0:
+				if oneLearner {
+					opts = append(opts, flow.Barrier(barrier.OutOfOrder))
+				}
+			case 1:
+				if top {
+					opts = append(opts, flow.Barrier(barrier.Joiner))
+				}
+			}
+		}
+		k := rng.IntN(4)
+		if depth >= 3 {
+			k %= 2
+		}
+		if k == 1 && oneLearner && learners > 0 {
+			k = 0
+		}
+		switch k {
+		case 0:
+			replicas(false)
+			return flow.Named(name, passThrough{}, opts...), false
+		case 1:
+			learners++
+			replicas(true)
+			return flow.Named(name, &col0Mean{mem: mem}, opts...), true
+		case 2:
+			rep := rng.IntN(3) == 0
+			children, learns := nodes(depth+1, top && !rep)
+			if rep && (oneLearner || !learns) {
+				opts = append(opts, flow.Replicas(2+rng.IntN(2)))
+			}
+			p, err := flow.NewPipeline(children)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return flow.Named(name, p, opts...), learns
+		}
+		var branches []flow.Node
+		learns := false
+		for i := range 2 + rng.IntN(2) {
+			b, l := node(fmt.Sprint("b", i), depth+1, false, true)
+			branches, learns = append(branches, b), learns || l
+		}
+		u, err := flow.NewUnion(branches...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return flow.Named(name, u, opts...), learns
+	}
+	children, _ := nodes(0, true)
+	p, err := flow.NewPipeline(children)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// learned returns the states of the col0Means of p, in walk order.
+func learned(p flow.Step) []state {
+	var out []state
+	_ = flow.Walk(p, func(v flow.Visit) error {
+		if c, ok := v.Node.Step.(*col0Mean); ok {
+			out = append(out, c.st)
+		}
+		return nil
+	})
+	return out
+}
+
+// Random trees of sub-pipelines, unions, replicas, out-of-order barriers,
+// FitEpochs and Joiners: both engines learn the same states in a Fit and
+// a FitTransform (sums, exact in any order), and transform alike after it
+// ("both give identical results for deterministic steps").
+func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for seed := range uint64(150) {
+		var states [][]state
+		var outs []map[int64]string
+		for _, r := range runners(mem) {
+			r.SpillDir = t.TempDir()
+			p := randomTree(t, mem, seed)
+			if _, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8}}); err != nil {
+				t.Fatalf("seed %d: %v: fit: %v", seed, r.Engine, err)
+			}
+			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8})
+			if err != nil {
+				t.Fatalf("seed %d: %v: fit-transform: %v", seed, r.Engine, err)
+			}
+			if err := s.Each(ctx, func(flow.Batch) error { return nil }); err != nil {
+				t.Fatalf("seed %d: %v: fit-transform: %v", seed, r.Engine, err)
+			}
+			states = append(states, learned(p))
+			s, err = r.Transform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs, err := flow.Collect(ctx, s)
+			if err != nil {
+				t.Fatalf("seed %d: %v: transform: %v", seed, r.Engine, err)
+			}
+			out := map[int64]string{} // by Seq: an out-of-order barrier may reorder the batches
+			for _, b := range bs {
+				out[b.Seq] = fmt.Sprint(b.X)
+				b.Release()
+			}
+			outs = append(outs, out)
+		}
+		if fmt.Sprint(states[0]) != fmt.Sprint(states[1]) {
+			t.Errorf("seed %d: the engines learned differently:\nsequential %v\nstreaming  %v\ntree %s", seed, states[0], states[1], treeString(randomTree(t, mem, seed)))
+		}
+		if fmt.Sprint(outs[0]) != fmt.Sprint(outs[1]) {
+			t.Errorf("seed %d: the engines transform differently:\nsequential %v\nstreaming  %v\ntree %s", seed, outs[0], outs[1], treeString(randomTree(t, mem, seed)))
+		}
+	}
+}
+
+// treeString prints a tree's paths, steps and settings, one node a line.
+func treeString(p flow.Step) string {
+	var b strings.Builder
+	_ = flow.Walk(p, func(v flow.Visit) error {
+		st, _ := v.Node.Settings()
+		fmt.Fprintf(&b, "\n  %s %T %+v", v.Path, v.Node.Step, st)
+		return nil
+	})
+	return b.String()
 }
