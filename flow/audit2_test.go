@@ -600,8 +600,8 @@ func (c *col0Mean) Merge(reps []flow.Step) error {
 	return nil
 }
 
-// randomTree builds a random pipeline of sub-pipelines, unions, learning
-// and stateless steps, with replicas, out-of-order barriers, FitEpochs
+// randomTree builds a random pipeline of sub-pipelines, unions,
+// metasteps, learning and stateless steps, with replicas, out-of-order barriers, FitEpochs
 // and Joiners where NewPipeline allows them; the same seed builds the
 // same tree. A replica fits on its share of the stream and transforms with
 // what it learned from it, and a learner after an out-of-order barrier
@@ -645,7 +645,7 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 				}
 			}
 		}
-		k := rng.IntN(4)
+		k := rng.IntN(5)
 		if depth >= 3 {
 			k %= 2
 		}
@@ -672,6 +672,11 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 			}
 			return flow.Named(name, p, opts...), learns
 		}
+		if k == 4 {
+			child, learns := node("c", depth+1, false, true) // no barrier: the wrapper runs it batch by batch
+			replicas(learns)
+			return flow.Named(name, &wrap{child: child}, opts...), learns
+		}
 		var branches []flow.Node
 		learns := false
 		for i := range 2 + rng.IntN(2) {
@@ -692,6 +697,28 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 	return p
 }
 
+// wrap is a metastep that runs its child as a composite of another
+// package should: it fits the child where the child's node fits
+// (Node.Fits), else transforms.
+type wrap struct{ child flow.Node }
+
+func (w *wrap) Children() []flow.Node { return []flow.Node{w.child} }
+
+func (w *wrap) WithChildren(children []flow.Node) (flow.Composite, error) {
+	return &wrap{child: children[0]}, nil
+}
+
+func (w *wrap) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
+	return w.child.Step.Transform(ctx, in)
+}
+
+func (w *wrap) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
+	if w.child.Fits(in.Epoch) {
+		return fitOn(ctx, w.child.Step, in)
+	}
+	return w.child.Step.Transform(ctx, in)
+}
+
 // learned returns the states of the col0Means of p, in walk order.
 func learned(p flow.Step) []state {
 	var out []state
@@ -704,7 +731,7 @@ func learned(p flow.Step) []state {
 	return out
 }
 
-// Random trees of sub-pipelines, unions, replicas, out-of-order barriers,
+// Random trees of sub-pipelines, unions, metasteps, replicas, out-of-order barriers,
 // FitEpochs and Joiners: both engines learn the same states in a Fit and
 // a FitTransform (sums, exact in any order), and transform alike after it
 // ("both give identical results for deterministic steps").
