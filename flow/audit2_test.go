@@ -601,9 +601,9 @@ func (c *col0Mean) Merge(reps []flow.Step) error {
 }
 
 // randomTree builds a random pipeline of sub-pipelines, unions,
-// metasteps, learning and stateless steps, with replicas, out-of-order barriers, FitEpochs
-// and Joiners where NewPipeline allows them; the same seed builds the
-// same tree. A replica fits on its share of the stream and transforms with
+// metasteps, learning and stateless steps, with replicas, out-of-order
+// barriers, FitEpochs and Joiners where NewPipeline allows them; the same
+// seed builds the same tree. A replica fits on its share of the stream and transforms with
 // what it learned from it, and a learner after an out-of-order barrier
 // fits in another order, so that a learner after either learns from other
 // values than in the sequential engine: where replicas may hold a learner
