@@ -731,9 +731,10 @@ func learned(p flow.Step) []state {
 	return out
 }
 
-// Random trees of sub-pipelines, unions, metasteps, replicas, out-of-order barriers,
-// FitEpochs and Joiners: both engines learn the same states in a Fit and
-// a FitTransform (sums, exact in any order), and transform alike after it
+// Random trees of sub-pipelines, unions, metasteps, replicas,
+// out-of-order barriers, FitEpochs and Joiners, run with hooks and cuts
+// or without: both engines learn the same states in a Fit and a
+// FitTransform (sums, exact in any order), and transform alike after it
 // ("both give identical results for deterministic steps").
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -743,13 +744,21 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	for seed := range uint64(150) {
 		var states [][]state
 		var outs []map[int64]string
+		cuts := int64(0)
+		if seed%3 == 0 {
+			cuts = 5 // the source asks for a cut before every fifth batch
+		}
 		for _, r := range runners(mem) {
 			r.SpillDir = t.TempDir()
+			if seed%4 >= 2 { // hooks: a cut, and new replicas, at every epoch and every ErrCut
+				r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
+				r.OnCut = func(context.Context, flow.Cut) error { return nil }
+			}
 			p := randomTree(t, mem, seed)
-			if _, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8}}); err != nil {
+			if _, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}}); err != nil {
 				t.Fatalf("seed %d: %v: fit: %v", seed, r.Engine, err)
 			}
-			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8})
+			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts})
 			if err != nil {
 				t.Fatalf("seed %d: %v: fit-transform: %v", seed, r.Engine, err)
 			}
