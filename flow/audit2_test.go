@@ -808,3 +808,19 @@ func treeString(p flow.Step) string {
 	})
 	return b.String()
 }
+
+// FitEpochs belongs to one stage, like Replicas and Barrier: as a default
+// of NewPipeline, which no stage inherits, it is refused, where it was
+// accepted and did nothing (a pipeline meant to fit on one epoch fitted
+// on every one).
+func TestAuditFitEpochsDefaultRefused(t *testing.T) {
+	for _, opt := range []flow.Option{flow.FitEpochs(0), flow.FitEpochs(1), flow.Replicas(2), flow.Barrier(barrier.InOrder)} {
+		_, err := flow.NewPipeline([]flow.Node{flow.Named("m", &col0Mean{})}, opt)
+		if err == nil || !strings.Contains(err.Error(), "belong to one stage") {
+			t.Errorf("a default that belongs to one stage: got %v; want a refusal", err)
+		}
+	}
+	if _, err := flow.NewPipeline([]flow.Node{flow.Named("m", &col0Mean{})}, flow.QueueCapacity(2), flow.Replicas(0)); err != nil {
+		t.Errorf("QueueCapacity and Replicas(0) as defaults: %v", err)
+	}
+}

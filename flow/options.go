@@ -13,7 +13,9 @@ const DefaultQueueCapacity = 8
 // Option configures how a step runs as a stage of the streaming runner.
 // Given to Named it applies to one stage; given to NewPipeline it sets the
 // default for every stage of that pipeline, nested pipelines included,
-// unless they set their own. The sequential runner ignores them.
+// unless they set their own: QueueCapacity only, as Replicas, Barrier and
+// FitEpochs belong to one stage (NewPipeline refuses them as defaults).
+// The sequential runner honours FitEpochs alone.
 type Option func(*stageConfig)
 
 // stageConfig is a stage's configuration; the zero values mean "not set".

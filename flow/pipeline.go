@@ -31,21 +31,20 @@ var (
 // NewPipeline checks nodes and returns the pipeline made of them. The
 // options are defaults for every stage of this pipeline (see Option).
 // It returns an error for an empty pipeline (a zero Pipeline or Union
-// anywhere in the tree included), an empty, reserved ("/" or
-// "__"), "_"-edged or duplicate name anywhere in the tree (the children of
-// every composite included, see Path), a nil step (typed nil pointers
-// included), a
-// pipeline that contains itself, an impossible option, a Joiner anywhere
-// that runs batch by batch (inside a feature union, a replicated
-// sub-pipeline or any other composite but a pipeline), and replicas on a
-// feature union.
+// anywhere in the tree included), an empty, reserved ("/" or "__"),
+// "_"-edged or duplicate name anywhere in the tree (the children of every
+// composite included, see Path), a nil step (typed nil pointers included),
+// a pipeline that contains itself, an impossible option (Replicas, Barrier
+// or FitEpochs as a default included), a Joiner anywhere that runs batch
+// by batch (inside a feature union, a replicated sub-pipeline or any other
+// composite but a pipeline), and replicas on a feature union.
 func NewPipeline(nodes []Node, defaults ...Option) (*Pipeline, error) {
 	p := &Pipeline{nodes: append([]Node(nil), nodes...), defaults: configOf(defaults)}
 	if p.defaults.err != nil {
 		return nil, fmt.Errorf("penstock: pipeline defaults: %w", p.defaults.err)
 	}
-	if p.defaults.replicas != 0 || p.defaults.barrierSet {
-		return nil, errors.New("penstock: pipeline defaults: Replicas and Barrier belong to one stage; set them with Named")
+	if p.defaults.replicas != 0 || p.defaults.barrierSet || p.defaults.fitSet {
+		return nil, errors.New("penstock: pipeline defaults: Replicas, Barrier and FitEpochs belong to one stage; set them with Named")
 	}
 	if err := checkNodes("pipeline", nodes); err != nil {
 		return nil, err
