@@ -736,7 +736,8 @@ func learned(p flow.Step) []state {
 // or without: both engines learn the same states in a Fit and a
 // FitTransform (sums, exact in any order), fit-transform alike where no
 // replica learns and no barrier is out of order, and transform alike
-// after it ("both give identical results for deterministic steps").
+// after it ("both give identical results for deterministic steps"); they
+// count every stage alike, and each run's passes add up to it.
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -745,6 +746,7 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	for seed := range uint64(150) {
 		var states [][]state
 		var outs, fitOuts []map[int64]string
+		var counted []string
 		cuts := int64(0)
 		if seed%3 == 0 {
 			cuts = 5 // the source asks for a cut before every fifth batch
@@ -756,7 +758,8 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 				r.OnCut = func(context.Context, flow.Cut) error { return nil }
 			}
 			p := randomTree(t, mem, seed)
-			if _, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}}); err != nil {
+			fitStats, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}})
+			if err != nil {
 				t.Fatalf("seed %d: %v: fit: %v", seed, r.Engine, err)
 			}
 			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts})
@@ -771,6 +774,11 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 				fitOuts = append(fitOuts, fitOut)
 			}
 			states = append(states, learned(p))
+			for _, st := range []flow.Stats{fitStats, s.Stats()} {
+				checkBounded(t, st)
+				checkPassSums(t, fmt.Sprintf("seed %d: %v", seed, r.Engine), st)
+				counted = append(counted, countsOf(st))
+			}
 			s, err = r.Transform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8})
 			if err != nil {
 				t.Fatal(err)
@@ -788,6 +796,9 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 		}
 		if fmt.Sprint(states[0]) != fmt.Sprint(states[1]) {
 			t.Errorf("seed %d: the engines learned differently:\nsequential %v\nstreaming  %v\ntree %s", seed, states[0], states[1], treeString(randomTree(t, mem, seed)))
+		}
+		if counted[0] != counted[2] || counted[1] != counted[3] {
+			t.Errorf("seed %d: the engines count differently:\nsequential %v\nstreaming  %v\ntree %s", seed, counted[:2], counted[2:], treeString(randomTree(t, mem, seed)))
 		}
 		if len(fitOuts) == 2 && fmt.Sprint(fitOuts[0]) != fmt.Sprint(fitOuts[1]) {
 			t.Errorf("seed %d: the engines fit-transform differently:\nsequential %v\nstreaming  %v\ntree %s", seed, fitOuts[0], fitOuts[1], treeString(randomTree(t, mem, seed)))
@@ -823,4 +834,52 @@ func TestAuditFitEpochsDefaultRefused(t *testing.T) {
 	if _, err := flow.NewPipeline([]flow.Node{flow.Named("m", &col0Mean{})}, flow.QueueCapacity(2), flow.Replicas(0)); err != nil {
 		t.Errorf("QueueCapacity and Replicas(0) as defaults: %v", err)
 	}
+}
+
+// checkPassSums fails t where the passes' counts of a stage do not add up
+// to the run's, or its Passes is not the number of passes that ran it.
+func checkPassSums(t *testing.T, what string, st flow.Stats) {
+	t.Helper()
+	type sum struct {
+		passes                                 int
+		batchesIn, rowsIn, batchesOut, rowsOut int64
+	}
+	sums := map[string]sum{}
+	for _, ps := range st.Passes {
+		for _, s := range ps.Stages {
+			c := sums[s.Name()]
+			c.passes++
+			c.batchesIn += s.BatchesIn
+			c.rowsIn += s.RowsIn
+			c.batchesOut += s.BatchesOut
+			c.rowsOut += s.RowsOut
+			sums[s.Name()] = c
+		}
+	}
+	for _, s := range st.Stages {
+		want := sum{s.Passes, s.BatchesIn, s.RowsIn, s.BatchesOut, s.RowsOut}
+		if s.Source {
+			want.passes = len(st.Passes)
+		}
+		if got := sums[s.Name()]; got != want {
+			t.Errorf("%s: stage %s: the passes add up to %+v; the run says %+v", what, s.Name(), got, want)
+		}
+	}
+}
+
+// countsOf prints the batches and rows in and out of every stage of st,
+// in the run and in each pass.
+func countsOf(st flow.Stats) string {
+	all := [][]flow.StageStats{st.Stages}
+	for _, ps := range st.Passes {
+		all = append(all, ps.Stages)
+	}
+	var b strings.Builder
+	for i, stages := range all {
+		fmt.Fprintf(&b, "[%d]", i)
+		for _, s := range stages {
+			fmt.Fprintf(&b, " %s:%d:%d→%d:%d", s.Name(), s.BatchesIn, s.RowsIn, s.BatchesOut, s.RowsOut)
+		}
+	}
+	return b.String()
 }
