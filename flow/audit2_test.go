@@ -699,7 +699,7 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 
 // wrap is a metastep that runs its child as a composite of another
 // package should: it fits the child where the child's node fits
-// (Node.Fits), else transforms.
+// (Node.Fits), else transforms, and names the child in its errors.
 type wrap struct{ child flow.Node }
 
 func (w *wrap) Children() []flow.Node { return []flow.Node{w.child} }
@@ -709,14 +709,30 @@ func (w *wrap) WithChildren(children []flow.Node) (flow.Composite, error) {
 }
 
 func (w *wrap) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
-	return w.child.Step.Transform(ctx, in)
+	out, err := w.child.Step.Transform(ctx, in)
+	return out, childError(w.child, "transform", in, err)
 }
 
 func (w *wrap) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	if w.child.Fits(in.Epoch) {
-		return fitOn(ctx, w.child.Step, in)
+		out, err := fitOn(ctx, w.child.Step, in)
+		return out, childError(w.child, "fit-transform", in, err)
 	}
-	return w.child.Step.Transform(ctx, in)
+	return w.Transform(ctx, in)
+}
+
+// childError names the child n in err, as the Composite doc asks: a
+// *StepError whose path starts with n's name.
+func childError(n flow.Node, op string, in flow.Batch, err error) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := err.(*flow.StepError); ok {
+		cp := *se
+		cp.Path = append(flow.Path{n.Name}, se.Path...)
+		return &cp
+	}
+	return &flow.StepError{Path: flow.Path{n.Name}, Type: fmt.Sprintf("%T", n.Step), Op: op, Seq: in.Seq, HasSeq: true, Err: err}
 }
 
 // learned returns the states of the col0Means of p, in walk order.
@@ -882,4 +898,68 @@ func countsOf(st flow.Stats) string {
 		}
 	}
 	return b.String()
+}
+
+// failAt passes batches through and fails on the batch whose Seq is at.
+type failAt struct{ at int64 }
+
+var errFailAt = errors.New("audit: this batch is bad")
+
+func (f failAt) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
+	if in.Seq == f.at {
+		return flow.Batch{}, errFailAt
+	}
+	in.Retain()
+	return in, nil
+}
+
+// A step that fails somewhere in a random tree (put in place with
+// MutateNode): both engines fail with the same *StepError, naming the
+// step's path, its operation and the batch, and release everything.
+func TestAuditEnginesFailAlikeOnRandomTrees(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for seed := range uint64(100) {
+		var stateless []flow.Path
+		_ = flow.Walk(randomTree(t, mem, seed), func(v flow.Visit) error {
+			if _, ok := v.Node.Step.(passThrough); ok {
+				stateless = append(stateless, v.Path)
+			}
+			return nil
+		})
+		if len(stateless) == 0 {
+			continue
+		}
+		rng := rand.New(rand.NewPCG(seed, 11))
+		at := stateless[rng.IntN(len(stateless))]
+		bad := int64(rng.IntN(24))
+		for _, k := range []auditKind{kindFit, kindTransform, kindJoiner} {
+			var got []string
+			for _, r := range runners(mem) {
+				r.SpillDir = t.TempDir()
+				q, err := flow.MutateNode(randomTree(t, mem, seed), at, func(n flow.Node) (flow.Node, error) { return n.WithStep(failAt{bad}), nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = k.run(ctx, r, q.(*flow.Pipeline), &gen{mem: mem, n: 24, rows: 3, epoch: 8})
+				var se *flow.StepError
+				switch {
+				case err == nil:
+					got = append(got, "no error")
+				case errors.As(err, &se) && errors.Is(err, errFailAt):
+					got = append(got, fmt.Sprintf("%s %s %d %v", se.Path, se.Op, se.Seq, se.HasSeq))
+				default:
+					got = append(got, "other: "+err.Error())
+				}
+				if left, _ := os.ReadDir(r.SpillDir); len(left) != 0 {
+					t.Errorf("seed %d: %v: spill left %d files behind", seed, r.Engine, len(left))
+				}
+			}
+			if got[0] != got[1] || strings.HasPrefix(got[0], "other") || (got[0] != "no error" && !strings.HasPrefix(got[0], at.String()+" ")) {
+				t.Errorf("seed %d, %v, failing %q at batch %d: sequential %q, streaming %q; want the same StepError of that step\ntree %s", seed, k, at, bad, got[0], got[1], treeString(randomTree(t, mem, seed)))
+			}
+		}
+	}
 }
