@@ -963,3 +963,69 @@ func TestAuditEnginesFailAlikeOnRandomTrees(t *testing.T) {
 		}
 	}
 }
+
+// A random tree's run cancelled with a cause before a random batch, or
+// closed there: the cancelled run's error wraps the cause (unless a fit
+// ended before it), the closed
+// stream's Close returns nil and its Next ErrClosed, in both engines, for
+// every kind of run, and nothing leaks.
+func TestAuditCancelAndCloseOnRandomTrees(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	for seed := range uint64(60) {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		at := int64(rng.IntN(30))
+		for _, r := range runners(mem) {
+			for _, k := range auditKinds {
+				r.SpillDir = t.TempDir()
+				if seed%2 == 1 {
+					r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
+				}
+				cause := fmt.Errorf("audit: cancelled before batch %d", at)
+				ctx, cancel := context.WithCancelCause(deadline(t))
+				src := &gen{mem: mem, n: -1, rows: 2, epoch: 8, before: func(i int64) {
+					if i == at {
+						cancel(cause)
+					}
+				}}
+				err := k.run(ctx, r, randomTree(t, mem, seed), src)
+				cancel(nil)
+				if err == nil && k == kindFit && src.reads.Load() <= at {
+					// The fit ended before: nothing to fit, or FitEpochs.
+				} else if !errors.Is(err, cause) {
+					t.Errorf("seed %d: %v %v: cancelled: got %v; want the cause", seed, r.Engine, k, err)
+				}
+				if k == kindFit {
+					continue
+				}
+				// Closed after at batches read, from another goroutine.
+				ctx = deadline(t)
+				var s *flow.Stream
+				ready, closed := make(chan struct{}), make(chan error, 1)
+				src = &gen{mem: mem, n: -1, rows: 2, epoch: 8, before: func(i int64) {
+					if i == at {
+						go func() { <-ready; closed <- s.Close() }()
+					}
+				}}
+				if k == kindTransform {
+					s, err = r.Transform(ctx, randomTree(t, mem, seed), src)
+				} else {
+					s, err = r.FitTransform(ctx, randomTree(t, mem, seed), src)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				close(ready)
+				for err == nil {
+					var b flow.Batch
+					b, err = s.Next(ctx)
+					b.Release()
+				}
+				if cerr := <-closed; cerr != nil || !errors.Is(err, flow.ErrClosed) {
+					t.Errorf("seed %d: %v %v: closed: Next %v, Close %v; want ErrClosed and nil", seed, r.Engine, k, err, cerr)
+				}
+			}
+		}
+	}
+}
