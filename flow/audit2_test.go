@@ -1029,3 +1029,68 @@ func TestAuditCancelAndCloseOnRandomTrees(t *testing.T) {
 		}
 	}
 }
+
+func (c *col0Mean) Copy() flow.Step { return &col0Mean{mem: c.mem, st: c.st} }
+
+func (c *col0Mean) Reset() { c.st = state{} }
+
+// A copy of a random fitted tree, made while a transform run of it goes
+// on, is independent of it and runs as it does: fitting the copy leaves the original alone, fitting the original
+// the same way then gives it the copy's states (the copy kept every option
+// and every shape), and resetting the copy forgets only the copy's.
+func TestAuditCopyRandomTrees(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for seed := range uint64(60) {
+		for _, r := range runners(mem) {
+			r.SpillDir = t.TempDir()
+			fit := func(p *flow.Pipeline) {
+				if _, err := r.Fit(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8}); err != nil {
+					t.Fatalf("seed %d: %v: %v", seed, r.Engine, err)
+				}
+			}
+			p := randomTree(t, mem, seed)
+			fit(p)
+			// Copied while a transform run of the original goes on, which
+			// changes nothing in it.
+			s, err := r.Transform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := flow.Copy(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Each(ctx, func(flow.Batch) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			cp := c.(*flow.Pipeline)
+			before := fmt.Sprint(learned(p))
+			if got := fmt.Sprint(learned(cp)); got != before {
+				t.Fatalf("seed %d: the copy holds %s; want the original's %s", seed, got, before)
+			}
+			fit(cp)
+			if got := fmt.Sprint(learned(p)); got != before {
+				t.Errorf("seed %d: %v: fitting the copy changed the original: %s; was %s", seed, r.Engine, got, before)
+			}
+			fit(p)
+			if a, b := fmt.Sprint(learned(p)), fmt.Sprint(learned(cp)); a != b {
+				t.Errorf("seed %d: %v: fitted alike, the original holds %s, the copy %s\ntree %s", seed, r.Engine, a, b, treeString(p))
+			}
+			fitted := fmt.Sprint(learned(p))
+			if err := flow.Reset(cp); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range learned(cp) {
+				if st != (state{}) {
+					t.Errorf("seed %d: a reset copy holds %v", seed, st)
+				}
+			}
+			if got := fmt.Sprint(learned(p)); got != fitted {
+				t.Errorf("seed %d: resetting the copy changed the original: %s; was %s", seed, got, fitted)
+			}
+		}
+	}
+}
