@@ -33,9 +33,14 @@ type stageConfig struct {
 // Replicas sets the number of goroutines that run the stage's step, each
 // taking the next batch from the stage's input queue. 0 means 1, the
 // default. On the transform path the replicas share the step; on the fit
-// path each fits its own Merger.Replica and the results are merged. Past
-// the stage's FitEpochs, the replicas share the step again, into which
-// what they learned in the epochs that it fitted has been merged.
+// path each fits its own Merger.Replica and the results are merged (at the
+// end of the pass, and at every consistent cut, where each then gets a
+// fresh replica; see Runner.OnEpoch). So in a fit-transform a replica
+// transforms with what it has learned itself since the pass began or the
+// last cut, not with the merged state: the output of a replicated stage
+// that learns differs from the sequential engine's. Past the stage's
+// FitEpochs, the replicas share the step again, into which what they
+// learned in the epochs that it fitted has been merged.
 func Replicas(n int) Option {
 	return func(c *stageConfig) {
 		if n < 0 {
