@@ -38,7 +38,12 @@ func (e Engine) String() string {
 // steps may share them. Copy a pipeline to run it twice at once.
 //
 // For deterministic steps the two engines give identical results: the
-// streaming engine's default in-order barriers keep sequence order.
+// streaming engine's default in-order barriers keep sequence order. The
+// exceptions are what the options ask for: an out-of-order barrier
+// upstream of a step that learns changes the order it learns in, and the
+// replicas of a stage that learns transform with their own states in a
+// fit-transform (see Replicas); the learned states, sums of the batches'
+// shares, are the same.
 type Runner struct {
 	Engine Engine
 	// Allocator allocates what the runner itself builds: batches read back
