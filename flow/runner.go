@@ -41,9 +41,9 @@ func (e Engine) String() string {
 // streaming engine's default in-order barriers keep sequence order. The
 // exceptions are what the options ask for: an out-of-order barrier
 // upstream of a step that learns changes the order it learns in, and the
-// replicas of a stage that learns transform with their own states in a
-// fit-transform (see Replicas); the learned states, sums of the batches'
-// shares, are the same.
+// replicas of a stage that learns fit on shares of the stream and
+// transform with their own states in a fit-transform (see Replicas), which
+// the steps after them see.
 type Runner struct {
 	Engine Engine
 	// Allocator allocates what the runner itself builds: batches read back
