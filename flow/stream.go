@@ -28,7 +28,9 @@ import (
 // or its pass with ErrStop. A source whose Next ignores ctx (a read from a
 // pipe that sends nothing) does not hold Close up: the run abandons that
 // read, and the goroutine inside it returns once the read does, releasing
-// what it read. Done tells when the run has let go of its source.
+// what it read. Done tells when the run has let go of its source. A step
+// that ignores ctx does hold Close up, until it returns: a step's batch
+// and state are the run's, which Close must not leave behind.
 //
 // A Stream that is dropped without Close does not hold its goroutines and
 // Arrow buffers forever: once it becomes unreachable, the garbage
