@@ -1094,3 +1094,51 @@ func TestAuditCopyRandomTrees(t *testing.T) {
 		}
 	}
 }
+
+// Close while a step that ignores ctx runs: Close waits for the step to
+// return (Stream's doc), then returns nil with the steps torn down and
+// every batch released, in both engines.
+func TestAuditCloseWaitsForDeafStep(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			h := deafHold{once: new(sync.Once), entered: make(chan struct{}), release: make(chan struct{})}
+			life := &lifeStep{}
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("life", life), flow.Named("deaf", h)}), &gen{mem: mem, n: -1, rows: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := make(chan error, 1)
+			go func() { // the sequential engine runs the step inside Next
+				b, err := s.Next(ctx)
+				b.Release()
+				next <- err
+			}()
+			<-h.entered
+			closed := make(chan error, 1)
+			go func() { closed <- s.Close() }()
+			select {
+			case err := <-closed:
+				close(h.release)
+				t.Fatalf("Close returned %v while the step still ran", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if life.teardowns.Load() != 0 {
+				t.Errorf("torn down while a step ran")
+			}
+			close(h.release)
+			within(t, "Close after the step returned", 5*time.Second, func() {
+				if err := <-closed; err != nil {
+					t.Errorf("Close: %v; want nil", err)
+				}
+			})
+			<-next
+			if life.teardowns.Load() != 1 {
+				t.Errorf("%d teardowns after Close; want 1", life.teardowns.Load())
+			}
+		})
+	}
+}
