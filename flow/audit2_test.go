@@ -1142,3 +1142,33 @@ func TestAuditCloseWaitsForDeafStep(t *testing.T) {
 		})
 	}
 }
+
+// A spill that cannot be written (SpillDir does not exist) fails the run
+// at its first batch with an error that says so, in both engines, for a
+// Fit and a FitTransform through a Joiner, and nothing is left behind.
+func TestAuditSpillDirMissing(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		for _, k := range []auditKind{kindFit, kindJoiner} {
+			t.Run(fmt.Sprintf("%v/%v", r.Engine, k), func(t *testing.T) {
+				r.SpillDir = t.TempDir() + "/missing"
+				life := &lifeStep{}
+				p := pipeline(t, []flow.Node{
+					flow.Named("life", life),
+					flow.Named("first", &waitFit{}, flow.Barrier(barrier.Joiner)),
+					flow.Named("after", &waitFit{}),
+				})
+				err := k.run(ctx, r, p, &gen{mem: mem, n: 10, rows: 2})
+				if err == nil || !strings.Contains(err.Error(), "spill") || !strings.Contains(err.Error(), "missing") {
+					t.Errorf("got %v; want the spill's error naming its directory", err)
+				}
+				if life.setups.Load() != 1 || life.teardowns.Load() != 1 {
+					t.Errorf("%d setups, %d teardowns; want 1 and 1", life.setups.Load(), life.teardowns.Load())
+				}
+			})
+		}
+	}
+}
