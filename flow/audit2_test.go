@@ -749,7 +749,7 @@ func learned(p flow.Step) []state {
 
 // Random trees of sub-pipelines, unions, metasteps, replicas,
 // out-of-order barriers, FitEpochs and Joiners, run with hooks and cuts
-// or without: both engines learn the same states in a Fit and a
+// or without, and with early stopping: both engines learn the same states in a Fit and a
 // FitTransform (sums, exact in any order), fit-transform alike where no
 // replica learns and no barrier is out of order, and transform alike
 // after it ("both give identical results for deterministic steps"); they
@@ -772,6 +772,14 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 			if seed%4 >= 2 { // hooks: a cut, and new replicas, at every epoch and every ErrCut
 				r.OnEpoch = func(context.Context, flow.EpochEnd) error { return nil }
 				r.OnCut = func(context.Context, flow.Cut) error { return nil }
+			}
+			if seed%5 == 4 { // early stopping: the first pass ends after its second epoch
+				r.OnEpoch = func(_ context.Context, e flow.EpochEnd) error {
+					if e.Pass == 0 && e.Epoch == 1 {
+						return flow.ErrStop
+					}
+					return nil
+				}
 			}
 			p := randomTree(t, mem, seed)
 			fitStats, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}})
