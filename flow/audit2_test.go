@@ -749,11 +749,11 @@ func learned(p flow.Step) []state {
 
 // Random trees of sub-pipelines, unions, metasteps, replicas,
 // out-of-order barriers, FitEpochs and Joiners, run with hooks and cuts
-// or without, and with early stopping: both engines learn the same states in a Fit and a
-// FitTransform (sums, exact in any order), fit-transform alike where no
-// replica learns and no barrier is out of order, and transform alike
-// after it ("both give identical results for deterministic steps"); they
-// count every stage alike, and each run's passes add up to it.
+// or without, some stopped early: both engines learn the same states in a
+// Fit and a FitTransform (sums, exact in any order), fit-transform alike
+// where no replica learns and no barrier is out of order, and transform
+// alike after it ("both give identical results for deterministic steps");
+// they count every stage alike, and each run's passes add up to it.
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
