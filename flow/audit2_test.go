@@ -1180,3 +1180,56 @@ func TestAuditSpillDirMissing(t *testing.T) {
 		}
 	}
 }
+
+// A learner of a random tree frozen in place (MutateNode with
+// FitEpochs(0)) learns nothing in a Fit or a FitTransform, wherever it
+// sits (a replicated sub-pipeline, a union's branch, a metastep), and both
+// engines learn the rest alike.
+func TestAuditFreezeInRandomTrees(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for seed := range uint64(100) {
+		var learners []flow.Path
+		_ = flow.Walk(randomTree(t, mem, seed), func(v flow.Visit) error {
+			if _, ok := v.Node.Step.(*col0Mean); ok {
+				learners = append(learners, v.Path)
+			}
+			return nil
+		})
+		if len(learners) == 0 {
+			continue
+		}
+		at := learners[rand.New(rand.NewPCG(seed, 17)).IntN(len(learners))]
+		var states []string
+		for _, r := range runners(mem) {
+			r.SpillDir = t.TempDir()
+			q, err := flow.MutateNode(randomTree(t, mem, seed), at, func(n flow.Node) (flow.Node, error) { return n.WithOptions(flow.FitEpochs(0)), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := q.(*flow.Pipeline)
+			if _, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8}}); err != nil {
+				t.Fatalf("seed %d: %v: %v", seed, r.Engine, err)
+			}
+			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Each(ctx, func(flow.Batch) error { return nil }); err != nil {
+				t.Fatalf("seed %d: %v: %v", seed, r.Engine, err)
+			}
+			_ = flow.Walk(p, func(v flow.Visit) error {
+				if c, ok := v.Node.Step.(*col0Mean); ok && v.Path.Equal(at) && c.st != (state{}) {
+					t.Errorf("seed %d: %v: the frozen %q learned %v\ntree %s", seed, r.Engine, at, c.st, treeString(p))
+				}
+				return nil
+			})
+			states = append(states, fmt.Sprint(learned(p)))
+		}
+		if states[0] != states[1] {
+			t.Errorf("seed %d: frozen %q: the engines learned %s and %s", seed, at, states[0], states[1])
+		}
+	}
+}
