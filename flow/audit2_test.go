@@ -1233,3 +1233,51 @@ func TestAuditFreezeInRandomTrees(t *testing.T) {
 		}
 	}
 }
+
+// shifted adds by to the Epoch of every batch of its source.
+type shifted struct {
+	flow.Source
+	by int
+}
+
+func (s shifted) Next(ctx context.Context) (flow.Batch, error) {
+	b, err := s.Source.Next(ctx)
+	b.Epoch += s.by
+	return b, err
+}
+
+// A pass whose first batch is already past the FitEpochs of a step inside
+// a replicated sub-pipeline (a source whose epochs do not start at 0):
+// the step, fitted before, transforms with its state, as in the
+// sequential engine, not with a replica that learned nothing.
+func TestAuditReplicasPastFitEpochsFromTheStart(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	defer goleak.VerifyNone(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			m := &mean{mem: mem}
+			sub := pipeline(t, []flow.Node{flow.Named("m", m, flow.FitEpochs(1)), flow.Named("fit", &waitFit{})})
+			p := pipeline(t, []flow.Node{flow.Named("sub", sub, flow.Replicas(3)), flow.Named("after", &waitFit{})})
+			src, done := epochs(t, mem, 1) // x = 0 … 99, in batches of 10
+			defer done()
+			if _, err := r.Fit(ctx, p, src); err != nil {
+				t.Fatal(err)
+			}
+			s, err := r.FitTransform(ctx, p, shifted{again(t, src), 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := collect(ctx, t, s, "x")
+			if m.state().n != 100 {
+				t.Errorf("the step fitted on %v rows; want 100 (the first run's epoch 0 only)", m.state().n)
+			}
+			for i, v := range out.cols["x"] {
+				if want := float64(i) - 49.5; v != want {
+					t.Fatalf("row %d: %v; want %v, centred by the fitted mean", i, v, want)
+				}
+			}
+		})
+	}
+}

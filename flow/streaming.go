@@ -511,6 +511,16 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			release(pr.sem)
 			return pr.endInput(ctx, in)
 		}
+		if !t.seen && pr.limitCrossed(pr.repEpoch, b.Epoch) {
+			// The pass begins past a FitEpochs below a replicated stage
+			// (its epochs do not start at 0): replicas for that epoch.
+			// Nothing has been fed, so there is nothing to wait for.
+			if err := pr.cut(ctx, pos, b.Epoch, func() error { return nil }); err != nil {
+				b.Release()
+				release(pr.sem)
+				return err
+			}
+		}
 		if pr.counting && t.boundary(b) && (pr.run.onEpoch != nil || pr.limitCrossed(t.epoch, b.Epoch)) {
 			e := t.end(false)
 			wait()
