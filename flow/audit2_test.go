@@ -749,11 +749,12 @@ func learned(p flow.Step) []state {
 
 // Random trees of sub-pipelines, unions, metasteps, replicas,
 // out-of-order barriers, FitEpochs and Joiners, run with hooks and cuts
-// or without, some stopped early: both engines learn the same states in a
-// Fit and a FitTransform (sums, exact in any order), fit-transform alike
-// where no replica learns and no barrier is out of order, and transform
-// alike after it ("both give identical results for deterministic steps");
-// they count every stage alike, and each run's passes add up to it.
+// or without, some stopped early, some whose source's epochs begin at 1:
+// both engines learn the same states in a Fit and a FitTransform (sums,
+// exact in any order), fit-transform alike where no replica learns and no
+// barrier is out of order, and transform alike after it ("both give
+// identical results for deterministic steps"); they count every stage
+// alike, and each run's passes add up to it.
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -766,6 +767,10 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 		cuts := int64(0)
 		if seed%3 == 0 {
 			cuts = 5 // the source asks for a cut before every fifth batch
+		}
+		shift := 0
+		if seed%7 == 3 {
+			shift = 1 // the epochs begin at 1
 		}
 		for _, r := range runners(mem) {
 			r.SpillDir = t.TempDir()
@@ -782,11 +787,11 @@ func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 				}
 			}
 			p := randomTree(t, mem, seed)
-			fitStats, err := r.Fit(ctx, p, once{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}})
+			fitStats, err := r.Fit(ctx, p, once{shifted{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}, shift}})
 			if err != nil {
 				t.Fatalf("seed %d: %v: fit: %v", seed, r.Engine, err)
 			}
-			s, err := r.FitTransform(ctx, p, &gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts})
+			s, err := r.FitTransform(ctx, p, shifted{&gen{mem: mem, n: 24, rows: 3, epoch: 8, cutEvery: cuts}, shift})
 			if err != nil {
 				t.Fatalf("seed %d: %v: fit-transform: %v", seed, r.Engine, err)
 			}
