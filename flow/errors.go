@@ -101,6 +101,29 @@ func recovered(err *error) {
 	}
 }
 
+// guardWalk calls fn, which walks step trees (a composite's Children and
+// Active, a FitPather's methods run inside), and returns its error, or
+// wrap of the *PanicError of a panic in it: in a goroutine of a run such a
+// panic would end the program, and in a runner's caller it is the run's
+// error like any other of a step.
+func guardWalk(fn func() error, wrap func(*PanicError) error) error {
+	var p error
+	err := func() (err error) {
+		defer recovered(&p)
+		return fn()
+	}()
+	if pe, ok := p.(*PanicError); ok {
+		return wrap(pe)
+	}
+	return err
+}
+
+// guardStage is guardWalk for a walk of the tree of the stage at path,
+// whose panic is the error of that step for op.
+func guardStage(path Path, s Step, op string, fn func() error) error {
+	return guardWalk(fn, func(pe *PanicError) error { return stepError(path, s, op, nil, pe) })
+}
+
 // stepError wraps err, if not nil, in a *StepError for the step at path.
 // An err that is itself a *StepError comes from a composite about one of
 // its children, with a path relative to the composite: it gets path as a

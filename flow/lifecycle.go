@@ -60,8 +60,13 @@ func ownsFitPath(s Step) bool {
 // fitReaches reports whether fitting v's parent fits v: v is active, not
 // frozen with FitEpochs(0), and not a child that its parent's fit path
 // leaves alone (see FitPather).
-func fitReaches(v Visit) bool {
-	if !v.Active || configOf(v.Node.opts).fitLimit() == 0 {
+func fitReaches(v Visit) bool { return fitReachesAt(v, -1) }
+
+// fitReachesAt is fitReaches for a batch of the given epoch: v is also not
+// past its FitEpochs. An epoch below 0 is any epoch.
+func fitReachesAt(v Visit, epoch int) bool {
+	limit := configOf(v.Node.opts).fitLimit()
+	if !v.Active || limit == 0 || (epoch >= 0 && limit >= 0 && epoch >= limit) {
 		return false
 	}
 	fp, ok := v.Parent.(FitPather)
@@ -70,9 +75,13 @@ func fitReaches(v Visit) bool {
 
 // fittableLeaves walks the part of s that fitting reaches and calls fn for
 // each fittable leaf, with its path below s.
-func fittableLeaves(s Step, fn func(Visit) error) error {
+func fittableLeaves(s Step, fn func(Visit) error) error { return fittableLeavesAt(s, -1, fn) }
+
+// fittableLeavesAt is fittableLeaves for a batch of the given epoch (below
+// 0: any): it leaves out the nodes past their FitEpochs.
+func fittableLeavesAt(s Step, epoch int, fn func(Visit) error) error {
 	return Walk(s, func(v Visit) error {
-		if (v.Depth > 0 && !fitReaches(v)) || !fittable(v.Node.Step) {
+		if (v.Depth > 0 && !fitReachesAt(v, epoch)) || !fittable(v.Node.Step) {
 			return SkipChildren
 		}
 		if _, ok := v.Node.Step.(Composite); ok {
@@ -180,26 +189,28 @@ func rebuild(root Step, descend func(Visit) bool, leaf func(Visit) (Step, error)
 // each fittable leaf of the active tree is replaced by its Merger.Replica
 // and the composites above them are rebuilt; everything else is shared.
 // fresh receives the new steps, which the replica's owner sets up. Check
-// CanMerge first.
-func replicate(s Step, fresh func(Visit, Step)) (Step, error) {
+// CanMerge first. The replica is for batches of the given epoch (below 0:
+// any): a node past its FitEpochs is shared, as a step that learns
+// nothing, with what the replicas of the epochs it fitted taught it.
+func replicate(s Step, epoch int, fresh func(Visit, Step)) (Step, error) {
 	return rebuild(s,
-		func(v Visit) bool { return (v.Depth == 0 || fitReaches(v)) && fittable(v.Node.Step) },
+		func(v Visit) bool { return (v.Depth == 0 || fitReachesAt(v, epoch)) && fittable(v.Node.Step) },
 		func(v Visit) (Step, error) {
 			return makeStep(v, "replica", v.Node.Step.(Merger).Replica)
 		}, fresh, nil) // a step at two places gets two replicas: each place's share is merged
 }
 
 // mergeReplicas merges, for every fittable leaf of s, the matching leaf of
-// each replica (made by replicate) into it.
-func mergeReplicas(s Step, replicas []Step) error {
+// each replica (made by replicate for the same epoch) into it.
+func mergeReplicas(s Step, replicas []Step, epoch int) error {
 	var leaves []Visit
-	if err := fittableLeaves(s, func(v Visit) error { leaves = append(leaves, v); return nil }); err != nil {
+	if err := fittableLeavesAt(s, epoch, func(v Visit) error { leaves = append(leaves, v); return nil }); err != nil {
 		return err
 	}
 	parts := make([][]Step, len(leaves))
 	for j, r := range replicas {
 		i := 0
-		err := fittableLeaves(r, func(v Visit) error {
+		err := fittableLeavesAt(r, epoch, func(v Visit) error {
 			if i >= len(leaves) || !v.Path.Equal(leaves[i].Path) {
 				return fmt.Errorf("penstock: merge: replica %d (%T) is not a replica of %T: it has step %q", j, r, s, v.Path)
 			}

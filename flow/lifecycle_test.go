@@ -854,8 +854,9 @@ func TestSetUpWhenTransformReturns(t *testing.T) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			res := &resource{}
-			src := numbers(t, mem, 0, 10, 5)
-			defer src.Close()
+			// An endless source: the streaming run, which starts at once,
+			// cannot end (and tear down) before the check.
+			src := &gen{mem: mem, n: -1, rows: 5}
 			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("res", res)}), src)
 			if err != nil {
 				t.Fatal(err)

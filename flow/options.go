@@ -13,7 +13,9 @@ const DefaultQueueCapacity = 8
 // Option configures how a step runs as a stage of the streaming runner.
 // Given to Named it applies to one stage; given to NewPipeline it sets the
 // default for every stage of that pipeline, nested pipelines included,
-// unless they set their own. The sequential runner ignores them.
+// unless they set their own: QueueCapacity only, as Replicas, Barrier and
+// FitEpochs belong to one stage (NewPipeline refuses them as defaults).
+// The sequential runner honours FitEpochs alone.
 type Option func(*stageConfig)
 
 // stageConfig is a stage's configuration; the zero values mean "not set".
@@ -31,7 +33,14 @@ type stageConfig struct {
 // Replicas sets the number of goroutines that run the stage's step, each
 // taking the next batch from the stage's input queue. 0 means 1, the
 // default. On the transform path the replicas share the step; on the fit
-// path each fits its own Merger.Replica and the results are merged.
+// path each fits its own Merger.Replica and the results are merged (at the
+// end of the pass, and at every consistent cut, where each then gets a
+// fresh replica; see Runner.OnEpoch). So in a fit-transform a replica
+// transforms with what it has learned itself since the pass began or the
+// last cut, not with the merged state: the output of a replicated stage
+// that learns differs from the sequential engine's. Past the stage's
+// FitEpochs, the replicas share the step again, into which what they
+// learned in the epochs that it fitted has been merged.
 func Replicas(n int) Option {
 	return func(c *stageConfig) {
 		if n < 0 {
@@ -56,7 +65,9 @@ func QueueCapacity(n int) Option {
 }
 
 // Barrier sets the barrier after the stage: barrier.InOrder (the default),
-// barrier.OutOfOrder or barrier.Joiner.
+// barrier.OutOfOrder or barrier.Joiner. On a sub-pipeline's node it sets
+// the barrier after the sub-pipeline's last step, unless that step sets
+// its own; a Joiner there holds whatever the last step sets.
 func Barrier(k barrier.Kind) Option {
 	return func(c *stageConfig) {
 		if !k.Valid() {
@@ -71,8 +82,10 @@ func Barrier(k barrier.Kind) Option {
 // (batches whose Epoch is below n): on later batches the step transforms
 // only, as if it were not fittable. FitEpochs(1) fits a standardizer on the
 // first epoch of a Repeat stream only; FitEpochs(0) freezes the step. The
-// default is no limit. Both engines honour it, and so does a Pipeline used
-// directly as a step.
+// default is no limit. On a composite's node (a sub-pipeline, a feature
+// union, a metastep) it limits the fit of every step below it: a step
+// fits on the epochs that its own FitEpochs and every one above it allow.
+// Both engines honour it, and so does a Pipeline used directly as a step.
 //
 // A fit pass whose fitted steps are all limited ends once the source
 // reaches an epoch that none of them fits: with a Joiner after a

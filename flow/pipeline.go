@@ -30,21 +30,21 @@ var (
 
 // NewPipeline checks nodes and returns the pipeline made of them. The
 // options are defaults for every stage of this pipeline (see Option).
-// It returns an error for an empty pipeline, an empty, reserved ("/" or
-// "__"), "_"-edged or duplicate name anywhere in the tree (the children of
-// every composite included, see Path), a nil step (typed nil pointers
-// included), a
-// pipeline that contains itself, an impossible option, a Joiner anywhere
-// that runs batch by batch (inside a feature union, a replicated
-// sub-pipeline or any other composite but a pipeline), and replicas on a
-// feature union.
+// It returns an error for an empty pipeline (a zero Pipeline or Union
+// anywhere in the tree included), an empty, reserved ("/" or "__"),
+// "_"-edged or duplicate name anywhere in the tree (the children of every
+// composite included, see Path), a nil step (typed nil pointers included),
+// a pipeline that contains itself, an impossible option (Replicas, Barrier
+// or FitEpochs as a default included), a Joiner anywhere that runs batch
+// by batch (inside a feature union, a replicated sub-pipeline or any other
+// composite but a pipeline), and replicas on a feature union.
 func NewPipeline(nodes []Node, defaults ...Option) (*Pipeline, error) {
 	p := &Pipeline{nodes: append([]Node(nil), nodes...), defaults: configOf(defaults)}
 	if p.defaults.err != nil {
 		return nil, fmt.Errorf("penstock: pipeline defaults: %w", p.defaults.err)
 	}
-	if p.defaults.replicas != 0 || p.defaults.barrierSet {
-		return nil, errors.New("penstock: pipeline defaults: Replicas and Barrier belong to one stage; set them with Named")
+	if p.defaults.replicas != 0 || p.defaults.barrierSet || p.defaults.fitSet {
+		return nil, errors.New("penstock: pipeline defaults: Replicas, Barrier and FitEpochs belong to one stage; set them with Named")
 	}
 	if err := checkNodes("pipeline", nodes); err != nil {
 		return nil, err
@@ -108,6 +108,9 @@ func checkTree(base Path, s Step) error {
 		if isNil(v.Node.Step) {
 			return fmt.Errorf("step %q is nil (%T)", path, v.Node.Step)
 		}
+		if err := checkEmpty(path, v.Node.Step); err != nil {
+			return err
+		}
 		c, ok := v.Node.Step.(Composite)
 		if !ok {
 			return nil
@@ -117,6 +120,30 @@ func checkTree(base Path, s Step) error {
 		}
 		return nil
 	})
+}
+
+// checkEmpty refuses a Pipeline or a Union, at path, with no children: a
+// zero value, which NewPipeline and NewUnion would have refused, and which
+// the runners cannot run.
+func checkEmpty(path Path, s Step) error {
+	what := ""
+	switch c := s.(type) {
+	case *Pipeline:
+		if len(c.nodes) == 0 {
+			what = "pipeline has no steps"
+		}
+	case *Union:
+		if len(c.branches) == 0 {
+			what = "union has no branches"
+		}
+	}
+	if what == "" {
+		return nil
+	}
+	if len(path) == 0 {
+		return fmt.Errorf("the %s (a zero %T: build it with its constructor)", what, s)
+	}
+	return fmt.Errorf("step %q: the %s (a zero %T: build it with its constructor)", path, what, s)
 }
 
 // Nodes returns the pipeline's nodes, in order.

@@ -20,7 +20,11 @@ type stage struct {
 	capacity int // of the stage's input queue
 	barrier  barrier.Kind
 	setB     bool // barrier set explicitly
-	fitLimit int  // FitEpochs, or -1
+	fitLimit int  // FitEpochs, its own or a composite's above it (the lower), or -1
+	fit      bool // see fits
+	// limits are the FitEpochs above 0 of a replicated stage and of the
+	// steps below it that fitting it reaches: where its replicas change.
+	limits []int
 
 	branches []*plan // feature union: one plan per branch
 	names    []Node  // feature union: the branch nodes, for naming outputs
@@ -31,8 +35,10 @@ type stage struct {
 func (s *stage) isUnion() bool { return s.branches != nil }
 
 // fits reports whether a fit fits the stage: its step is fittable and not
-// frozen with FitEpochs(0).
-func (s *stage) fits() bool { return s.fitLimit != 0 && fittable(s.step) }
+// frozen with FitEpochs(0). It is worked out once, with the plan: the
+// walk runs the tree's composites' methods, which a run's goroutines do
+// not call again.
+func (s *stage) fits() bool { return s.fit }
 
 // opFor returns what the stage does with a batch of the given epoch when
 // the pass asks o of it: past its FitEpochs it only transforms, and a
@@ -58,6 +64,9 @@ func buildPlan(p *Pipeline) (*plan, error) {
 	// The walk finds cycles, and checks every composite's children, before
 	// the plan recurses into pipelines and unions.
 	if err := Walk(p, func(v Visit) error {
+		if err := checkEmpty(v.Path, v.Node.Step); err != nil {
+			return fmt.Errorf("penstock: %w", err)
+		}
 		if v.Depth == 0 {
 			return nil
 		}
@@ -72,23 +81,30 @@ func buildPlan(p *Pipeline) (*plan, error) {
 		return nil, err
 	}
 	pl := &plan{}
-	if err := pl.addPipeline(p, nil, stageConfig{}); err != nil {
+	if err := pl.addPipeline(p, nil, stageConfig{}, -1); err != nil {
 		return nil, err
 	}
 	return pl, nil
 }
 
-func (pl *plan) addPipeline(p *Pipeline, prefix Path, parent stageConfig) error {
+// addPipeline adds p's stages; outer is the FitEpochs of the node that
+// holds p (or of a composite above it), -1 for none.
+func (pl *plan) addPipeline(p *Pipeline, prefix Path, parent stageConfig, outer int) error {
 	defaults := p.defaults.inherit(parent)
 	for _, n := range p.nodes {
-		if err := pl.addNode(n, prefix, defaults); err != nil {
+		if err := pl.addNode(n, prefix, defaults, outer); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
+// addNode adds the stage or stages of n. outer is the FitEpochs of a
+// composite above n whose children became stages of their own (an inlined
+// pipeline, a feature union), -1 for none: a stage fits on the epochs that
+// both its own FitEpochs and outer allow, as a composite used directly as
+// a step does (Node.Fits).
+func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) error {
 	cfg := configOf(n.opts).inherit(defaults)
 	path := prefix.Child(n.Name)
 	st := &stage{
@@ -98,7 +114,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 		capacity: cfg.queueCapacity(),
 		barrier:  cfg.barrier,
 		setB:     cfg.barrierSet,
-		fitLimit: cfg.fitLimit(),
+		fitLimit: lowerLimit(cfg.fitLimit(), outer),
 	}
 	switch s := n.Step.(type) {
 	case *Pipeline:
@@ -109,10 +125,13 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 			break // one stage that runs the whole sub-pipeline
 		}
 		first := len(pl.stages)
-		if err := pl.addPipeline(s, path, cfg); err != nil {
+		if err := pl.addPipeline(s, path, cfg, st.fitLimit); err != nil {
 			return err
 		}
-		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && !last.setB {
+		// The node's barrier is its last stage's, unless that stage sets
+		// its own; a Joiner on the node always holds (what follows the
+		// sub-pipeline is fitted on what it has fitted on the whole stream).
+		if last := pl.stages[len(pl.stages)-1]; cfg.barrierSet && (!last.setB || cfg.barrier == barrier.Joiner) {
 			last.barrier, last.setB = cfg.barrier, true
 		}
 		if first < len(pl.stages) && cfg.capacitySet {
@@ -126,7 +145,7 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 		st.names = s.branches
 		for _, b := range s.branches {
 			sub := &plan{}
-			if err := sub.addNode(b, path, defaults); err != nil {
+			if err := sub.addNode(b, path, defaults, st.fitLimit); err != nil {
 				return err
 			}
 			for _, bs := range sub.stages {
@@ -141,8 +160,39 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig) error {
 			return fmt.Errorf("penstock: step %q: %T runs its children batch by batch and cannot hold a Joiner; put the Joiner after it", path, s)
 		}
 	}
+	st.fit = st.fitLimit != 0 && fittable(st.step)
+	if st.replicas > 1 && st.fit {
+		st.limits = fitLimits(st)
+	}
 	pl.stages = append(pl.stages, st)
 	return nil
+}
+
+// fitLimits returns the FitEpochs above 0 of st and of the steps below it
+// that fitting it reaches.
+func fitLimits(st *stage) []int {
+	var out []int
+	if st.fitLimit > 0 {
+		out = append(out, st.fitLimit)
+	}
+	_ = Walk(st.step, func(v Visit) error {
+		if v.Depth > 0 && !fitReaches(v) {
+			return SkipChildren
+		}
+		if l := configOf(v.Node.opts).fitLimit(); v.Depth > 0 && l > 0 {
+			out = append(out, l)
+		}
+		return nil
+	})
+	return out
+}
+
+// lowerLimit returns the lower of two FitEpochs limits, -1 meaning none.
+func lowerLimit(a, b int) int {
+	if a < 0 || (b >= 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // each calls fn for every stage of the plan, branches included, depth first.

@@ -38,7 +38,12 @@ func (e Engine) String() string {
 // steps may share them. Copy a pipeline to run it twice at once.
 //
 // For deterministic steps the two engines give identical results: the
-// streaming engine's default in-order barriers keep sequence order.
+// streaming engine's default in-order barriers keep sequence order. The
+// exceptions are what the options ask for: an out-of-order barrier
+// upstream of a step that learns changes the order it learns in, and the
+// replicas of a stage that learns fit on shares of the stream and
+// transform with their own states in a fit-transform (see Replicas), which
+// the steps after them see.
 type Runner struct {
 	Engine Engine
 	// Allocator allocates what the runner itself builds: batches read back
@@ -147,30 +152,39 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 	if src == nil {
 		return nil, errors.New("penstock: run: nil source")
 	}
-	pl, err := buildPlan(p)
+	// The walks of the tree run its composites' methods (Children, Active,
+	// FitsChild): a panic in one is the run's error.
+	inRun := func(pe *PanicError) error { return fmt.Errorf("penstock: run: walking the step tree: %w", pe) }
+	var pl *plan
+	var passes []pass
+	var release func()
+	err := guardWalk(func() error {
+		var err error
+		if pl, err = buildPlan(p); err != nil {
+			return err
+		}
+		passes = pl.passes(m)
+		if r.Engine == Streaming && m != modeTransform {
+			if err := checkReplicaFit(passes); err != nil {
+				return err
+			}
+			if err := checkSharedFit(pl); err != nil {
+				return err
+			}
+		}
+		release, err = claimTree(p, m != modeTransform)
+		return err
+	}, inRun)
 	if err != nil {
 		return nil, err
-	}
-	passes := pl.passes(m)
-	if r.Engine == Streaming && m != modeTransform {
-		if err := checkReplicaFit(passes); err != nil {
-			return nil, err
-		}
-		if err := checkSharedFit(pl); err != nil {
-			return nil, err
-		}
 	}
 	alloc := r.Allocator
 	if alloc == nil {
 		alloc = memory.DefaultAllocator
 	}
-	release, err := claimTree(p, m != modeTransform)
-	if err != nil {
-		return nil, err
-	}
 	ctx = WithAllocator(ctx, alloc)
 	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{}), onEpoch: r.OnEpoch, onCut: r.OnCut}
-	if err := base.log.setup(ctx, p, nil); err != nil {
+	if err := guardWalk(func() error { return base.log.setup(ctx, p, nil) }, inRun); err != nil {
 		err = errors.Join(err, base.log.teardown(ctx))
 		release()
 		return nil, err

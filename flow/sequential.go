@@ -343,15 +343,25 @@ func (r *seqRun) end() {
 func (r *seqRun) close() error {
 	r.closed.Store(true)
 	r.cancel(ErrClosed)
+	// A run whose ctx the caller cancelled before Close has failed with
+	// the cause, whether or not a Next has seen it yet, as in the
+	// streaming engine, whose goroutines see it at once.
+	cancelled := context.Cause(r.ctx)
+	if errors.Is(cancelled, ErrClosed) {
+		cancelled = nil
+	}
 	if r.inSource.Load() {
 		// Next is blocked in the source and runs no step: tear down now.
 		r.rec.endPass()
 		r.elapsed.Store(int64(time.Since(r.begin)))
-		return errors.Join(r.endSteps(r.ctx), r.closeSource())
+		return errors.Join(cancelled, r.endSteps(r.ctx), r.closeSource())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	early := !r.finished
+	if early && r.err == nil && cancelled != nil {
+		r.err = cancelled
+	}
 	r.end()
 	err := r.err
 	if early && err == nil {

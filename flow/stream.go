@@ -28,7 +28,9 @@ import (
 // or its pass with ErrStop. A source whose Next ignores ctx (a read from a
 // pipe that sends nothing) does not hold Close up: the run abandons that
 // read, and the goroutine inside it returns once the read does, releasing
-// what it read. Done tells when the run has let go of its source.
+// what it read. Done tells when the run has let go of its source. A step
+// that ignores ctx does hold Close up, until it returns: a step's batch
+// and state are the run's, which Close must not leave behind.
 //
 // A Stream that is dropped without Close does not hold its goroutines and
 // Arrow buffers forever: once it becomes unreachable, the garbage
@@ -91,8 +93,10 @@ func (s *Stream) Next(ctx context.Context) (Batch, error) {
 // Close stops the run if it is still going, waits for it, releases what is
 // in flight and tears the steps down. It returns the run's error, if the
 // run failed on its own (a failure the caller has already seen from Next
-// included), or a teardown error; closing a stream early is not an error.
-// Close is idempotent; concurrent calls wait for the first.
+// included) or was cancelled through the ctx it was started with (an error
+// wrapping the cause, in both engines), or a teardown error; closing a
+// stream early is not an error. Close is idempotent; concurrent calls wait
+// for the first.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
 	s.cleanup.Stop()

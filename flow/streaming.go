@@ -102,8 +102,7 @@ func (sr *streamRun) runAll() (err error) {
 
 func (sr *streamRun) next(ctx context.Context) (Batch, error) {
 	if sr.ctx.Err() != nil {
-		<-sr.done
-		return Batch{}, sr.result()
+		return sr.ended(ctx)
 	}
 	it, err := sr.out.Get(ctx)
 	switch {
@@ -111,10 +110,26 @@ func (sr *streamRun) next(ctx context.Context) (Batch, error) {
 		release(sr.sem)
 		return it.b, nil
 	case errors.Is(err, io.EOF):
-		<-sr.done
-		return Batch{}, sr.result()
+		return sr.ended(ctx)
 	}
 	return Batch{}, err // the caller's ctx; the run goes on
+}
+
+// ended waits for the driver of a run that has ended or been cancelled,
+// and returns its result, unless ctx is done first: a cancelled run may
+// wait for a step that ignores ctx, and Next's wait is the caller's.
+func (sr *streamRun) ended(ctx context.Context) (Batch, error) {
+	select {
+	case <-sr.done:
+		return Batch{}, sr.result()
+	default:
+	}
+	select {
+	case <-sr.done:
+		return Batch{}, sr.result()
+	case <-ctx.Done():
+		return Batch{}, context.Cause(ctx)
+	}
 }
 
 func (sr *streamRun) result() error {
@@ -152,6 +167,10 @@ type passRun struct {
 	queues []*queue.Queue[item]
 	reps   map[*stage][]Step
 	repLog setupLog // the replicas' new steps, set up for this pass
+	// repEpoch is the epoch that the replicas were made for: the steps
+	// below a stage that are past their FitEpochs there are shared, not
+	// replicated (see replicate).
+	repEpoch int
 
 	feeder    atomic.Int32  // feederIdle, feederReading or feederAbandoned
 	fed       chan struct{} // closed when the feeder has returned
@@ -160,7 +179,11 @@ type passRun struct {
 
 	// With an OnEpoch hook, batches that leave the pass are counted, so
 	// that the feeder can wait for all those it fed (a consistent cut).
+	// So they are where a replicated stage stops fitting (limits, its
+	// FitEpochs): a cut there merges its replicas into its step, which
+	// transforms the later epochs.
 	counting  bool
+	limits    []int
 	final     *queue.Queue[item] // the run's output queue, in the last pass
 	completed atomic.Int64
 	waiting   atomic.Bool
@@ -193,6 +216,10 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 	if err := pr.makeReplicas(sr.ctx, ps.stages, ps.ops); err != nil {
 		return false, errors.Join(err, pr.repLog.teardown(sr.ctx))
 	}
+	for st := range pr.reps {
+		pr.limits = append(pr.limits, st.limits...)
+	}
+	pr.counting = pr.counting || len(pr.limits) > 0
 	if needWindow(ps.stages) {
 		pr.sem = make(chan struct{}, window(ps.stages)+DefaultQueueCapacity+2)
 	}
@@ -247,6 +274,17 @@ func (sr *streamRun) runPass(i int, ps pass) (abandoned bool, err error) {
 	return abandoned, err
 }
 
+// limitCrossed reports whether a replicated stage stops fitting between
+// epochs from and to.
+func (pr *passRun) limitCrossed(from, to int) bool {
+	for _, l := range pr.limits {
+		if from < l && l <= to {
+			return true
+		}
+	}
+	return false
+}
+
 // complete counts a batch that has left the pass.
 func (pr *passRun) complete() {
 	if !pr.counting {
@@ -273,8 +311,8 @@ func (pr *passRun) put(ctx context.Context, q *queue.Queue[item], it item) error
 }
 
 // cut waits until the fed batches have all left the pass, merges and
-// renews the replicas, and calls hook.
-func (pr *passRun) cut(ctx context.Context, fed int64, hook func() error) error {
+// renews the replicas (for batches of the given epoch), and calls hook.
+func (pr *passRun) cut(ctx context.Context, fed int64, epoch int, hook func() error) error {
 	pr.waiting.Store(true)
 	for pr.completed.Load() < fed {
 		select {
@@ -285,7 +323,7 @@ func (pr *passRun) cut(ctx context.Context, fed int64, hook func() error) error 
 		}
 	}
 	pr.waiting.Store(false)
-	if err := pr.renewReplicas(ctx); err != nil {
+	if err := pr.renewReplicas(ctx, epoch); err != nil {
 		return err
 	}
 	return hook()
@@ -453,7 +491,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			}
 			c := Cut{Pass: t.pass, Batches: t.read}
 			wait()
-			err := pr.cut(ctx, pos, func() error { return pr.run.cutHook(ctx, c, pr.run.stats) })
+			err := pr.cut(ctx, pos, pr.repEpoch, func() error { return pr.run.cutHook(ctx, c, pr.run.stats) })
 			waited()
 			if errors.Is(err, ErrStop) {
 				t.reported = true
@@ -473,10 +511,20 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			release(pr.sem)
 			return pr.endInput(ctx, in)
 		}
-		if pr.counting && t.boundary(b) {
+		if !t.seen && pr.limitCrossed(pr.repEpoch, b.Epoch) {
+			// The pass begins past a FitEpochs below a replicated stage
+			// (its epochs do not start at 0): replicas for that epoch.
+			// Nothing has been fed, so there is nothing to wait for.
+			if err := pr.cut(ctx, pos, b.Epoch, func() error { return nil }); err != nil {
+				b.Release()
+				release(pr.sem)
+				return err
+			}
+		}
+		if pr.counting && t.boundary(b) && (pr.run.onEpoch != nil || pr.limitCrossed(t.epoch, b.Epoch)) {
 			e := t.end(false)
 			wait()
-			err := pr.cut(ctx, pos, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
+			err := pr.cut(ctx, pos, b.Epoch, func() error { return pr.run.epochEnd(ctx, e, pr.run.stats) })
 			waited()
 			if err != nil {
 				b.Release()
@@ -600,7 +648,9 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 // work is replica w of a stage: take a batch, run the step, pass the
 // result on. out is nil for a fit-only stage. reps, if not nil, are the
 // replicas that fit; a cut (see cut) may renew them between two batches,
-// so the replica is looked up for every batch.
+// so the replica is looked up for every batch. Past the stage's FitEpochs
+// the stage's step transforms: a cut where the stage stopped fitting
+// has merged the replicas into it.
 //
 // It reads the clock only where a queue makes it wait, at the start and the
 // end of the wait: all the rest of its time is busy (see busyClock), the
@@ -638,7 +688,7 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 			continue
 		}
 		s := st.step
-		if reps != nil {
+		if reps != nil && o != opTransform { // past its FitEpochs, the stage transforms as one that does not fit
 			s = reps[w]
 		}
 		c.in(it.b)
@@ -865,9 +915,14 @@ func (pr *passRun) makeReplicas(ctx context.Context, stages []*stage, ops []op) 
 // newReplica makes one replica of st's step and sets up its new steps.
 func (pr *passRun) newReplica(ctx context.Context, st *stage) (Step, error) {
 	var fresh []setUpStep
-	r, err := replicate(st.step, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
+	var r Step
+	err := guardStage(st.path, st.step, "replica", func() error {
+		var err error
+		r, err = replicate(st.step, pr.repEpoch, func(v Visit, s Step) { fresh = append(fresh, setUpStep{join(st.path, v.Path), s}) })
+		return stepError(st.path, st.step, "replica", nil, err)
+	})
 	if err != nil {
-		return nil, stepError(st.path, st.step, "replica", nil, err)
+		return nil, err
 	}
 	// Only the new steps: the replica shares the others, set up already.
 	for _, f := range fresh {
@@ -879,11 +934,11 @@ func (pr *passRun) newReplica(ctx context.Context, st *stage) (Step, error) {
 }
 
 // renewReplicas, at a cut, merges what the replicas have learned into
-// their steps and gives every replica a fresh replica, so that the
-// replicas' next merge does not count this epoch again. The workers are
-// idle: they look their replica up after their next batch, which the
-// feeder puts after this returns.
-func (pr *passRun) renewReplicas(ctx context.Context) error {
+// their steps and gives every replica a fresh replica, for batches of the
+// given epoch, so that the replicas' next merge does not count this epoch
+// again. The workers are idle: they look their replica up after their
+// next batch, which the feeder puts after this returns.
+func (pr *passRun) renewReplicas(ctx context.Context, epoch int) error {
 	if len(pr.reps) == 0 {
 		return nil
 	}
@@ -893,6 +948,7 @@ func (pr *passRun) renewReplicas(ctx context.Context) error {
 	if err := pr.repLog.teardown(ctx); err != nil {
 		return err
 	}
+	pr.repEpoch = epoch
 	for st, reps := range pr.reps {
 		for w := range reps {
 			r, err := pr.newReplica(ctx, st)
@@ -907,8 +963,11 @@ func (pr *passRun) renewReplicas(ctx context.Context) error {
 
 func (pr *passRun) merge() error {
 	for st, reps := range pr.reps {
-		if err := mergeReplicas(st.step, reps); err != nil {
-			return stepError(st.path, st.step, "merge", nil, err)
+		err := guardStage(st.path, st.step, "merge", func() error {
+			return stepError(st.path, st.step, "merge", nil, mergeReplicas(st.step, reps, pr.repEpoch))
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -38,6 +38,15 @@ func (n Node) WithStep(s Step) Node {
 // lifecycle calls (Setup, Teardown, Replica, Merge) to its children; the
 // runner sets up and tears down every active step of the tree exactly once
 // per run, composites and their children alike.
+//
+// A composite names the child in an error that comes from it, as Pipeline
+// and Union do: a *StepError whose Path is the child's name, or, where the
+// child's error is already a *StepError (from a composite below, with a
+// path relative to the child), that error with the child's name put in
+// front of its Path. The runner puts the composite's own path in front in
+// turn, so that the error names the step where it happened; an error
+// passed up unchanged is the composite's own, and one of a composite below
+// it names a path that is not in the tree.
 type Composite interface {
 	Step
 	// Children returns the composite's children, all of them (active or

@@ -71,6 +71,9 @@ func (u *Union) FitTransform(ctx context.Context, in Batch) (Batch, error) {
 }
 
 func (u *Union) run(ctx context.Context, in Batch, o op) (Batch, error) {
+	if len(u.branches) == 0 {
+		return Batch{}, errors.New("penstock: union: no branches (a zero Union: build it with NewUnion)")
+	}
 	outs := make([]Batch, 0, len(u.branches))
 	defer func() {
 		for _, b := range outs {
