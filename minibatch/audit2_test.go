@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/minibatch"
@@ -38,5 +39,55 @@ func TestAuditCSVNullInNonNullable(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAuditPadFloat16: Pad says numeric columns, and FixedSizeLists of a
+// numeric type, hold the pad value; float16 is numeric (Pack packs it) but
+// was padded with nulls, as strings are.
+func TestAuditPadFloat16(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "h", Type: arrow.FixedWidthTypes.Float16, Nullable: true},
+		{Name: "t", Type: arrow.FixedSizeListOf(2, arrow.FixedWidthTypes.Float16), Nullable: true},
+	}, nil)
+	rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(`[{"h": 1.5, "t": [1, 2]}, {"h": 2, "t": [3, 4]}, {"h": 3, "t": [5, 6]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := minibatch.FromRecords([]arrow.RecordBatch{rec}, nil)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	rb, err := minibatch.NewRebatcher(src, 2, minibatch.Pad(-2.5), minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	ctx := auditCtx(t)
+	full, err := rb.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Release()
+	b, err := rb.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	if minibatch.RealRows(b) != 1 || b.Rows() != 2 {
+		t.Fatalf("padded batch: %d rows, %d real; want 2, 1 real", b.Rows(), minibatch.RealRows(b))
+	}
+	h := b.X.Column(0).(*array.Float16)
+	if h.IsNull(1) || h.Value(1).Float32() != -2.5 {
+		t.Errorf("padded float16 row: %v; want -2.5", h)
+	}
+	tl := b.X.Column(1).(*array.FixedSizeList)
+	vals := tl.ListValues().(*array.Float16)
+	if tl.IsNull(1) || vals.IsNull(2) || vals.Value(2).Float32() != -2.5 || vals.Value(3).Float32() != -2.5 {
+		t.Errorf("padded fixed_size_list<float16> row: %v; want [-2.5 -2.5]", tl)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/float16"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -119,6 +120,8 @@ func padArray(mem memory.Allocator, dt arrow.DataType, n int, value float64) arr
 		fill(b, n, value)
 	case *array.Float32Builder:
 		fill(b, n, float32(value))
+	case *array.Float16Builder:
+		fill(b, n, float16.New(float32(value)))
 	case *array.Int64Builder:
 		fill(b, n, int64(value))
 	case *array.Int32Builder:
@@ -145,12 +148,13 @@ func fill[T any](b interface{ UnsafeAppend(T) }, n int, v T) {
 	}
 }
 
-// isNumeric reports whether dt is an integer or a float32/float64 type.
+// isNumeric reports whether dt is an integer or a floating-point type
+// (float16, float32, float64).
 func isNumeric(dt arrow.DataType) bool {
 	switch dt.ID() {
 	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
 		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
-		arrow.FLOAT32, arrow.FLOAT64:
+		arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
 		return true
 	}
 	return false
