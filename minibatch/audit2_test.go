@@ -4,13 +4,18 @@ package minibatch_test
 // audit_test.go for the first): what that pass did not cover.
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
 )
 
@@ -89,5 +94,55 @@ func TestAuditPadFloat16(t *testing.T) {
 	vals := tl.ListValues().(*array.Float16)
 	if tl.IsNull(1) || vals.IsNull(2) || vals.Value(2).Float32() != -2.5 || vals.Value(3).Float32() != -2.5 {
 		t.Errorf("padded fixed_size_list<float16> row: %v; want [-2.5 -2.5]", tl)
+	}
+}
+
+// TestAuditRepeatEmptyRows: Repeat says an empty source repeated without
+// end does not spin. A source of zero-row batches (an IPC stream of empty
+// batches) is empty too, but each of its epochs returned batches, so Repeat
+// went on for ever, and a stage over it that waits for rows (a Rebatcher,
+// a Shuffler) spun inside one Next until its context ended.
+func TestAuditRepeatEmptyRows(t *testing.T) {
+	stages := map[string]func(src flow.Source, mem memory.Allocator) (lifecycleSource, error){
+		"repeat": func(src flow.Source, _ memory.Allocator) (lifecycleSource, error) { return src.(lifecycleSource), nil },
+		"rebatcher": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.NewRebatcher(src, 4, minibatch.Keep, minibatch.WithAllocator(mem))
+		},
+		"shuffler": func(src flow.Source, mem memory.Allocator) (lifecycleSource, error) {
+			return minibatch.Shuffle(src, 8, minibatch.WithAllocator(mem))
+		},
+	}
+	for name, stage := range stages {
+		for _, sizes := range [][]int{{0}, {0, 0, 0}} {
+			t.Run(fmt.Sprintf("%s/%v", name, sizes), func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				defer cancel()
+				rep, err := minibatch.Repeat(&rowsSource{mem: mem, sizes: sizes}, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rep.Close()
+				s, err := stage(rep, mem)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				for n := 0; ; n++ {
+					b, err := s.Next(ctx)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("Next %d: %v; want io.EOF after the first epoch", n, err)
+					}
+					b.Release()
+					if n > len(sizes) {
+						t.Fatalf("%d batches from %d empty ones repeated; want the first epoch's, then io.EOF", n, len(sizes))
+					}
+				}
+			})
+		}
 	}
 }
