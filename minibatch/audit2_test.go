@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,26 @@ func TestAuditRepeatEmptyRows(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAuditShuffleSizes: the k-th output batch of a Shuffler has the rows
+// of the k-th input batch that has rows; input batches of zero rows are
+// dropped (the doc said the k-th input batch, which a zero-row one made
+// false), at the end of the stream and across an epoch boundary alike.
+func TestAuditShuffleSizes(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	src := &rowsSource{mem: mem, sizes: []int{3, 0, 4, 0, 2, 5, 0}, epochs: []int{0, 0, 0, 0, 1, 1, 1}}
+	sh, err := minibatch.Shuffle(src, 4, minibatch.WithSeed(3), minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	got, xs, ys := drain(t, auditCtx(t), sh)
+	want := []shape{{0, 0, 3}, {1, 0, 4}, {2, 1, 2}, {3, 1, 5}}
+	if !slices.Equal(got, want) {
+		t.Errorf("batches %v; want %v", got, want)
+	}
+	checkPaired(t, xs, ys)
+	checkOnce(t, xs, 14)
 }
