@@ -169,3 +169,43 @@ func TestAuditShuffleSizes(t *testing.T) {
 	checkPaired(t, xs, ys)
 	checkOnce(t, xs, 14)
 }
+
+// TestAuditResampleNoX: a batch with no X given to the Resampler's fit
+// path is an error naming the batch, never a panic, whatever the target.
+// A target that left the batch as it was passed it through, a resampling
+// whose rows form one run (WithClassRows(1) keeping two neighbours) cut a
+// slice of the nil X and panicked, and one whose rows did not failed with
+// "take: no batch to take rows from".
+func TestAuditResampleNoX(t *testing.T) {
+	for name, opt := range map[string]minibatch.Option{
+		"one run":   minibatch.WithClassRows(1),
+		"gathered":  minibatch.WithOversampleToMajority(1),
+		"unchanged": minibatch.WithClassTargets(func(c map[string]int) map[string]int { return c }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			rs, err := minibatch.NewResampler(opt, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := flow.Batch{Seq: 4, Y: int64Rec(mem, "y", []int64{0, 0, 1, 1, 1})}
+			defer in.Release()
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("panic: %v", r)
+				}
+			}()
+			out, err := rs.FitTransform(auditCtx(t), in)
+			if err == nil {
+				out.Release()
+				t.Fatal("FitTransform of a batch with no X: no error; want one")
+			}
+			for _, want := range []string{"resample", "batch 4", "no X"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q; want it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}

@@ -223,18 +223,22 @@ func (r *Resampler) Transform(_ context.Context, in flow.Batch) (flow.Batch, err
 // rows into buffers from the Resampler's allocator; a batch that the target
 // leaves as it is is passed through (retained) without a copy.
 //
-// The label column must exist in every batch, have a supported type and no
-// nulls; otherwise the error names the column and what was expected.
+// Every batch must have X, the rows resampled; the label column must exist
+// in every batch, have a supported type and no nulls; otherwise the error
+// names the batch, the column and what was expected.
 func (r *Resampler) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
+	}
+	if in.X == nil {
+		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d has no X; want the rows to resample", in.Seq)
 	}
 	col, where, err := labelColumn(in, r.label)
 	if err != nil {
 		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d: label %s: %w", in.Seq, where, err)
 	}
 	rows := int(in.Rows())
-	if col.Len() != rows || (in.X != nil && in.Y != nil && in.X.NumRows() != in.Y.NumRows()) {
+	if col.Len() != rows || (in.Y != nil && in.X.NumRows() != in.Y.NumRows()) {
 		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d: X, Y and label %s disagree on the number of rows; want the same", in.Seq, where)
 	}
 	var classes classTable
