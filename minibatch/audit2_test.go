@@ -209,3 +209,32 @@ func TestAuditResampleNoX(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditMemorySchemaWithoutRecords: a Memory from FromSlices of columns
+// with no rows has no record but knows its X schema (the doc said nil for
+// a Memory without records), and one from FromRecords of no records has
+// none.
+func TestAuditMemorySchemaWithoutRecords(t *testing.T) {
+	m, err := minibatch.FromSlices(4, []minibatch.Column{minibatch.Float64s("a", nil), minibatch.Strings("s", nil)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Len() != 0 || m.Rows() != 0 {
+		t.Errorf("FromSlices of no rows: %d records, %d rows; want none", m.Len(), m.Rows())
+	}
+	if s := m.Schema(); s == nil || s.NumFields() != 2 || s.Field(0).Name != "a" || s.Field(1).Name != "s" {
+		t.Errorf("FromSlices of no rows: Schema() = %v; want the columns a and s", s)
+	}
+	if _, err := m.Next(auditCtx(t)); err != io.EOF {
+		t.Errorf("Next: %v; want io.EOF", err)
+	}
+	e, err := minibatch.FromRecords(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if s := e.Schema(); s != nil {
+		t.Errorf("FromRecords of no records: Schema() = %v; want nil", s)
+	}
+}
