@@ -238,3 +238,123 @@ func TestAuditMemorySchemaWithoutRecords(t *testing.T) {
 		t.Errorf("FromRecords of no records: Schema() = %v; want nil", s)
 	}
 }
+
+// TestAuditRealRowsThroughStages: RealRows says the real rows of a padded
+// batch come first. Stages after a padding Rebatcher that cut or gather its
+// rows kept the mark of the batch they cut from, or of the batch of their
+// first row, whatever rows they took: a Rebatcher's slice of the end of a
+// padded batch counted its padding as real, and a Shuffler's or a split's
+// batch of real rows only was marked padded (or the reverse). Now no row
+// before RealRows is padding, a batch without padding is unmarked, and a
+// Rebatcher, which keeps the rows in order, marks exactly.
+func TestAuditRealRowsThroughStages(t *testing.T) {
+	const pad = -1
+	type made struct {
+		src   lifecycleSource
+		exact bool // rows from RealRows on are all padding
+		more  []func() error
+	}
+	stages := map[string]func(t *testing.T, mem memory.Allocator, padded *minibatch.Rebatcher) made{
+		"rebatch 8": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			r, err := minibatch.NewRebatcher(p, 8, minibatch.Keep, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: r, exact: true}
+		},
+		"rebatch 4": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			r, err := minibatch.NewRebatcher(p, 4, minibatch.Keep, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: r, exact: true}
+		},
+		"rebatch 6": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			r, err := minibatch.NewRebatcher(p, 6, minibatch.Keep, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: r, exact: true}
+		},
+		"rebatch 5 pad": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			r, err := minibatch.NewRebatcher(p, 5, minibatch.Pad(pad), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: r}
+		},
+		"shuffle": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			s, err := minibatch.Shuffle(p, 16, minibatch.WithSeed(1), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: s}
+		},
+		"permute": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			s, err := minibatch.Permute(p, 5, minibatch.WithSeed(2), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: s}
+		},
+		"holdout validation": func(t *testing.T, mem memory.Allocator, p *minibatch.Rebatcher) made {
+			train, val, err := minibatch.Holdout(auditCtx(t), p, 0.5, minibatch.WithStratify(false), minibatch.WithSeed(3), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{src: val, more: []func() error{train.Close}}
+		},
+	}
+	for name, stage := range stages {
+		t.Run(name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			m := newMemory(t, mem, 13, 13)
+			defer m.Close()
+			// Batches of 8 rows: 8 real, then 5 real and 3 of padding (-1).
+			padded, err := minibatch.NewRebatcher(m, 8, minibatch.Pad(pad), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer padded.Close()
+			s := stage(t, mem, padded)
+			defer s.src.Close()
+			for _, c := range s.more {
+				defer c()
+			}
+			ctx := auditCtx(t)
+			var real, pads int
+			for {
+				b, err := s.src.Next(ctx)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				xs := float64Values(t, b.X)
+				n := int(minibatch.RealRows(b))
+				for i, x := range xs {
+					switch {
+					case i < n && x == pad:
+						t.Errorf("batch %d %v: RealRows %d, but row %d is padding", b.Seq, xs, n, i)
+					case i >= n && x != pad && s.exact:
+						t.Errorf("batch %d %v: RealRows %d, but row %d is real", b.Seq, xs, n, i)
+					}
+					if x == pad {
+						pads++
+					} else {
+						real++
+					}
+				}
+				if !slices.Contains(xs, pad) && n != len(xs) {
+					t.Errorf("batch %d %v holds no padding; RealRows %d, want %d", b.Seq, xs, n, len(xs))
+				}
+				b.Release()
+			}
+			if real+pads == 0 {
+				t.Fatal("no rows")
+			}
+		})
+	}
+}

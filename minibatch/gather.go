@@ -3,6 +3,7 @@ package minibatch
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -86,6 +87,9 @@ func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (
 		return nil, errors.New("take: no batch to take rows from")
 	}
 	schema := first.Schema()
+	if slices.ContainsFunc(recs, marked) {
+		schema = markSchema(schema, realPrefix(recs, refs), int64(len(refs)))
+	}
 	cols := make([]arrow.Array, schema.NumFields())
 	parts := make([]arrow.Array, len(recs))
 	for c := range cols {
@@ -106,6 +110,23 @@ func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (
 	out := array.NewRecordBatch(schema, cols, int64(len(refs)))
 	releaseArrays(cols)
 	return out, nil
+}
+
+// realPrefix returns how many of the rows refs of recs come before the
+// first that is padding (see RealRows).
+func realPrefix(recs []arrow.RecordBatch, refs []rowRef) int64 {
+	starts := make([]int64, len(recs))
+	for i, r := range recs {
+		if r != nil {
+			starts[i] = padStart(r)
+		}
+	}
+	for i, ref := range refs {
+		if int64(ref.row) >= starts[ref.src] {
+			return int64(i)
+		}
+	}
+	return int64(len(refs))
 }
 
 // takeArray gathers rows refs of the arrays srcs (all of type dt) into a
