@@ -3,7 +3,6 @@ package minibatch
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -87,8 +86,8 @@ func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (
 		return nil, errors.New("take: no batch to take rows from")
 	}
 	schema := first.Schema()
-	if slices.ContainsFunc(recs, marked) {
-		schema = markSchema(schema, realPrefix(recs, refs), int64(len(refs)))
+	if real := realPrefix(recs, refs); real < int64(len(refs)) || marked(first) {
+		schema = markSchema(schema, real, int64(len(refs)))
 	}
 	cols := make([]arrow.Array, schema.NumFields())
 	parts := make([]arrow.Array, len(recs))
@@ -113,16 +112,11 @@ func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (
 }
 
 // realPrefix returns how many of the rows refs of recs come before the
-// first that is padding (see RealRows).
+// first that is padding (see RealRows). It costs a metadata lookup per
+// row, and a parse of the mark per row of a padded batch.
 func realPrefix(recs []arrow.RecordBatch, refs []rowRef) int64 {
-	starts := make([]int64, len(recs))
-	for i, r := range recs {
-		if r != nil {
-			starts[i] = padStart(r)
-		}
-	}
 	for i, ref := range refs {
-		if int64(ref.row) >= starts[ref.src] {
+		if rec := recs[ref.src]; marked(rec) && int64(ref.row) >= padStart(rec) {
 			return int64(i)
 		}
 	}
