@@ -358,3 +358,70 @@ func TestAuditRealRowsThroughStages(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditCacheOfAnySourceIsReplayable: the package doc says NewCache
+// makes any source replayable, and the Cache doc that epochs over it read
+// the source once. But a Cache of a source that is not replayable reported
+// Replayable false until its first pass had ended, so Repeat, Epochs,
+// Permute and the splits, which need a replayable source and read it from
+// its start, refused it at construction. A Cache that has read nothing is
+// at its start: Rewind does nothing and Replayable is true.
+func TestAuditCacheOfAnySourceIsReplayable(t *testing.T) {
+	uses := map[string]func(t *testing.T, mem memory.Allocator, c *minibatch.Cache) (lifecycleSource, []func() error, error){
+		"repeat": func(t *testing.T, _ memory.Allocator, c *minibatch.Cache) (lifecycleSource, []func() error, error) {
+			r, err := minibatch.Repeat(c, 3)
+			return r, nil, err
+		},
+		"epochs": func(t *testing.T, mem memory.Allocator, c *minibatch.Cache) (lifecycleSource, []func() error, error) {
+			e, err := minibatch.Epochs(c, 3, minibatch.WithBatchRows(4), minibatch.WithShuffleRows(8), minibatch.WithAllocator(mem))
+			return e, nil, err
+		},
+		"permute": func(t *testing.T, mem memory.Allocator, c *minibatch.Cache) (lifecycleSource, []func() error, error) {
+			p, err := minibatch.Permute(c, 4, minibatch.WithAllocator(mem))
+			if err != nil {
+				return nil, nil, err
+			}
+			r, err := minibatch.Repeat(p, 3)
+			return r, []func() error{p.Close}, err
+		},
+		"holdout": func(t *testing.T, mem memory.Allocator, c *minibatch.Cache) (lifecycleSource, []func() error, error) {
+			train, val, err := minibatch.Holdout(auditCtx(t), c, 0.25, minibatch.WithAllocator(mem))
+			if err != nil {
+				return nil, nil, err
+			}
+			r, err := minibatch.Repeat(train, 3)
+			return r, []func() error{train.Close, val.Close}, err
+		},
+	}
+	for name, use := range uses {
+		t.Run(name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			inner := &rowsSource{mem: mem, sizes: []int{5, 3, 7, 5}}
+			c, err := minibatch.NewCache(onceSource{inner}, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, closers, err := use(t, mem, c)
+			for _, cl := range closers {
+				defer cl()
+			}
+			if err != nil {
+				t.Fatalf("over a Cache of a source that is not replayable: %v; want it taken", err)
+			}
+			defer s.Close()
+			rows := len(readIDs(t, auditCtx(t), s))
+			want := 3 * 20
+			if name == "holdout" {
+				want = 3 * 15
+			}
+			if rows != want {
+				t.Errorf("%d rows over 3 epochs; want %d", rows, want)
+			}
+			if inner.reads != 4 {
+				t.Errorf("the source returned %d batches; want 4 (read once)", inner.reads)
+			}
+		})
+	}
+}

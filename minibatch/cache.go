@@ -31,6 +31,7 @@ type Cache struct {
 	batches []flow.Batch // kept so far; all of them once filled
 	bytes   int64        // bytes of the buffers of batches, each buffer once
 	filled  bool         // the source reached io.EOF: passes replay batches
+	started bool         // the source has been read since the Cache was at its start
 	pos     int          // next batch of the current pass, once filled
 	seq     int64
 	schema  *arrow.Schema
@@ -100,6 +101,7 @@ func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 		b.Retain()
 		return b, nil
 	}
+	c.started = true
 	b, err := c.src.Next(ctx)
 	if errors.Is(err, io.EOF) {
 		c.filled, c.pos = true, len(c.batches)
@@ -160,8 +162,9 @@ func newBuffers(b flow.Batch, seen map[*memory.Buffer]struct{}) map[*memory.Buff
 }
 
 // Rewind starts the next pass. Once the first pass has reached io.EOF it
-// costs O(1) and never touches the source. Before that, it needs to read
-// the source again from its start: it rewinds a replayable source and drops
+// costs O(1) and never touches the source; before the first read it does
+// nothing, the Cache being at its start. In between, it needs to read the
+// source again from its start: it rewinds a replayable source and drops
 // the batches kept so far (the next pass fills the cache anew); for a
 // source that is not replayable it returns an error wrapping
 // ErrNotReplayable.
@@ -174,6 +177,8 @@ func (c *Cache) Rewind() error {
 	case c.filled:
 		c.pos = 0
 		return nil
+	case !c.started:
+		return nil
 	}
 	if !replayable(c.src) {
 		return fmt.Errorf("minibatch: cache: rewind before the first pass ended: source %T cannot be read again: %w", c.src, ErrNotReplayable)
@@ -185,14 +190,16 @@ func (c *Cache) Rewind() error {
 	return nil
 }
 
-// Replayable reports whether Rewind will succeed: after the first pass has
-// ended, always (until Close or a failure); before, when the source is
-// replayable.
+// Replayable reports whether Rewind will succeed: before the first read and
+// after the first pass has ended, always (until Close or a failure); during
+// the first pass, when the source is replayable. So a Cache of any source
+// is taken by what needs a replayable source (Repeat, Epochs, Permute,
+// Curriculum, the splits), which read it from its start.
 func (c *Cache) Replayable() bool {
 	if c.closed || c.err != nil {
 		return false
 	}
-	return c.filled || replayable(c.src)
+	return c.filled || !c.started || replayable(c.src)
 }
 
 // Filled reports whether the first pass has ended, so that the Cache holds
@@ -217,7 +224,7 @@ func (c *Cache) drop() {
 		b.Release()
 	}
 	clear(c.batches)
-	c.batches, c.bytes, c.pos, c.seq, c.filled = c.batches[:0], 0, 0, 0, false
+	c.batches, c.bytes, c.pos, c.seq, c.filled, c.started = c.batches[:0], 0, 0, 0, false, false
 	c.counted = nil
 }
 
