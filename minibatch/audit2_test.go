@@ -425,3 +425,129 @@ func TestAuditCacheOfAnySourceIsReplayable(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditSplitOfReshuffledSource: a split re-reads its source and says
+// the source must return the same rows in the same order on every pass. A
+// Shuffler or a Permute draws a new order on every pass, and a Holdout over
+// one put rows in both sides and lost others, silently (20 rows each side
+// of 40, 31 distinct). The splits and a windowed Permute refuse such a
+// source, also under a Rebatcher, Repeat or Epochs; a Cache of it, which
+// replays its first pass, is split as any source.
+func TestAuditSplitOfReshuffledSource(t *testing.T) {
+	type use func(ctx context.Context, mem memory.Allocator, src flow.Source) ([]*minibatch.SplitSource, error)
+	uses := map[string]use{
+		"holdout": func(ctx context.Context, mem memory.Allocator, src flow.Source) ([]*minibatch.SplitSource, error) {
+			tr, val, err := minibatch.Holdout(ctx, src, 0.5, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+			return []*minibatch.SplitSource{tr, val}, err
+		},
+		"k-fold": func(ctx context.Context, mem memory.Allocator, src flow.Source) ([]*minibatch.SplitSource, error) {
+			folds, err := minibatch.KFold(ctx, src, 4, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+			var sides []*minibatch.SplitSource
+			for _, f := range folds {
+				sides = append(sides, f.Validation, f.Train)
+			}
+			return sides, err
+		},
+		"walk-forward": func(ctx context.Context, mem memory.Allocator, src flow.Source) ([]*minibatch.SplitSource, error) {
+			folds, err := minibatch.WalkForward(ctx, src, 1, minibatch.WithAllocator(mem))
+			var sides []*minibatch.SplitSource
+			for _, f := range folds {
+				sides = append(sides, f.Validation, f.Train)
+			}
+			return sides, err
+		},
+		"permute windowed": func(ctx context.Context, mem memory.Allocator, src flow.Source) ([]*minibatch.SplitSource, error) {
+			p, err := minibatch.Permute(src, 8, minibatch.WithWindowRows(8), minibatch.WithAllocator(mem))
+			if err == nil {
+				p.Close()
+			}
+			return nil, err
+		},
+	}
+	type made struct {
+		src     flow.Source
+		closers []func() error
+	}
+	sources := map[string]func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made{
+		"shuffle": func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made {
+			s, err := minibatch.Shuffle(m, 40, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{s, []func() error{s.Close}}
+		},
+		"permute": func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made {
+			p, err := minibatch.Permute(m, 8, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{p, []func() error{p.Close}}
+		},
+		"rebatched shuffle": func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made {
+			s, err := minibatch.Shuffle(m, 40, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := minibatch.NewRebatcher(s, 5, minibatch.Keep, minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{r, []func() error{r.Close, s.Close}}
+		},
+		"epochs": func(t *testing.T, mem memory.Allocator, m *minibatch.Memory) made {
+			e, err := minibatch.Epochs(m, 1, minibatch.WithShuffleRows(40), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return made{e, []func() error{e.Close}}
+		},
+	}
+	for uname, use := range uses {
+		for sname, mk := range sources {
+			t.Run(uname+"/"+sname, func(t *testing.T) {
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				defer mem.AssertSize(t, 0)
+				m := newMemory(t, mem, 40, 8)
+				defer m.Close()
+				src := mk(t, mem, m)
+				for _, c := range src.closers {
+					defer c()
+				}
+				sides, err := use(auditCtx(t), mem, src.src)
+				for _, s := range sides {
+					if s != nil {
+						s.Close()
+					}
+				}
+				if err == nil || !strings.Contains(err.Error(), "new order on every pass") {
+					t.Fatalf("over a %s: %v; want an error saying the source's order changes from pass to pass", sname, err)
+				}
+			})
+		}
+	}
+	t.Run("holdout/cached shuffle", func(t *testing.T) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		ctx := auditCtx(t)
+		m := newMemory(t, mem, 40, 8)
+		defer m.Close()
+		s, err := minibatch.Shuffle(m, 40, minibatch.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		c, err := minibatch.NewCache(s, minibatch.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		train, val, err := minibatch.Holdout(ctx, c, 0.5, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer train.Close()
+		defer val.Close()
+		ids := append(readIDs(t, ctx, train), readIDs(t, ctx, val)...)
+		checkEveryRowOnce(t, "train and validation of a cached shuffle", ids, 40)
+	})
+}

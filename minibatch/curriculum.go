@@ -43,11 +43,14 @@ const DefaultWindowRows = 1 << 16
 //     records, O(batchRows × row width) copied into new buffers from mem;
 //     nothing else is held. The Memory must not be closed before the
 //     Ordered is done with it.
-//   - any other source, which must implement flow.Rewinder and be at its
-//     start: the first pass reads it once to count its rows; then each pass
-//     gathers its output window by window (WithWindowRows): one partial pass
-//     over the source per window (rewinding it first), keeping only the rows
-//     of that window, so at most window rows plus one input batch are held.
+//   - any other source, which must implement flow.Rewinder, be at its
+//     start and return the same rows in the same order on every pass (a
+//     Shuffler or a Permute, also under a Rebatcher or Repeat, is refused:
+//     cache it with NewCache): the first pass reads it once to count its
+//     rows; then each pass gathers its output window by window
+//     (WithWindowRows): one partial pass over the source per window
+//     (rewinding it first), keeping only the rows of that window, so at
+//     most window rows plus one input batch are held.
 //     A pass therefore reads the source about len(order)/window times: pick
 //     the window as large as memory allows.
 //
@@ -127,6 +130,10 @@ func newOrdered(op string, src flow.Source, batchRows int, order func(*sourceCon
 	if m, ok := src.(*Memory); ok {
 		o.memSrc = m
 		return o, nil
+	}
+	if what := reshuffles(src); what != "" {
+		return nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); %s re-reads its source window by window and needs the same order on every pass: cache the shuffled stream (NewCache), or give it a *Memory",
+			op, src, what, op)
 	}
 	if !replayable(src) {
 		return nil, fmt.Errorf("minibatch: %s: source %T is not replayable (it does not implement flow.Rewinder, or its Replayable method says no); an order over all rows needs a replayable source (a *Memory, or one that can Rewind): %w", op, src, ErrNotReplayable)

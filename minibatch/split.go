@@ -47,7 +47,10 @@ type Fold struct {
 // that the sides return.
 //
 // src must implement flow.Rewinder and must return the same rows in the
-// same order on every pass. Both sides must have at least one row.
+// same order on every pass: a Shuffler or a Permute, which draw a new order
+// on every pass, is refused, also under a Rebatcher, Repeat or Epochs (split
+// first and shuffle each side, or cache the shuffled stream with NewCache).
+// Both sides must have at least one row.
 func Holdout(ctx context.Context, src flow.Source, validation float64, opts ...Option) (train, val *SplitSource, err error) {
 	const op = "holdout"
 	if !(validation > 0 && validation < 1) {
@@ -139,7 +142,8 @@ func KFold(ctx context.Context, src flow.Source, k int, opts ...Option) ([]Fold,
 // starts at row 0 (expanding window) or at most WithTrainWindow rows
 // earlier (sliding window). The first fold must keep at least one train row.
 //
-// WalkForward reads src once, counting rows only. Every side is a
+// WalkForward reads src once, counting rows only; src must return the same
+// rows in the same order on every pass, as for Holdout. Every side is a
 // contiguous range of the parent, returned as zero-copy slices of the
 // parent's batches, so it allocates no buffers and stops reading the parent
 // at the end of its range. See SplitSource for ownership and for reading
@@ -226,6 +230,10 @@ func planSplit(ctx context.Context, op string, src flow.Source, cfg *sourceConfi
 	}
 	if r, ok := src.(interface{ Replayable() bool }); ok && !r.Replayable() {
 		return nil, nil, fmt.Errorf("minibatch: %s: source %T reports that it is not replayable; a split re-reads its source: %w", op, src, ErrNotReplayable)
+	}
+	if what := reshuffles(src); what != "" {
+		return nil, nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); a split re-reads its source and needs the same order, or its sides would share rows and lose others: split first and shuffle each side, or cache the shuffled stream (NewCache)",
+			op, src, what)
 	}
 	if err := rw.Rewind(); err != nil {
 		return nil, nil, fmt.Errorf("minibatch: %s: rewind source before planning: %w", op, err)
