@@ -5,6 +5,7 @@ package minibatch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -549,5 +550,75 @@ func TestAuditSplitOfReshuffledSource(t *testing.T) {
 		defer val.Close()
 		ids := append(readIDs(t, ctx, train), readIDs(t, ctx, val)...)
 		checkEveryRowOnce(t, "train and validation of a cached shuffle", ids, 40)
+	})
+}
+
+// cancelMidway is a Memory that cancels ctx with a cause once it has
+// returned after batches in a pass.
+type cancelMidway struct {
+	*minibatch.Memory
+	cancel context.CancelCauseFunc
+	after  int
+	n      int
+}
+
+func (c *cancelMidway) Next(ctx context.Context) (flow.Batch, error) {
+	if c.n == c.after {
+		c.cancel(errAuditCause)
+	}
+	c.n++
+	return c.Memory.Next(ctx)
+}
+
+func (c *cancelMidway) Rewind() error { c.n = 0; return c.Memory.Rewind() }
+
+// TestAuditPlanningCancelCause: the splits' constructors read their source
+// once to plan; a ctx cancelled with a cause in the middle of that pass is
+// an error wrapping the cause, and nothing is held. The Resampler's fit
+// path returns the cause too.
+func TestAuditPlanningCancelCause(t *testing.T) {
+	splits := map[string]func(ctx context.Context, mem memory.Allocator, src flow.Source) error{
+		"holdout": func(ctx context.Context, mem memory.Allocator, src flow.Source) error {
+			_, _, err := minibatch.Holdout(ctx, src, 0.2, minibatch.WithAllocator(mem))
+			return err
+		},
+		"k-fold": func(ctx context.Context, mem memory.Allocator, src flow.Source) error {
+			_, err := minibatch.KFold(ctx, src, 3, minibatch.WithAllocator(mem))
+			return err
+		},
+		"walk-forward": func(ctx context.Context, mem memory.Allocator, src flow.Source) error {
+			_, err := minibatch.WalkForward(ctx, src, 2, minibatch.WithAllocator(mem))
+			return err
+		},
+	}
+	for name, split := range splits {
+		t.Run(name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			ctx, cancel := context.WithCancelCause(auditCtx(t))
+			defer cancel(nil)
+			m := newMemory(t, mem, auditRows, 7)
+			defer m.Close()
+			err := split(ctx, mem, &cancelMidway{Memory: m, cancel: cancel, after: 3})
+			if !errors.Is(err, errAuditCause) {
+				t.Fatalf("planning cancelled with a cause: %v; want an error wrapping the cause", err)
+			}
+		})
+	}
+	t.Run("resampler", func(t *testing.T) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		rs, err := minibatch.NewResampler(minibatch.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancelCause(auditCtx(t))
+		cancel(errAuditCause)
+		in := flow.Batch{X: float64Record(mem, "i", []float64{1, 2, 3}), Y: int64Rec(mem, "y", []int64{0, 0, 1})}
+		defer in.Release()
+		if out, err := rs.FitTransform(ctx, in); !errors.Is(err, errAuditCause) {
+			out.Release()
+			t.Errorf("FitTransform with a ctx cancelled with a cause: %v; want the cause", err)
+		}
 	})
 }
