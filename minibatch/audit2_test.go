@@ -622,3 +622,43 @@ func TestAuditPlanningCancelCause(t *testing.T) {
 		}
 	})
 }
+
+// TestAuditCacheRewindMidFirstPass: Replayable is true for a Cache of any
+// source, and a runner may end a pass early and rewind (flow spills only
+// sources that are not replayable): a Rewind in the middle of the first
+// pass over a source that is not replayable succeeds, and the next Next
+// reads the rest of the source into the Cache, honouring its ctx, before
+// the first batch; the source is read once.
+func TestAuditCacheRewindMidFirstPass(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := auditCtx(t)
+	inner := &rowsSource{mem: mem, sizes: []int{5, 3, 7, 5}}
+	c, err := minibatch.NewCache(onceSource{inner}, minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := c.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	if !c.Replayable() {
+		t.Fatal("Replayable() = false in the middle of the first pass; want true")
+	}
+	if err := c.Rewind(); err != nil {
+		t.Fatalf("Rewind in the middle of the first pass: %v; want nil", err)
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	cancel(errAuditCause)
+	if _, err := c.Next(cctx); !errors.Is(err, errAuditCause) {
+		t.Fatalf("Next with a ctx cancelled with a cause: %v; want the cause", err)
+	}
+	if got := len(readIDs(t, ctx, c)); got != 20 {
+		t.Errorf("the pass after the Rewind: %d rows; want 20", got)
+	}
+	if !c.Filled() || inner.reads != 4 {
+		t.Errorf("Filled %t, the source returned %d batches; want filled, 4 (read once)", c.Filled(), inner.reads)
+	}
+}
