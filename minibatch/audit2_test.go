@@ -662,3 +662,34 @@ func TestAuditCacheRewindMidFirstPass(t *testing.T) {
 		t.Errorf("Filled %t, the source returned %d batches; want filled, 4 (read once)", c.Filled(), inner.reads)
 	}
 }
+
+// TestAuditEasyFirstFraction: EasyFirst's epoch e reads the easiest
+// fraction start + (1 − start) × e / epochsToAll of the rows, rounded up.
+// The float product's rounding error added a row where the fraction of the
+// rows is a whole number: a start of 0.07 read 8 of 100 rows, and 394 of
+// the cases below were off by one.
+func TestAuditEasyFirstFraction(t *testing.T) {
+	for _, n := range []int{1, 7, 25, 50, 75, 100, 200, 1234} {
+		difficulty := make([]float64, n)
+		for p := 1; p < 100; p++ {
+			for E := 1; E <= 6; E++ {
+				order, err := minibatch.EasyFirst(difficulty, float64(p)/100, E, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for e := 0; e <= E; e++ {
+					idx, err := order(e, n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// ⌈n × (p/100 + (1 − p/100) × e/E)⌉ in whole numbers.
+					num, den := n*(p*E+(100-p)*e), 100*E
+					want := min(n, max(1, (num+den-1)/den))
+					if len(idx) != want {
+						t.Fatalf("start %v, epochsToAll %d, epoch %d, %d rows: %d rows read; want %d", float64(p)/100, E, e, n, len(idx), want)
+					}
+				}
+			}
+		}
+	}
+}

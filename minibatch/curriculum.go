@@ -378,12 +378,12 @@ func (o *Ordered) Epoch() int { return o.pass }
 
 // EasyFirst returns an OrderFunc for curriculum learning by pacing: rows are
 // ranked by difficulty (lower is easier, ties by row index), and epoch e
-// reads the easiest fraction start + (1 − start) × e / epochsToAll of them
-// (at least one row; every row from epoch epochsToAll on), shuffled in an
-// order drawn from seed and e. difficulty has one value per row of the
-// source; the OrderFunc returns an error if the source has another number of
-// rows. Cost per epoch: O(n) plus the shuffle; the ranking, O(n log n), is
-// computed once.
+// reads the easiest fraction start + (1 − start) × e / epochsToAll of them,
+// rounded up (at least one row; every row from epoch epochsToAll on),
+// shuffled in an order drawn from seed and e. difficulty has one value per
+// row of the source; the OrderFunc returns an error if the source has
+// another number of rows. Cost per epoch: O(n) plus the shuffle; the
+// ranking, O(n log n), is computed once.
 func EasyFirst(difficulty []float64, start float64, epochsToAll int, seed uint64) (OrderFunc, error) {
 	if !(start > 0 && start <= 1) {
 		return nil, fmt.Errorf("minibatch: easy first: start is %v, want 0 < start ≤ 1", start)
@@ -412,7 +412,10 @@ func EasyFirst(difficulty []float64, start float64, epochsToAll int, seed uint64
 		if epoch < epochsToAll {
 			frac = start + (1-start)*float64(epoch)/float64(epochsToAll)
 		}
-		k := min(n, max(1, int(math.Ceil(frac*float64(n)))))
+		// The fraction of n rows, rounded up; the product's rounding error
+		// (0.07 × 100 is 7.000000000000001) must not add a row.
+		q := frac * float64(n)
+		k := min(n, max(1, int(math.Ceil(q-q*1e-12))))
 		out := slices.Clone(rank[:k])
 		rng := seededRand(seed, uint64(epoch))
 		rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
