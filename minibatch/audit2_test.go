@@ -693,3 +693,32 @@ func TestAuditEasyFirstFraction(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditHoldoutRounding: Holdout's validation side holds
+// round(rows × validation) rows. The float product's rounding error moved
+// it across a half: 0.145 of 100 rows gave 14, not 15, and 0.58 of 25
+// gave 14, not 15.
+func TestAuditHoldoutRounding(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := auditCtx(t)
+	for _, n := range []int{25, 45, 50, 100, 200} {
+		m := newMemory(t, mem, n, 16)
+		for p := 1; p < 1000; p++ {
+			want := (2*p*n + 1000) / 2000 // round(n × p/1000), halves up
+			if want < 1 || want > n-1 {
+				continue
+			}
+			train, val, err := minibatch.Holdout(ctx, m, float64(p)/1000, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if val.Rows() != int64(want) || train.Rows() != int64(n-want) {
+				t.Errorf("validation %v of %d rows: %d validation and %d train rows; want %d and %d", float64(p)/1000, n, val.Rows(), train.Rows(), want, n-want)
+			}
+			train.Close()
+			val.Close()
+		}
+		m.Close()
+	}
+}

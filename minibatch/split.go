@@ -26,7 +26,8 @@ type Fold struct {
 
 // Holdout splits a replayable source into a train side and a validation
 // side holding the fraction validation (0 < validation < 1) of the rows,
-// round(rows × validation) in all.
+// round(rows × validation) in all (a half rounded up: 0.145 of 100 rows is
+// 15).
 //
 // It reads src once from the start to plan the split (see the options):
 // that pass keeps only the row count and, when stratifying, one small
@@ -66,7 +67,7 @@ func Holdout(ctx context.Context, src flow.Source, validation float64, opts ...O
 		return nil, nil, err
 	}
 	n := p.rows
-	want := int64(math.Round(float64(n) * validation))
+	want := roundFraction(n, validation)
 	if want < 1 || want > n-1 {
 		return nil, nil, fmt.Errorf("minibatch: %s: validation fraction %v of %d rows gives %d validation and %d train rows; want at least one on each side",
 			op, validation, n, want, n-want)
@@ -191,6 +192,14 @@ func WalkForward(ctx context.Context, src flow.Source, folds int, opts ...Option
 		}
 	}
 	return out, nil
+}
+
+// roundFraction returns round(n × frac), halves away from zero, of the
+// decimal fraction that frac stands for: the float product's rounding
+// error (0.145 × 100 is 14.499999999999998) must not move it across a half.
+func roundFraction(n int64, frac float64) int64 {
+	q := float64(n) * frac
+	return int64(math.Round(q + q*1e-12))
 }
 
 // splitOptions are the options that Holdout and KFold read.
