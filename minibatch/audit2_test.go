@@ -722,3 +722,48 @@ func TestAuditHoldoutRounding(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestAuditResampleRatioRounding: the Resampler's ratio targets raise or
+// cut a class to round(ratio × the majority or minority count), a half
+// rounded up; the float product's rounding error moved it across the half
+// (0.145 of a majority of 100 raised the minority to 14, not 15; 1.005
+// times a minority of 100 cut the majority to 100, not 101).
+func TestAuditResampleRatioRounding(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := auditCtx(t)
+	for _, tc := range []struct {
+		opt        minibatch.Option
+		big, small int
+		wantClass  int64
+		wantRows   int
+	}{
+		{minibatch.WithOversampleToMajority(0.145), 100, 1, 1, 15},
+		{minibatch.WithUndersampleToMinority(1.005), 200, 100, 0, 101},
+	} {
+		rs, err := minibatch.NewResampler(tc.opt, minibatch.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := make([]int64, tc.big+tc.small)
+		for i := tc.big; i < len(labels); i++ {
+			labels[i] = 1
+		}
+		in := flow.Batch{X: float64Record(mem, "i", iota64(len(labels))), Y: int64Rec(mem, "y", labels)}
+		out, err := rs.FitTransform(ctx, in)
+		in.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, v := range out.Y.Column(0).(*array.Int64).Int64Values() {
+			if v == tc.wantClass {
+				got++
+			}
+		}
+		out.Release()
+		if got != tc.wantRows {
+			t.Errorf("class %d: %d rows; want %d", tc.wantClass, got, tc.wantRows)
+		}
+	}
+}

@@ -43,10 +43,11 @@ func WithClassRows(rows int) Option {
 	}
 }
 
-// WithOversampleToMajority oversamples minority classes: every class with fewer
-// than round(ratio × majority) rows, where majority is the row count of the
-// batch's largest class, is raised to that many; the others are kept as
-// they are. ratio 1 balances the classes fully; ratio must be positive.
+// WithOversampleToMajority oversamples minority classes: every class with
+// fewer than round(ratio × majority) rows (a half rounded up), where
+// majority is the row count of the batch's largest class, is raised to that
+// many; the others are kept as they are. ratio 1 balances the classes
+// fully; ratio must be positive.
 func WithOversampleToMajority(ratio float64) Option {
 	return func(c *sourceConfig) {
 		var err error
@@ -58,7 +59,7 @@ func WithOversampleToMajority(ratio float64) Option {
 			for _, n := range counts {
 				most = max(most, n)
 			}
-			want := int(math.Round(ratio * float64(most)))
+			want := int(roundFraction(int64(most), ratio))
 			out := make(map[string]int, len(counts))
 			for k, n := range counts {
 				out[k] = max(n, want)
@@ -68,10 +69,11 @@ func WithOversampleToMajority(ratio float64) Option {
 	}
 }
 
-// WithUndersampleToMinority undersamples majority classes: every class with more
-// than round(ratio × minority) rows, where minority is the row count of the
-// batch's smallest class, is cut to that many; the others are kept as they
-// are. ratio 1 balances the classes fully; ratio must be at least 1.
+// WithUndersampleToMinority undersamples majority classes: every class with
+// more than round(ratio × minority) rows (a half rounded up), where
+// minority is the row count of the batch's smallest class, is cut to that
+// many; the others are kept as they are. ratio 1 balances the classes
+// fully; ratio must be at least 1.
 func WithUndersampleToMinority(ratio float64) Option {
 	return func(c *sourceConfig) {
 		var err error
@@ -83,7 +85,7 @@ func WithUndersampleToMinority(ratio float64) Option {
 			for _, n := range counts {
 				least = min(least, n)
 			}
-			want := int(math.Round(ratio * float64(least)))
+			want := int(roundFraction(int64(least), ratio))
 			out := make(map[string]int, len(counts))
 			for k, n := range counts {
 				out[k] = min(n, want)

@@ -195,7 +195,8 @@ func WalkForward(ctx context.Context, src flow.Source, folds int, opts ...Option
 }
 
 // roundFraction returns round(n × frac), halves away from zero, of the
-// decimal fraction that frac stands for: the float product's rounding
+// decimal fraction or ratio that frac stands for (Holdout, the Resampler's
+// ratios): the float product's rounding
 // error (0.145 × 100 is 14.499999999999998) must not move it across a half.
 func roundFraction(n int64, frac float64) int64 {
 	q := float64(n) * frac
