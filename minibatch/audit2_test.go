@@ -39,7 +39,7 @@ func TestAuditCSVNullInNonNullable(t *testing.T) {
 				if err == nil {
 					t.Fatalf("%q in a non-nullable %s column: no error; want one", null, dt)
 				}
-				for _, want := range []string{"line 3", `column "v"`, "not nullable"} {
+				for _, want := range []string{"line 3", `column "v"`, "not nullable", "WithNullValues"} {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("error %q; want it to contain %q", err, want)
 					}

@@ -204,7 +204,7 @@ func csvParser(field arrow.Field, b array.Builder, isNull func(string) bool, nul
 func (s *CSVSource) parseError(col int, v string, line int) error {
 	c := &s.cols[col]
 	if !c.field.Nullable && slices.Contains(s.cfg.nullValues, v) {
-		return s.errorf("line %d: column %q: null value %q in a column that is not nullable", line, c.field.Name, v)
+		return s.errorf("line %d: column %q: null value %q in a column that is not nullable (WithNullValues sets the values read as null)", line, c.field.Name, v)
 	}
 	if c.field.Type.ID() == arrow.STRING {
 		return s.errorf("line %d: column %q: %s is not valid UTF-8", line, c.field.Name, quoteField(v))
