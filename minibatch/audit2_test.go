@@ -767,3 +767,38 @@ func TestAuditResampleRatioRounding(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditLabelsNullCountLies: a label column whose null count says nulls
+// that its validity bitmap does not hold (an invalid array, built by hand
+// or by a faulty step) is an error from LabelsInt64, Classes and
+// LabelsFloat32; the search for its first null row ran past the end, for
+// ever with no bitmap.
+func TestAuditLabelsNullCountLies(t *testing.T) {
+	vals := memory.NewBufferBytes(arrow.Int64Traits.CastToBytes([]int64{1, 0, 1}))
+	d := array.NewData(arrow.PrimitiveTypes.Int64, 3, []*memory.Buffer{nil, vals}, nil, 1, 0)
+	defer d.Release()
+	col := array.MakeFromData(d)
+	defer col.Release()
+	y := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "y", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil), []arrow.Array{col}, 3)
+	defer y.Release()
+	b := flow.Batch{X: y, Y: y}
+	helpers := map[string]func() error{
+		"LabelsInt64":   func() error { _, err := minibatch.LabelsInt64(b, "y"); return err },
+		"Classes":       func() error { _, err := minibatch.Classes(b, "y", 2); return err },
+		"LabelsFloat32": func() error { _, err := minibatch.LabelsFloat32(b, "y"); return err },
+	}
+	for name, f := range helpers {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { done <- f() }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), `column "y"`) {
+					t.Errorf("%s over a column whose null count lies: %v; want an error naming the column", name, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s over a column whose null count lies: no answer in 5s", name)
+			}
+		})
+	}
+}
