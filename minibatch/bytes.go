@@ -6,8 +6,10 @@ import (
 )
 
 // RecordBytes returns the bytes of rec's Arrow buffers, its columns'
-// children and dictionaries included: at least what writing it as IPC
-// encodes, and what it holds in memory when its buffers are its own (a
+// children and dictionaries included: at least the bytes of the buffers
+// that writing it as IPC encodes, before the writer pads each to a multiple
+// of 8 bytes (so a record of a few rows may take more bytes of message
+// body), and what it holds in memory when its buffers are its own (a
 // buffer shared by several columns, or by a slice and its parent, counts
 // once per reference). A nil rec has 0. Cost: O(arrays).
 func RecordBytes(rec arrow.RecordBatch) int64 {

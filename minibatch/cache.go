@@ -31,6 +31,8 @@ type Cache struct {
 	batches []flow.Batch // kept so far; all of them once filled
 	bytes   int64        // bytes of the buffers of batches, each buffer once
 	filled  bool         // the source reached io.EOF: passes replay batches
+	started bool         // the source has been read since the Cache was at its start
+	catchUp bool         // rewound mid first pass: read the rest of the source first
 	pos     int          // next batch of the current pass, once filled
 	seq     int64
 	schema  *arrow.Schema
@@ -80,7 +82,10 @@ func NewCache(src flow.Source, opts ...Option) (*Cache, error) {
 // Next returns the next batch, which the caller owns, or io.EOF at the end
 // of the pass. During the first pass it reads the source; errors from it
 // are returned wrapped, and a source larger than the limit is an error
-// wrapping ErrCacheFull, after which the Cache holds nothing.
+// wrapping ErrCacheFull, after which the Cache holds nothing. The first
+// Next after a Rewind in the middle of the first pass over a source that
+// is not replayable first reads the rest of the source into the Cache (see
+// Rewind).
 func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 	switch {
 	case c.closed:
@@ -91,6 +96,19 @@ func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
 	}
+	for c.catchUp && !c.filled {
+		b, err := c.read(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return flow.Batch{}, err // the next call reads on
+		}
+		b.Release()
+	}
+	if c.catchUp {
+		c.catchUp, c.pos = false, 0
+	}
 	if c.filled {
 		if c.pos >= len(c.batches) {
 			return flow.Batch{}, io.EOF
@@ -100,6 +118,14 @@ func (c *Cache) Next(ctx context.Context) (flow.Batch, error) {
 		b.Retain()
 		return b, nil
 	}
+	return c.read(ctx)
+}
+
+// read reads the source's next batch into the Cache and returns it with a
+// reference for the caller, or io.EOF at its end (the Cache is then
+// filled).
+func (c *Cache) read(ctx context.Context) (flow.Batch, error) {
+	c.started = true
 	b, err := c.src.Next(ctx)
 	if errors.Is(err, io.EOF) {
 		c.filled, c.pos = true, len(c.batches)
@@ -159,12 +185,14 @@ func newBuffers(b flow.Batch, seen map[*memory.Buffer]struct{}) map[*memory.Buff
 	return out
 }
 
-// Rewind starts the next pass. Once the first pass has reached io.EOF it
-// costs O(1) and never touches the source. Before that, it needs to read
-// the source again from its start: it rewinds a replayable source and drops
-// the batches kept so far (the next pass fills the cache anew); for a
-// source that is not replayable it returns an error wrapping
-// ErrNotReplayable.
+// Rewind starts the next pass. It fails only after Close or a failure
+// (ErrCacheFull), or when a replayable source's own Rewind fails. Once the first pass has reached io.EOF it costs O(1) and never touches
+// the source; before the first read it does nothing, the Cache being at
+// its start. In between, a replayable source is rewound and the batches
+// kept so far are dropped (the next pass fills the cache anew); a source
+// that is not replayable cannot start again, so the next Next first reads
+// the rest of it into the Cache (honouring its ctx, and blocking as the
+// source does), then returns the first batch.
 func (c *Cache) Rewind() error {
 	switch {
 	case c.closed:
@@ -174,9 +202,11 @@ func (c *Cache) Rewind() error {
 	case c.filled:
 		c.pos = 0
 		return nil
-	}
-	if !replayable(c.src) {
-		return fmt.Errorf("minibatch: cache: rewind before the first pass ended: source %T cannot be read again: %w", c.src, ErrNotReplayable)
+	case !c.started:
+		return nil
+	case !replayable(c.src):
+		c.catchUp = true
+		return nil
 	}
 	if err := c.src.(flow.Rewinder).Rewind(); err != nil {
 		return fmt.Errorf("minibatch: cache: rewind source: %w", err)
@@ -185,14 +215,12 @@ func (c *Cache) Rewind() error {
 	return nil
 }
 
-// Replayable reports whether Rewind will succeed: after the first pass has
-// ended, always (until Close or a failure); before, when the source is
-// replayable.
+// Replayable reports whether Rewind will succeed: until Close or a failure
+// (ErrCacheFull), always, whatever the source. So a Cache of any source is taken by what needs a replayable
+// source (Repeat, Epochs, Permute, Curriculum, the splits, a runner's
+// extra passes).
 func (c *Cache) Replayable() bool {
-	if c.closed || c.err != nil {
-		return false
-	}
-	return c.filled || replayable(c.src)
+	return !c.closed && c.err == nil
 }
 
 // Filled reports whether the first pass has ended, so that the Cache holds
@@ -217,7 +245,7 @@ func (c *Cache) drop() {
 		b.Release()
 	}
 	clear(c.batches)
-	c.batches, c.bytes, c.pos, c.seq, c.filled = c.batches[:0], 0, 0, 0, false
+	c.batches, c.bytes, c.pos, c.seq, c.filled, c.started, c.catchUp = c.batches[:0], 0, 0, 0, false, false, false
 	c.counted = nil
 }
 

@@ -30,3 +30,37 @@ func sourceSchema(src flow.Source) *arrow.Schema {
 	}
 	return nil
 }
+
+// reshuffles returns what in src returns its rows in a new order on every
+// pass (a Shuffler, a Permute), looking through the stages that keep their
+// source's order from pass to pass, or "" when nothing does. Stages that
+// re-read their source and need the same rows in the same order on every
+// pass (the splits, an Ordered over a source that is not a *Memory) refuse
+// such a source, which would give them rows twice and lose others. A Cache
+// replays its first pass, so it stops the search.
+func reshuffles(src flow.Source) string {
+	for {
+		switch s := src.(type) {
+		case *Shuffler:
+			return "a Shuffler"
+		case *Ordered:
+			if s.op == "permute" {
+				return "a Permute"
+			}
+			return ""
+		case *Rebatcher:
+			src = s.src
+		case *Repeater:
+			src = s.src
+		case *EpochStream:
+			if s.rep == nil {
+				return ""
+			}
+			src = s.rep
+		case *SplitSource:
+			src = s.parent.src
+		default:
+			return ""
+		}
+	}
+}

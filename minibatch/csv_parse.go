@@ -79,8 +79,8 @@ func parseBool(v string) (bool, bool) {
 }
 
 // csvParser returns the appender of field's values to b, and the name of
-// what it expects; nil for an unsupported type. Null values are nulls only
-// in a nullable field. Numbers are parsed first and checked for null only
+// what it expects; nil for an unsupported type. Null values are nulls in a
+// nullable field and rejected in another. Numbers are parsed first and checked for null only
 // when they do not parse, unless a null value parses as a number ("NaN").
 func csvParser(field arrow.Field, b array.Builder, isNull func(string) bool, nulls []string) (csvAppender, string) {
 	// value parses v and appends it, reporting whether v was valid.
@@ -169,7 +169,10 @@ func csvParser(field arrow.Field, b array.Builder, isNull func(string) bool, nul
 		return nil, ""
 	}
 	if !field.Nullable {
-		return value, want
+		// A null value is an error here, even where it would parse (the
+		// empty string or "NA" of a string column, "NaN" given as a null
+		// value of a float column): parseError names it.
+		return func(v string) bool { return !isNull(v) && value(v) }, want
 	}
 	nullFirst := field.Type.ID() == arrow.STRING || field.Type.ID() == arrow.BOOL
 	for _, n := range nulls {
@@ -201,7 +204,7 @@ func csvParser(field arrow.Field, b array.Builder, isNull func(string) bool, nul
 func (s *CSVSource) parseError(col int, v string, line int) error {
 	c := &s.cols[col]
 	if !c.field.Nullable && slices.Contains(s.cfg.nullValues, v) {
-		return s.errorf("line %d: column %q: null value %q in a column that is not nullable", line, c.field.Name, v)
+		return s.errorf("line %d: column %q: null value %q in a column that is not nullable (WithNullValues sets the values read as null)", line, c.field.Name, v)
 	}
 	if c.field.Type.ID() == arrow.STRING {
 		return s.errorf("line %d: column %q: %s is not valid UTF-8", line, c.field.Name, quoteField(v))

@@ -43,11 +43,14 @@ const DefaultWindowRows = 1 << 16
 //     records, O(batchRows × row width) copied into new buffers from mem;
 //     nothing else is held. The Memory must not be closed before the
 //     Ordered is done with it.
-//   - any other source, which must implement flow.Rewinder and be at its
-//     start: the first pass reads it once to count its rows; then each pass
-//     gathers its output window by window (WithWindowRows): one partial pass
-//     over the source per window (rewinding it first), keeping only the rows
-//     of that window, so at most window rows plus one input batch are held.
+//   - any other source, which must implement flow.Rewinder, be at its
+//     start and return the same rows in the same order on every pass (a
+//     Shuffler or a Permute, also under a Rebatcher or Repeat, is refused:
+//     cache it with NewCache): the first pass reads it once to count its
+//     rows; then each pass gathers its output window by window
+//     (WithWindowRows): one partial pass over the source per window
+//     (rewinding it first), keeping only the rows of that window, so at
+//     most window rows plus one input batch are held.
 //     A pass therefore reads the source about len(order)/window times: pick
 //     the window as large as memory allows.
 //
@@ -127,6 +130,10 @@ func newOrdered(op string, src flow.Source, batchRows int, order func(*sourceCon
 	if m, ok := src.(*Memory); ok {
 		o.memSrc = m
 		return o, nil
+	}
+	if what := reshuffles(src); what != "" {
+		return nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); %s re-reads its source window by window and needs the same order on every pass: cache the shuffled stream (NewCache), or give it a *Memory",
+			op, src, what, op)
 	}
 	if !replayable(src) {
 		return nil, fmt.Errorf("minibatch: %s: source %T is not replayable (it does not implement flow.Rewinder, or its Replayable method says no); an order over all rows needs a replayable source (a *Memory, or one that can Rewind): %w", op, src, ErrNotReplayable)
@@ -371,12 +378,12 @@ func (o *Ordered) Epoch() int { return o.pass }
 
 // EasyFirst returns an OrderFunc for curriculum learning by pacing: rows are
 // ranked by difficulty (lower is easier, ties by row index), and epoch e
-// reads the easiest fraction start + (1 − start) × e / epochsToAll of them
-// (at least one row; every row from epoch epochsToAll on), shuffled in an
-// order drawn from seed and e. difficulty has one value per row of the
-// source; the OrderFunc returns an error if the source has another number of
-// rows. Cost per epoch: O(n) plus the shuffle; the ranking, O(n log n), is
-// computed once.
+// reads the easiest fraction start + (1 − start) × e / epochsToAll of them,
+// rounded up (at least one row; every row from epoch epochsToAll on),
+// shuffled in an order drawn from seed and e. difficulty has one value per
+// row of the source; the OrderFunc returns an error if the source has
+// another number of rows. Cost per epoch: O(n) plus the shuffle; the
+// ranking, O(n log n), is computed once.
 func EasyFirst(difficulty []float64, start float64, epochsToAll int, seed uint64) (OrderFunc, error) {
 	if !(start > 0 && start <= 1) {
 		return nil, fmt.Errorf("minibatch: easy first: start is %v, want 0 < start ≤ 1", start)
@@ -405,7 +412,10 @@ func EasyFirst(difficulty []float64, start float64, epochsToAll int, seed uint64
 		if epoch < epochsToAll {
 			frac = start + (1-start)*float64(epoch)/float64(epochsToAll)
 		}
-		k := min(n, max(1, int(math.Ceil(frac*float64(n)))))
+		// The fraction of n rows, rounded up; the product's rounding error
+		// (0.07 × 100 is 7.000000000000001) must not add a row.
+		q := frac * float64(n)
+		k := min(n, max(1, int(math.Ceil(q-q*1e-12))))
 		out := slices.Clone(rank[:k])
 		rng := seededRand(seed, uint64(epoch))
 		rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })

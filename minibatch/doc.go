@@ -65,7 +65,10 @@
 // Wrappers are replayable when what they wrap is: Rewind on a Rebatcher or
 // a Shuffler rewinds its source. NewCache makes any source replayable by
 // holding it in memory (up to WithMaxBytes). Repeat, Permute, Curriculum
-// and the splits need a replayable source and say so at construction.
+// and the splits need a replayable source and say so at construction. The
+// splits, and Permute or Curriculum over a source that is not a *Memory,
+// re-read it and need the same rows in the same order on every pass: they
+// refuse a Shuffler or a Permute (split first, or cache it with NewCache).
 //
 // # Writing steps
 //

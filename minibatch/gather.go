@@ -86,6 +86,9 @@ func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (
 		return nil, errors.New("take: no batch to take rows from")
 	}
 	schema := first.Schema()
+	if real := realPrefix(recs, refs); real < int64(len(refs)) || marked(first) {
+		schema = markSchema(schema, real, int64(len(refs)))
+	}
 	cols := make([]arrow.Array, schema.NumFields())
 	parts := make([]arrow.Array, len(recs))
 	for c := range cols {
@@ -106,6 +109,18 @@ func takeRecord(mem memory.Allocator, recs []arrow.RecordBatch, refs []rowRef) (
 	out := array.NewRecordBatch(schema, cols, int64(len(refs)))
 	releaseArrays(cols)
 	return out, nil
+}
+
+// realPrefix returns how many of the rows refs of recs come before the
+// first that is padding (see RealRows). It costs a metadata lookup per
+// row, and a parse of the mark per row of a padded batch.
+func realPrefix(recs []arrow.RecordBatch, refs []rowRef) int64 {
+	for i, ref := range refs {
+		if rec := recs[ref.src]; marked(rec) && int64(ref.row) >= padStart(rec) {
+			return int64(i)
+		}
+	}
+	return int64(len(refs))
 }
 
 // takeArray gathers rows refs of the arrays srcs (all of type dt) into a

@@ -193,8 +193,11 @@ func yColumn(b flow.Batch, column string) (arrow.Array, error) {
 	}
 	if n := col.NullN(); n > 0 {
 		first := 0
-		for col.IsValid(first) {
+		for first < col.Len() && col.IsValid(first) {
 			first++
+		}
+		if first == col.Len() { // an invalid array: its null count lies
+			return nil, fmt.Errorf("minibatch: labels: column %q of Y counts %d nulls but its validity bitmap marks none; an invalid array", column, n)
 		}
 		return nil, fmt.Errorf("minibatch: labels: column %q of Y has %d nulls, the first at row %d; labels cannot be null: drop or fill those rows first", column, n, first)
 	}

@@ -267,8 +267,9 @@ func (m *Memory) Close() error {
 // Replayable reports true until Close: a Memory can always be rewound.
 func (m *Memory) Replayable() bool { return !m.closed }
 
-// Schema returns the schema of X (that of the first record), or nil for a
-// Memory without records.
+// Schema returns the schema of X: that of the columns given to FromSlices,
+// even when they hold no rows (and no record is made), or that of the
+// first record given to FromRecords, nil when it was given none.
 func (m *Memory) Schema() *arrow.Schema { return m.schema }
 
 // Len returns the number of batches that one pass returns.

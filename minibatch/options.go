@@ -313,7 +313,7 @@ func WithRowGroups(groups ...int) Option {
 // constructor (default 0): the same seed over the same input gives the
 // same output in every run; a different seed gives, with overwhelming
 // probability, a different one. Shuffle, Permute, Holdout, KFold,
-// NewResampler.
+// NewResampler, Epochs (its shuffle).
 func WithSeed(seed uint64) Option {
 	return func(c *sourceConfig) { c.seed = seed; c.note("WithSeed", nil) }
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/float16"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -26,28 +27,80 @@ const RealRowsKey = "penstock.real_rows"
 // RealRowsKey in the metadata of X's schema, or all of b's rows when b was
 // not padded. The real rows come first, so a loss that must ignore padding
 // uses rows [0, RealRows(b)). Steps that keep X's schema metadata (such as
-// Pack) keep the mark. It costs one metadata lookup.
+// Pack) keep the mark. Stages that cut or gather the rows of padded
+// batches (a Rebatcher, Shuffle, Permute, Curriculum, the splits, the
+// Resampler) mark each batch they return anew with the rows before its
+// first padding row, and leave unmarked a batch that holds none: padding
+// is never counted as real, though real rows that a gather puts after a
+// padding row are then not counted either (pad in the last stage that
+// moves rows). It costs one metadata lookup.
 func RealRows(b flow.Batch) int64 {
 	if b.X == nil {
 		return b.Rows()
 	}
-	md := b.X.Schema().Metadata()
+	return padStart(b.X)
+}
+
+// padStart returns the row at which the padding of rec starts: the real
+// rows that its schema marks (RealRowsKey), or all of its rows when it is
+// not marked (or the mark is not a row count of rec).
+func padStart(rec arrow.RecordBatch) int64 {
+	md := rec.Schema().Metadata()
 	i := md.FindKey(RealRowsKey)
 	if i < 0 {
-		return b.Rows()
+		return rec.NumRows()
 	}
 	n, err := strconv.ParseInt(md.Values()[i], 10, 64)
-	if err != nil || n < 0 || n > b.Rows() {
-		return b.Rows()
+	if err != nil || n < 0 || n > rec.NumRows() {
+		return rec.NumRows()
 	}
 	return n
+}
+
+// marked reports whether rec's schema carries RealRowsKey.
+func marked(rec arrow.RecordBatch) bool {
+	return rec != nil && rec.Schema().Metadata().FindKey(RealRowsKey) >= 0
+}
+
+// markSchema returns schema marked with real real rows out of rows: with
+// RealRowsKey set to real when real < rows, without it otherwise (schema
+// itself when it has none).
+func markSchema(schema *arrow.Schema, real, rows int64) *arrow.Schema {
+	if real < rows {
+		return withRealRows(schema, real)
+	}
+	md := schema.Metadata()
+	if md.FindKey(RealRowsKey) < 0 {
+		return schema
+	}
+	var keys, values []string
+	for i, k := range md.Keys() {
+		if k != RealRowsKey {
+			keys = append(keys, k)
+			values = append(values, md.Values()[i])
+		}
+	}
+	meta := arrow.NewMetadata(keys, values)
+	return arrow.NewSchema(schema.Fields(), &meta)
+}
+
+// remark returns rec (taken over) with its schema marked with real real
+// rows (see markSchema); rec itself when the mark stays as it is.
+func remark(rec arrow.RecordBatch, real int64) arrow.RecordBatch {
+	schema := markSchema(rec.Schema(), real, rec.NumRows())
+	if schema == rec.Schema() {
+		return rec
+	}
+	out := array.NewRecordBatch(schema, rec.Columns(), rec.NumRows())
+	rec.Release()
+	return out
 }
 
 // padBatch returns b with n rows of value appended to X and Y (see Pad),
 // both marked with RealRowsKey.
 func padBatch(mem memory.Allocator, b flow.Batch, n int64, value float64) (flow.Batch, error) {
 	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch}
-	real := b.Rows()
+	real := padStart(b.X) // b may hold padding of its input, before its end
 	var err error
 	if out.X, err = padRecord(mem, b.X, real, n, value); err != nil {
 		return flow.Batch{}, err
@@ -119,6 +172,8 @@ func padArray(mem memory.Allocator, dt arrow.DataType, n int, value float64) arr
 		fill(b, n, value)
 	case *array.Float32Builder:
 		fill(b, n, float32(value))
+	case *array.Float16Builder:
+		fill(b, n, float16.New(float32(value)))
 	case *array.Int64Builder:
 		fill(b, n, int64(value))
 	case *array.Int32Builder:
@@ -145,12 +200,13 @@ func fill[T any](b interface{ UnsafeAppend(T) }, n int, v T) {
 	}
 }
 
-// isNumeric reports whether dt is an integer or a float32/float64 type.
+// isNumeric reports whether dt is an integer or a floating-point type
+// (float16, float32, float64).
 func isNumeric(dt arrow.DataType) bool {
 	switch dt.ID() {
 	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
 		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
-		arrow.FLOAT32, arrow.FLOAT64:
+		arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
 		return true
 	}
 	return false

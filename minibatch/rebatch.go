@@ -332,25 +332,43 @@ func (r *Rebatcher) Close() error {
 }
 
 // sliceBatch returns a zero-copy slice [i, j) of b's X and Y that the
-// caller owns.
+// caller owns. A slice of a padded batch is marked with its own real rows
+// (see RealRows).
 func sliceBatch(b flow.Batch, i, j int64) flow.Batch {
-	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch, X: b.X.NewSlice(i, j)}
+	out := flow.Batch{Seq: b.Seq, Epoch: b.Epoch, X: sliceRecord(b.X, i, j)}
 	if b.Y != nil {
-		out.Y = b.Y.NewSlice(i, j)
+		out.Y = sliceRecord(b.Y, i, j)
+	}
+	return out
+}
+
+func sliceRecord(rec arrow.RecordBatch, i, j int64) arrow.RecordBatch {
+	out := rec.NewSlice(i, j)
+	if marked(rec) {
+		out = remark(out, min(max(padStart(rec)-i, 0), j-i))
 	}
 	return out
 }
 
 // concatRecords concatenates records of identical columns into one record
-// of new buffers allocated from mem, with the schema of the first.
+// of new buffers allocated from mem, with the schema of the first, marked
+// with the rows before the first padding row where a record is padded
+// (see RealRows).
 func concatRecords(mem memory.Allocator, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
 	schema := recs[0].Schema()
 	cols := make([]arrow.Array, schema.NumFields())
 	parts := make([]arrow.Array, len(recs))
 	var rows int64
+	real, padded := int64(0), false
 	for _, rec := range recs {
+		if !padded {
+			p := padStart(rec)
+			real += p
+			padded = p < rec.NumRows()
+		}
 		rows += rec.NumRows()
 	}
+	schema = markSchema(schema, real, rows)
 	for c := range cols {
 		for i, rec := range recs {
 			parts[i] = rec.Column(c)

@@ -18,15 +18,15 @@ import (
 // caller owns every batch that Next returns and closes the source after the
 // Repeater. A Repeater is read by one goroutine.
 type Repeater struct {
-	src          flow.Source
-	rw           flow.Rewinder
-	epochs       int
-	epoch        int
-	seq          int64
-	epochBatches int64 // batches returned in the current epoch
-	done         bool
-	closed       bool
-	schema       *arrow.Schema // X's schema of the last batch
+	src       flow.Source
+	rw        flow.Rewinder
+	epochs    int
+	epoch     int
+	seq       int64
+	epochRows int64 // rows returned in the current epoch
+	done      bool
+	closed    bool
+	schema    *arrow.Schema // X's schema of the last batch
 }
 
 var (
@@ -40,9 +40,10 @@ var (
 // the epoch number (0, 1, 2, …) and Seq numbered on across epochs (0, 1, 2,
 // … over the whole stream). src must implement flow.Rewinder (a *Memory, a
 // Rebatcher over a replayable source, a Shuffler, an Ordered, …) and must be
-// at its start. An epoch that returns no batch ends the stream (io.EOF), so
-// an empty source repeated without end does not spin. Cost: O(1) per batch
-// plus one Rewind of src per epoch.
+// at its start. An epoch that returns no rows (no batch, or only batches of
+// zero rows) ends the stream (io.EOF), so an empty source repeated without
+// end does not spin, nor does a stage over it that waits for rows. Cost:
+// O(1) per batch plus one Rewind of src per epoch.
 func Repeat(src flow.Source, epochs int) (*Repeater, error) {
 	if src == nil {
 		return nil, errors.New("minibatch: repeat: source is nil")
@@ -93,7 +94,7 @@ func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
 		}
 		b, err := r.src.Next(ctx)
 		if err == io.EOF {
-			if r.epochBatches == 0 || (r.epochs > 0 && r.epoch+1 >= r.epochs) {
+			if r.epochRows == 0 || (r.epochs > 0 && r.epoch+1 >= r.epochs) {
 				r.done = true
 				return flow.Batch{}, io.EOF
 			}
@@ -101,7 +102,7 @@ func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
 				return flow.Batch{}, fmt.Errorf("minibatch: repeat: rewind source for epoch %d: %w", r.epoch+1, err)
 			}
 			r.epoch++
-			r.epochBatches = 0
+			r.epochRows = 0
 			continue
 		}
 		if err != nil {
@@ -112,7 +113,7 @@ func (r *Repeater) Next(ctx context.Context) (flow.Batch, error) {
 			r.schema = b.X.Schema()
 		}
 		r.seq++
-		r.epochBatches++
+		r.epochRows += b.Rows()
 		return b, nil
 	}
 }
@@ -125,7 +126,7 @@ func (r *Repeater) Rewind() error {
 	if err := r.rw.Rewind(); err != nil {
 		return fmt.Errorf("minibatch: repeat: rewind source: %w", err)
 	}
-	r.epoch, r.seq, r.epochBatches, r.done = 0, 0, 0, false
+	r.epoch, r.seq, r.epochRows, r.done = 0, 0, 0, false
 	return nil
 }
 

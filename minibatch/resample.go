@@ -43,10 +43,11 @@ func WithClassRows(rows int) Option {
 	}
 }
 
-// WithOversampleToMajority oversamples minority classes: every class with fewer
-// than round(ratio × majority) rows, where majority is the row count of the
-// batch's largest class, is raised to that many; the others are kept as
-// they are. ratio 1 balances the classes fully; ratio must be positive.
+// WithOversampleToMajority oversamples minority classes: every class with
+// fewer than round(ratio × majority) rows (a half rounded up), where
+// majority is the row count of the batch's largest class, is raised to that
+// many; the others are kept as they are. ratio 1 balances the classes
+// fully; ratio must be positive.
 func WithOversampleToMajority(ratio float64) Option {
 	return func(c *sourceConfig) {
 		var err error
@@ -58,7 +59,7 @@ func WithOversampleToMajority(ratio float64) Option {
 			for _, n := range counts {
 				most = max(most, n)
 			}
-			want := int(math.Round(ratio * float64(most)))
+			want := int(roundFraction(int64(most), ratio))
 			out := make(map[string]int, len(counts))
 			for k, n := range counts {
 				out[k] = max(n, want)
@@ -68,10 +69,11 @@ func WithOversampleToMajority(ratio float64) Option {
 	}
 }
 
-// WithUndersampleToMinority undersamples majority classes: every class with more
-// than round(ratio × minority) rows, where minority is the row count of the
-// batch's smallest class, is cut to that many; the others are kept as they
-// are. ratio 1 balances the classes fully; ratio must be at least 1.
+// WithUndersampleToMinority undersamples majority classes: every class with
+// more than round(ratio × minority) rows (a half rounded up), where
+// minority is the row count of the batch's smallest class, is cut to that
+// many; the others are kept as they are. ratio 1 balances the classes
+// fully; ratio must be at least 1.
 func WithUndersampleToMinority(ratio float64) Option {
 	return func(c *sourceConfig) {
 		var err error
@@ -83,7 +85,7 @@ func WithUndersampleToMinority(ratio float64) Option {
 			for _, n := range counts {
 				least = min(least, n)
 			}
-			want := int(math.Round(ratio * float64(least)))
+			want := int(roundFraction(int64(least), ratio))
 			out := make(map[string]int, len(counts))
 			for k, n := range counts {
 				out[k] = min(n, want)
@@ -223,18 +225,22 @@ func (r *Resampler) Transform(_ context.Context, in flow.Batch) (flow.Batch, err
 // rows into buffers from the Resampler's allocator; a batch that the target
 // leaves as it is is passed through (retained) without a copy.
 //
-// The label column must exist in every batch, have a supported type and no
-// nulls; otherwise the error names the column and what was expected.
+// Every batch must have X, the rows resampled; the label column must exist
+// in every batch, have a supported type and no nulls; otherwise the error
+// names the batch, the column and what was expected.
 func (r *Resampler) FitTransform(ctx context.Context, in flow.Batch) (flow.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return flow.Batch{}, context.Cause(ctx)
+	}
+	if in.X == nil {
+		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d has no X; want the rows to resample", in.Seq)
 	}
 	col, where, err := labelColumn(in, r.label)
 	if err != nil {
 		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d: label %s: %w", in.Seq, where, err)
 	}
 	rows := int(in.Rows())
-	if col.Len() != rows || (in.X != nil && in.Y != nil && in.X.NumRows() != in.Y.NumRows()) {
+	if col.Len() != rows || (in.Y != nil && in.X.NumRows() != in.Y.NumRows()) {
 		return flow.Batch{}, fmt.Errorf("minibatch: resample: batch %d: X, Y and label %s disagree on the number of rows; want the same", in.Seq, where)
 	}
 	var classes classTable

@@ -66,7 +66,8 @@ var (
 // rows that are close in the stream.
 //
 // Output batches have the sizes of the input batches, in order (the k-th
-// output batch has as many rows as the k-th input batch), Seq 0, 1, 2, …,
+// output batch has as many rows as the k-th input batch that has rows:
+// input batches of zero rows are dropped), Seq 0, 1, 2, …,
 // and the Epoch of their rows: epochs are never mixed, the buffer is emptied
 // at the end of each epoch before rows of the next are taken in. X and Y
 // rows stay paired.

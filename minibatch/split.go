@@ -26,7 +26,8 @@ type Fold struct {
 
 // Holdout splits a replayable source into a train side and a validation
 // side holding the fraction validation (0 < validation < 1) of the rows,
-// round(rows × validation) in all.
+// round(rows × validation) in all (a half rounded up: 0.145 of 100 rows is
+// 15).
 //
 // It reads src once from the start to plan the split (see the options):
 // that pass keeps only the row count and, when stratifying, one small
@@ -47,7 +48,10 @@ type Fold struct {
 // that the sides return.
 //
 // src must implement flow.Rewinder and must return the same rows in the
-// same order on every pass. Both sides must have at least one row.
+// same order on every pass: a Shuffler or a Permute, which draw a new order
+// on every pass, is refused, also under a Rebatcher, Repeat or Epochs (split
+// first and shuffle each side, or cache the shuffled stream with NewCache).
+// Both sides must have at least one row.
 func Holdout(ctx context.Context, src flow.Source, validation float64, opts ...Option) (train, val *SplitSource, err error) {
 	const op = "holdout"
 	if !(validation > 0 && validation < 1) {
@@ -63,7 +67,7 @@ func Holdout(ctx context.Context, src flow.Source, validation float64, opts ...O
 		return nil, nil, err
 	}
 	n := p.rows
-	want := int64(math.Round(float64(n) * validation))
+	want := roundFraction(n, validation)
 	if want < 1 || want > n-1 {
 		return nil, nil, fmt.Errorf("minibatch: %s: validation fraction %v of %d rows gives %d validation and %d train rows; want at least one on each side",
 			op, validation, n, want, n-want)
@@ -139,7 +143,8 @@ func KFold(ctx context.Context, src flow.Source, k int, opts ...Option) ([]Fold,
 // starts at row 0 (expanding window) or at most WithTrainWindow rows
 // earlier (sliding window). The first fold must keep at least one train row.
 //
-// WalkForward reads src once, counting rows only. Every side is a
+// WalkForward reads src once, counting rows only; src must return the same
+// rows in the same order on every pass, as for Holdout. Every side is a
 // contiguous range of the parent, returned as zero-copy slices of the
 // parent's batches, so it allocates no buffers and stops reading the parent
 // at the end of its range. See SplitSource for ownership and for reading
@@ -189,6 +194,15 @@ func WalkForward(ctx context.Context, src flow.Source, folds int, opts ...Option
 	return out, nil
 }
 
+// roundFraction returns round(n × frac), halves away from zero, of the
+// decimal fraction or ratio that frac stands for (Holdout, the Resampler's
+// ratios): the float product's rounding
+// error (0.145 × 100 is 14.499999999999998) must not move it across a half.
+func roundFraction(n int64, frac float64) int64 {
+	q := float64(n) * frac
+	return int64(math.Round(q + q*1e-12))
+}
+
 // splitOptions are the options that Holdout and KFold read.
 var splitOptions = []string{"WithSeed", "WithClassLabel", "WithStratify"}
 
@@ -226,6 +240,10 @@ func planSplit(ctx context.Context, op string, src flow.Source, cfg *sourceConfi
 	}
 	if r, ok := src.(interface{ Replayable() bool }); ok && !r.Replayable() {
 		return nil, nil, fmt.Errorf("minibatch: %s: source %T reports that it is not replayable; a split re-reads its source: %w", op, src, ErrNotReplayable)
+	}
+	if what := reshuffles(src); what != "" {
+		return nil, nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); a split re-reads its source and needs the same order, or its sides would share rows and lose others: split first and shuffle each side, or cache the shuffled stream (NewCache)",
+			op, src, what)
 	}
 	if err := rw.Rewind(); err != nil {
 		return nil, nil, fmt.Errorf("minibatch: %s: rewind source before planning: %w", op, err)

@@ -55,7 +55,7 @@ func Pack(rec arrow.RecordBatch, mem memory.Allocator, outName string, cols ...s
 		}
 		packed[i] = true
 		col := rec.Column(i)
-		if !isNumeric(col.DataType()) && col.DataType().ID() != arrow.FLOAT16 {
+		if !isNumeric(col.DataType()) {
 			return nil, fmt.Errorf("minibatch: pack: column %q has type %s, want a numeric type (integer or float)", name, col.DataType())
 		}
 		if n := col.NullN(); n > 0 {
