@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -66,6 +67,9 @@ func (d *DirRepository) Save(ctx context.Context, t Trial) error {
 	data, err := encodeTrial(t)
 	if err != nil {
 		return fmt.Errorf("automl: directory repository %s: trial %s (step %d): %w", d.dir, t.ID, t.Step, err)
+	}
+	if len(data) > maxTrialFile {
+		return fmt.Errorf("automl: directory repository %s: trial %s (step %d): %d bytes of JSON, over the %d of a trial file", d.dir, t.ID, t.Step, len(data), maxTrialFile)
 	}
 	for range 8 {
 		nonce, err := randomHex(4)
@@ -130,7 +134,10 @@ func syncDir(dir string) error {
 }
 
 // Trials reads every trial file of the directory and returns those of
-// study. A file that cannot be read or decoded is an error naming it.
+// study. A file that cannot be read or decoded is an error naming it, and
+// so is a "*.json" entry that is not a regular file (a named pipe, whose
+// read would wait for a writer) or that is over 16 MiB (a trial file is a
+// few kilobytes; Save refuses to write one that big).
 func (d *DirRepository) Trials(ctx context.Context, study string) ([]Trial, error) {
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
@@ -146,7 +153,7 @@ func (d *DirRepository) Trials(ctx context.Context, study string) ([]Trial, erro
 			return nil, err
 		}
 		path := filepath.Join(d.dir, name)
-		data, err := os.ReadFile(path)
+		data, err := readTrialFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("automl: directory repository: %w", err)
 		}
@@ -159,6 +166,40 @@ func (d *DirRepository) Trials(ctx context.Context, study string) ([]Trial, erro
 		}
 	}
 	return out, nil
+}
+
+// maxTrialFile is the size of the largest trial file that Save writes and
+// Trials reads: a trial's file is a few kilobytes (its error's stack
+// included), so a bigger one is not a trial file.
+const maxTrialFile = 16 << 20
+
+// readTrialFile reads the trial file at path, refusing what is not a
+// regular file (a named pipe or a device, whose read could wait forever
+// or never end) and what is over maxTrialFile, without reading it whole.
+func readTrialFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
+	}
+	if st.Size() > maxTrialFile {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d of a trial file", path, st.Size(), maxTrialFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTrialFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxTrialFile {
+		return nil, fmt.Errorf("%s: over the %d bytes of a trial file", path, maxTrialFile)
+	}
+	return data, nil
 }
 
 func fileSafe(s string) string {
