@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/penstock-ml/penstock/hparams"
 )
@@ -153,5 +154,50 @@ func TestAuditSetTreesConcurrently(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// valuesWithin calls d.Values and fails the test where it does not return
+// within a second (a loop that never ends).
+func valuesWithin(t *testing.T, d hparams.Distribution) ([]any, bool) {
+	t.Helper()
+	type reply struct {
+		vs []any
+		ok bool
+	}
+	done := make(chan reply, 1)
+	go func() {
+		vs, ok := d.Values()
+		done <- reply{vs, ok}
+	}()
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.vs, r.ok
+	case <-timer.C:
+		t.Fatalf("%v: Values did not return within a second", d)
+		return nil, false
+	}
+}
+
+// An IntRange at the edges of the ints lists its few values: a loop to hi
+// included must not overflow at math.MaxInt.
+func TestAuditIntRangeValuesAtTheEdges(t *testing.T) {
+	for _, c := range []struct {
+		d    hparams.Distribution
+		want []any
+	}{
+		{hparams.IntRange(math.MaxInt-2, math.MaxInt), []any{math.MaxInt - 2, math.MaxInt - 1, math.MaxInt}},
+		{hparams.IntRange(math.MinInt, math.MinInt+1), []any{math.MinInt, math.MinInt + 1}},
+		{hparams.IntRange(math.MaxInt, math.MaxInt), []any{math.MaxInt}},
+	} {
+		if err := c.d.Validate(); err != nil {
+			t.Fatalf("%v: %v", c.d, err)
+		}
+		vs, ok := valuesWithin(t, c.d)
+		if !ok || !reflect.DeepEqual(vs, c.want) {
+			t.Errorf("%v: values %v (finite %v); want %v", c.d, vs, ok, c.want)
+		}
 	}
 }

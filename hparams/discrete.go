@@ -324,8 +324,8 @@ func (d intRange) Values() ([]any, bool) {
 		return nil, false
 	}
 	out := make([]any, 0, d.n())
-	for i := d.lo; i <= d.hi; i++ {
-		out = append(out, i)
+	for i := range int(d.n()) { // counted: i <= hi would overflow at math.MaxInt
+		out = append(out, d.lo+i)
 	}
 	return out, true
 }
