@@ -8,6 +8,8 @@ package automl_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +102,104 @@ func TestAuditDirRepositoryHostileFiles(t *testing.T) {
 	got, err := repo.Trials(ctx, "s")
 	if err != nil || len(got) != 1 || got[0].ID != "01" {
 		t.Errorf("after removing them: %+v (%v); want the one trial saved", got, err)
+	}
+}
+
+// Successive halving's schedule is the documented arithmetic: rung i+1
+// has floor(n_i/Eta) trials of Eta times the epochs, it ends with the last
+// rung of at least one trial or the last within MaxEpochs, and the zero
+// value is 27, 9, 3, 1 trials of 1, 3, 9, 27 epochs.
+func TestAuditHalvingRungs(t *testing.T) {
+	for _, c := range []struct {
+		sh             automl.SuccessiveHalving
+		trials, epochs string
+	}{
+		{automl.SuccessiveHalving{}, "[27 9 3 1]", "[1 3 9 27]"},
+		{automl.SuccessiveHalving{MaxEpochs: 9}, "[27 9 3]", "[1 3 9]"},
+		{automl.SuccessiveHalving{MaxEpochs: 8}, "[27 9]", "[1 3]"},
+		{automl.SuccessiveHalving{Configs: 5, Eta: 2, MinEpochs: 2}, "[5 2 1]", "[2 4 8]"},
+		{automl.SuccessiveHalving{Configs: 10, Eta: 3}, "[10 3 1]", "[1 3 9]"},
+		{automl.SuccessiveHalving{Configs: 2, Eta: 3}, "[2]", "[1]"},
+		{automl.SuccessiveHalving{Configs: 1}, "[1]", "[1]"},
+	} {
+		trials, epochs := c.sh.Rungs()
+		if got := fmt.Sprint(trials); got != c.trials {
+			t.Errorf("%v: rungs of %s trials; want %s", c.sh, got, c.trials)
+		}
+		if got := fmt.Sprint(epochs); got != c.epochs {
+			t.Errorf("%v: rungs of %s epochs; want %s", c.sh, got, c.epochs)
+		}
+	}
+}
+
+// A rung after the first waits for the whole rung before it (ErrWait),
+// then takes its best configurations in order, ties by step and failed
+// trials last, with the rung's epochs; after the last rung, ErrExhausted.
+func TestAuditHalvingPromotes(t *testing.T) {
+	sh := automl.SuccessiveHalving{Configs: 6, Eta: 2} // rungs of 6, 3, 1 trials: steps 0-5, 6-8, 9
+	space := hparams.Space{"k": hparams.IntRange(0, 100)}
+	scores := []float64{math.NaN(), 1, 1, 0.5, 2, 3} // minimized: step 3, then 1 and 2 (a tie), then 4, 5, the failed 0
+	var rung0 []automl.Trial
+	for i, s := range scores {
+		tr := automl.Trial{Step: i, Params: hparams.Values{"k": 10 * i}, Epochs: 1, Status: automl.Done, Score: s}
+		if math.IsNaN(s) {
+			tr.Status = automl.Failed
+		}
+		rung0 = append(rung0, tr)
+	}
+	req := automl.Request{Space: space, Step: 6, Trials: rung0[:5], Running: 1}
+	if _, err := sh.Propose(req); !errors.Is(err, automl.ErrWait) {
+		t.Fatalf("rung 1 with rung 0 unfinished: got %v; want ErrWait", err)
+	}
+	req.Trials, req.Running = rung0, 0
+	for step, want := range map[int]int{6: 30, 7: 10, 8: 20} {
+		req.Step = step
+		p, err := sh.Propose(req)
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if p.Params["k"] != want || p.Rung != 1 || p.Epochs != 2 {
+			t.Errorf("step %d: %v, rung %d, %d epochs; want k=%d, rung 1, 2 epochs", step, p.Params, p.Rung, p.Epochs, want)
+		}
+	}
+	req.Maximize = true // now step 5, 4, then 1 and 2
+	for step, want := range map[int]int{6: 50, 7: 40, 8: 10} {
+		req.Step = step
+		if p, err := sh.Propose(req); err != nil || p.Params["k"] != want {
+			t.Errorf("maximizing, step %d: %v (%v); want k=%d", step, p.Params, err, want)
+		}
+	}
+	req.Step = 10
+	if _, err := sh.Propose(req); !errors.Is(err, automl.ErrExhausted) {
+		t.Errorf("after the last rung: got %v; want ErrExhausted", err)
+	}
+}
+
+// Trials of equal scores, run at once and ending in any order: the best
+// is the earliest step among them, and the table marks it alone.
+func TestAuditBestOfTiesIsTheEarliest(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t, 30*time.Second)
+	cfg := config(t, mem, newAffine())
+	cfg.Space = hparams.Space{"model__w": hparams.Choice(2.0), "model__v": hparams.Choice(1.0)}
+	cfg.Trials, cfg.Parallel = 8, 4
+	res, err := automl.Search(ctx, cfg, regression(t, mem, 100, 31))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range res.Trials {
+		if tr.Score != res.Trials[0].Score {
+			t.Fatalf("trial %d scored %v, trial 0 %v; want the same configuration to score the same", tr.Step, tr.Score, res.Trials[0].Score)
+		}
+	}
+	if res.Best.Step != 0 {
+		t.Errorf("best of %d equal trials is step %d; want the earliest, 0", len(res.Trials), res.Best.Step)
+	}
+	var table strings.Builder
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(table.String(), "*"); n != 1 {
+		t.Errorf("%d trials marked best; want 1:\n%s", n, table.String())
 	}
 }
