@@ -201,3 +201,28 @@ func TestAuditIntRangeValuesAtTheEdges(t *testing.T) {
 		}
 	}
 }
+
+// A Quantized whose multiples are too large to count one by one in a
+// float64 (there k+1 == k) is not finite rather than counting for ever;
+// below 2^53 it lists exactly its multiples. Both are valid.
+func TestAuditQuantizedValuesOfHugeMultiples(t *testing.T) {
+	huge := hparams.Quantized(hparams.Uniform(1e17, 1e17+100), 1)
+	if err := huge.Validate(); err != nil {
+		t.Fatalf("%v: %v", huge, err)
+	}
+	if vs, ok := valuesWithin(t, huge); ok {
+		t.Errorf("%v: %d values, finite; want not finite (its multiples cannot be counted by ones)", huge, len(vs))
+	}
+	if _, ok := huge.Stats(); !ok {
+		t.Errorf("%v: no stats", huge)
+	}
+	if v := huge.Sample(hparams.NewRand(1)); !huge.Contains(v) {
+		t.Errorf("%v: sampled %v, which it does not contain", huge, v)
+	}
+	const base = 1 << 52
+	small := hparams.Quantized(hparams.Uniform(base, base+10), 1)
+	vs, ok := valuesWithin(t, small)
+	if !ok || len(vs) != 11 || vs[0] != float64(base) || vs[10] != float64(base+10) {
+		t.Errorf("%v: values %v (finite %v); want the 11 multiples from 2^52", small, vs, ok)
+	}
+}
