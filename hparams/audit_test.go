@@ -226,3 +226,27 @@ func TestAuditQuantizedValuesOfHugeMultiples(t *testing.T) {
 		t.Errorf("%v: values %v (finite %v); want the 11 multiples from 2^52", small, vs, ok)
 	}
 }
+
+// Override of a continuous distribution checks that the new one's values
+// lie in the old one, so that Set accepts what the result samples: bounds
+// inside a Mixture's overall bounds are not enough where its components
+// leave a gap, and the override is refused; one inside a component, or
+// across components that overlap, is accepted.
+func TestAuditOverrideIntoTheGapOfAMixture(t *testing.T) {
+	gappy := hparams.Space{"x": hparams.Mixture([]float64{1, 1}, hparams.Uniform(0, 1), hparams.Uniform(5, 6))}
+	_, err := gappy.Override(hparams.Space{"x": hparams.Uniform(2, 3)})
+	if !errors.Is(err, hparams.ErrInvalidValue) {
+		o, _ := gappy.Override(hparams.Space{"x": hparams.Uniform(2, 3)})
+		v, _ := o.Sample(hparams.NewRand(1))
+		t.Errorf("Uniform(2, 3) over the gap of %v: got %v; want ErrInvalidValue (it samples %v, which the space does not contain: %v)", gappy["x"], err, v["x"], gappy["x"].Contains(v["x"]))
+	}
+	for _, ok := range []hparams.Distribution{hparams.Uniform(0.2, 0.8), hparams.Uniform(5, 5.5)} {
+		if _, err := gappy.Override(hparams.Space{"x": ok}); err != nil {
+			t.Errorf("%v inside a component of %v: %v", ok, gappy["x"], err)
+		}
+	}
+	overlapping := hparams.Space{"x": hparams.Mixture([]float64{1, 2}, hparams.Uniform(0, 4), hparams.LogUniform(3, 10))}
+	if _, err := overlapping.Override(hparams.Space{"x": hparams.Uniform(1, 9)}); err != nil {
+		t.Errorf("Uniform(1, 9) across the overlapping components of %v: %v", overlapping["x"], err)
+	}
+}
