@@ -250,3 +250,49 @@ func TestAuditOverrideIntoTheGapOfAMixture(t *testing.T) {
 		t.Errorf("Uniform(1, 9) across the overlapping components of %v: %v", overlapping["x"], err)
 	}
 }
+
+// Distributions over the widest valid ranges draw as documented: a
+// Uniform over bounds whose width overflows a float64, and a LogUniform
+// whose ratio hi/lo does, still give each half of the range (in length, in
+// logarithm) half the draws, values they contain, and a finite density,
+// CDF and deviation.
+func TestAuditWideRangesDrawEveryPart(t *testing.T) {
+	for _, c := range []struct {
+		d      hparams.Distribution
+		median float64
+	}{
+		{hparams.Uniform(-1.5e308, 1.5e308), 0},
+		{hparams.Uniform(-1, 1), 0},
+		{hparams.LogUniform(1e-300, 1e300), 1},
+		{hparams.LogUniform(1e-5, 1e5), 1},
+	} {
+		if err := c.d.Validate(); err != nil {
+			t.Fatalf("%v: %v", c.d, err)
+		}
+		r := hparams.NewRand(7)
+		const n = 4000
+		below := 0
+		for range n {
+			v := c.d.Sample(r)
+			if !c.d.Contains(v) {
+				t.Fatalf("%v drew %v, which it does not contain", c.d, v)
+			}
+			if v.(float64) < c.median {
+				below++
+			}
+		}
+		if frac := float64(below) / n; frac < 0.45 || frac > 0.55 {
+			t.Errorf("%v: %.3f of the draws below %v; want half", c.d, frac, c.median)
+		}
+		cdf := c.d.(hparams.Cumulative)
+		if p := cdf.CDF(c.median); math.Abs(p-0.5) > 1e-9 {
+			t.Errorf("%v: CDF(%v) = %v; want 0.5", c.d, c.median, p)
+		}
+		if p := c.d.Density(c.median); !(p > 0) || math.IsInf(p, 0) {
+			t.Errorf("%v: density %v at %v; want a positive number", c.d, p, c.median)
+		}
+		if st, ok := c.d.Stats(); !ok || !(st.Std > 0) || math.IsInf(st.Std, 0) || math.IsInf(st.Mean, 0) {
+			t.Errorf("%v: stats %+v; want a finite mean and a finite positive deviation", c.d, st)
+		}
+	}
+}
