@@ -296,3 +296,24 @@ func TestAuditWideRangesDrawEveryPart(t *testing.T) {
 		}
 	}
 }
+
+// A Normal or LogNormal whose draws can leave the float64s (a mean near
+// MaxFloat64, exp of a large or very negative mean) still draws only
+// values it contains: finite, and positive for a LogNormal.
+func TestAuditNormalsAtTheEdgesDrawWhatTheyContain(t *testing.T) {
+	r := hparams.NewRand(5)
+	for _, d := range []hparams.Distribution{
+		hparams.Normal(1e308, 1e308), hparams.Normal(-1e308, 1e308),
+		hparams.LogNormal(705, 3), hparams.LogNormal(-740, 3),
+	} {
+		if err := d.Validate(); err != nil {
+			t.Fatalf("%v: %v", d, err)
+		}
+		for range 2000 {
+			if v := d.Sample(r); !d.Contains(v) {
+				t.Errorf("%v drew %v, which it does not contain", d, v)
+				break
+			}
+		}
+	}
+}

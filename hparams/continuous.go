@@ -225,8 +225,8 @@ func (d normal) mass() float64 {
 }
 
 func (d normal) Sample(r *rand.Rand) any {
-	if !d.truncated {
-		return d.mu + d.sigma*r.NormFloat64()
+	if !d.truncated { // kept within the float64s: a draw past them would be ±Inf
+		return clamp(d.mu+d.sigma*r.NormFloat64(), -math.MaxFloat64, math.MaxFloat64)
 	}
 	// Inverse transform, on the side of the mean where Φ is precise.
 	a, b, u := d.alpha(), d.beta(), r.Float64()
@@ -299,7 +299,12 @@ func (d logNormal) Validate() error {
 	}
 	return nil
 }
-func (d logNormal) Sample(r *rand.Rand) any { return math.Exp(d.mu + d.sigma*r.NormFloat64()) }
+
+// Sample keeps exp within the positive float64s: past them a draw would
+// be +Inf or 0, which LogNormal does not contain.
+func (d logNormal) Sample(r *rand.Rand) any {
+	return clamp(math.Exp(d.mu+d.sigma*r.NormFloat64()), math.SmallestNonzeroFloat64, math.MaxFloat64)
+}
 func (d logNormal) Contains(v any) bool {
 	x, ok := floatOf(v)
 	return ok && x > 0
