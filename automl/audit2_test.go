@@ -203,3 +203,25 @@ func TestAuditBestOfTiesIsTheEarliest(t *testing.T) {
 		t.Errorf("%d trials marked best; want 1:\n%s", n, table.String())
 	}
 }
+
+// A trial file whose counts are negative — rung, epochs run — is refused
+// like one whose step or epochs are, naming the file: no search reads a
+// rung -1 or a split that ran -3 epochs into its history.
+func TestAuditDirRepositoryRefusesNegativeCounts(t *testing.T) {
+	ctx := deadline(t, 10*time.Second)
+	for _, field := range []string{`"rung": -1`, `"epochs_run": [2, -3]`, `"step": -1`} {
+		dir := t.TempDir()
+		repo, err := automl.OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "s-000000-01-00.json")
+		data := `{"format": 1, "study": "s", "search": "x", "id": "01", "status": "done", "params": {}, "types": {}, "score": 1, ` + field + `}`
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := repo.Trials(ctx, "s"); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("a trial file with %s: %+v (%v); want an error naming %s", field, got, err, path)
+		}
+	}
+}

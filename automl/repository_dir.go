@@ -314,8 +314,13 @@ func decodeTrial(data []byte) (Trial, error) {
 	if r.Study == "" || r.ID == "" || r.Search == "" {
 		return Trial{}, errors.New("trial file without study, search or id")
 	}
-	if r.Step < 0 || r.Epochs < 0 || r.DurationNS < 0 {
-		return Trial{}, fmt.Errorf("trial file: step %d, epochs %d, duration %d: want none negative", r.Step, r.Epochs, r.DurationNS)
+	if r.Step < 0 || r.Rung < 0 || r.Epochs < 0 || r.DurationNS < 0 {
+		return Trial{}, fmt.Errorf("trial file: step %d, rung %d, epochs %d, duration %d: want none negative", r.Step, r.Rung, r.Epochs, r.DurationNS)
+	}
+	for i, e := range r.EpochsRun {
+		if e < 0 {
+			return Trial{}, fmt.Errorf("trial file: split %d ran %d epochs, want 0 or more", i+1, e)
+		}
 	}
 	if r.Status != Done && r.Status != Failed {
 		return Trial{}, fmt.Errorf("trial file: status %q, want %q or %q", r.Status, Done, Failed)
