@@ -317,3 +317,25 @@ func TestAuditNormalsAtTheEdgesDrawWhatTheyContain(t *testing.T) {
 		}
 	}
 }
+
+// Values of a finite distribution of more than MaxValues values is "nil
+// and false", as documented, for a Choice and a Mixture too: a caller
+// that looks only at the slice does not enumerate a grid it cannot.
+func TestAuditValuesBeyondMaxValuesAreNil(t *testing.T) {
+	many := make([]any, hparams.MaxValues+1)
+	for i := range many {
+		many[i] = i
+	}
+	for _, d := range []hparams.Distribution{
+		hparams.Choice(many...),
+		hparams.Mixture([]float64{1, 1}, hparams.IntRange(0, hparams.MaxValues/2), hparams.IntRange(hparams.MaxValues, hparams.MaxValues+hparams.MaxValues/2)),
+		hparams.IntRange(0, hparams.MaxValues),
+	} {
+		if err := d.Validate(); err != nil {
+			t.Fatalf("%T: %v", d, err)
+		}
+		if vs, ok := d.Values(); ok || vs != nil {
+			t.Errorf("%T of more than MaxValues values: Values gave %d values and %v; want nil and false", d, len(vs), ok)
+		}
+	}
+}

@@ -362,6 +362,9 @@ func (d retyped) Sample(r *rand.Rand) any {
 
 func (d retyped) Values() ([]any, bool) {
 	vs, ok := d.Distribution.Values()
+	if !ok {
+		return nil, false
+	}
 	out := make([]any, len(vs))
 	for i, v := range vs {
 		out[i], _ = Convert(v, d.t)
