@@ -225,3 +225,43 @@ func TestAuditDirRepositoryRefusesNegativeCounts(t *testing.T) {
 		}
 	}
 }
+
+// Save names its file inside the directory whatever the trial's ID (a
+// trial read from elsewhere, copied into this repository): an ID with
+// path separators or ".." does not write outside it, and the trial reads
+// back with its ID unchanged.
+func TestAuditDirRepositorySaveStaysInside(t *testing.T) {
+	ctx := deadline(t, 10*time.Second)
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	repo, err := automl.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../../escape", "x/../../../up", "x/y", "../b2"} {
+		tr := automl.Trial{Study: "s", Search: "x", ID: id, Status: automl.Done, Params: hparams.Values{}, Score: 1, Started: time.Unix(0, 0).UTC()}
+		if err := repo.Save(ctx, tr); err != nil {
+			t.Errorf("ID %q: %v", id, err)
+		}
+	}
+	err = filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && filepath.Dir(path) != dir {
+			t.Errorf("Save wrote %s, outside %s", path, dir)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.Trials(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, tr := range got {
+		ids[tr.ID] = true
+	}
+	if len(got) != 4 || !ids["x/../../../up"] || !ids["../../escape"] || !ids["x/y"] || !ids["../b2"] {
+		t.Errorf("read back %d trials, IDs %v; want the 4 saved, IDs unchanged", len(got), ids)
+	}
+}

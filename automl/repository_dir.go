@@ -28,9 +28,10 @@ import (
 // other's trials, whatever their names), then the directory is synced. A
 // search killed during Save leaves at most a temporary file (".…tmp"),
 // which Trials ignores; a trial file is whole or absent. File names are
-// "<study>-<step>-<id>-<random>.json", the study's characters outside
-// [A-Za-z0-9_.-] replaced by "_"; Trials reads the study from each file,
-// not from its name.
+// "<study>-<step>-<id>-<random>.json", the study's and the ID's
+// characters outside [A-Za-z0-9_.-] replaced by "_" (so that every file is
+// in the directory, whatever the ID of a trial copied from elsewhere);
+// Trials reads the study and the ID from each file, not from its name.
 //
 // A DirRepository is safe for concurrent use, by several goroutines and
 // several processes (on a file system with hard links). Trials reads every
@@ -76,7 +77,7 @@ func (d *DirRepository) Save(ctx context.Context, t Trial) error {
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("%s-%06d-%s-%s.json", fileSafe(t.Study), t.Step, t.ID, nonce)
+		name := fmt.Sprintf("%s-%06d-%s-%s.json", fileSafe(t.Study), t.Step, fileSafe(t.ID), nonce)
 		err = d.write(name, data)
 		if errors.Is(err, fs.ErrExist) {
 			continue // another search drew the same name: draw again
