@@ -265,3 +265,24 @@ func TestAuditDirRepositorySaveStaysInside(t *testing.T) {
 		t.Errorf("read back %d trials, IDs %v; want the 4 saved, IDs unchanged", len(got), ids)
 	}
 }
+
+// A study whose name begins with "." (".nightly") keeps its trials: their
+// files must not look like the temporary files (".…tmp") that Trials
+// skips, or a resumed search would run every trial again.
+func TestAuditDirRepositoryDotStudy(t *testing.T) {
+	ctx := deadline(t, 10*time.Second)
+	repo, err := automl.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, study := range []string{".nightly", "..", "."} {
+		tr := automl.Trial{Study: study, Search: "x", ID: "01", Status: automl.Done, Params: hparams.Values{}, Score: 1, Started: time.Unix(0, 0).UTC()}
+		if err := repo.Save(ctx, tr); err != nil {
+			t.Fatalf("study %q: %v", study, err)
+		}
+		got, err := repo.Trials(ctx, study)
+		if err != nil || len(got) != 1 {
+			t.Errorf("study %q: read back %d trials (%v); want the one saved", study, len(got), err)
+		}
+	}
+}

@@ -30,7 +30,8 @@ import (
 // which Trials ignores; a trial file is whole or absent. File names are
 // "<study>-<step>-<id>-<random>.json", the study's and the ID's
 // characters outside [A-Za-z0-9_.-] replaced by "_" (so that every file is
-// in the directory, whatever the ID of a trial copied from elsewhere);
+// in the directory, whatever the ID of a trial copied from elsewhere), and
+// a study's leading "." too (a trial file is never a dot file);
 // Trials reads the study and the ID from each file, not from its name.
 //
 // A DirRepository is safe for concurrent use, by several goroutines and
@@ -77,7 +78,11 @@ func (d *DirRepository) Save(ctx context.Context, t Trial) error {
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("%s-%06d-%s-%s.json", fileSafe(t.Study), t.Step, fileSafe(t.ID), nonce)
+		study := fileSafe(t.Study)
+		if strings.HasPrefix(study, ".") { // a dot file is what Trials skips
+			study = "_" + study[1:]
+		}
+		name := fmt.Sprintf("%s-%06d-%s-%s.json", study, t.Step, fileSafe(t.ID), nonce)
 		err = d.write(name, data)
 		if errors.Is(err, fs.ErrExist) {
 			continue // another search drew the same name: draw again
