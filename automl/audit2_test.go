@@ -286,3 +286,23 @@ func TestAuditDirRepositoryDotStudy(t *testing.T) {
 		}
 	}
 }
+
+// TPE proposes at random until Startup trials are done with a finite
+// score, not for its first Startup steps: at step 5, after five failed
+// trials, its proposal is Random's.
+func TestAuditTPEStartupCountsDoneTrials(t *testing.T) {
+	space := hparams.Space{"w": hparams.Uniform(0, 10)}
+	var failed []automl.Trial
+	for i := range 5 {
+		failed = append(failed, automl.Trial{Step: i, Status: automl.Failed, Score: math.NaN(), Params: hparams.Values{"w": float64(i)}})
+	}
+	req := automl.Request{Space: space, Step: 5, Seed: 3, Trials: failed}
+	got, err := automl.TPE{Startup: 3}.Propose(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := automl.Random{}.Propose(req)
+	if got.Params["w"] != want.Params["w"] {
+		t.Errorf("step 5 after 5 failed trials: %v; want Random's %v", got.Params, want.Params)
+	}
+}
