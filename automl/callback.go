@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/penstock-ml/penstock/flow"
@@ -133,7 +134,8 @@ func (l *epochLog) Begin(f Fit) EpochFunc {
 
 // EarlyStopping returns a callback that stops a fit after patience epochs
 // (at least 1) in a row without a validation score better than the best
-// so far by more than minDelta (≥ 0).
+// so far by more than minDelta (≥ 0); a NaN score is worse than any
+// number, as in the search's ranking.
 func EarlyStopping(patience int, minDelta float64) Callback {
 	return earlyStopping{patience: patience, minDelta: minDelta}
 }
@@ -153,7 +155,10 @@ func (es earlyStopping) Begin(Fit) EpochFunc {
 		if err != nil {
 			return err
 		}
-		improved := !seen || (e.Maximize && s > best+es.minDelta) || (!e.Maximize && s < best-es.minDelta)
+		// Better as the search orders scores: a number is better than NaN
+		// (a fit that diverged first), NaN better than nothing.
+		improved := !seen || (!math.IsNaN(s) && (math.IsNaN(best) ||
+			(e.Maximize && s > best+es.minDelta) || (!e.Maximize && s < best-es.minDelta)))
 		if improved {
 			best, seen, waited = s, true, 0
 			return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -27,9 +28,11 @@ import (
 // other's trials, whatever their names), then the directory is synced. A
 // search killed during Save leaves at most a temporary file (".…tmp"),
 // which Trials ignores; a trial file is whole or absent. File names are
-// "<study>-<step>-<id>-<random>.json", the study's characters outside
-// [A-Za-z0-9_.-] replaced by "_"; Trials reads the study from each file,
-// not from its name.
+// "<study>-<step>-<id>-<random>.json", the study's and the ID's
+// characters outside [A-Za-z0-9_.-] replaced by "_" (so that every file is
+// in the directory, whatever the ID of a trial copied from elsewhere), and
+// a study's leading "." too (a trial file is never a dot file);
+// Trials reads the study and the ID from each file, not from its name.
 //
 // A DirRepository is safe for concurrent use, by several goroutines and
 // several processes (on a file system with hard links). Trials reads every
@@ -67,12 +70,19 @@ func (d *DirRepository) Save(ctx context.Context, t Trial) error {
 	if err != nil {
 		return fmt.Errorf("automl: directory repository %s: trial %s (step %d): %w", d.dir, t.ID, t.Step, err)
 	}
+	if len(data) > maxTrialFile {
+		return fmt.Errorf("automl: directory repository %s: trial %s (step %d): %d bytes of JSON, over the %d of a trial file", d.dir, t.ID, t.Step, len(data), maxTrialFile)
+	}
 	for range 8 {
 		nonce, err := randomHex(4)
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("%s-%06d-%s-%s.json", fileSafe(t.Study), t.Step, t.ID, nonce)
+		study := fileSafe(t.Study)
+		if strings.HasPrefix(study, ".") { // a dot file is what Trials skips
+			study = "_" + study[1:]
+		}
+		name := fmt.Sprintf("%s-%06d-%s-%s.json", study, t.Step, fileSafe(t.ID), nonce)
 		err = d.write(name, data)
 		if errors.Is(err, fs.ErrExist) {
 			continue // another search drew the same name: draw again
@@ -130,7 +140,10 @@ func syncDir(dir string) error {
 }
 
 // Trials reads every trial file of the directory and returns those of
-// study. A file that cannot be read or decoded is an error naming it.
+// study. A file that cannot be read or decoded is an error naming it, and
+// so is a "*.json" entry that is not a regular file (a named pipe, whose
+// read would wait for a writer) or that is over 16 MiB (a trial file is a
+// few kilobytes; Save refuses to write one that big).
 func (d *DirRepository) Trials(ctx context.Context, study string) ([]Trial, error) {
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
@@ -146,7 +159,7 @@ func (d *DirRepository) Trials(ctx context.Context, study string) ([]Trial, erro
 			return nil, err
 		}
 		path := filepath.Join(d.dir, name)
-		data, err := os.ReadFile(path)
+		data, err := readTrialFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("automl: directory repository: %w", err)
 		}
@@ -159,6 +172,40 @@ func (d *DirRepository) Trials(ctx context.Context, study string) ([]Trial, erro
 		}
 	}
 	return out, nil
+}
+
+// maxTrialFile is the size of the largest trial file that Save writes and
+// Trials reads: a trial's file is a few kilobytes (its error's stack
+// included), so a bigger one is not a trial file.
+const maxTrialFile = 16 << 20
+
+// readTrialFile reads the trial file at path, refusing what is not a
+// regular file (a named pipe or a device, whose read could wait forever
+// or never end) and what is over maxTrialFile, without reading it whole.
+func readTrialFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
+	}
+	if st.Size() > maxTrialFile {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d of a trial file", path, st.Size(), maxTrialFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTrialFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxTrialFile {
+		return nil, fmt.Errorf("%s: over the %d bytes of a trial file", path, maxTrialFile)
+	}
+	return data, nil
 }
 
 func fileSafe(s string) string {
@@ -273,8 +320,13 @@ func decodeTrial(data []byte) (Trial, error) {
 	if r.Study == "" || r.ID == "" || r.Search == "" {
 		return Trial{}, errors.New("trial file without study, search or id")
 	}
-	if r.Step < 0 || r.Epochs < 0 || r.DurationNS < 0 {
-		return Trial{}, fmt.Errorf("trial file: step %d, epochs %d, duration %d: want none negative", r.Step, r.Epochs, r.DurationNS)
+	if r.Step < 0 || r.Rung < 0 || r.Epochs < 0 || r.DurationNS < 0 {
+		return Trial{}, fmt.Errorf("trial file: step %d, rung %d, epochs %d, duration %d: want none negative", r.Step, r.Rung, r.Epochs, r.DurationNS)
+	}
+	for i, e := range r.EpochsRun {
+		if e < 0 {
+			return Trial{}, fmt.Errorf("trial file: split %d ran %d epochs, want 0 or more", i+1, e)
+		}
 	}
 	if r.Status != Done && r.Status != Failed {
 		return Trial{}, fmt.Errorf("trial file: status %q, want %q or %q", r.Status, Done, Failed)

@@ -10,14 +10,17 @@ import (
 	"github.com/penstock-ml/penstock/hparams"
 )
 
-// TPE is the Tree-structured Parzen Estimator (Bergstra et al., 2011). Its
-// first Startup steps are random (as Random); after that it splits the
-// trials that are done into good ones (the best Gamma fraction) and bad
-// ones, models each parameter's values in each group with a Parzen
-// estimator l (good) and g (bad), draws Candidates values from l and
-// proposes the one that maximizes l(x)/g(x), parameter by parameter, in
-// the space's order (a condition's key first, so a branch's parameters
-// are modelled on the trials that took that branch).
+// TPE is the Tree-structured Parzen Estimator (Bergstra et al., 2011). It
+// proposes at random (as Random) until Startup trials are done with a
+// finite score — so more than Startup steps where trials fail or run at
+// once (Config.Parallel) — and after that it splits the trials that are
+// done into good ones (the best Gamma fraction, at least one and at most
+// 25, leaving at least one bad) and bad ones, models each parameter's
+// values in each group with a Parzen estimator l (good) and g (bad), draws
+// Candidates values from l and proposes the one that maximizes l(x)/g(x),
+// parameter by parameter, in the space's order (a condition's key first,
+// so a branch's parameters are modelled on the trials that took that
+// branch).
 //
 // The estimators follow each distribution's type and bounds: a finite
 // distribution of at most 10 values (a Choice, a Boolean, a small

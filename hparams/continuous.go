@@ -45,8 +45,19 @@ func (d uniform) Validate() error {
 	}
 	return nil
 }
+
+// half is half the width, finite where the width hi - lo overflows a
+// float64 (bounds beyond ±MaxFloat64/2); wide reports that it does.
+func (d uniform) half() float64 { return d.hi/2 - d.lo/2 }
+func (d uniform) wide() bool    { return math.IsInf(d.hi-d.lo, 0) }
+
 func (d uniform) Sample(r *rand.Rand) any {
-	return clamp(d.lo+(d.hi-d.lo)*r.Float64(), d.lo, d.hi)
+	u := r.Float64()
+	if d.wide() {
+		h := d.half()
+		return clamp(d.lo+h*u+h*u, d.lo, d.hi)
+	}
+	return clamp(d.lo+(d.hi-d.lo)*u, d.lo, d.hi)
 }
 func (d uniform) Contains(v any) bool {
 	x, ok := floatOf(v)
@@ -58,10 +69,21 @@ func (d uniform) Density(v any) float64 {
 	if !d.Contains(v) {
 		return 0
 	}
+	if d.wide() {
+		return 0.5 / d.half()
+	}
 	return 1 / (d.hi - d.lo)
 }
-func (d uniform) CDF(x float64) float64 { return clamp((x-d.lo)/(d.hi-d.lo), 0, 1) }
+func (d uniform) CDF(x float64) float64 {
+	if d.wide() {
+		return clamp((x/2-d.lo/2)/d.half(), 0, 1)
+	}
+	return clamp((x-d.lo)/(d.hi-d.lo), 0, 1)
+}
 func (d uniform) Stats() (Stats, bool) {
+	if d.wide() { // lo < 0 < hi: lo + hi does not overflow
+		return Stats{Min: d.lo, Max: d.hi, Mean: (d.lo + d.hi) / 2, Std: d.half() / math.Sqrt(3)}, true
+	}
 	return Stats{Min: d.lo, Max: d.hi, Mean: (d.lo + d.hi) / 2, Std: (d.hi - d.lo) / math.Sqrt(12)}, true
 }
 
@@ -83,9 +105,23 @@ func (d logUniform) Validate() error {
 	}
 	return nil
 }
-func (d logUniform) span() float64 { return math.Log(d.hi / d.lo) }
+
+// span is log(hi/lo), taken as log(hi) - log(lo) where the ratio
+// overflows a float64 (LogUniform(1e-300, 1e300)); wide reports that it
+// does.
+func (d logUniform) span() float64 {
+	if d.wide() {
+		return math.Log(d.hi) - math.Log(d.lo)
+	}
+	return math.Log(d.hi / d.lo)
+}
+func (d logUniform) wide() bool { return math.IsInf(d.hi/d.lo, 0) }
 func (d logUniform) Sample(r *rand.Rand) any {
-	return clamp(d.lo*math.Exp(d.span()*r.Float64()), d.lo, d.hi)
+	u := r.Float64()
+	if d.wide() { // lo·exp(span·u) would overflow before lo scales it down
+		return clamp(math.Exp(math.Log(d.lo)+d.span()*u), d.lo, d.hi)
+	}
+	return clamp(d.lo*math.Exp(d.span()*u), d.lo, d.hi)
 }
 func (d logUniform) Contains(v any) bool {
 	x, ok := floatOf(v)
@@ -104,11 +140,19 @@ func (d logUniform) CDF(x float64) float64 {
 	if x <= d.lo {
 		return 0
 	}
+	if d.wide() {
+		return clamp((math.Log(x)-math.Log(d.lo))/d.span(), 0, 1)
+	}
 	return clamp(math.Log(x/d.lo)/d.span(), 0, 1)
 }
 func (d logUniform) Stats() (Stats, bool) {
 	l := d.span()
 	mean := (d.hi - d.lo) / l
+	if math.IsInf(d.hi*d.hi, 0) { // the second moment overflows: in units of hi
+		q := d.lo / d.hi
+		v := (1-q*q)/(2*l) - (1-q)*(1-q)/(l*l)
+		return Stats{Min: d.lo, Max: d.hi, Mean: mean, Std: d.hi * math.Sqrt(math.Max(v, 0))}, true
+	}
 	second := (d.hi*d.hi - d.lo*d.lo) / (2 * l)
 	return Stats{Min: d.lo, Max: d.hi, Mean: mean, Std: math.Sqrt(math.Max(second-mean*mean, 0))}, true
 }
@@ -181,8 +225,8 @@ func (d normal) mass() float64 {
 }
 
 func (d normal) Sample(r *rand.Rand) any {
-	if !d.truncated {
-		return d.mu + d.sigma*r.NormFloat64()
+	if !d.truncated { // kept within the float64s: a draw past them would be ±Inf
+		return clamp(d.mu+d.sigma*r.NormFloat64(), -math.MaxFloat64, math.MaxFloat64)
 	}
 	// Inverse transform, on the side of the mean where Φ is precise.
 	a, b, u := d.alpha(), d.beta(), r.Float64()
@@ -255,7 +299,12 @@ func (d logNormal) Validate() error {
 	}
 	return nil
 }
-func (d logNormal) Sample(r *rand.Rand) any { return math.Exp(d.mu + d.sigma*r.NormFloat64()) }
+
+// Sample keeps exp within the positive float64s: past them a draw would
+// be +Inf or 0, which LogNormal does not contain.
+func (d logNormal) Sample(r *rand.Rand) any {
+	return clamp(math.Exp(d.mu+d.sigma*r.NormFloat64()), math.SmallestNonzeroFloat64, math.MaxFloat64)
+}
 func (d logNormal) Contains(v any) bool {
 	x, ok := floatOf(v)
 	return ok && x > 0

@@ -245,7 +245,10 @@ func (d choice) index(v any) int {
 
 func (d choice) Contains(v any) bool { return d.index(v) >= 0 }
 func (d choice) Values() ([]any, bool) {
-	return append([]any(nil), d.values...), len(d.values) <= MaxValues
+	if len(d.values) > MaxValues {
+		return nil, false
+	}
+	return append([]any(nil), d.values...), true
 }
 func (d choice) Continuous() bool { return false }
 func (d choice) Density(v any) float64 {
@@ -324,8 +327,8 @@ func (d intRange) Values() ([]any, bool) {
 		return nil, false
 	}
 	out := make([]any, 0, d.n())
-	for i := d.lo; i <= d.hi; i++ {
-		out = append(out, i)
+	for i := range int(d.n()) { // counted: i <= hi would overflow at math.MaxInt
+		out = append(out, d.lo+i)
 	}
 	return out, true
 }

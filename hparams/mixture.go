@@ -96,7 +96,10 @@ func (m mixture) Values() ([]any, bool) {
 			}
 		}
 	}
-	return out, len(out) <= MaxValues
+	if len(out) > MaxValues {
+		return nil, false
+	}
+	return out, true
 }
 func (m mixture) Continuous() bool { return m.err == nil && m.ds[0].Continuous() }
 func (m mixture) Density(v any) float64 {

@@ -22,8 +22,9 @@ type quantized struct {
 // values that round to it. d is a continuous distribution with a CDF
 // (Uniform, LogUniform, Normal, TruncatedNormal, LogNormal).
 //
-// Where d is bounded and there are at most MaxValues multiples, Quantized
-// is finite and its Stats are exact; otherwise its Mean is d's and its Std
+// Where d is bounded and there are at most MaxValues multiples, none
+// beyond 2^53 steps from 0 (past it, not every multiple is a float64),
+// Quantized is finite and its Stats are exact; otherwise its Mean is d's and its Std
 // d's widened by Sheppard's correction, sqrt(var + step²/12), which is
 // exact only in the limit of small steps.
 func Quantized(d Distribution, step float64) Distribution {
@@ -94,8 +95,13 @@ func (q quantized) index(v any) (float64, bool) {
 
 func (q quantized) Contains(v any) bool { _, ok := q.index(v); return ok }
 
+// maxExactK bounds the multiples that Values counts: up to 2^53, every
+// integer is a float64, so k++ reaches each multiple once; beyond it k+1
+// may be k, and a count by ones would never end.
+const maxExactK = 1 << 53
+
 func (q quantized) Values() ([]any, bool) {
-	if math.IsInf(q.kmin, 0) || math.IsInf(q.kmax, 0) || q.kmax-q.kmin+1 > MaxValues {
+	if !(math.Abs(q.kmin) <= maxExactK && math.Abs(q.kmax) <= maxExactK) || q.kmax-q.kmin+1 > MaxValues {
 		return nil, false
 	}
 	out := make([]any, 0, int(q.kmax-q.kmin)+1)

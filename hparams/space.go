@@ -1,6 +1,7 @@
 package hparams
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"iter"
@@ -228,7 +229,8 @@ func (s Space) Grid() (iter.Seq[Values], error) {
 // is not one of s (wrapping ErrUnknownKey, listing the valid keys), where
 // a distribution of o is invalid, or where it is not within s's: every
 // value of a finite one, or the bounds of another, must lie in s's
-// distribution (see Stats), so that Set accepts what the result samples.
+// distribution (see Stats; the bounds may not straddle a gap between a
+// Mixture's components), so that Set accepts what the result samples.
 // A distribution of another Type whose values are all in s's (Fixed(1)
 // for a float) gives values converted to s's Type.
 func (s Space) Override(o Space) (Space, error) {
@@ -293,7 +295,54 @@ func within(d, old Distribution) error {
 	if ds.Min < os.Min || ds.Max > os.Max {
 		return fmt.Errorf("its bounds [%s, %s] exceed [%s, %s]", formatValue(ds.Min), formatValue(ds.Max), formatValue(os.Min), formatValue(os.Max))
 	}
+	if !covers(old, ds.Min, ds.Max) {
+		return fmt.Errorf("its bounds [%s, %s] cross a gap between the components", formatValue(ds.Min), formatValue(ds.Max))
+	}
 	return nil
+}
+
+// span is an interval of numbers, both ends included.
+type span struct{ lo, hi float64 }
+
+// covers reports whether every number of [lo, hi] is a value of the
+// continuous distribution d: a distribution of one interval (Uniform,
+// Normal, …) covers its bounds, a Mixture only the runs where its
+// components' intervals join.
+func covers(d Distribution, lo, hi float64) bool {
+	spans := intervals(d)
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	for i := 0; i < len(spans); {
+		run := spans[i]
+		for i++; i < len(spans) && spans[i].lo <= run.hi; i++ {
+			run.hi = max(run.hi, spans[i].hi)
+		}
+		if run.lo <= lo && hi <= run.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// intervals returns the intervals whose union is the values of the
+// continuous distribution d: its bounds, or its components' intervals.
+func intervals(d Distribution) []span {
+	switch x := d.(type) {
+	case Conditional:
+		return intervals(x.Dist)
+	case retyped:
+		return intervals(x.Distribution)
+	case mixture:
+		var out []span
+		for _, c := range x.ds {
+			out = append(out, intervals(c)...)
+		}
+		return out
+	}
+	s, ok := d.Stats()
+	if !ok {
+		return nil
+	}
+	return []span{{s.Min, s.Max}}
 }
 
 // retyped is a distribution whose values are converted to another Type:
@@ -313,6 +362,9 @@ func (d retyped) Sample(r *rand.Rand) any {
 
 func (d retyped) Values() ([]any, bool) {
 	vs, ok := d.Distribution.Values()
+	if !ok {
+		return nil, false
+	}
 	out := make([]any, len(vs))
 	for i, v := range vs {
 		out[i], _ = Convert(v, d.t)

@@ -222,3 +222,27 @@ func (s stopAt) Transform(ctx context.Context, in flow.Batch) (flow.Batch, error
 	in.Retain()
 	return in, nil
 }
+
+// R2 of a target whose squared deviations underflow to 0 (true values that
+// differ by less than about 1e-162) is that of a target of zero variance,
+// as scikit-learn's force_finite (it tests the sum of squares, which is 0
+// there too): 1 where every prediction is exact, 0 otherwise; never NaN
+// (0/0) or -Inf (x/0).
+func TestAuditR2UnderflowedVariance(t *testing.T) {
+	mem := checkedMem(t)
+	truth := float64s(1e-200, 2e-200)(mem)
+	defer truth.Release()
+	for _, c := range []struct {
+		pred arrayFunc
+		want float64
+	}{
+		{float64s(1e-200, 2e-200), 1},
+		{float64s(1, 1), 0},
+	} {
+		pred := c.pred(mem)
+		if got := score(t, metrics.R2(), pred, truth); got != c.want {
+			t.Errorf("R2 of %v against [1e-200 2e-200]: %v; want %v", pred, got, c.want)
+		}
+		pred.Release()
+	}
+}

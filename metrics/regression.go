@@ -30,13 +30,15 @@ func MAE() Metric { return &regression{kind: mae} }
 // columns that MSE accepts.
 //
 // As in scikit-learn (force_finite=True): when every true value of a
-// target is the same (zero variance), that target's R2 is 1 if every
-// prediction is exact and 0 otherwise; over fewer than two rows R2 is
-// undefined and Value returns NaN. It keeps per target the mean and the
-// sum of squared deviations of the truth (combined batch by batch with
-// Chan's parallel formula, which stays precise where Σy² - (Σy)²/n would
-// cancel), its smallest and largest value (to tell zero variance exactly)
-// and the sum of squared residuals.
+// target is the same (zero variance), or their squared deviations sum to
+// 0 in float64 (they differ by less than about 1e-162), that target's R2
+// is 1 if every prediction is exact (the squared residuals sum to 0) and 0
+// otherwise; over fewer than two rows R2 is undefined and Value returns
+// NaN. It keeps per target the mean and the sum of squared deviations of
+// the truth (combined batch by batch with Chan's parallel formula, which
+// stays precise where Σy² - (Σy)²/n would cancel), its smallest and
+// largest value (to tell zero variance exactly) and the sum of squared
+// residuals.
 func R2() Metric { return &regression{kind: r2} }
 
 type regressionKind uint8
@@ -85,7 +87,7 @@ func (m *regression) target(k int) float64 {
 	if m.kind != r2 {
 		return e / float64(m.rows)
 	}
-	if m.lo[k] == m.hi[k] { // zero variance
+	if m.lo[k] == m.hi[k] || m.m2[k] == 0 { // zero variance, or deviations whose squares underflow
 		if e == 0 {
 			return 1
 		}
