@@ -57,6 +57,10 @@ type Log struct {
 	f       *os.File
 	nextSeq int64
 	buf     []byte
+	// zeroEnd is the length of the last segment's file: the bytes after
+	// its records up to there are zeros that the log wrote ahead of them
+	// (see prealloc).
+	zeroEnd int64
 
 	records   atomic.Int64
 	fastPosts atomic.Int64 // posts taken by the fast path (for tests and the benchmark)
@@ -170,7 +174,13 @@ func (l *Log) recover() error {
 		if err != nil {
 			return fmt.Errorf("segment %s: %w", seg.path, err)
 		}
-		if res.bad != nil {
+		switch {
+		case res.bad == nil:
+		case last && res.zeroTail:
+			// Only zeros after the last record: the space that the log
+			// preallocates (see prealloc), kept for the next records.
+			l.zeroEnd = res.fileLen
+		default:
 			if !last {
 				return fmt.Errorf("segment %s: %w; it is not the last segment, so this is damage rather than a torn write: "+
 					"restore the segment, or move it and the segments after it away to start without their records", seg.path, res.bad)
@@ -180,6 +190,9 @@ func (l *Log) recover() error {
 			}
 			l.o.Log.Warn("wal truncated a torn tail", "source", l.o.Name, "segment", seg.path,
 				"offset", res.size, "dropped_bytes", res.fileLen-res.size, "err", res.bad)
+		}
+		if last && l.zeroEnd < res.size {
+			l.zeroEnd = res.size
 		}
 		records += res.next - seg.first
 		seg.size = res.size
@@ -195,6 +208,7 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.f = f
+		l.zeroEnd = int64(len(segMagic))
 		segs = []*segment{{first: l.nextSeq, path: filepath.Join(dir, segName(l.nextSeq)), size: int64(len(segMagic))}}
 	} else {
 		last := segs[len(segs)-1]
@@ -207,6 +221,7 @@ func (l *Log) recover() error {
 				err = datasync(f)
 			}
 			last.size = int64(len(segMagic))
+			l.zeroEnd = max(l.zeroEnd, last.size)
 		}
 		if err == nil {
 			_, err = f.Seek(last.size, io.SeekStart)
@@ -321,9 +336,7 @@ func (l *Log) commit(group []*appendReq) {
 			l.buf = append(l.buf, r.rec...)
 		}
 		t0 := time.Now()
-		if _, err = l.f.Write(l.buf); err == nil {
-			err = datasync(l.f)
-		}
+		err = l.write(seg)
 		l.syncNanos.Add(int64(time.Since(t0)))
 		l.fsyncs.Add(1)
 		if err != nil {
@@ -374,8 +387,76 @@ func (l *Log) commit(group []*appendReq) {
 	l.broadcastLocked()
 }
 
+// write writes l.buf after the records of seg, the last segment, and
+// fsyncs it.
+func (l *Log) write(seg *segment) error {
+	if end := seg.size + int64(len(l.buf)); end > l.zeroEnd {
+		if err := l.prealloc(seg, end); err != nil {
+			return err
+		}
+	}
+	if _, err := l.f.Write(l.buf); err != nil {
+		return err
+	}
+	return datasync(l.f)
+}
+
+// preallocChunk is how far past its records the log zeroes the segment
+// being written.
+const preallocChunk = 2 << 20
+
+// zeros is what prealloc writes.
+var zeros [256 << 10]byte
+
+// prealloc makes room in the last segment, seg, for records up to byte
+// end: it writes zeros past end, up to preallocChunk past seg's records
+// (and not past SegmentBytes), before the records are written and
+// fsynced with them.
+//
+// Overwriting zeros that are on disk costs an fdatasync less than
+// appending does: the file's size does not change, so the inode is not
+// written. On ext4 without a journal it halves the fsync of a group of
+// posts (about 170 µs for 45 KB against 260 to 390 µs). A crash leaves
+// zeros after the last record, which Open takes for what they are; a
+// torn write leaves bytes that are not all zero, and is cut off as before.
+// The zeros are cut off when the segment is closed (roll, Close).
+func (l *Log) prealloc(seg *segment, end int64) error {
+	target := min(seg.size+preallocChunk, l.o.SegmentBytes)
+	for off := end; off < target; {
+		n, err := l.f.WriteAt(zeros[:min(int64(len(zeros)), target-off)], off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	l.zeroEnd = max(target, end)
+	return nil
+}
+
+// trim cuts the zeros after the records of seg, the last segment, and
+// fsyncs it.
+func (l *Log) trim(seg *segment) error {
+	if l.zeroEnd <= seg.size {
+		return nil
+	}
+	err := l.f.Truncate(seg.size)
+	if err == nil {
+		err = datasync(l.f)
+	}
+	if err != nil {
+		return fmt.Errorf("wal %q: cutting the preallocated end of %s: %w", l.o.Name, seg.path, err)
+	}
+	l.zeroEnd = seg.size
+	return nil
+}
+
 // roll closes the full segment seg and starts the next one.
 func (l *Log) roll(seg *segment) (*segment, error) {
+	// A closed segment ends at its last record: Open takes zeros after
+	// it for damage, as anything else that does not verify there.
+	if err := l.trim(seg); err != nil {
+		return seg, err
+	}
 	f, err := createSegment(l.o.Dir, l.nextSeq)
 	if err != nil {
 		return seg, fmt.Errorf("wal %q: %w", l.o.Name, err)
@@ -384,6 +465,7 @@ func (l *Log) roll(seg *segment) (*segment, error) {
 		l.o.Log.Warn("wal closing a full segment", "source", l.o.Name, "segment", seg.path, "err", err)
 	}
 	l.f = f
+	l.zeroEnd = int64(len(segMagic))
 	next := &segment{first: l.nextSeq, path: filepath.Join(l.o.Dir, segName(l.nextSeq)), base: seg.base + seg.size, size: int64(len(segMagic))}
 	l.mu.Lock()
 	l.segs = append(l.segs, next)
@@ -412,8 +494,12 @@ func (l *Log) Close() error {
 		<-l.writerDone
 		l.mu.Lock()
 		l.releaseDecodedLocked()
+		seg, failed := l.segs[len(l.segs)-1], l.failed
 		l.mu.Unlock()
-		if err := l.f.Close(); err != nil {
+		if failed == nil {
+			l.closeErr = l.trim(seg)
+		}
+		if err := l.f.Close(); err != nil && l.closeErr == nil {
 			l.closeErr = fmt.Errorf("wal %q: close: %w", l.o.Name, err)
 		}
 	})

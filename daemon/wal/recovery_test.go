@@ -30,7 +30,7 @@ func TestRecoverTornTail(t *testing.T) {
 		{"cut in the header", func(d []byte, last int) []byte { return d[:last+5] }, []int{1, 2}},
 		{"byte flipped in the last record", func(d []byte, last int) []byte { d[last+100] ^= 0x40; return d }, []int{1, 2}},
 		{"length flipped in the last record", func(d []byte, last int) []byte { d[last+1] ^= 0x01; return d }, []int{1, 2}},
-		{"zeros after the last record", func(d []byte, _ int) []byte { return append(d, make([]byte, 30)...) }, []int{1, 2, 3}},
+		{"zeros then a byte after the last record", func(d []byte, _ int) []byte { return append(d, append(make([]byte, 30), 1)...) }, []int{1, 2, 3}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			mem := checkedMem(t)

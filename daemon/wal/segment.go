@@ -52,6 +52,10 @@ type scanResult struct {
 	size    int64 // bytes of its whole records (header included)
 	bad     error // the record that does not verify, if any (wraps errCorrupt)
 	fileLen int64
+	// zeroTail: every byte from size to fileLen is zero, so that the
+	// record that does not verify is the segment's preallocated space
+	// (see Log.prealloc), not a torn write.
+	zeroTail bool
 }
 
 // scanSegment verifies every record of seg, from its header on, and calls
@@ -85,7 +89,8 @@ func scanSegment(seg *segment, each func(key []byte, seq int64)) (scanResult, er
 		}
 		if errors.Is(err, errCorrupt) {
 			res.bad = err
-			return res, nil
+			res.zeroTail, err = allZero(f, res.size, res.fileLen)
+			return res, err
 		}
 		if err != nil {
 			return res, err
@@ -100,6 +105,27 @@ func scanSegment(seg *segment, each func(key []byte, seq int64)) (scanResult, er
 		res.next++
 		res.size = rr.off
 	}
+}
+
+// allZero reports whether bytes from to end of f are all zero.
+func allZero(f *os.File, from, end int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for off := from; off < end; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) { // shorter than its Stat said: what is there is zero
+				return true, nil
+			}
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // createSegment makes a new, empty segment file (header only), fsynced
