@@ -391,9 +391,7 @@ func (l *Log) commit(group []*appendReq) {
 // fsyncs it.
 func (l *Log) write(seg *segment) error {
 	if end := seg.size + int64(len(l.buf)); end > l.zeroEnd {
-		if err := l.prealloc(seg, end); err != nil {
-			return err
-		}
+		l.prealloc(seg, end)
 	}
 	if _, err := l.f.Write(l.buf); err != nil {
 		return err
@@ -420,17 +418,20 @@ var zeros [256 << 10]byte
 // zeros after the last record, which Open takes for what they are; a
 // torn write leaves bytes that are not all zero, and is cut off as before.
 // The zeros are cut off when the segment is closed (roll, Close).
-func (l *Log) prealloc(seg *segment, end int64) error {
+func (l *Log) prealloc(seg *segment, end int64) {
 	target := min(seg.size+preallocChunk, l.o.SegmentBytes)
-	for off := end; off < target; {
+	off := end
+	for off < target {
 		n, err := l.f.WriteAt(zeros[:min(int64(len(zeros)), target-off)], off)
-		if err != nil {
-			return err
-		}
 		off += int64(n)
+		if err != nil {
+			// Out of space, say: the records go in as appended, and the
+			// zeros that were written are free space like the others.
+			l.o.Log.Warn("wal cannot preallocate", "source", l.o.Name, "segment", seg.path, "err", err)
+			break
+		}
 	}
-	l.zeroEnd = max(target, end)
-	return nil
+	l.zeroEnd = max(off, end)
 }
 
 // trim cuts the zeros after the records of seg, the last segment, and
