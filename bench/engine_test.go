@@ -57,7 +57,11 @@ func timed(b *testing.B, src flow.Rewinder, fn func() (int64, error)) time.Durat
 // iterations' differences: on a shared machine a few iterations that other
 // processes slow down move the first, not the second.
 // Target on two cores: noop/streaming overhead ≤ 250 ns per batch and
-// stage (reference/streaming ≤ 1000).
+// stage (reference/streaming ≤ 1000). The streaming runs also time
+// bench.Channels, the same goroutines and queues on plain channels with
+// no cancellation, statistics or checks: channels-median-overhead is what
+// the runtime alone costs on the machine, and x-vs-channels the engine's
+// time over that one's.
 func BenchmarkStageOverhead(b *testing.B) {
 	ctx := b.Context()
 	mem := memory.NewGoAllocator()
@@ -79,6 +83,7 @@ func BenchmarkStageOverhead(b *testing.B) {
 		p := pl.p
 		units := float64(len(src.Batches) * len(p.Nodes()))
 		direct := func() (int64, error) { return bench.Direct(ctx, p, src) }
+		channels := func() (int64, error) { return bench.Channels(ctx, p, src), nil }
 		for _, tc := range []struct {
 			name string
 			run  func() (int64, error)
@@ -91,18 +96,29 @@ func BenchmarkStageOverhead(b *testing.B) {
 		} {
 			b.Run(pl.name+"/"+tc.name, func(b *testing.B) {
 				b.ReportAllocs()
-				var base, own time.Duration
-				var diffs []time.Duration
+				var base, own, chans time.Duration
+				var diffs, chanDiffs []time.Duration
 				for b.Loop() {
 					d0 := timed(b, src, direct)
 					d1 := timed(b, src, tc.run)
 					base, own, diffs = base+d0, own+d1, append(diffs, d1-d0)
+					if tc.name == "streaming" {
+						d2 := timed(b, src, channels)
+						chans, chanDiffs = chans+d2, append(chanDiffs, d2-d0)
+					}
 				}
 				n := units * float64(b.N)
 				b.ReportMetric(float64(own.Nanoseconds())/n, "ns/batch-stage")
 				b.ReportMetric(float64((own-base).Nanoseconds())/n, "overhead-ns/batch-stage")
 				slices.Sort(diffs)
 				b.ReportMetric(float64(diffs[len(diffs)/2].Nanoseconds())/units, "median-overhead-ns/batch-stage")
+				if chanDiffs != nil {
+					// The same layout on plain channels (bench.Channels), in
+					// the same iterations: what the runtime alone costs here.
+					slices.Sort(chanDiffs)
+					b.ReportMetric(float64(chanDiffs[len(chanDiffs)/2].Nanoseconds())/units, "channels-median-overhead-ns/batch-stage")
+					b.ReportMetric(float64(own.Nanoseconds())/float64(chans.Nanoseconds()), "x-vs-channels")
+				}
 				b.ReportMetric(0, "ns/op")
 			})
 		}

@@ -218,5 +218,56 @@ func Direct(ctx context.Context, p *flow.Pipeline, src flow.Source) (int64, erro
 	}
 }
 
+// Channels runs the steps of p over src as the streaming engine lays them
+// out, with nothing else: a goroutine reads src, one goroutine per step,
+// linked by buffered channels of capacity Capacity, and the caller's
+// goroutine consumes, with no cancellation, no statistics, no checks and
+// no error handling (an error ends the run early, dropping batches). It is
+// the floor that the Go runtime's channels and scheduler put under any
+// such engine on this machine: the reference that the overhead benchmark
+// reports the streaming engine against. Steps must not fail.
+func Channels(ctx context.Context, p *flow.Pipeline, src flow.Source) int64 {
+	type slot struct {
+		b flow.Batch
+		_ [16]byte // a cache line, like the engine's items
+	}
+	in := make(chan slot, Capacity)
+	go func() {
+		defer close(in)
+		for {
+			b, err := src.Next(ctx)
+			if err != nil {
+				return
+			}
+			in <- slot{b: b}
+		}
+	}()
+	cur := in
+	for _, n := range p.Nodes() {
+		out := make(chan slot, Capacity)
+		go func(s flow.Step, in <-chan slot) {
+			defer close(out)
+			for it := range in {
+				res, err := s.Transform(ctx, it.b)
+				it.b.Release()
+				if err != nil {
+					break
+				}
+				out <- slot{b: res}
+			}
+			for it := range in { // drain, so that the feeder ends
+				it.b.Release()
+			}
+		}(n.Step, cur)
+		cur = out
+	}
+	var rows int64
+	for it := range cur {
+		rows += it.b.Rows()
+		it.b.Release()
+	}
+	return rows
+}
+
 // sink keeps Spin's arithmetic from being optimised away.
 var sink atomic.Uint64
