@@ -38,15 +38,36 @@ type task struct {
 // Start starts an owner: its goroutine locks its OS thread and calls
 // open there. It returns open's error (and the goroutine has ended then).
 func Start(open func() (Device, error)) (*Owner, error) {
+	return start(nil, open)
+}
+
+// errAbandoned is start's error when cancel is closed before open returns.
+var errAbandoned = errors.New("gpu: owner: abandoned while the device opened")
+
+// start is Start whose wait for open ends when cancel is closed (a nil
+// cancel never is). It then returns the owner, marked closing, with
+// errAbandoned: open goes on, the owner's goroutine closes the device that
+// open returns (if any) and ends; its done is closed then. A function
+// that open gave no device to has nothing to close.
+func start(cancel <-chan struct{}, open func() (Device, error)) (*Owner, error) {
 	o := &Owner{done: make(chan struct{})}
 	o.cond = sync.NewCond(&o.mu)
 	opened := make(chan error, 1)
 	go o.loop(open, opened)
-	if err := <-opened; err != nil {
-		<-o.done
-		return nil, err
+	select {
+	case err := <-opened:
+		if err != nil {
+			<-o.done
+			return nil, err
+		}
+		return o, nil
+	case <-cancel:
+		o.mu.Lock()
+		o.closing = true
+		o.cond.Signal()
+		o.mu.Unlock()
+		return o, errAbandoned
 	}
-	return o, nil
 }
 
 // loop is the owner's goroutine. It never unlocks its thread: the Go
