@@ -44,8 +44,9 @@ type Config struct {
 	// the pipeline's output X and of its Y (see metrics.Score). Required.
 	Prediction, Truth string
 	// Trials is the number of trials of the study, those a Repository
-	// already holds included; 0 means no limit (then Timeout, or a finite
-	// Sampler such as Grid, ends the search).
+	// already holds and those that other searches of the study run at
+	// once in this process included; 0 means no limit (then Timeout, or a
+	// finite Sampler such as Grid, ends the search).
 	Trials int
 	// Timeout stops starting trials after this long (those running
 	// finish); 0 means no limit.

@@ -58,6 +58,20 @@
 // configuration is refused (ErrMismatch). The interface is two methods,
 // Save and Trials, so that a SQL database can implement it.
 //
+// Searches of one study on one repository (the same value, or
+// DirRepositories of one directory) that run at once in this process
+// share the study: each step is claimed under the study's lock before it
+// is proposed, so every trial has its own step; a trial that one records
+// joins the others' histories (what their samplers see, and their
+// budget, Config.Trials, which counts the study's trials recorded and
+// running); a sampler that waits for a rung waits for the other searches'
+// trials too. A search returns when it has nothing left to run, without
+// the trials that the others still run. One of another configuration is
+// refused (ErrMismatch). A Repository value that is not comparable (a
+// struct holding a slice, say) is not recognised, nor are searches in
+// other processes: two of them sharing a directory may record trials at
+// one step, so give each its own Study.
+//
 // # Summary
 //
 // Config.Progress gets a progress bar where it is a terminal (a character

@@ -26,7 +26,8 @@ type Result struct {
 	// Its Status is "" where no trial finished.
 	Best Trial
 	// Trials is the study's whole history, by step: the trials found in
-	// the Repository and those this search ran.
+	// the Repository, those this search ran and those that searches of the
+	// study running at once in this process recorded while it ran.
 	Trials []Trial
 	// Ran is the number of trials this call ran (the others were already
 	// in the Repository).
@@ -57,6 +58,12 @@ type Result struct {
 // not recorded (it skips the steps that were). Search returns the result
 // so far with ctx's cause in that case.
 //
+// Searches of one study on one repository that run at once in this
+// process share its steps, trials and budget (see the package
+// documentation): every trial of the study has its own step. A search of
+// the study with another configuration (space, sampler or seed) is
+// refused at once with an error wrapping ErrMismatch.
+//
 // Every goroutine that Search starts has returned when it returns.
 func Search(ctx context.Context, cfg Config, train flow.Source) (Result, error) {
 	c, err := cfg.resolve()
@@ -69,7 +76,12 @@ func Search(ctx context.Context, cfg Config, train flow.Source) (Result, error) 
 	if _, err := copyPipeline(c.Pipeline); err != nil {
 		return Result{}, fmt.Errorf("automl: search %q: %w", c.Study, err)
 	}
-	s := &search{cfg: c}
+	study, leave, err := joinStudy(c.Repository, c.Study, c.search)
+	if err != nil {
+		return Result{}, err
+	}
+	defer leave()
+	s := &search{cfg: c, study: study}
 	res := Result{Study: c.Study, Metric: c.metric, Maximize: c.maximize}
 	loaded, err := c.Repository.Trials(ctx, c.Study)
 	if err != nil {
@@ -140,6 +152,8 @@ type search struct {
 	history []Trial // finished, by step
 	ran     int
 	prog    *progress
+	study   *studyState // shared with the searches of the study that run at once
+	seen    int         // trials of study.done merged into history
 }
 
 func (s *search) progress() *progress {
@@ -180,12 +194,9 @@ func (s *search) run(parent context.Context) error {
 	if c.Progress != nil {
 		s.progress().start(len(s.history))
 	}
+	var changed <-chan struct{} // waiting for another search of the study
 	for {
 		for proposing && !waiting && len(running) < c.Parallel {
-			if c.Trials > 0 && len(s.history)+len(running) >= c.Trials {
-				proposing = false
-				break
-			}
 			select {
 			case <-deadline:
 				proposing, deadline = false, nil
@@ -196,35 +207,51 @@ func (s *search) run(parent context.Context) error {
 				proposing = false
 				break
 			}
-			step := 0
-			for recorded[step] || running[step] {
-				step++
+			step, inStudy, ok := s.study.claim(s, recorded)
+			if !ok {
+				proposing = false
+				break
 			}
-			p, err := s.propose(step, len(running))
+			p, err := s.propose(step, inStudy)
 			switch {
 			case errors.Is(err, ErrExhausted):
+				s.study.drop(step)
 				proposing = false
 				continue
 			case errors.Is(err, ErrWait):
-				if len(running) == 0 {
+				s.study.drop(step)
+				fresh, others, ch := s.study.wait(s, len(running))
+				switch {
+				case fresh: // another search recorded a trial: propose again
+				case len(running) == 0 && !others:
 					fatal = fmt.Errorf("automl: search %q: %v waits at step %d with no trial running", c.Study, c.Sampler, step)
 					proposing = false
+				default:
+					waiting, changed = true, ch
 				}
-				waiting = true
 				continue
 			case err != nil:
+				s.study.drop(step)
 				fatal = fmt.Errorf("automl: search %q: step %d: %w", c.Study, step, err)
 				proposing = false
 				continue
 			}
 			running[step] = true
+			s.study.start(step)
 			go func() { results <- s.trial(ctx, step, p) }()
 		}
 		if fatal != nil {
 			cancel(fatal)
 		}
-		if len(running) == 0 {
+		if !proposing {
+			waiting, changed = false, nil
+		}
+		if len(running) == 0 && changed == nil {
 			break
+		}
+		var stop <-chan struct{}
+		if changed != nil {
+			stop = ctx.Done()
 		}
 		var o outcome
 		select {
@@ -233,20 +260,29 @@ func (s *search) run(parent context.Context) error {
 			proposing = false
 			deadline = nil
 			continue
+		case <-changed: // another search's trial ended
+			waiting, changed = false, nil
+			continue
+		case <-stop:
+			proposing = false
+			continue
 		}
 		delete(running, o.t.Step)
-		waiting = false
+		waiting, changed = false, nil
 		if o.err != nil && ctx.Err() != nil {
+			s.study.release(o.t.Step)
 			continue // stopped, not failed: a resumed search runs it again
 		}
 		// A trial that finished is saved even while the search stops.
 		if err := c.Repository.Save(context.WithoutCancel(ctx), o.t); err != nil {
+			s.study.release(o.t.Step)
 			if fatal == nil {
 				fatal = fmt.Errorf("automl: search %q: record trial %d: %w", c.Study, o.t.Step, err)
 			}
 			proposing = false
 			continue
 		}
+		s.study.record(o.t)
 		recorded[o.t.Step] = true
 		s.history = insertTrial(s.history, o.t)
 		s.ran++

@@ -175,3 +175,7 @@ var ErrHazard = errors.New("gpu: hazard")
 // ErrClosed is returned by an Owner's Do and Submit after Close, and by
 // a device's calls after its Close.
 var ErrClosed = errors.New("gpu: closed")
+
+// ErrReentrant is returned by an Owner's Do and Close called from a
+// function that runs on the owner's goroutine.
+var ErrReentrant = errors.New("gpu: re-entrant call on the owner's goroutine")

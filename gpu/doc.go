@@ -21,7 +21,10 @@
 // for). A panic in one becomes an error. Close runs what is queued,
 // closes the device and ends the goroutine still locked, so that the
 // runtime discards its thread; Do and Submit after Close return
-// ErrClosed. Submit and Do may be called from any goroutine.
+// ErrClosed. Submit and Do may be called from any goroutine; from a
+// function that runs on the owner's goroutine, Submit queues (after that
+// function), and Do and Close, which would wait for the owner and so for
+// themselves, return ErrReentrant at once.
 //
 // # Asynchronous errors
 //

@@ -72,9 +72,10 @@ type Stage struct {
 	nm  *nn.Model
 	opt optState // Adam's moments (flat, as on the device) and steps
 
-	mu    sync.Mutex
-	r     *run  // between Setup and Teardown
-	stats Stats // of the last run, after Teardown
+	mu        sync.Mutex
+	r         *run   // between Setup and Teardown
+	abandoned *Owner // of a Setup cancelled while its device opened, until it ends
+	stats     Stats  // of the last run, after Teardown
 }
 
 // optState is Adam's state on the host, laid out as the device's flat
@@ -241,24 +242,48 @@ func (s *Stage) errorf(op, format string, args ...any) error {
 // uploads the learned state; it makes Slots staging slots (their memory
 // is allocated at the first batch, at the batch's size). On an error,
 // everything it started is released.
+//
+// Setup honours ctx: once ctx is done it returns an error wrapping
+// ctx.Err() and its cause (context.Cause), at once while the device opens
+// (the open function goes on on the owner's goroutine, which closes the
+// device it returns and ends; the next Setup waits for that first), and
+// after the upload of the learned state where that has started (device
+// work, which is waited for); everything it started is then released.
 func (s *Stage) Setup(ctx context.Context) error {
 	if err := cancelled(ctx, "setup"); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	set := s.r != nil
+	abandoned := s.abandoned
 	s.mu.Unlock()
 	if set {
 		return s.errorf("setup", "already set up; tear it down first")
 	}
-	o, err := Start(s.open)
+	if abandoned != nil {
+		select {
+		case <-abandoned.done:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: setup: waiting for the device of a cancelled Setup to open and close: %w", stageName, ctxErr(ctx))
+		}
+		s.mu.Lock()
+		s.abandoned = nil
+		s.mu.Unlock()
+	}
+	o, err := start(ctx.Done(), s.open)
+	if errors.Is(err, errAbandoned) {
+		s.mu.Lock()
+		s.abandoned = o
+		s.mu.Unlock()
+		return fmt.Errorf("%s: setup: waiting for the device to open: %w", stageName, ctxErr(ctx))
+	}
 	if err != nil {
 		return fmt.Errorf("%s: setup: %w", stageName, err)
 	}
 	s.mu.Lock()
 	r := &run{s: s, owner: o, goodSteps: s.opt.steps}
 	s.mu.Unlock()
-	err = o.Do(func(dev Device) error {
+	err = r.do(ctx, true, func(dev Device) error {
 		var err error
 		if r.ref, err = dev.NewEvent(); err != nil {
 			return err
@@ -281,6 +306,9 @@ func (s *Stage) Setup(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err == nil {
+		err = ctxErr(ctx) // cancelled during the upload
+	}
 	if err != nil {
 		_ = r.close()
 		return fmt.Errorf("%s: setup: %w", stageName, err)

@@ -31,23 +31,33 @@ func sourceSchema(src flow.Source) *arrow.Schema {
 	return nil
 }
 
+// What reshuffles reports.
+const (
+	throughShuffler   = "a Shuffler"
+	throughPermute    = "a Permute"
+	throughCurriculum = "a Curriculum, whose order function gives each epoch its own order"
+)
+
 // reshuffles returns what in src returns its rows in a new order on every
-// pass (a Shuffler, a Permute), looking through the stages that keep their
-// source's order from pass to pass, or "" when nothing does. Stages that
-// re-read their source and need the same rows in the same order on every
-// pass (the splits, an Ordered over a source that is not a *Memory) refuse
-// such a source, which would give them rows twice and lose others. A Cache
-// replays its first pass, so it stops the search.
+// pass (a Shuffler, a Permute, a Curriculum), looking through the stages
+// that keep their source's order from pass to pass, or "" when nothing
+// does. Stages that re-read their source and need the same rows in the
+// same order on every pass (the splits, an Ordered over a source that is
+// not a *Memory) refuse such a source, which would give them rows twice
+// and lose others. A Curriculum is refused whatever its order function
+// (which may keep state, and is called only as passes start): one that
+// gives every epoch the same order is the exception, and NewCache of it
+// serves. A Cache replays its first pass, so it stops the search.
 func reshuffles(src flow.Source) string {
 	for {
 		switch s := src.(type) {
 		case *Shuffler:
-			return "a Shuffler"
+			return throughShuffler
 		case *Ordered:
 			if s.op == "permute" {
-				return "a Permute"
+				return throughPermute
 			}
-			return ""
+			return throughCurriculum
 		case *Rebatcher:
 			src = s.src
 		case *Repeater:
@@ -63,4 +73,14 @@ func reshuffles(src flow.Source) string {
 			return ""
 		}
 	}
+}
+
+// splitFirst says what to do instead of splitting (or re-reading window
+// by window) a source whose order changes from pass to pass through what
+// (reshuffles' answer).
+func splitFirst(what string) string {
+	if what == throughCurriculum {
+		return "split first, then order each side (a Curriculum over each side, its order for that side's rows), or cache one pass of it (NewCache)"
+	}
+	return "split first and shuffle each side, or cache the shuffled stream (NewCache)"
 }

@@ -45,12 +45,12 @@ const DefaultWindowRows = 1 << 16
 //     Ordered is done with it.
 //   - any other source, which must implement flow.Rewinder, be at its
 //     start and return the same rows in the same order on every pass (a
-//     Shuffler or a Permute, also under a Rebatcher or Repeat, is refused:
-//     cache it with NewCache): the first pass reads it once to count its
-//     rows; then each pass gathers its output window by window
-//     (WithWindowRows): one partial pass over the source per window
-//     (rewinding it first), keeping only the rows of that window, so at
-//     most window rows plus one input batch are held.
+//     Shuffler, a Permute or a Curriculum, also under a Rebatcher or
+//     Repeat, is refused: cache it with NewCache): the first pass reads
+//     it once to count its rows; then each pass gathers its output window
+//     by window (WithWindowRows): one partial pass over the source per
+//     window (rewinding it first), keeping only the rows of that window,
+//     so at most window rows plus one input batch are held.
 //     A pass therefore reads the source about len(order)/window times: pick
 //     the window as large as memory allows.
 //
@@ -132,7 +132,7 @@ func newOrdered(op string, src flow.Source, batchRows int, order func(*sourceCon
 		return o, nil
 	}
 	if what := reshuffles(src); what != "" {
-		return nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); %s re-reads its source window by window and needs the same order on every pass: cache the shuffled stream (NewCache), or give it a *Memory",
+		return nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); %s re-reads its source window by window and needs the same order on every pass: cache one pass of it (NewCache), or give it a *Memory",
 			op, src, what, op)
 	}
 	if !replayable(src) {

@@ -68,7 +68,9 @@
 // and the splits need a replayable source and say so at construction. The
 // splits, and Permute or Curriculum over a source that is not a *Memory,
 // re-read it and need the same rows in the same order on every pass: they
-// refuse a Shuffler or a Permute (split first, or cache it with NewCache).
+// refuse a Shuffler, a Permute or a Curriculum, whose order changes from
+// epoch to epoch (split first and then shuffle or order each side, or
+// cache one pass with NewCache).
 //
 // # Writing steps
 //

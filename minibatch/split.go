@@ -49,8 +49,9 @@ type Fold struct {
 //
 // src must implement flow.Rewinder and must return the same rows in the
 // same order on every pass: a Shuffler or a Permute, which draw a new order
-// on every pass, is refused, also under a Rebatcher, Repeat or Epochs (split
-// first and shuffle each side, or cache the shuffled stream with NewCache).
+// on every pass, and a Curriculum, whose order is given per epoch, are
+// refused, also under a Rebatcher, Repeat or Epochs (split first and
+// shuffle or order each side, or cache one pass with NewCache).
 // Both sides must have at least one row.
 func Holdout(ctx context.Context, src flow.Source, validation float64, opts ...Option) (train, val *SplitSource, err error) {
 	const op = "holdout"
@@ -242,8 +243,8 @@ func planSplit(ctx context.Context, op string, src flow.Source, cfg *sourceConfi
 		return nil, nil, fmt.Errorf("minibatch: %s: source %T reports that it is not replayable; a split re-reads its source: %w", op, src, ErrNotReplayable)
 	}
 	if what := reshuffles(src); what != "" {
-		return nil, nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); a split re-reads its source and needs the same order, or its sides would share rows and lose others: split first and shuffle each side, or cache the shuffled stream (NewCache)",
-			op, src, what)
+		return nil, nil, fmt.Errorf("minibatch: %s: source %T returns its rows in a new order on every pass (through %s); a split re-reads its source and needs the same order, or its sides would share rows and lose others: %s",
+			op, src, what, splitFirst(what))
 	}
 	if err := rw.Rewind(); err != nil {
 		return nil, nil, fmt.Errorf("minibatch: %s: rewind source before planning: %w", op, err)
