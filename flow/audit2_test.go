@@ -97,8 +97,9 @@ func TestAuditCompositeFitEpochs(t *testing.T) {
 // At every cut and epoch end, the steps hold exactly what the batches read
 // before it taught them, where the replicas sit inside a feature union's
 // branch, in a replicated sub-pipeline that holds a union, or in a
-// metastep that wraps a union wrapping a pipeline with replicas and an
-// out-of-order barrier: every replica merged, none counted twice, in both
+// replicated metastep that wraps a union wrapping a pipeline with an
+// out-of-order barrier (replicas below the metastep are refused, see
+// Replicas): every replica merged, none counted twice, in both
 // engines; the final state counts every batch once.
 func TestAuditCutsWithReplicasInUnions(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -122,7 +123,7 @@ func TestAuditCutsWithReplicasInUnions(t *testing.T) {
 			return pipeline(t, []flow.Node{flow.Named("sub", sub, flow.Replicas(3)), flow.Named("tail", passThrough{})})
 		},
 		"metastep": func(m *mean) *flow.Pipeline {
-			inner := pipeline(t, []flow.Node{flow.Named("m", m, flow.Replicas(2), flow.Barrier(barrier.OutOfOrder))})
+			inner := pipeline(t, []flow.Node{flow.Named("m", m, flow.Barrier(barrier.OutOfOrder))})
 			u, err := flow.NewUnion(flow.Named("in", inner), flow.Named("id", passThrough{}))
 			if err != nil {
 				t.Fatal(err)
@@ -613,24 +614,29 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 	rng := rand.New(rand.NewPCG(seed, 7))
 	oneLearner := seed%2 == 1
 	learners := 0
-	var node func(name string, depth int, top, inUnion bool) (flow.Node, bool)
-	nodes := func(depth int, top bool) ([]flow.Node, bool) {
+	// below is true under a step that runs its children itself (a
+	// metastep, a replicated sub-pipeline), where NewPipeline refuses
+	// Replicas; the same rng calls are made either way.
+	var node func(name string, depth int, top, inUnion, below bool) (flow.Node, bool)
+	nodes := func(depth int, top, below bool) ([]flow.Node, bool) {
 		var out []flow.Node
 		learns := false
 		for i := range 1 + rng.IntN(3) {
-			n, l := node(fmt.Sprint("s", i), depth, top, false)
+			n, l := node(fmt.Sprint("s", i), depth, top, false, below)
 			out, learns = append(out, n), learns || l
 		}
 		return out, learns
 	}
-	node = func(name string, depth int, top, inUnion bool) (flow.Node, bool) {
+	node = func(name string, depth int, top, inUnion, below bool) (flow.Node, bool) {
 		var opts []flow.Option
 		if rng.IntN(4) == 0 {
 			opts = append(opts, flow.FitEpochs(rng.IntN(3)))
 		}
 		replicas := func(learns bool) {
 			if rng.IntN(2) == 0 && (oneLearner || !learns) {
-				opts = append(opts, flow.Replicas(1+rng.IntN(3)))
+				if n := 1 + rng.IntN(3); !below {
+					opts = append(opts, flow.Replicas(n))
+				}
 			}
 		}
 		if !inUnion {
@@ -662,9 +668,11 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 			return flow.Named(name, &col0Mean{mem: mem}, opts...), true
 		case 2:
 			rep := rng.IntN(3) == 0
-			children, learns := nodes(depth+1, top && !rep)
+			children, learns := nodes(depth+1, top && !rep, below || rep)
 			if rep && (oneLearner || !learns) {
-				opts = append(opts, flow.Replicas(2+rng.IntN(2)))
+				if n := 2 + rng.IntN(2); !below {
+					opts = append(opts, flow.Replicas(n))
+				}
 			}
 			p, err := flow.NewPipeline(children)
 			if err != nil {
@@ -673,14 +681,14 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 			return flow.Named(name, p, opts...), learns
 		}
 		if k == 4 {
-			child, learns := node("c", depth+1, false, true) // no barrier: the wrapper runs it batch by batch
+			child, learns := node("c", depth+1, false, true, true) // no barrier, no replicas: the wrapper runs it batch by batch
 			replicas(learns)
 			return flow.Named(name, &wrap{child: child}, opts...), learns
 		}
 		var branches []flow.Node
 		learns := false
 		for i := range 2 + rng.IntN(2) {
-			b, l := node(fmt.Sprint("b", i), depth+1, false, true)
+			b, l := node(fmt.Sprint("b", i), depth+1, false, true, below)
 			branches, learns = append(branches, b), learns || l
 		}
 		u, err := flow.NewUnion(branches...)
@@ -689,7 +697,7 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 		}
 		return flow.Named(name, u, opts...), learns
 	}
-	children, _ := nodes(0, true)
+	children, _ := nodes(0, true, false)
 	p, err := flow.NewPipeline(children)
 	if err != nil {
 		t.Fatal(err)
