@@ -64,6 +64,15 @@ func Replicas(n int) Option {
 // QueueCapacity sets the capacity of the bounded queue in front of the stage,
 // in batches. 0 makes a rendezvous (the producer waits for the stage). The
 // default is DefaultQueueCapacity.
+//
+// Given to Named it sets that node's queue only. On a sub-pipeline's node
+// that is the queue in front of the sub-pipeline's first step, whatever
+// that step sets; the sub-pipeline's other steps keep their own capacity,
+// else the sub-pipeline's default, else that of the pipelines around it,
+// as if the node set none. (On a replicated sub-pipeline, one stage, it
+// is that stage's queue.) Given to NewPipeline it is the default of every
+// stage of the pipeline, nested pipelines included, unless they set their
+// own (see Option).
 func QueueCapacity(n int) Option {
 	return func(c *stageConfig) {
 		if n < 0 {

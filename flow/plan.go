@@ -127,8 +127,11 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 			}
 			break // one stage that runs the whole sub-pipeline
 		}
+		// The node's QueueCapacity is the queue in front of the
+		// sub-pipeline, its first stage's (set below); its other stages
+		// inherit the defaults of the pipelines around them, not the node's.
 		first := len(pl.stages)
-		if err := pl.addPipeline(s, path, cfg, st.fitLimit); err != nil {
+		if err := pl.addPipeline(s, path, defaults, st.fitLimit); err != nil {
 			return err
 		}
 		// The node's barrier is its last stage's, unless that stage sets
