@@ -26,14 +26,24 @@ import (
 	"go.uber.org/goleak"
 )
 
+// checkedMem returns a checked allocator for a test that must leave
+// nothing behind: when the test and its subtests end (after the deferred
+// calls, and after the cancellation of a deadline context made later),
+// goleak finds no goroutine left and the allocator holds no byte.
+func checkedMem(t *testing.T) *memory.CheckedAllocator {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { mem.AssertSize(t, 0) })
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	return mem
+}
+
 // FitEpochs on a composite's node (a sub-pipeline, a feature union, a
 // metastep) limits the fit of everything below it, as on a leaf: both
 // engines honour it (FitEpochs' doc), as a pipeline used directly as a
 // step does (Node.Fits).
 func TestAuditCompositeFitEpochs(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := flow.WithAllocator(deadline(t), mem)
 	kinds := []string{"pipeline", "union", "metastep", "replicated-pipeline"}
 	build := func(kind string, limit int) (*flow.Pipeline, *waitFit) {
@@ -102,9 +112,7 @@ func TestAuditCompositeFitEpochs(t *testing.T) {
 // Replicas): every replica merged, none counted twice, in both
 // engines; the final state counts every batch once.
 func TestAuditCutsWithReplicasInUnions(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	shapes := map[string]func(m *mean) *flow.Pipeline{
 		"branch": func(m *mean) *flow.Pipeline {
@@ -170,9 +178,7 @@ func TestAuditCutsWithReplicasInUnions(t *testing.T) {
 // pipeline to run; used directly as a step, a zero Union is an error, not
 // a panic.
 func TestAuditZeroComposites(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	noPanic := func(t *testing.T, what string, fn func() error) error {
 		t.Helper()
@@ -252,9 +258,7 @@ func (s *seen) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
 // whole stream, in both engines, as a pipeline used directly finds (its Fit
 // refuses: a Joiner takes a Runner).
 func TestAuditJoinerOnSubPipelineNode(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, inner := range []barrier.Kind{barrier.InOrder, barrier.OutOfOrder} {
 		for _, r := range runners(mem) {
@@ -281,9 +285,7 @@ func TestAuditJoinerOnSubPipelineNode(t *testing.T) {
 // cause when ctx is done ("the streaming engine stops waiting as soon as
 // ctx is done"), and the run's error once the step has returned.
 func TestAuditNextWaitAfterCancel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
 	cause := errors.New("audit: shutting down")
 	runCtx, cancel := context.WithCancelCause(deadline(t))
@@ -322,9 +324,7 @@ func TestAuditNextWaitAfterCancel(t *testing.T) {
 // the step after the union sees a batch; the fit-transform's output is
 // what the fully fitted steps make of it, in both engines.
 func TestAuditJoinerAfterUnion(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, spilled := range []bool{false, true} {
 		for _, r := range runners(mem) {
@@ -373,9 +373,7 @@ func TestAuditJoinerAfterUnion(t *testing.T) {
 // OnEpoch hook, as the sequential engine does; and so does a step with
 // FitEpochs inside a replicated sub-pipeline.
 func TestAuditReplicasPastFitEpochs(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	shapes := map[string]func(m *mean) flow.Node{
 		"stage": func(m *mean) flow.Node { return flow.Named("m", m, flow.Replicas(3), flow.FitEpochs(1)) },
@@ -438,9 +436,7 @@ func (m *moody) FitsChild(name string) bool { m.call(); return true }
 // start, the streaming engine's replicas, merges and cuts), is the run's
 // error, a *PanicError: the program goes on, nothing leaks, in both engines.
 func TestAuditPanicInTreeMethods(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	build := func() (*flow.Pipeline, *moody) {
 		m := &moody{choose: choose{branches: []flow.Node{flow.Named("a", &mean{mem: mem}), flow.Named("b", &tally{})}, pick: "a"}}
@@ -489,9 +485,7 @@ func TestAuditPanicInTreeMethods(t *testing.T) {
 // at once); closed before the cancellation, or read to its end, it
 // returns nil.
 func TestAuditCloseAfterCallerCancel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	for _, r := range runners(mem) {
 		for _, when := range []string{"cancel, Close", "cancel, Next, Close", "Close, cancel", "end, cancel, Close"} {
 			t.Run(fmt.Sprintf("%v/%s", r.Engine, when), func(t *testing.T) {
@@ -743,6 +737,19 @@ func childError(n flow.Node, op string, in flow.Batch, err error) error {
 	return &flow.StepError{Path: flow.Path{n.Name}, Type: fmt.Sprintf("%T", n.Step), Op: op, Seq: in.Seq, HasSeq: true, Err: err}
 }
 
+// pathsOf returns the paths of the nodes of p whose step is a T, in walk
+// order.
+func pathsOf[T flow.Step](p flow.Step) []flow.Path {
+	var out []flow.Path
+	_ = flow.Walk(p, func(v flow.Visit) error {
+		if _, ok := v.Node.Step.(T); ok {
+			out = append(out, v.Path)
+		}
+		return nil
+	})
+	return out
+}
+
 // learned returns the states of the col0Means of p, in walk order.
 func learned(p flow.Step) []state {
 	var out []state
@@ -764,9 +771,7 @@ func learned(p flow.Step) []state {
 // identical results for deterministic steps"); they count every stage
 // alike, and each run's passes add up to it.
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(150) {
 		var states [][]state
@@ -938,18 +943,10 @@ func (f failAt) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) 
 // MutateNode): both engines fail with the same *StepError, naming the
 // step's path, its operation and the batch, and release everything.
 func TestAuditEnginesFailAlikeOnRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(100) {
-		var stateless []flow.Path
-		_ = flow.Walk(randomTree(t, mem, seed), func(v flow.Visit) error {
-			if _, ok := v.Node.Step.(passThrough); ok {
-				stateless = append(stateless, v.Path)
-			}
-			return nil
-		})
+		stateless := pathsOf[passThrough](randomTree(t, mem, seed))
 		if len(stateless) == 0 {
 			continue
 		}
@@ -991,9 +988,7 @@ func TestAuditEnginesFailAlikeOnRandomTrees(t *testing.T) {
 // stream's Close returns nil and its Next ErrClosed, in both engines, for
 // every kind of run, and nothing leaks.
 func TestAuditCancelAndCloseOnRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	for seed := range uint64(60) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		at := int64(rng.IntN(30))
@@ -1060,9 +1055,7 @@ func (c *col0Mean) Reset() { c.st = state{} }
 // the same way then gives it the copy's states (the copy kept every option
 // and every shape), and resetting the copy forgets only the copy's.
 func TestAuditCopyRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(60) {
 		for _, r := range runners(mem) {
@@ -1120,9 +1113,7 @@ func TestAuditCopyRandomTrees(t *testing.T) {
 // return (Stream's doc), then returns nil with the steps torn down and
 // every batch released, in both engines.
 func TestAuditCloseWaitsForDeafStep(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
@@ -1168,9 +1159,7 @@ func TestAuditCloseWaitsForDeafStep(t *testing.T) {
 // at its first batch with an error that says so, in both engines, for a
 // Fit and a FitTransform through a Joiner, and nothing is left behind.
 func TestAuditSpillDirMissing(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, r := range runners(mem) {
 		for _, k := range []auditKind{kindFit, kindJoiner} {
@@ -1199,18 +1188,10 @@ func TestAuditSpillDirMissing(t *testing.T) {
 // sits (a replicated sub-pipeline, a union's branch, a metastep), and both
 // engines learn the rest alike.
 func TestAuditFreezeInRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(100) {
-		var learners []flow.Path
-		_ = flow.Walk(randomTree(t, mem, seed), func(v flow.Visit) error {
-			if _, ok := v.Node.Step.(*col0Mean); ok {
-				learners = append(learners, v.Path)
-			}
-			return nil
-		})
+		learners := pathsOf[*col0Mean](randomTree(t, mem, seed))
 		if len(learners) == 0 {
 			continue
 		}
@@ -1264,9 +1245,7 @@ func (s shifted) Next(ctx context.Context) (flow.Batch, error) {
 // the step, fitted before, transforms with its state, as in the
 // sequential engine, not with a replica that learned nothing.
 func TestAuditReplicasPastFitEpochsFromTheStart(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
