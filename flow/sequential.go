@@ -84,7 +84,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 	last := r.passes[len(r.passes)-1]
 	for {
 		b, err := r.nextInput()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return Batch{}, r.finish()
 		}
 		if err != nil {
@@ -134,7 +134,7 @@ func (r *seqRun) nextInput() (Batch, error) {
 		}
 		b, err = r.read()
 	}
-	if errors.Is(err, io.EOF) {
+	if atEnd(err) {
 		return Batch{}, r.endInput(false)
 	}
 	if err != nil {
@@ -168,7 +168,7 @@ func (r *seqRun) endInput(early bool) error {
 	t.done = true
 	for early && r.src.spilling() {
 		b, err := r.read()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			break
 		}
 		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
@@ -228,7 +228,7 @@ func (r *seqRun) read() (Batch, error) {
 func (r *seqRun) drain(ps pass) error {
 	for {
 		b, err := r.nextInput()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return nil
 		}
 		if err != nil {

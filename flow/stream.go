@@ -71,7 +71,10 @@ func newStream(base *runBase, next func(context.Context) (Batch, error), closeRu
 var _ Source = (*Stream)(nil)
 
 // Next returns the next output batch, which the caller owns and releases,
-// or io.EOF once the run has finished, or the run's first error. An error
+// or io.EOF once the run has finished, or the run's first error. The end
+// is io.EOF itself: an error that wraps io.EOF (a step's, a hook's, the
+// cause of a cancellation) is the run's error, and All, Each, Collect,
+// Close and Runner.Fit return it like any other. An error
 // that only comes from ctx (the caller's wait) leaves the run going. The
 // sequential engine, which runs the source and the steps inside Next, with
 // the run's context, looks at ctx when Next begins; the streaming engine
@@ -137,7 +140,7 @@ func (s *Stream) All(ctx context.Context) iter.Seq2[Batch, error] {
 			if err != nil {
 				closed = true
 				cerr := s.Close()
-				if !errors.Is(err, io.EOF) {
+				if !atEnd(err) {
 					yield(Batch{}, err)
 				} else if cerr != nil {
 					yield(Batch{}, cerr)
@@ -187,8 +190,14 @@ func Collect(ctx context.Context, s *Stream) ([]Batch, error) {
 	return out, nil
 }
 
+// atEnd reports whether err is the end of a stream: io.EOF itself, as the
+// queues, the engines and the run's source (see replay) return it. An error
+// that wraps io.EOF — a step's, a hook's, the cause of a cancellation — is
+// a failure like any other, not the end.
+func atEnd(err error) bool { return err == io.EOF }
+
 // quiet reports whether err is only the sign of a run that was closed
 // early or that ended normally.
 func quiet(err error) bool {
-	return err == nil || errors.Is(err, ErrClosed) || errors.Is(err, io.EOF)
+	return err == nil || errors.Is(err, ErrClosed) || atEnd(err)
 }

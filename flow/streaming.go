@@ -109,7 +109,7 @@ func (sr *streamRun) next(ctx context.Context) (Batch, error) {
 	case err == nil:
 		release(sr.sem)
 		return it.b, nil
-	case errors.Is(err, io.EOF):
+	case atEnd(err):
 		return sr.ended(ctx)
 	}
 	return Batch{}, err // the caller's ctx; the run goes on
@@ -480,7 +480,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			b.Release()
 			return context.Cause(ctx)
 		}
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			in.Close()
 			return nil
 		}
@@ -567,7 +567,7 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 			pr.run.rec.src.out(b)
 		}
 		b.Release()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return nil
 		}
 		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
@@ -584,7 +584,7 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 func (pr *passRun) sink(ctx context.Context, q *queue.Queue[item]) error {
 	for {
 		it, err := q.Get(ctx)
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return nil
 		}
 		if err != nil {
@@ -674,7 +674,7 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 				}
 			}
 			if err != nil {
-				if errors.Is(err, io.EOF) {
+				if atEnd(err) {
 					return nil
 				}
 				return err
@@ -741,7 +741,7 @@ func (pr *passRun) reorder(ctx context.Context, in, out *queue.Queue[item]) erro
 	defer rb.Drain(releaseItem)
 	for {
 		it, err := in.Get(ctx)
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			if rb.Len() > 0 {
 				return fmt.Errorf("penstock: internal: input ended with %d batches waiting for position %d", rb.Len(), rb.Next())
 			}
@@ -792,7 +792,7 @@ func (pr *passRun) distribute(ctx context.Context, st *stage, in *queue.Queue[it
 	t0 := time.Now()
 	for {
 		it, err := in.Get(ctx)
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			for _, q := range ins {
 				q.Close()
 			}
@@ -828,14 +828,14 @@ func (pr *passRun) zip(ctx context.Context, st *stage, o op, outs []*queue.Queue
 				for _, p := range parts[:i] {
 					p.Release()
 				}
-				if !errors.Is(err, io.EOF) {
+				if !atEnd(err) {
 					return err
 				}
 				if i > 0 {
 					return fmt.Errorf("penstock: internal: union %q: branch %q ended before branch %q", st.path, st.names[i].Name, st.names[0].Name)
 				}
 				for j, q := range outs[1:] {
-					if it, err := q.Get(ctx); !errors.Is(err, io.EOF) {
+					if it, err := q.Get(ctx); !atEnd(err) {
 						it.b.Release()
 						return fmt.Errorf("penstock: internal: union %q: branch %q goes on after branch %q ended (%v)", st.path, st.names[j+1].Name, st.names[0].Name, err)
 					}
