@@ -96,7 +96,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 		}
 		if r.closed.Load() {
 			out.Release()
-			return Batch{}, r.fail(ErrClosed)
+			return Batch{}, r.fail(r.errClosed)
 		}
 		if emitted {
 			return out, nil
@@ -200,7 +200,7 @@ func (r *seqRun) read() (Batch, error) {
 	// at inSource, so either it sees us in the source or we see it here.
 	if r.closed.Load() {
 		r.inSource.Store(false)
-		return Batch{}, ErrClosed
+		return Batch{}, r.errClosed
 	}
 	t := now()
 	b, err := r.src.Next(r.ctx)
@@ -208,7 +208,7 @@ func (r *seqRun) read() (Batch, error) {
 	r.inSource.Store(false)
 	if r.closed.Load() {
 		b.Release()
-		return Batch{}, ErrClosed
+		return Batch{}, r.errClosed
 	}
 	r.rec.src.busy.Add(r.clock - t)
 	if r.ctx.Err() != nil {
@@ -335,19 +335,19 @@ func (r *seqRun) end() {
 		r.err = err
 	}
 	r.letGo()
-	r.cancel(ErrClosed)
+	r.cancel(r.errClosed)
 	r.rec.endPass()
 	r.elapsed.Store(int64(time.Since(r.begin)))
 }
 
 func (r *seqRun) close() error {
 	r.closed.Store(true)
-	r.cancel(ErrClosed)
+	r.cancel(r.errClosed)
 	// A run whose ctx the caller cancelled before Close has failed with
 	// the cause, whether or not a Next has seen it yet, as in the
 	// streaming engine, whose goroutines see it at once.
 	cancelled := context.Cause(r.ctx)
-	if errors.Is(cancelled, ErrClosed) {
+	if errors.Is(cancelled, r.errClosed) {
 		cancelled = nil
 	}
 	if r.inSource.Load() {
@@ -367,9 +367,9 @@ func (r *seqRun) close() error {
 	if early && err == nil {
 		// A Next that was waiting for mu sees the stream closed, not
 		// its end (io.EOF): the run did not reach it.
-		r.err = ErrClosed
+		r.err = r.errClosed
 	}
-	if quiet(err) {
+	if r.quiet(err) {
 		return nil
 	}
 	return err

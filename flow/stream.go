@@ -98,8 +98,10 @@ func (s *Stream) Next(ctx context.Context) (Batch, error) {
 // run failed on its own (a failure the caller has already seen from Next
 // included) or was cancelled through the ctx it was started with (an error
 // wrapping the cause, in both engines), or a teardown error; closing a
-// stream early is not an error. Close is idempotent; concurrent calls wait
-// for the first.
+// stream early is not an error. Only this stream's own Close is quiet: a
+// step's error or a cause that wraps ErrClosed from another stream (a step
+// that reads a run of its own) is the run's error. Close is idempotent;
+// concurrent calls wait for the first.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
 	s.cleanup.Stop()
@@ -195,9 +197,3 @@ func Collect(ctx context.Context, s *Stream) ([]Batch, error) {
 // that wraps io.EOF — a step's, a hook's, the cause of a cancellation — is
 // a failure like any other, not the end.
 func atEnd(err error) bool { return err == io.EOF }
-
-// quiet reports whether err is only the sign of a run that was closed
-// early or that ended normally.
-func quiet(err error) bool {
-	return err == nil || errors.Is(err, ErrClosed) || atEnd(err)
-}

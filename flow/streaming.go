@@ -80,7 +80,7 @@ func (sr *streamRun) runAll() (err error) {
 		if !abandoned { // else the abandoned feeder lets go when it returns
 			sr.letGo()
 		}
-		if err == nil || (quiet(err) && (terr != nil || serr != nil)) {
+		if err == nil || (sr.quiet(err) && (terr != nil || serr != nil)) {
 			// A run closed early did not fail: its teardown error is
 			// Close's, as in the sequential engine.
 			err = errors.Join(terr, serr)
@@ -139,17 +139,17 @@ func (sr *streamRun) result() error {
 	if sr.closing.Load() {
 		// A Next racing Close: Close may have dropped batches that the
 		// run produced, so this is not the end of the stream.
-		return ErrClosed
+		return sr.errClosed
 	}
 	return io.EOF
 }
 
 func (sr *streamRun) close() error {
 	sr.closing.Store(true)
-	sr.cancel(ErrClosed)
+	sr.cancel(sr.errClosed)
 	<-sr.done
 	sr.out.Drain(releaseItem)
-	if quiet(sr.err) {
+	if sr.quiet(sr.err) {
 		return nil
 	}
 	return sr.err
