@@ -41,12 +41,15 @@ type streamRun struct {
 	out *queue.Queue[item] // what Stream.Next reads; closed by the driver
 	sem chan struct{}      // the last pass's window, released by Next
 
-	done    chan struct{} // closed when the driver has returned
-	err     error         // the run's result; read after done
-	closing atomic.Bool   // Close has been called
-	begin   time.Time
-	elapsed atomic.Int64
-	rec     runStats
+	done chan struct{} // closed when the driver has returned
+	err  error         // the run's result; read after done
+	// reachedEnd is set where the run went through to its end (its
+	// error, if any, is its teardown's); read after done.
+	reachedEnd bool
+	closing    atomic.Bool // Close has been called
+	begin      time.Time
+	elapsed    atomic.Int64
+	rec        runStats
 }
 
 func startStreaming(ctx context.Context, base *runBase) *Stream {
@@ -67,7 +70,10 @@ func (sr *streamRun) drive() {
 	sr.rec.endPass()
 	sr.elapsed.Store(int64(time.Since(sr.begin)))
 	sr.out.Close()
-	if sr.err != nil {
+	if sr.err != nil && !sr.reachedEnd {
+		// A failed run stops its readers at once. One that went through
+		// to its end and failed only in its teardown keeps its output:
+		// Next hands out what is queued, then the teardown error.
 		sr.cancel(sr.err)
 	}
 }
@@ -79,6 +85,9 @@ func (sr *streamRun) runAll() (err error) {
 		serr := sr.closeSource()
 		if !abandoned { // else the abandoned feeder lets go when it returns
 			sr.letGo()
+		}
+		if err == nil {
+			sr.reachedEnd = true
 		}
 		if err == nil || (sr.quiet(err) && (terr != nil || serr != nil)) {
 			// A run closed early did not fail: its teardown error is
