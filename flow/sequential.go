@@ -28,6 +28,9 @@ type seqRun struct {
 	input    *epochTracker
 	finished bool
 	err      error // first error, sticky
+	// afterClose is the teardown (or spill) error of a run that its Close
+	// ended early: Close's error, while Next reports the close.
+	afterClose error
 
 	inSource atomic.Bool // next is inside the source's Next
 	clock    int64       // now() at the end of the last read, for the steps' timing
@@ -328,11 +331,12 @@ func (r *seqRun) end() {
 		return
 	}
 	r.finished = true
-	if err := r.endSteps(r.ctx); err != nil && r.err == nil {
-		r.err = err
-	}
-	if err := r.closeSource(); err != nil && r.err == nil {
-		r.err = err
+	after := errors.Join(r.endSteps(r.ctx), r.closeSource())
+	switch {
+	case r.err == nil:
+		r.err = after
+	case r.quiet(r.err):
+		r.afterClose = after
 	}
 	r.letGo()
 	r.cancel(r.errClosed)
@@ -358,21 +362,20 @@ func (r *seqRun) close() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	early := !r.finished
-	if early && r.err == nil && cancelled != nil {
-		r.err = cancelled
+	if !r.finished && r.err == nil {
+		// A Next that was waiting for mu sees the stream closed (or the
+		// caller's cause), not its end (io.EOF) nor a teardown error: the
+		// run did not reach it.
+		r.err = r.errClosed
+		if cancelled != nil {
+			r.err = cancelled
+		}
 	}
 	r.end()
-	err := r.err
-	if early && err == nil {
-		// A Next that was waiting for mu sees the stream closed, not
-		// its end (io.EOF): the run did not reach it.
-		r.err = r.errClosed
+	if r.quiet(r.err) {
+		return r.afterClose
 	}
-	if r.quiet(err) {
-		return nil
-	}
-	return err
+	return r.err
 }
 
 // stats reports Replicas 1 for every stage: this engine runs each in one

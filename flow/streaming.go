@@ -43,9 +43,11 @@ type streamRun struct {
 
 	done chan struct{} // closed when the driver has returned
 	err  error         // the run's result; read after done
-	// reachedEnd is set where the run went through to its end (its
-	// error, if any, is its teardown's); read after done.
-	reachedEnd bool
+	// afterClose is the teardown (or spill) error of a run that its Close
+	// ended early: Close's error, while Next reports the close. Read
+	// after done.
+	afterClose error
+	reachedEnd bool        // the run went through to its end; read after done
 	closing    atomic.Bool // Close has been called
 	begin      time.Time
 	elapsed    atomic.Int64
@@ -86,13 +88,15 @@ func (sr *streamRun) runAll() (err error) {
 		if !abandoned { // else the abandoned feeder lets go when it returns
 			sr.letGo()
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			sr.reachedEnd = true
-		}
-		if err == nil || (sr.quiet(err) && (terr != nil || serr != nil)) {
-			// A run closed early did not fail: its teardown error is
-			// Close's, as in the sequential engine.
 			err = errors.Join(terr, serr)
+		case sr.quiet(err):
+			// A run closed early did not fail: its teardown error is
+			// Close's, as in the sequential engine; Next reports the
+			// close.
+			sr.afterClose = errors.Join(terr, serr)
 		}
 	}()
 	for i, ps := range sr.passes {
@@ -142,13 +146,14 @@ func (sr *streamRun) ended(ctx context.Context) (Batch, error) {
 }
 
 func (sr *streamRun) result() error {
+	if sr.closing.Load() && (sr.err == nil || sr.reachedEnd) {
+		// A Next racing Close: Close may have dropped batches that the
+		// run produced, so this is not the end of the stream, nor is a
+		// teardown error at its end Next's (it is Close's).
+		return sr.errClosed
+	}
 	if sr.err != nil {
 		return sr.err
-	}
-	if sr.closing.Load() {
-		// A Next racing Close: Close may have dropped batches that the
-		// run produced, so this is not the end of the stream.
-		return sr.errClosed
 	}
 	return io.EOF
 }
@@ -159,7 +164,7 @@ func (sr *streamRun) close() error {
 	<-sr.done
 	sr.out.Drain(releaseItem)
 	if sr.quiet(sr.err) {
-		return nil
+		return sr.afterClose
 	}
 	return sr.err
 }
