@@ -85,3 +85,34 @@ func TestErrorWrappingEOFIsNotTheEnd(t *testing.T) {
 		})
 	}
 }
+
+// A Stream is a Source: a run that reads another run's stream fails when
+// that run fails with an error that wraps io.EOF, instead of taking it for
+// the end of its source. Both engines, inside and out.
+func TestSourceErrorWrappingEOFIsNotTheEnd(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t)
+	for _, inner := range runners(mem) {
+		for _, outer := range runners(mem) {
+			t.Run(fmt.Sprintf("%v/%v", inner.Engine, outer.Engine), func(t *testing.T) {
+				in, err := inner.Transform(ctx, pipeline(t, []flow.Node{flow.Named("bad", eofAt{at: 2})}), &gen{mem: mem, n: 6, rows: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer in.Close()
+				s, err := outer.Transform(ctx, pipeline(t, []flow.Node{flow.Named("m", &mean{mem: mem})}), in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bs, err := flow.Collect(ctx, s)
+				for _, b := range bs {
+					b.Release()
+				}
+				var se *flow.StepError
+				if !errors.As(err, &se) || se.Path.String() != "bad" || !errors.Is(err, errShortFile) {
+					t.Errorf("got %d batches and %v; want the inner run's StepError", len(bs), err)
+				}
+			})
+		}
+	}
+}

@@ -53,7 +53,7 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 	b, err := r.read(ctx)
 	if err != nil {
 		b.Release() // a source may return a batch with its error
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return Batch{}, io.EOF
 		}
 		if errors.Is(err, ErrCut) {
