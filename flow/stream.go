@@ -128,7 +128,10 @@ func (s *Stream) Stats() Stats { return s.stats() }
 //	}
 //
 // Each batch is the loop body's, to release. The loop yields an error at
-// most once, as its last element; an early break is not an error.
+// most once, as its last element; an early break is not an error. After a
+// break (or a return) the loop can yield nothing more, so Close's own
+// error, a failed teardown, is not seen there: Close, called again,
+// returns it.
 func (s *Stream) All(ctx context.Context) iter.Seq2[Batch, error] {
 	return func(yield func(Batch, error) bool) {
 		closed := false

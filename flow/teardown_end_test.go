@@ -72,3 +72,27 @@ func TestTeardownErrorComesAfterTheOutput(t *testing.T) {
 		}
 	})
 }
+
+// A loop over All that breaks early has closed the stream; a failed
+// teardown, which the loop cannot yield, is what Close returns when called
+// again (All's doc). Both engines and paths.
+func TestAllBreakLeavesTheTeardownErrorToClose(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t)
+	forEachStreamRun(t, mem, func(t *testing.T, r flow.Runner, k auditKind) {
+		s := startFailingTeardown(ctx, t, r, k, 4)
+		for b, err := range s.All(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+			break
+		}
+		if _, err := s.Next(ctx); !errors.Is(err, flow.ErrClosed) {
+			t.Errorf("Next after the loop: got %v; want ErrClosed (the loop closed the stream)", err)
+		}
+		if err := s.Close(); !errors.Is(err, errTD) {
+			t.Errorf("Close after the loop: got %v; want the teardown error", err)
+		}
+	})
+}
