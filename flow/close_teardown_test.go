@@ -56,3 +56,50 @@ func TestCloseAtAnyMomentKeepsTheTeardownError(t *testing.T) {
 		}
 	})
 }
+
+// Close while Next is blocked in a source read that ignores ctx: the run
+// ends there (Close does not wait for the read), so its Stats are its
+// totals from then on — they do not change when the abandoned read
+// returns later. Both engines.
+func TestStatsAreFinalOnceCloseReturns(t *testing.T) {
+	mem := checkedMem(t)
+	ctx := deadline(t)
+	for _, r := range runners(mem) {
+		t.Run(r.Engine.String(), func(t *testing.T) {
+			inRead, unblock := make(chan struct{}), make(chan struct{})
+			src := &gen{mem: mem, n: -1, rows: 2, mode: ctxIgnoreMode, before: func(i int64) {
+				if i == 2 {
+					close(inRead)
+					<-unblock // a read that ignores ctx
+				}
+			}}
+			s, err := r.Transform(ctx, pipeline(t, []flow.Node{flow.Named("p", passThrough{})}), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nextDone := make(chan struct{})
+			go func() {
+				defer close(nextDone)
+				for {
+					b, err := s.Next(ctx)
+					if err != nil {
+						return
+					}
+					b.Release()
+				}
+			}()
+			<-inRead
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			before := s.Stats()
+			time.Sleep(5 * time.Millisecond)
+			close(unblock)
+			<-s.Done()
+			<-nextDone
+			if after := s.Stats(); after.Elapsed != before.Elapsed || after.String() != before.String() {
+				t.Errorf("Stats changed after Close returned:\n%v\nthen\n%v", before, after)
+			}
+		})
+	}
+}

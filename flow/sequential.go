@@ -341,7 +341,14 @@ func (r *seqRun) end() {
 	r.letGo()
 	r.cancel(r.errClosed)
 	r.rec.endPass()
-	r.elapsed.Store(int64(time.Since(r.begin)))
+	r.stopClock()
+}
+
+// stopClock fixes the run's elapsed time, once: where Close has ended the
+// run while Next waits in a read that ignores ctx, the run's totals are
+// those at Close, not at the read's return.
+func (r *seqRun) stopClock() {
+	r.elapsed.CompareAndSwap(0, max(int64(time.Since(r.begin)), 1))
 }
 
 func (r *seqRun) close() error {
@@ -357,7 +364,7 @@ func (r *seqRun) close() error {
 	if r.inSource.Load() {
 		// Next is blocked in the source and runs no step: tear down now.
 		r.rec.endPass()
-		r.elapsed.Store(int64(time.Since(r.begin)))
+		r.stopClock()
 		return errors.Join(cancelled, r.endSteps(r.ctx), r.closeSource())
 	}
 	r.mu.Lock()
