@@ -26,14 +26,24 @@ import (
 	"go.uber.org/goleak"
 )
 
+// checkedMem returns a checked allocator for a test that must leave
+// nothing behind: when the test and its subtests end (after the deferred
+// calls, and after the cancellation of a deadline context made later),
+// goleak finds no goroutine left and the allocator holds no byte.
+func checkedMem(t *testing.T) *memory.CheckedAllocator {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { mem.AssertSize(t, 0) })
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	return mem
+}
+
 // FitEpochs on a composite's node (a sub-pipeline, a feature union, a
 // metastep) limits the fit of everything below it, as on a leaf: both
 // engines honour it (FitEpochs' doc), as a pipeline used directly as a
 // step does (Node.Fits).
 func TestAuditCompositeFitEpochs(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := flow.WithAllocator(deadline(t), mem)
 	kinds := []string{"pipeline", "union", "metastep", "replicated-pipeline"}
 	build := func(kind string, limit int) (*flow.Pipeline, *waitFit) {
@@ -97,13 +107,12 @@ func TestAuditCompositeFitEpochs(t *testing.T) {
 // At every cut and epoch end, the steps hold exactly what the batches read
 // before it taught them, where the replicas sit inside a feature union's
 // branch, in a replicated sub-pipeline that holds a union, or in a
-// metastep that wraps a union wrapping a pipeline with replicas and an
-// out-of-order barrier: every replica merged, none counted twice, in both
+// replicated metastep that wraps a union wrapping a pipeline with an
+// out-of-order barrier (replicas below the metastep are refused, see
+// Replicas): every replica merged, none counted twice, in both
 // engines; the final state counts every batch once.
 func TestAuditCutsWithReplicasInUnions(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	shapes := map[string]func(m *mean) *flow.Pipeline{
 		"branch": func(m *mean) *flow.Pipeline {
@@ -122,7 +131,7 @@ func TestAuditCutsWithReplicasInUnions(t *testing.T) {
 			return pipeline(t, []flow.Node{flow.Named("sub", sub, flow.Replicas(3)), flow.Named("tail", passThrough{})})
 		},
 		"metastep": func(m *mean) *flow.Pipeline {
-			inner := pipeline(t, []flow.Node{flow.Named("m", m, flow.Replicas(2), flow.Barrier(barrier.OutOfOrder))})
+			inner := pipeline(t, []flow.Node{flow.Named("m", m, flow.Barrier(barrier.OutOfOrder))})
 			u, err := flow.NewUnion(flow.Named("in", inner), flow.Named("id", passThrough{}))
 			if err != nil {
 				t.Fatal(err)
@@ -169,9 +178,7 @@ func TestAuditCutsWithReplicasInUnions(t *testing.T) {
 // pipeline to run; used directly as a step, a zero Union is an error, not
 // a panic.
 func TestAuditZeroComposites(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	noPanic := func(t *testing.T, what string, fn func() error) error {
 		t.Helper()
@@ -251,9 +258,7 @@ func (s *seen) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) {
 // whole stream, in both engines, as a pipeline used directly finds (its Fit
 // refuses: a Joiner takes a Runner).
 func TestAuditJoinerOnSubPipelineNode(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, inner := range []barrier.Kind{barrier.InOrder, barrier.OutOfOrder} {
 		for _, r := range runners(mem) {
@@ -280,9 +285,7 @@ func TestAuditJoinerOnSubPipelineNode(t *testing.T) {
 // cause when ctx is done ("the streaming engine stops waiting as soon as
 // ctx is done"), and the run's error once the step has returned.
 func TestAuditNextWaitAfterCancel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	r := flow.Runner{Engine: flow.Streaming, Allocator: mem}
 	cause := errors.New("audit: shutting down")
 	runCtx, cancel := context.WithCancelCause(deadline(t))
@@ -321,9 +324,7 @@ func TestAuditNextWaitAfterCancel(t *testing.T) {
 // the step after the union sees a batch; the fit-transform's output is
 // what the fully fitted steps make of it, in both engines.
 func TestAuditJoinerAfterUnion(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, spilled := range []bool{false, true} {
 		for _, r := range runners(mem) {
@@ -372,9 +373,7 @@ func TestAuditJoinerAfterUnion(t *testing.T) {
 // OnEpoch hook, as the sequential engine does; and so does a step with
 // FitEpochs inside a replicated sub-pipeline.
 func TestAuditReplicasPastFitEpochs(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	shapes := map[string]func(m *mean) flow.Node{
 		"stage": func(m *mean) flow.Node { return flow.Named("m", m, flow.Replicas(3), flow.FitEpochs(1)) },
@@ -437,9 +436,7 @@ func (m *moody) FitsChild(name string) bool { m.call(); return true }
 // start, the streaming engine's replicas, merges and cuts), is the run's
 // error, a *PanicError: the program goes on, nothing leaks, in both engines.
 func TestAuditPanicInTreeMethods(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	build := func() (*flow.Pipeline, *moody) {
 		m := &moody{choose: choose{branches: []flow.Node{flow.Named("a", &mean{mem: mem}), flow.Named("b", &tally{})}, pick: "a"}}
@@ -488,9 +485,7 @@ func TestAuditPanicInTreeMethods(t *testing.T) {
 // at once); closed before the cancellation, or read to its end, it
 // returns nil.
 func TestAuditCloseAfterCallerCancel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	for _, r := range runners(mem) {
 		for _, when := range []string{"cancel, Close", "cancel, Next, Close", "Close, cancel", "end, cancel, Close"} {
 			t.Run(fmt.Sprintf("%v/%s", r.Engine, when), func(t *testing.T) {
@@ -613,24 +608,29 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 	rng := rand.New(rand.NewPCG(seed, 7))
 	oneLearner := seed%2 == 1
 	learners := 0
-	var node func(name string, depth int, top, inUnion bool) (flow.Node, bool)
-	nodes := func(depth int, top bool) ([]flow.Node, bool) {
+	// below is true under a step that runs its children itself (a
+	// metastep, a replicated sub-pipeline), where NewPipeline refuses
+	// Replicas; the same rng calls are made either way.
+	var node func(name string, depth int, top, inUnion, below bool) (flow.Node, bool)
+	nodes := func(depth int, top, below bool) ([]flow.Node, bool) {
 		var out []flow.Node
 		learns := false
 		for i := range 1 + rng.IntN(3) {
-			n, l := node(fmt.Sprint("s", i), depth, top, false)
+			n, l := node(fmt.Sprint("s", i), depth, top, false, below)
 			out, learns = append(out, n), learns || l
 		}
 		return out, learns
 	}
-	node = func(name string, depth int, top, inUnion bool) (flow.Node, bool) {
+	node = func(name string, depth int, top, inUnion, below bool) (flow.Node, bool) {
 		var opts []flow.Option
 		if rng.IntN(4) == 0 {
 			opts = append(opts, flow.FitEpochs(rng.IntN(3)))
 		}
 		replicas := func(learns bool) {
 			if rng.IntN(2) == 0 && (oneLearner || !learns) {
-				opts = append(opts, flow.Replicas(1+rng.IntN(3)))
+				if n := 1 + rng.IntN(3); !below {
+					opts = append(opts, flow.Replicas(n))
+				}
 			}
 		}
 		if !inUnion {
@@ -662,9 +662,11 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 			return flow.Named(name, &col0Mean{mem: mem}, opts...), true
 		case 2:
 			rep := rng.IntN(3) == 0
-			children, learns := nodes(depth+1, top && !rep)
+			children, learns := nodes(depth+1, top && !rep, below || rep)
 			if rep && (oneLearner || !learns) {
-				opts = append(opts, flow.Replicas(2+rng.IntN(2)))
+				if n := 2 + rng.IntN(2); !below {
+					opts = append(opts, flow.Replicas(n))
+				}
 			}
 			p, err := flow.NewPipeline(children)
 			if err != nil {
@@ -673,14 +675,14 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 			return flow.Named(name, p, opts...), learns
 		}
 		if k == 4 {
-			child, learns := node("c", depth+1, false, true) // no barrier: the wrapper runs it batch by batch
+			child, learns := node("c", depth+1, false, true, true) // no barrier, no replicas: the wrapper runs it batch by batch
 			replicas(learns)
 			return flow.Named(name, &wrap{child: child}, opts...), learns
 		}
 		var branches []flow.Node
 		learns := false
 		for i := range 2 + rng.IntN(2) {
-			b, l := node(fmt.Sprint("b", i), depth+1, false, true)
+			b, l := node(fmt.Sprint("b", i), depth+1, false, true, below)
 			branches, learns = append(branches, b), learns || l
 		}
 		u, err := flow.NewUnion(branches...)
@@ -689,7 +691,7 @@ func randomTree(t *testing.T, mem memory.Allocator, seed uint64) *flow.Pipeline 
 		}
 		return flow.Named(name, u, opts...), learns
 	}
-	children, _ := nodes(0, true)
+	children, _ := nodes(0, true, false)
 	p, err := flow.NewPipeline(children)
 	if err != nil {
 		t.Fatal(err)
@@ -735,6 +737,19 @@ func childError(n flow.Node, op string, in flow.Batch, err error) error {
 	return &flow.StepError{Path: flow.Path{n.Name}, Type: fmt.Sprintf("%T", n.Step), Op: op, Seq: in.Seq, HasSeq: true, Err: err}
 }
 
+// pathsOf returns the paths of the nodes of p whose step is a T, in walk
+// order.
+func pathsOf[T flow.Step](p flow.Step) []flow.Path {
+	var out []flow.Path
+	_ = flow.Walk(p, func(v flow.Visit) error {
+		if _, ok := v.Node.Step.(T); ok {
+			out = append(out, v.Path)
+		}
+		return nil
+	})
+	return out
+}
+
 // learned returns the states of the col0Means of p, in walk order.
 func learned(p flow.Step) []state {
 	var out []state
@@ -756,9 +771,7 @@ func learned(p flow.Step) []state {
 // identical results for deterministic steps"); they count every stage
 // alike, and each run's passes add up to it.
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(150) {
 		var states [][]state
@@ -930,18 +943,10 @@ func (f failAt) Transform(_ context.Context, in flow.Batch) (flow.Batch, error) 
 // MutateNode): both engines fail with the same *StepError, naming the
 // step's path, its operation and the batch, and release everything.
 func TestAuditEnginesFailAlikeOnRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(100) {
-		var stateless []flow.Path
-		_ = flow.Walk(randomTree(t, mem, seed), func(v flow.Visit) error {
-			if _, ok := v.Node.Step.(passThrough); ok {
-				stateless = append(stateless, v.Path)
-			}
-			return nil
-		})
+		stateless := pathsOf[passThrough](randomTree(t, mem, seed))
 		if len(stateless) == 0 {
 			continue
 		}
@@ -983,9 +988,7 @@ func TestAuditEnginesFailAlikeOnRandomTrees(t *testing.T) {
 // stream's Close returns nil and its Next ErrClosed, in both engines, for
 // every kind of run, and nothing leaks.
 func TestAuditCancelAndCloseOnRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	for seed := range uint64(60) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		at := int64(rng.IntN(30))
@@ -1052,9 +1055,7 @@ func (c *col0Mean) Reset() { c.st = state{} }
 // the same way then gives it the copy's states (the copy kept every option
 // and every shape), and resetting the copy forgets only the copy's.
 func TestAuditCopyRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(60) {
 		for _, r := range runners(mem) {
@@ -1112,9 +1113,7 @@ func TestAuditCopyRandomTrees(t *testing.T) {
 // return (Stream's doc), then returns nil with the steps torn down and
 // every batch released, in both engines.
 func TestAuditCloseWaitsForDeafStep(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {
@@ -1160,9 +1159,7 @@ func TestAuditCloseWaitsForDeafStep(t *testing.T) {
 // at its first batch with an error that says so, in both engines, for a
 // Fit and a FitTransform through a Joiner, and nothing is left behind.
 func TestAuditSpillDirMissing(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, r := range runners(mem) {
 		for _, k := range []auditKind{kindFit, kindJoiner} {
@@ -1191,18 +1188,10 @@ func TestAuditSpillDirMissing(t *testing.T) {
 // sits (a replicated sub-pipeline, a union's branch, a metastep), and both
 // engines learn the rest alike.
 func TestAuditFreezeInRandomTrees(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for seed := range uint64(100) {
-		var learners []flow.Path
-		_ = flow.Walk(randomTree(t, mem, seed), func(v flow.Visit) error {
-			if _, ok := v.Node.Step.(*col0Mean); ok {
-				learners = append(learners, v.Path)
-			}
-			return nil
-		})
+		learners := pathsOf[*col0Mean](randomTree(t, mem, seed))
 		if len(learners) == 0 {
 			continue
 		}
@@ -1256,9 +1245,7 @@ func (s shifted) Next(ctx context.Context) (flow.Batch, error) {
 // the step, fitted before, transforms with its state, as in the
 // sequential engine, not with a replica that learned nothing.
 func TestAuditReplicasPastFitEpochsFromTheStart(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	defer goleak.VerifyNone(t)
+	mem := checkedMem(t)
 	ctx := deadline(t)
 	for _, r := range runners(mem) {
 		t.Run(r.Engine.String(), func(t *testing.T) {

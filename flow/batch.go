@@ -58,9 +58,10 @@ func (b Batch) Release() {
 }
 
 // Source is a stream of batches read like an io.Reader: Next returns the
-// next batch, which the caller owns and must release, or io.EOF after the
-// last one. Any other error ends the stream. Next honours ctx while it
-// blocks. A Source is read by one goroutine at a time.
+// next batch, which the caller owns and must release, or io.EOF itself
+// after the last one. Any other error, one that wraps io.EOF included (a
+// Stream's failure, say), ends the stream and fails the run. Next honours
+// ctx while it blocks. A Source is read by one goroutine at a time.
 type Source interface {
 	Next(ctx context.Context) (Batch, error)
 }

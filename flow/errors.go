@@ -9,8 +9,26 @@ import (
 	"github.com/sourcegraph/conc/panics"
 )
 
-// ErrClosed is the cause with which Stream.Close cancels a run.
+// ErrClosed is the cause with which Stream.Close cancels a run: the
+// cause is the run's own error, for which errors.Is(cause, ErrClosed)
+// holds (compare with errors.Is, not ==). An error that wraps another
+// stream's ErrClosed is not this run's: a step or a cancellation cause
+// that carries one fails the run (see Stream.Close).
 var ErrClosed = errors.New("penstock: stream closed")
+
+// closedError is the cause with which Close cancels one run, made for each
+// run: it is ErrClosed (errors.Is), and it is that run's own, so that the
+// run can tell its own Close from an error that wraps another stream's
+// ErrClosed (a step that reads a run of its own, a caller's cause), which
+// is a failure. It is not empty, so that two of them are never one
+// pointer.
+type closedError struct{ _ byte }
+
+func newClosedError() error { return &closedError{} }
+
+func (*closedError) Error() string { return ErrClosed.Error() }
+
+func (*closedError) Is(target error) bool { return target == ErrClosed }
 
 // StepError is the error of a step, as returned by the runners: it names the
 // step by its path in the pipeline (printed "outer/inner"), its type, the

@@ -41,6 +41,16 @@ type stageConfig struct {
 // that learns differs from the sequential engine's. Past the stage's
 // FitEpochs, the replicas share the step again, into which what they
 // learned in the epochs that it fitted has been merged.
+//
+// Only a stage can be replicated: a node of a pipeline (nested pipelines
+// are inlined, so their nodes are stages too) or of a feature union's
+// branch. A metastep (any Composite but a Pipeline or a Union) and a
+// replicated sub-pipeline run their children themselves, batch by batch
+// inside their stage, so Replicas above 1 on a node anywhere below one
+// cannot be honoured by either engine: NewPipeline, NewUnion and
+// WithChildren refuse it with an error that names the node's path, and so
+// does the start of a run where the tree has changed since. Replicas on
+// the metastep's own node replicates it, children and all.
 func Replicas(n int) Option {
 	return func(c *stageConfig) {
 		if n < 0 {
@@ -54,6 +64,15 @@ func Replicas(n int) Option {
 // QueueCapacity sets the capacity of the bounded queue in front of the stage,
 // in batches. 0 makes a rendezvous (the producer waits for the stage). The
 // default is DefaultQueueCapacity.
+//
+// Given to Named it sets that node's queue only. On a sub-pipeline's node
+// that is the queue in front of the sub-pipeline's first step, whatever
+// that step sets; the sub-pipeline's other steps keep their own capacity,
+// else the sub-pipeline's default, else that of the pipelines around it,
+// as if the node set none. (On a replicated sub-pipeline, one stage, it
+// is that stage's queue.) Given to NewPipeline it is the default of every
+// stage of the pipeline, nested pipelines included, unless they set their
+// own (see Option).
 func QueueCapacity(n int) Option {
 	return func(c *stageConfig) {
 		if n < 0 {

@@ -37,7 +37,9 @@ var (
 // a pipeline that contains itself, an impossible option (Replicas, Barrier
 // or FitEpochs as a default included), a Joiner anywhere that runs batch
 // by batch (inside a feature union, a replicated sub-pipeline or any other
-// composite but a pipeline), and replicas on a feature union.
+// composite but a pipeline), replicas on a feature union, and replicas on
+// a node below a step that runs its children itself (a metastep or a
+// replicated sub-pipeline; see Replicas).
 func NewPipeline(nodes []Node, defaults ...Option) (*Pipeline, error) {
 	p := &Pipeline{nodes: append([]Node(nil), nodes...), defaults: configOf(defaults)}
 	if p.defaults.err != nil {

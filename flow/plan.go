@@ -122,10 +122,16 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 			if hasJoiner(s) {
 				return fmt.Errorf("penstock: step %q: a replicated sub-pipeline runs batch by batch and cannot hold a Joiner", path)
 			}
+			if err := replicasBelow(path, s); err != nil {
+				return err
+			}
 			break // one stage that runs the whole sub-pipeline
 		}
+		// The node's QueueCapacity is the queue in front of the
+		// sub-pipeline, its first stage's (set below); its other stages
+		// inherit the defaults of the pipelines around them, not the node's.
 		first := len(pl.stages)
-		if err := pl.addPipeline(s, path, cfg, st.fitLimit); err != nil {
+		if err := pl.addPipeline(s, path, defaults, st.fitLimit); err != nil {
 			return err
 		}
 		// The node's barrier is its last stage's, unless that stage sets
@@ -159,6 +165,9 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 		if hasJoiner(s) {
 			return fmt.Errorf("penstock: step %q: %T runs its children batch by batch and cannot hold a Joiner; put the Joiner after it", path, s)
 		}
+		if err := replicasBelow(path, s); err != nil {
+			return err
+		}
 	}
 	st.fit = st.fitLimit != 0 && fittable(st.step)
 	if st.replicas > 1 && st.fit {
@@ -166,6 +175,21 @@ func (pl *plan) addNode(n Node, prefix Path, defaults stageConfig, outer int) er
 	}
 	pl.stages = append(pl.stages, st)
 	return nil
+}
+
+// replicasBelow refuses Replicas above 1 on any node below s, the step of
+// the stage at path that runs its children itself (a metastep, a
+// replicated sub-pipeline): it calls their Transform, Fit and FitTransform
+// in its own goroutines, one batch at a time, so no runner can give a node
+// below it goroutines of its own. Inactive children are refused too: a
+// choice may change before the next run.
+func replicasBelow(path Path, s Step) error {
+	return Walk(s, func(v Visit) error {
+		if n := configOf(v.Node.opts).replicas; v.Depth > 0 && n > 1 {
+			return fmt.Errorf("penstock: step %q: Replicas(%d) below %q, a %T, which runs its children itself, batch by batch in its stage, so they cannot have replicas of their own; Replicas on %q replicates the whole stage", join(path, v.Path), n, path, s, path)
+		}
+		return nil
+	})
 }
 
 // fitLimits returns the FitEpochs above 0 of st and of the steps below it

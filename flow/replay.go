@@ -29,10 +29,11 @@ type replay struct {
 
 	mu     sync.Mutex // guards spill and closed
 	closed bool
+	errEnd error // what a read after close returns: the run's ErrClosed
 }
 
-func newReplay(src Source, passes int, alloc memory.Allocator, dir string) *replay {
-	r := &replay{src: src}
+func newReplay(src Source, passes int, alloc memory.Allocator, dir string, errEnd error) *replay {
+	r := &replay{src: src, errEnd: errEnd}
 	if !Replayable(src) && passes > 1 {
 		r.spill = &spill{alloc: alloc, dir: dir}
 	}
@@ -45,14 +46,14 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.closed {
-			return Batch{}, ErrClosed
+			return Batch{}, r.errEnd
 		}
 		return r.spill.next(ctx)
 	}
 	b, err := r.read(ctx)
 	if err != nil {
 		b.Release() // a source may return a batch with its error
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return Batch{}, io.EOF
 		}
 		if errors.Is(err, ErrCut) {
@@ -65,7 +66,7 @@ func (r *replay) Next(ctx context.Context) (Batch, error) {
 		defer r.mu.Unlock()
 		if r.closed {
 			b.Release()
-			return Batch{}, ErrClosed
+			return Batch{}, r.errEnd
 		}
 		if err := r.spill.write(b); err != nil {
 			b.Release()

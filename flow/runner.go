@@ -183,13 +183,13 @@ func (r Runner) start(ctx context.Context, p *Pipeline, m mode, src Source) (*St
 		alloc = memory.DefaultAllocator
 	}
 	ctx = WithAllocator(ctx, alloc)
-	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{}), onEpoch: r.OnEpoch, onCut: r.OnCut}
+	base := &runBase{pl: pl, passes: passes, release: release, srcDone: make(chan struct{}), onEpoch: r.OnEpoch, onCut: r.OnCut, errClosed: newClosedError()}
 	if err := guardWalk(func() error { return base.log.setup(ctx, p, nil) }, inRun); err != nil {
 		err = errors.Join(err, base.log.teardown(ctx))
 		release()
 		return nil, err
 	}
-	base.src = newReplay(src, len(passes), alloc, r.SpillDir)
+	base.src = newReplay(src, len(passes), alloc, r.SpillDir, base.errClosed)
 	if r.Engine == Streaming {
 		return startStreaming(ctx, base), nil
 	}
@@ -214,6 +214,17 @@ type runBase struct {
 
 	onEpoch func(context.Context, EpochEnd) error
 	onCut   func(context.Context, Cut) error
+
+	// errClosed is the run's own ErrClosed (see closedError): the cause
+	// with which the run's end and Close cancel it, and what a read after
+	// the end returns.
+	errClosed error
+}
+
+// quiet reports whether err is only the sign of a run that ended normally
+// or that its own Close ended early.
+func (b *runBase) quiet(err error) bool {
+	return err == nil || atEnd(err) || errors.Is(err, b.errClosed)
 }
 
 // epochEnd calls the OnEpoch hook, if any, guarding against its panics.

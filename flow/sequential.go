@@ -28,6 +28,9 @@ type seqRun struct {
 	input    *epochTracker
 	finished bool
 	err      error // first error, sticky
+	// afterClose is the teardown (or spill) error of a run that its Close
+	// ended early: Close's error, while Next reports the close.
+	afterClose error
 
 	inSource atomic.Bool // next is inside the source's Next
 	clock    int64       // now() at the end of the last read, for the steps' timing
@@ -84,7 +87,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 	last := r.passes[len(r.passes)-1]
 	for {
 		b, err := r.nextInput()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return Batch{}, r.finish()
 		}
 		if err != nil {
@@ -96,7 +99,7 @@ func (r *seqRun) next(ctx context.Context) (Batch, error) {
 		}
 		if r.closed.Load() {
 			out.Release()
-			return Batch{}, r.fail(ErrClosed)
+			return Batch{}, r.fail(r.errClosed)
 		}
 		if emitted {
 			return out, nil
@@ -134,7 +137,7 @@ func (r *seqRun) nextInput() (Batch, error) {
 		}
 		b, err = r.read()
 	}
-	if errors.Is(err, io.EOF) {
+	if atEnd(err) {
 		return Batch{}, r.endInput(false)
 	}
 	if err != nil {
@@ -168,7 +171,7 @@ func (r *seqRun) endInput(early bool) error {
 	t.done = true
 	for early && r.src.spilling() {
 		b, err := r.read()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			break
 		}
 		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
@@ -200,7 +203,7 @@ func (r *seqRun) read() (Batch, error) {
 	// at inSource, so either it sees us in the source or we see it here.
 	if r.closed.Load() {
 		r.inSource.Store(false)
-		return Batch{}, ErrClosed
+		return Batch{}, r.errClosed
 	}
 	t := now()
 	b, err := r.src.Next(r.ctx)
@@ -208,7 +211,7 @@ func (r *seqRun) read() (Batch, error) {
 	r.inSource.Store(false)
 	if r.closed.Load() {
 		b.Release()
-		return Batch{}, ErrClosed
+		return Batch{}, r.errClosed
 	}
 	r.rec.src.busy.Add(r.clock - t)
 	if r.ctx.Err() != nil {
@@ -228,7 +231,7 @@ func (r *seqRun) read() (Batch, error) {
 func (r *seqRun) drain(ps pass) error {
 	for {
 		b, err := r.nextInput()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return nil
 		}
 		if err != nil {
@@ -328,51 +331,58 @@ func (r *seqRun) end() {
 		return
 	}
 	r.finished = true
-	if err := r.endSteps(r.ctx); err != nil && r.err == nil {
-		r.err = err
-	}
-	if err := r.closeSource(); err != nil && r.err == nil {
-		r.err = err
+	after := errors.Join(r.endSteps(r.ctx), r.closeSource())
+	switch {
+	case r.err == nil:
+		r.err = after
+	case r.quiet(r.err):
+		r.afterClose = after
 	}
 	r.letGo()
-	r.cancel(ErrClosed)
+	r.cancel(r.errClosed)
 	r.rec.endPass()
-	r.elapsed.Store(int64(time.Since(r.begin)))
+	r.stopClock()
+}
+
+// stopClock fixes the run's elapsed time, once: where Close has ended the
+// run while Next waits in a read that ignores ctx, the run's totals are
+// those at Close, not at the read's return.
+func (r *seqRun) stopClock() {
+	r.elapsed.CompareAndSwap(0, max(int64(time.Since(r.begin)), 1))
 }
 
 func (r *seqRun) close() error {
 	r.closed.Store(true)
-	r.cancel(ErrClosed)
+	r.cancel(r.errClosed)
 	// A run whose ctx the caller cancelled before Close has failed with
 	// the cause, whether or not a Next has seen it yet, as in the
 	// streaming engine, whose goroutines see it at once.
 	cancelled := context.Cause(r.ctx)
-	if errors.Is(cancelled, ErrClosed) {
+	if errors.Is(cancelled, r.errClosed) {
 		cancelled = nil
 	}
 	if r.inSource.Load() {
 		// Next is blocked in the source and runs no step: tear down now.
 		r.rec.endPass()
-		r.elapsed.Store(int64(time.Since(r.begin)))
+		r.stopClock()
 		return errors.Join(cancelled, r.endSteps(r.ctx), r.closeSource())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	early := !r.finished
-	if early && r.err == nil && cancelled != nil {
-		r.err = cancelled
+	if !r.finished && r.err == nil {
+		// A Next that was waiting for mu sees the stream closed (or the
+		// caller's cause), not its end (io.EOF) nor a teardown error: the
+		// run did not reach it.
+		r.err = r.errClosed
+		if cancelled != nil {
+			r.err = cancelled
+		}
 	}
 	r.end()
-	err := r.err
-	if early && err == nil {
-		// A Next that was waiting for mu sees the stream closed, not
-		// its end (io.EOF): the run did not reach it.
-		r.err = ErrClosed
+	if r.quiet(r.err) {
+		return r.afterClose
 	}
-	if quiet(err) {
-		return nil
-	}
-	return err
+	return r.err
 }
 
 // stats reports Replicas 1 for every stage: this engine runs each in one

@@ -71,7 +71,10 @@ func newStream(base *runBase, next func(context.Context) (Batch, error), closeRu
 var _ Source = (*Stream)(nil)
 
 // Next returns the next output batch, which the caller owns and releases,
-// or io.EOF once the run has finished, or the run's first error. An error
+// or io.EOF once the run has finished, or the run's first error. The end
+// is io.EOF itself: an error that wraps io.EOF (a step's, a hook's, the
+// cause of a cancellation) is the run's error, and All, Each, Collect,
+// Close and Runner.Fit return it like any other. An error
 // that only comes from ctx (the caller's wait) leaves the run going. The
 // sequential engine, which runs the source and the steps inside Next, with
 // the run's context, looks at ctx when Next begins; the streaming engine
@@ -95,8 +98,10 @@ func (s *Stream) Next(ctx context.Context) (Batch, error) {
 // run failed on its own (a failure the caller has already seen from Next
 // included) or was cancelled through the ctx it was started with (an error
 // wrapping the cause, in both engines), or a teardown error; closing a
-// stream early is not an error. Close is idempotent; concurrent calls wait
-// for the first.
+// stream early is not an error. Only this stream's own Close is quiet: a
+// step's error or a cause that wraps ErrClosed from another stream (a step
+// that reads a run of its own) is the run's error. Close is idempotent;
+// concurrent calls wait for the first.
 func (s *Stream) Close() error {
 	s.closed.Store(true)
 	s.cleanup.Stop()
@@ -123,7 +128,10 @@ func (s *Stream) Stats() Stats { return s.stats() }
 //	}
 //
 // Each batch is the loop body's, to release. The loop yields an error at
-// most once, as its last element; an early break is not an error.
+// most once, as its last element; an early break is not an error. After a
+// break (or a return) the loop can yield nothing more, so Close's own
+// error, a failed teardown, is not seen there: Close, called again,
+// returns it.
 func (s *Stream) All(ctx context.Context) iter.Seq2[Batch, error] {
 	return func(yield func(Batch, error) bool) {
 		closed := false
@@ -137,7 +145,7 @@ func (s *Stream) All(ctx context.Context) iter.Seq2[Batch, error] {
 			if err != nil {
 				closed = true
 				cerr := s.Close()
-				if !errors.Is(err, io.EOF) {
+				if !atEnd(err) {
 					yield(Batch{}, err)
 				} else if cerr != nil {
 					yield(Batch{}, cerr)
@@ -187,8 +195,8 @@ func Collect(ctx context.Context, s *Stream) ([]Batch, error) {
 	return out, nil
 }
 
-// quiet reports whether err is only the sign of a run that was closed
-// early or that ended normally.
-func quiet(err error) bool {
-	return err == nil || errors.Is(err, ErrClosed) || errors.Is(err, io.EOF)
-}
+// atEnd reports whether err is the end of a stream: io.EOF itself, as the
+// queues, the engines and the run's source (see replay) return it. An error
+// that wraps io.EOF — a step's, a hook's, the cause of a cancellation — is
+// a failure like any other, not the end.
+func atEnd(err error) bool { return err == io.EOF }

@@ -41,12 +41,17 @@ type streamRun struct {
 	out *queue.Queue[item] // what Stream.Next reads; closed by the driver
 	sem chan struct{}      // the last pass's window, released by Next
 
-	done    chan struct{} // closed when the driver has returned
-	err     error         // the run's result; read after done
-	closing atomic.Bool   // Close has been called
-	begin   time.Time
-	elapsed atomic.Int64
-	rec     runStats
+	done chan struct{} // closed when the driver has returned
+	err  error         // the run's result; read after done
+	// afterClose is the teardown (or spill) error of a run that its Close
+	// ended early: Close's error, while Next reports the close. Read
+	// after done.
+	afterClose error
+	reachedEnd bool        // the run went through to its end; read after done
+	closing    atomic.Bool // Close has been called
+	begin      time.Time
+	elapsed    atomic.Int64
+	rec        runStats
 }
 
 func startStreaming(ctx context.Context, base *runBase) *Stream {
@@ -67,7 +72,10 @@ func (sr *streamRun) drive() {
 	sr.rec.endPass()
 	sr.elapsed.Store(int64(time.Since(sr.begin)))
 	sr.out.Close()
-	if sr.err != nil {
+	if sr.err != nil && !sr.reachedEnd {
+		// A failed run stops its readers at once. One that went through
+		// to its end and failed only in its teardown keeps its output:
+		// Next hands out what is queued, then the teardown error.
 		sr.cancel(sr.err)
 	}
 }
@@ -80,10 +88,15 @@ func (sr *streamRun) runAll() (err error) {
 		if !abandoned { // else the abandoned feeder lets go when it returns
 			sr.letGo()
 		}
-		if err == nil || (quiet(err) && (terr != nil || serr != nil)) {
-			// A run closed early did not fail: its teardown error is
-			// Close's, as in the sequential engine.
+		switch {
+		case err == nil:
+			sr.reachedEnd = true
 			err = errors.Join(terr, serr)
+		case sr.quiet(err):
+			// A run closed early did not fail: its teardown error is
+			// Close's, as in the sequential engine; Next reports the
+			// close.
+			sr.afterClose = errors.Join(terr, serr)
 		}
 	}()
 	for i, ps := range sr.passes {
@@ -109,7 +122,7 @@ func (sr *streamRun) next(ctx context.Context) (Batch, error) {
 	case err == nil:
 		release(sr.sem)
 		return it.b, nil
-	case errors.Is(err, io.EOF):
+	case atEnd(err):
 		return sr.ended(ctx)
 	}
 	return Batch{}, err // the caller's ctx; the run goes on
@@ -133,24 +146,25 @@ func (sr *streamRun) ended(ctx context.Context) (Batch, error) {
 }
 
 func (sr *streamRun) result() error {
+	if sr.closing.Load() && (sr.err == nil || sr.reachedEnd) {
+		// A Next racing Close: Close may have dropped batches that the
+		// run produced, so this is not the end of the stream, nor is a
+		// teardown error at its end Next's (it is Close's).
+		return sr.errClosed
+	}
 	if sr.err != nil {
 		return sr.err
-	}
-	if sr.closing.Load() {
-		// A Next racing Close: Close may have dropped batches that the
-		// run produced, so this is not the end of the stream.
-		return ErrClosed
 	}
 	return io.EOF
 }
 
 func (sr *streamRun) close() error {
 	sr.closing.Store(true)
-	sr.cancel(ErrClosed)
+	sr.cancel(sr.errClosed)
 	<-sr.done
 	sr.out.Drain(releaseItem)
-	if quiet(sr.err) {
-		return nil
+	if sr.quiet(sr.err) {
+		return sr.afterClose
 	}
 	return sr.err
 }
@@ -480,7 +494,7 @@ func (pr *passRun) feed(ctx context.Context, in *queue.Queue[item]) (err error) 
 			b.Release()
 			return context.Cause(ctx)
 		}
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			in.Close()
 			return nil
 		}
@@ -567,7 +581,7 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 			pr.run.rec.src.out(b)
 		}
 		b.Release()
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return nil
 		}
 		if errors.Is(err, ErrCut) { // the pass has ended: no cut to make
@@ -584,7 +598,7 @@ func (pr *passRun) endInput(ctx context.Context, in *queue.Queue[item]) error {
 func (pr *passRun) sink(ctx context.Context, q *queue.Queue[item]) error {
 	for {
 		it, err := q.Get(ctx)
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			return nil
 		}
 		if err != nil {
@@ -674,7 +688,7 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 				}
 			}
 			if err != nil {
-				if errors.Is(err, io.EOF) {
+				if atEnd(err) {
 					return nil
 				}
 				return err
@@ -741,7 +755,7 @@ func (pr *passRun) reorder(ctx context.Context, in, out *queue.Queue[item]) erro
 	defer rb.Drain(releaseItem)
 	for {
 		it, err := in.Get(ctx)
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			if rb.Len() > 0 {
 				return fmt.Errorf("penstock: internal: input ended with %d batches waiting for position %d", rb.Len(), rb.Next())
 			}
@@ -792,7 +806,7 @@ func (pr *passRun) distribute(ctx context.Context, st *stage, in *queue.Queue[it
 	t0 := time.Now()
 	for {
 		it, err := in.Get(ctx)
-		if errors.Is(err, io.EOF) {
+		if atEnd(err) {
 			for _, q := range ins {
 				q.Close()
 			}
@@ -828,14 +842,14 @@ func (pr *passRun) zip(ctx context.Context, st *stage, o op, outs []*queue.Queue
 				for _, p := range parts[:i] {
 					p.Release()
 				}
-				if !errors.Is(err, io.EOF) {
+				if !atEnd(err) {
 					return err
 				}
 				if i > 0 {
 					return fmt.Errorf("penstock: internal: union %q: branch %q ended before branch %q", st.path, st.names[i].Name, st.names[0].Name)
 				}
 				for j, q := range outs[1:] {
-					if it, err := q.Get(ctx); !errors.Is(err, io.EOF) {
+					if it, err := q.Get(ctx); !atEnd(err) {
 						it.b.Release()
 						return fmt.Errorf("penstock: internal: union %q: branch %q goes on after branch %q ended (%v)", st.path, st.names[j+1].Name, st.names[0].Name, err)
 					}

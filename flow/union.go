@@ -41,6 +41,11 @@ func NewUnion(branches ...Node) (*Union, error) {
 		if configOf(b.opts).barrierSet {
 			return nil, fmt.Errorf("penstock: union: branch %q sets a Barrier; branch outputs are always joined in order", b.Name)
 		}
+		// What the plan refuses in a branch (Replicas below a metastep),
+		// NewUnion refuses too.
+		if err := (&plan{}).addNode(b, nil, stageConfig{}, -1); err != nil {
+			return nil, err
+		}
 	}
 	return u, nil
 }
