@@ -114,9 +114,15 @@ func guard(fn func() error) (err error) {
 // *PanicError in *err, with the panicking goroutine's stack.
 func recovered(err *error) {
 	if v := recover(); v != nil {
-		r := panics.NewRecovered(1, v)
-		*err = &PanicError{Value: r.Value, Stack: r.Stack}
+		*err = panicError(v)
 	}
+}
+
+// panicError is the error of a recovered panic, v, with the stack of the
+// panicking goroutine; call it in the deferred function that recovered.
+func panicError(v any) *PanicError {
+	r := panics.NewRecovered(2, v)
+	return &PanicError{Value: r.Value, Stack: r.Stack}
 }
 
 // guardWalk calls fn, which walks step trees (a composite's Children and

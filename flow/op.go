@@ -33,6 +33,13 @@ func (o op) String() string {
 // step's name.
 func apply(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
 	out, err = call(ctx, s, o, in)
+	return check(o, out, err)
+}
+
+// check is apply's check of what a step returned: an error releases the
+// batch, and a batch with neither X nor Y, or with X and Y of different
+// row counts, is an error.
+func check(o op, out Batch, err error) (Batch, error) {
 	if err != nil {
 		out.Release()
 		return Batch{}, err
@@ -55,6 +62,13 @@ func apply(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
 // its panics are recovered.
 func call(ctx context.Context, s Step, o op, in Batch) (out Batch, err error) {
 	defer recovered(&err)
+	return invoke(ctx, s, o, in)
+}
+
+// invoke is call without the recovery, for a caller that recovers the
+// panics of the steps it runs itself: a streaming worker does, once for
+// its whole life rather than once per batch (see passRun.work).
+func invoke(ctx context.Context, s Step, o op, in Batch) (Batch, error) {
 	switch o {
 	case opTransform:
 		return s.Transform(ctx, in)

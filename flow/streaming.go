@@ -669,13 +669,31 @@ func (pr *passRun) stage(st *stage, o op, in, out *queue.Queue[item], inOrdered 
 // It reads the clock only where a queue makes it wait, at the start and the
 // end of the wait: all the rest of its time is busy (see busyClock), the
 // steps and the hand-offs that do not wait.
-func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w int, in, out *queue.Queue[item]) error {
+func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w int, in, out *queue.Queue[item]) (err error) {
 	c := &st.c
 	clk := pr.run.rec.clock(c)
 	clk.start(now())
-	defer func() { clk.pause(now()) }()
+	// The steps' panics are recovered here, once for the worker's life,
+	// not at each call (see invoke): a panic ends the worker with the
+	// step's error, as an error returned would.
+	var (
+		running bool // inside a step, with it, s and o
+		it      item
+		s       Step
+		o       op
+	)
+	defer func() {
+		if running {
+			if v := recover(); v != nil {
+				err = stepError(st.path, s, o.String(), &it.b, runError(ctx, panicError(v)))
+				it.b.Release()
+			}
+		}
+		clk.pause(now())
+	}()
 	for {
-		it, ok, err := in.TryGet()
+		var ok bool
+		it, ok, err = in.TryGet()
 		if !ok {
 			if err == nil {
 				t := now()
@@ -694,19 +712,22 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 				return err
 			}
 		}
-		o := st.opFor(po, it.b.Epoch)
+		o = st.opFor(po, it.b.Epoch)
 		if o == opSkip {
 			it.b.Release()
 			release(pr.sem)
 			pr.complete()
 			continue
 		}
-		s := st.step
+		s = st.step
 		if reps != nil && o != opTransform { // past its FitEpochs, the stage transforms as one that does not fit
 			s = reps[w]
 		}
 		c.in(it.b)
-		res, err := apply(ctx, s, o, it.b)
+		running = true
+		res, err := invoke(ctx, s, o, it.b)
+		running = false
+		res, err = check(o, res, err)
 		if err != nil {
 			err = stepError(st.path, s, o.String(), &it.b, runError(ctx, err))
 			it.b.Release()
@@ -721,11 +742,11 @@ func (pr *passRun) work(ctx context.Context, st *stage, po op, reps []Step, w in
 		res.Seq, res.Epoch = it.b.Seq, it.b.Epoch
 		it.b.Release()
 		c.out(res)
-		next := item{pos: it.pos, b: res}
-		if !out.TryPut(next) {
+		it.b = res // the item goes on with its position
+		if !out.TryPut(it) {
 			t := now()
 			clk.pause(t)
-			if err := out.Put(ctx, next); err != nil {
+			if err := out.Put(ctx, it); err != nil {
 				res.Release()
 				return err
 			}
