@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/penstock-ml/penstock/internal/ctxerr"
 )
 
 // Engine selects how a Runner executes a pipeline.
@@ -313,16 +315,7 @@ func (b *runBase) letGo() { b.doneOnce.Do(func() { close(b.srcDone) }) }
 // that reports a cancellation with ctx.Err() gets the cause joined to it,
 // so that errors.Is(err, cause) holds however the cancellation was
 // reported.
-func runError(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
-	cause := context.Cause(ctx)
-	if errors.Is(err, cause) || !errors.Is(err, ctx.Err()) {
-		return err
-	}
-	return fmt.Errorf("%w (cause: %w)", err, cause)
-}
+func runError(ctx context.Context, err error) error { return ctxerr.With(ctx, err) }
 
 // checkReplicaFit refuses a run that would fit a replicated stage whose
 // replicas' states cannot be merged.

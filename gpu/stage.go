@@ -15,6 +15,7 @@ import (
 
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/hparams"
+	"github.com/penstock-ml/penstock/internal/ctxerr"
 	"github.com/penstock-ml/penstock/minibatch"
 	"github.com/penstock-ml/penstock/steps/nn"
 )
@@ -383,16 +384,7 @@ func cancelled(ctx context.Context, op string) error {
 
 // ctxErr returns ctx.Err() with, where it is another, the cancellation's
 // cause.
-func ctxErr(ctx context.Context) error {
-	err := ctx.Err()
-	if err == nil {
-		return nil
-	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
-		return fmt.Errorf("%w (cause: %w)", err, cause)
-	}
-	return err
-}
+func ctxErr(ctx context.Context) error { return ctxerr.Err(ctx) }
 
 // isCancel reports whether err is ctx's cancellation.
 func isCancel(ctx context.Context, err error) bool {
