@@ -141,11 +141,14 @@ func (m *Models) Acquire() (*Version, error) {
 // Close stops taking requests (Acquire gives ErrClosed), releases the
 // current version and waits until every version has been torn down, that
 // is until the last request on each has released it. It returns the
-// teardown errors of the current version. A second Close returns nil.
+// teardown errors of the current version. A second Close, also one called
+// while the first waits, returns nil once every version has been torn
+// down, as the first does.
 func (m *Models) Close() error {
 	m.mu.Lock()
 	if m.closed.Swap(true) {
 		m.mu.Unlock()
+		m.live.Wait() // no Publish adds to it once closed (it checks under mu)
 		return nil
 	}
 	old := m.cur.Swap(nil)
