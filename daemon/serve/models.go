@@ -73,10 +73,15 @@ func (m *Models) Publish(p *flow.Pipeline, version int64) error {
 // Teardown, which no caller waits for.
 //
 // Versions are not checked for order: the caller numbers them (the daemon
-// increases them).
+// increases them). A version is at least 1: 0 is what Version and the
+// predictor's VersionHeader say where no version runs, so PublishContext
+// refuses 0 and negative numbers.
 func (m *Models) PublishContext(ctx context.Context, p *flow.Pipeline, version int64) error {
 	if p == nil {
 		return fmt.Errorf("serve: publish version %d: nil pipeline", version)
+	}
+	if version < 1 {
+		return fmt.Errorf("serve: publish version %d: want a version ≥ 1 (0 names no version in %s)", version, VersionHeader)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
