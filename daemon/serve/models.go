@@ -100,6 +100,7 @@ func (m *Models) PublishContext(ctx context.Context, p *flow.Pipeline, version i
 	}
 	v.refs.Store(1) // the reference of being current
 	v.made.Store(1)
+	v.ready.Store(1)
 	v.free <- p
 	m.live.Add(1)
 	old := m.cur.Swap(v)
@@ -178,6 +179,7 @@ type Version struct {
 	base     *flow.Pipeline
 	free     chan *flow.Pipeline // set-up copies not in use
 	made     atomic.Int64        // copies made or being made, ≤ models.pool
+	ready    atomic.Int64        // copies made and set up (Copies)
 	noCopies atomic.Bool         // a copy failed: make no more
 
 	mu  sync.Mutex
@@ -252,23 +254,19 @@ func (v *Version) Take(ctx context.Context) (*flow.Pipeline, error) {
 		return p, nil
 	default:
 	}
-	if !v.noCopies.Load() {
-		if n := v.made.Add(1); n <= int64(v.models.pool) {
-			p, err := v.newCopy(ctx)
-			if err == nil {
-				return p, nil
-			}
-			v.made.Add(-1)
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			// A pipeline that cannot be copied or set up twice is served
-			// by the copies that exist (at least the published one).
-			if !v.noCopies.Swap(true) {
-				v.models.log.Warn("copy", "version", v.id, "copies", v.Copies(), "err", err)
-			}
-		} else {
-			v.made.Add(-1)
+	if !v.noCopies.Load() && v.reserve() {
+		p, err := v.newCopy(ctx)
+		if err == nil {
+			return p, nil
+		}
+		v.made.Add(-1)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// A pipeline that cannot be copied or set up twice is served
+		// by the copies that exist (at least the published one).
+		if !v.noCopies.Swap(true) {
+			v.models.log.Warn("copy", "version", v.id, "copies", v.Copies(), "err", err)
 		}
 	}
 	select {
@@ -276,6 +274,20 @@ func (v *Version) Take(ctx context.Context) (*flow.Pipeline, error) {
 		return p, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("serve: version %d: waiting for a free copy of the pipeline: %w", v.id, context.Cause(ctx))
+	}
+}
+
+// reserve counts one more copy in made, unless Pool are made or being
+// made: made never exceeds Pool, even for a moment.
+func (v *Version) reserve() bool {
+	for {
+		n := v.made.Load()
+		if n >= int64(v.models.pool) {
+			return false
+		}
+		if v.made.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 
@@ -294,6 +306,7 @@ func (v *Version) newCopy(ctx context.Context) (*flow.Pipeline, error) {
 	v.mu.Lock()
 	v.all = append(v.all, p)
 	v.mu.Unlock()
+	v.ready.Add(1)
 	return p, nil
 }
 
@@ -303,7 +316,7 @@ func (v *Version) Put(p *flow.Pipeline) {
 }
 
 // Copies is the number of set-up copies made so far (at least 1, at most
-// Pool).
+// Pool): those being copied or set up do not count yet.
 func (v *Version) Copies() int {
-	return int(v.made.Load())
+	return int(v.ready.Load())
 }
