@@ -6,7 +6,7 @@
 // # Versions
 //
 // The daemon publishes a copy of the pipeline in training (flow.Copy at a
-// consistent cut) with Models.Publish, numbered. Publish sets the copy up
+// consistent cut) with Models.Publish, numbered from 1. Publish sets the copy up
 // (flow.Setup) and makes it the current version by an atomic pointer swap;
 // from then on the copy is the Models' own. If Setup fails, Publish returns
 // the error and the current version stays. A version is reference counted:

@@ -73,10 +73,15 @@ func (m *Models) Publish(p *flow.Pipeline, version int64) error {
 // Teardown, which no caller waits for.
 //
 // Versions are not checked for order: the caller numbers them (the daemon
-// increases them).
+// increases them). A version is at least 1: 0 is what Version and the
+// predictor's VersionHeader say where no version runs, so PublishContext
+// refuses 0 and negative numbers.
 func (m *Models) PublishContext(ctx context.Context, p *flow.Pipeline, version int64) error {
 	if p == nil {
 		return fmt.Errorf("serve: publish version %d: nil pipeline", version)
+	}
+	if version < 1 {
+		return fmt.Errorf("serve: publish version %d: want a version ≥ 1 (0 names no version in %s)", version, VersionHeader)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -95,6 +100,7 @@ func (m *Models) PublishContext(ctx context.Context, p *flow.Pipeline, version i
 	}
 	v.refs.Store(1) // the reference of being current
 	v.made.Store(1)
+	v.ready.Store(1)
 	v.free <- p
 	m.live.Add(1)
 	old := m.cur.Swap(v)
@@ -141,11 +147,14 @@ func (m *Models) Acquire() (*Version, error) {
 // Close stops taking requests (Acquire gives ErrClosed), releases the
 // current version and waits until every version has been torn down, that
 // is until the last request on each has released it. It returns the
-// teardown errors of the current version. A second Close returns nil.
+// teardown errors of the current version. A second Close, also one called
+// while the first waits, returns nil once every version has been torn
+// down, as the first does.
 func (m *Models) Close() error {
 	m.mu.Lock()
 	if m.closed.Swap(true) {
 		m.mu.Unlock()
+		m.live.Wait() // no Publish adds to it once closed (it checks under mu)
 		return nil
 	}
 	old := m.cur.Swap(nil)
@@ -170,6 +179,7 @@ type Version struct {
 	base     *flow.Pipeline
 	free     chan *flow.Pipeline // set-up copies not in use
 	made     atomic.Int64        // copies made or being made, ≤ models.pool
+	ready    atomic.Int64        // copies made and set up (Copies)
 	noCopies atomic.Bool         // a copy failed: make no more
 
 	mu  sync.Mutex
@@ -244,23 +254,19 @@ func (v *Version) Take(ctx context.Context) (*flow.Pipeline, error) {
 		return p, nil
 	default:
 	}
-	if !v.noCopies.Load() {
-		if n := v.made.Add(1); n <= int64(v.models.pool) {
-			p, err := v.newCopy(ctx)
-			if err == nil {
-				return p, nil
-			}
-			v.made.Add(-1)
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			// A pipeline that cannot be copied or set up twice is served
-			// by the copies that exist (at least the published one).
-			if !v.noCopies.Swap(true) {
-				v.models.log.Warn("copy", "version", v.id, "copies", v.Copies(), "err", err)
-			}
-		} else {
-			v.made.Add(-1)
+	if !v.noCopies.Load() && v.reserve() {
+		p, err := v.newCopy(ctx)
+		if err == nil {
+			return p, nil
+		}
+		v.made.Add(-1)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// A pipeline that cannot be copied or set up twice is served
+		// by the copies that exist (at least the published one).
+		if !v.noCopies.Swap(true) {
+			v.models.log.Warn("copy", "version", v.id, "copies", v.Copies(), "err", err)
 		}
 	}
 	select {
@@ -268,6 +274,20 @@ func (v *Version) Take(ctx context.Context) (*flow.Pipeline, error) {
 		return p, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("serve: version %d: waiting for a free copy of the pipeline: %w", v.id, context.Cause(ctx))
+	}
+}
+
+// reserve counts one more copy in made, unless Pool are made or being
+// made: made never exceeds Pool, even for a moment.
+func (v *Version) reserve() bool {
+	for {
+		n := v.made.Load()
+		if n >= int64(v.models.pool) {
+			return false
+		}
+		if v.made.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 
@@ -286,6 +306,7 @@ func (v *Version) newCopy(ctx context.Context) (*flow.Pipeline, error) {
 	v.mu.Lock()
 	v.all = append(v.all, p)
 	v.mu.Unlock()
+	v.ready.Add(1)
 	return p, nil
 }
 
@@ -295,7 +316,7 @@ func (v *Version) Put(p *flow.Pipeline) {
 }
 
 // Copies is the number of set-up copies made so far (at least 1, at most
-// Pool).
+// Pool): those being copied or set up do not count yet.
 func (v *Version) Copies() int {
-	return int(v.made.Load())
+	return int(v.ready.Load())
 }
