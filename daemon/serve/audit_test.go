@@ -139,6 +139,14 @@ func TestAuditPredictContentEncoding(t *testing.T) {
 			t.Errorf("%s, gzip: %d %q; want 415 naming Content-Encoding", ct, code, msg)
 		}
 	}
+	// Content codings are case-insensitive (RFC 9110, 8.4.1): Identity is
+	// no coding, like identity.
+	for _, enc := range []string{"Identity", " IDENTITY "} {
+		code, msg, _ := auditServe(t, srv.Config.Handler, ctx, ContentTypeJSON, []byte(`[{"x0":1,"x1":2}]`), map[string]string{"Content-Encoding": enc})
+		if code != 200 {
+			t.Errorf("JSON, Content-Encoding %q: %d %q; want 200", enc, code, msg)
+		}
+	}
 }
 
 // A body that stalls does not hold the version's only copy: requests

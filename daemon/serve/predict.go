@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -180,7 +181,7 @@ func (p *predictor) predict(r *http.Request, w http.ResponseWriter, v *Version) 
 	if media != ContentTypeIPC && media != ContentTypeJSON {
 		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: content type %q; want %s or %s", ct, ContentTypeIPC, ContentTypeJSON)
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+	if ce := r.Header.Get("Content-Encoding"); !noCoding(ce) {
 		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: Content-Encoding %q; want none (bodies are not decompressed)", ce)
 	}
 	if media == ContentTypeJSON && p.jsonErr != nil {
@@ -350,4 +351,12 @@ func readBody(r io.Reader, length, max int64) ([]byte, error) {
 	buf.Grow(int(length) + bytes.MinRead)
 	_, err := buf.ReadFrom(r)
 	return buf.Bytes(), err
+}
+
+// noCoding reports whether a Content-Encoding header value ce applies no
+// coding: empty, or identity (content codings are case-insensitive, RFC
+// 9110, 8.4.1).
+func noCoding(ce string) bool {
+	ce = strings.TrimSpace(ce)
+	return ce == "" || strings.EqualFold(ce, "identity")
 }

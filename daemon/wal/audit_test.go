@@ -239,9 +239,12 @@ func TestAuditContentEncodingRefused(t *testing.T) {
 			t.Errorf("Content-Encoding %s: %d %+v; want 415 naming Content-Encoding", enc, r.code, r.answer)
 		}
 	}
-	good := body(t, e.opts.Schema.Fields, 1, 3)
-	if r := serveDirect(t, e, ctx, good, map[string]string{"Content-Encoding": "identity"}); r.code != 202 {
-		t.Errorf("Content-Encoding identity: %d %+v; want 202", r.code, r.answer)
+	// Content codings are case-insensitive (RFC 9110, 8.4.1).
+	for _, enc := range []string{"identity", "Identity", "IDENTITY", " identity "} {
+		good := body(t, e.opts.Schema.Fields, 1, 3)
+		if r := serveDirect(t, e, ctx, good, map[string]string{"Content-Encoding": enc}); r.code != 202 {
+			t.Errorf("Content-Encoding %q: %d %+v; want 202", enc, r.code, r.answer)
+		}
 	}
 }
 
