@@ -306,6 +306,9 @@ func parseInt(s string, bits int) (int64, error) {
 }
 
 func parseUint(s string, bits int) (uint64, error) {
+	if s == "-0" { // JSON's negative zero is zero
+		return 0, nil
+	}
 	v, err := strconv.ParseUint(s, 10, bits)
 	if err != nil {
 		return 0, fmt.Errorf("number %s (not a uint%d)", s, bits)
