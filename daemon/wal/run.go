@@ -365,6 +365,8 @@ func (l *Log) Durable(pos []byte) error {
 	}
 	l.mu.Lock()
 	l.segs = l.segs[cut:]
+	// Before Run the whole log is pending: what remains of it.
+	l.readPos = max(l.readPos, l.segs[0].base)
 	l.mu.Unlock()
 	l.o.Log.Info("wal deleted segments", "source", l.o.Name, "segments", cut, "log_starts_at_record", startsAt, "keys_file_bytes", len(keys))
 	return nil
