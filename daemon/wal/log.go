@@ -179,7 +179,6 @@ func (l *Log) recover() error {
 		case last && res.zeroTail:
 			// Only zeros after the last record: the space that the log
 			// preallocates (see prealloc), kept for the next records.
-			l.zeroEnd = res.fileLen
 		default:
 			if !last {
 				return fmt.Errorf("segment %s: %w; it is not the last segment, so this is damage rather than a torn write: "+
@@ -190,9 +189,6 @@ func (l *Log) recover() error {
 			}
 			l.o.Log.Warn("wal truncated a torn tail", "source", l.o.Name, "segment", seg.path,
 				"offset", res.size, "dropped_bytes", res.fileLen-res.size, "err", res.bad)
-		}
-		if last && l.zeroEnd < res.size {
-			l.zeroEnd = res.size
 		}
 		records += res.next - seg.first
 		seg.size = res.size
@@ -221,16 +217,19 @@ func (l *Log) recover() error {
 				err = datasync(f)
 			}
 			last.size = int64(len(segMagic))
-			l.zeroEnd = max(l.zeroEnd, last.size)
 		}
 		if err == nil {
 			_, err = f.Seek(last.size, io.SeekStart)
+		}
+		var st os.FileInfo
+		if err == nil {
+			st, err = f.Stat()
 		}
 		if err != nil {
 			f.Close()
 			return err
 		}
-		l.f = f
+		l.f, l.zeroEnd = f, st.Size() // zeros kept after the records, if any
 	}
 	l.segs = segs
 	l.readPos = segs[0].base
