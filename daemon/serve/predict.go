@@ -10,13 +10,13 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/penstock-ml/penstock/daemon/internal/httpx"
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
 	"github.com/penstock-ml/penstock/minibatch"
@@ -181,7 +181,7 @@ func (p *predictor) predict(r *http.Request, w http.ResponseWriter, v *Version) 
 	if media != ContentTypeIPC && media != ContentTypeJSON {
 		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: content type %q; want %s or %s", ct, ContentTypeIPC, ContentTypeJSON)
 	}
-	if ce := r.Header.Get("Content-Encoding"); !noCoding(ce) {
+	if ce := r.Header.Get("Content-Encoding"); !httpx.NoCoding(ce) {
 		return answer{}, fail(http.StatusUnsupportedMediaType, "serve: predict: Content-Encoding %q; want none (bodies are not decompressed)", ce)
 	}
 	if media == ContentTypeJSON && p.jsonErr != nil {
@@ -351,12 +351,4 @@ func readBody(r io.Reader, length, max int64) ([]byte, error) {
 	buf.Grow(int(length) + bytes.MinRead)
 	_, err := buf.ReadFrom(r)
 	return buf.Bytes(), err
-}
-
-// noCoding reports whether a Content-Encoding header value ce applies no
-// coding: empty, or identity (content codings are case-insensitive, RFC
-// 9110, 8.4.1).
-func noCoding(ce string) bool {
-	ce = strings.TrimSpace(ce)
-	return ce == "" || strings.EqualFold(ce, "identity")
 }

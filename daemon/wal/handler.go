@@ -10,9 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/penstock-ml/penstock/daemon/internal/httpx"
 	"github.com/penstock-ml/penstock/daemon/source"
 	"github.com/penstock-ml/penstock/flow"
 )
@@ -61,7 +61,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("%s: Content-Type %q, want %s", where, r.Header.Get("Content-Type"), ContentType), "")
 		return
 	}
-	if ce := r.Header.Get("Content-Encoding"); !noCoding(ce) {
+	if ce := r.Header.Get("Content-Encoding"); !httpx.NoCoding(ce) {
 		l.fail(w, http.StatusUnsupportedMediaType, source.ReasonType,
 			fmt.Errorf("%s: Content-Encoding %q, want none: bodies are not decompressed", where, ce), "")
 		return
@@ -351,12 +351,4 @@ func answer(w http.ResponseWriter, code int, a Answer) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)
-}
-
-// noCoding reports whether a Content-Encoding header value ce applies no
-// coding: empty, or identity (content codings are case-insensitive, RFC
-// 9110, 8.4.1).
-func noCoding(ce string) bool {
-	ce = strings.TrimSpace(ce)
-	return ce == "" || strings.EqualFold(ce, "identity")
 }
