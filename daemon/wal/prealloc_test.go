@@ -52,14 +52,7 @@ func TestPreallocatedTail(t *testing.T) {
 	dir := t.TempDir()
 	e := newEnv(t, dir, mem, nil)
 	postEach(t, e, 3, 4)
-	files := segFiles(t, dir)
-	if len(files) != 1 {
-		t.Fatalf("segments %v; want one", files)
-	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, data := onlySegment(t, dir)
 	e.log.mu.Lock()
 	size := e.log.segs[0].size
 	e.log.mu.Unlock()

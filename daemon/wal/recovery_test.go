@@ -46,14 +46,7 @@ func TestRecoverTornTail(t *testing.T) {
 				}
 			}
 			e.close()
-			files := segFiles(t, dir)
-			if len(files) != 1 {
-				t.Fatalf("segments %v; want one", files)
-			}
-			data, err := os.ReadFile(files[0])
-			if err != nil {
-				t.Fatal(err)
-			}
+			files, data := onlySegment(t, dir)
 			lastOff := len(data) - (recHeader + payloadFixed + len(last))
 			if err := os.WriteFile(files[0], c.tear(data, lastOff), 0o644); err != nil {
 				t.Fatal(err)
@@ -84,6 +77,21 @@ func TestRecoverTornTail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onlySegment returns the segment files of dir, which must be one, and
+// the first one's bytes.
+func onlySegment(t *testing.T, dir string) ([]string, []byte) {
+	t.Helper()
+	files := segFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("segments %v; want one", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, data
 }
 
 // postEach posts posts 1..n, one row batch of rows each, with keys
