@@ -527,30 +527,46 @@ func TestAuditSplitOfReshuffledSource(t *testing.T) {
 		}
 	}
 	t.Run("holdout/cached shuffle", func(t *testing.T) {
-		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		defer mem.AssertSize(t, 0)
-		ctx := auditCtx(t)
-		m := newMemory(t, mem, 40, 8)
-		defer m.Close()
-		s, err := minibatch.Shuffle(m, 40, minibatch.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		c, err := minibatch.NewCache(s, minibatch.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		train, val, err := minibatch.Holdout(ctx, c, 0.5, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer train.Close()
-		defer val.Close()
-		ids := append(readIDs(t, ctx, train), readIDs(t, ctx, val)...)
-		checkEveryRowOnce(t, "train and validation of a cached shuffle", ids, 40)
+		checkCachedHoldout(t, "shuffle", func(m flow.Source, mem memory.Allocator) (orderedSource, error) {
+			return minibatch.Shuffle(m, 40, minibatch.WithAllocator(mem))
+		})
 	})
+}
+
+// orderedSource is a source that reorders another one's rows.
+type orderedSource interface {
+	flow.Source
+	Close() error
+}
+
+// checkCachedHoldout splits, through a Cache, a source that order makes
+// from 40 rows in batches of 8: made replayable by the cache, the split
+// puts every row on one side, once.
+func checkCachedHoldout(t *testing.T, what string, order func(flow.Source, memory.Allocator) (orderedSource, error)) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := auditCtx(t)
+	m := newMemory(t, mem, 40, 8)
+	defer m.Close()
+	s, err := order(m, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := minibatch.NewCache(s, minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	train, val, err := minibatch.Holdout(ctx, c, 0.5, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer train.Close()
+	defer val.Close()
+	ids := append(readIDs(t, ctx, train), readIDs(t, ctx, val)...)
+	checkEveryRowOnce(t, "train and validation of a cached "+what, ids, 40)
 }
 
 // cancelMidway is a Memory that cancels ctx with a cause once it has

@@ -149,28 +149,8 @@ func TestSplitOfCurriculum(t *testing.T) {
 		}
 	}
 	t.Run("holdout/cached curriculum", func(t *testing.T) {
-		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		defer mem.AssertSize(t, 0)
-		ctx := auditCtx(t)
-		m := newMemory(t, mem, 40, 8)
-		defer m.Close()
-		c, err := minibatch.Curriculum(m, 8, reverseOddEpochs, minibatch.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cache, err := minibatch.NewCache(c, minibatch.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cache.Close()
-		train, val, err := minibatch.Holdout(ctx, cache, 0.5, minibatch.WithStratify(false), minibatch.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer train.Close()
-		defer val.Close()
-		ids := append(readIDs(t, ctx, train), readIDs(t, ctx, val)...)
-		checkEveryRowOnce(t, "train and validation of a cached curriculum", ids, 40)
+		checkCachedHoldout(t, "curriculum", func(m flow.Source, mem memory.Allocator) (orderedSource, error) {
+			return minibatch.Curriculum(m, 8, reverseOddEpochs, minibatch.WithAllocator(mem))
+		})
 	})
 }
