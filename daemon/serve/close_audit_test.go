@@ -11,15 +11,7 @@ import (
 // either.
 func TestAuditSecondCloseWaitsForTeardown(t *testing.T) {
 	ctx := deadline(t)
-	tr := &tracker{}
-	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
-	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
-		t.Fatal(err)
-	}
-	v, err := m.Acquire()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tr, v := heldVersion(t)
 	first := make(chan error, 1)
 	go func() { first <- m.Close() }()
 	time.Sleep(20 * time.Millisecond) // the first Close is waiting for v

@@ -173,8 +173,10 @@ func TestModelsPool(t *testing.T) {
 	tr.check(t)
 }
 
-func TestModelsCloseWaitsForRequests(t *testing.T) {
-	ctx := deadline(t)
+// heldVersion returns models with version 1 (a one-copy pool of a
+// pipeline that tr tracks) published, and that version acquired.
+func heldVersion(t *testing.T) (*Models, *tracker, *Version) {
+	t.Helper()
 	tr := &tracker{}
 	m := NewModels(ModelOptions{Pool: 1, Log: quiet})
 	if err := m.Publish(newPipe(t, tr, 1, 8), 1); err != nil {
@@ -184,6 +186,12 @@ func TestModelsCloseWaitsForRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, tr, v
+}
+
+func TestModelsCloseWaitsForRequests(t *testing.T) {
+	ctx := deadline(t)
+	m, tr, v := heldVersion(t)
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
 	select {
