@@ -39,21 +39,7 @@ func TestConcurrentSearchesOfOneStudy(t *testing.T) {
 				}
 				return r
 			}
-			started := make(chan struct{}, 1)
-			release := make(chan struct{})
-			blocked := newAffine()
-			blocked.onFit = func(ctx context.Context, _ *affine) error {
-				select {
-				case started <- struct{}{}:
-				default:
-				}
-				select {
-				case <-release:
-					return nil
-				case <-ctx.Done():
-					return context.Cause(ctx)
-				}
-			}
+			blocked, started, release := blockingAffine()
 			cfg := func(a *affine, trials int, seed uint64) automl.Config {
 				c := config(t, mem, a)
 				c.Study, c.Trials, c.Sampler, c.Seed, c.Repository = "shared", trials, automl.TPE{Startup: 2}, seed, repo()
@@ -136,21 +122,7 @@ func TestConcurrentHalvingOfOneStudy(t *testing.T) {
 	ctx := deadline(t, 60*time.Second)
 	mem := checkedMem(t)
 	repo := automl.NewMemoryRepository()
-	started := make(chan struct{}, 1)
-	release := make(chan struct{})
-	blocked := newAffine()
-	blocked.onFit = func(ctx context.Context, _ *affine) error {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
+	blocked, started, release := blockingAffine()
 	cfg := func(a *affine) automl.Config {
 		c := config(t, mem, a)
 		c.Study, c.Repository = "halving", repo
@@ -210,4 +182,24 @@ func TestConcurrentHalvingOfOneStudy(t *testing.T) {
 	if a.res.Best.Rung != 2 && b.res.Best.Rung != 2 {
 		t.Errorf("best trials of rungs %d and %d; want one of the last rung, 2", a.res.Best.Rung, b.res.Best.Rung)
 	}
+}
+
+// blockingAffine returns an affine step whose Fit says it has started (on
+// started, once) and then waits for release to be closed, or for its ctx.
+func blockingAffine() (a *affine, started chan struct{}, release chan struct{}) {
+	started, release = make(chan struct{}, 1), make(chan struct{})
+	a = newAffine()
+	a.onFit = func(ctx context.Context, _ *affine) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return a, started, release
 }
