@@ -772,8 +772,8 @@ func learned(p flow.Step) []state {
 // alike, and each run's passes add up to it.
 func TestAuditEnginesAgreeOnRandomTrees(t *testing.T) {
 	mem := checkedMem(t)
-	ctx := deadline(t)
 	for seed := range uint64(150) {
+		ctx := deadline(t) // for each seed: the 150 take 15 s under -race on two slow cores
 		var states [][]state
 		var outs, fitOuts []map[int64]string
 		var counted []string
