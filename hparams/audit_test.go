@@ -339,3 +339,39 @@ func TestAuditValuesBeyondMaxValuesAreNil(t *testing.T) {
 		}
 	}
 }
+
+// Weights are positive and finite, their sum need not be: weights of
+// 1e308 and 1e308 are drawn half and half (their sum overflows), each
+// with density one half, in a WeightedChoice as in a Mixture.
+func TestAuditWeightsWhoseSumOverflows(t *testing.T) {
+	huge := []float64{1e308, 1e308, math.MaxFloat64}
+	for _, d := range []hparams.Distribution{
+		hparams.WeightedChoice(huge, "a", "b", "c"),
+		hparams.Mixture(huge, hparams.Fixed("a"), hparams.Fixed("b"), hparams.Fixed("c")),
+	} {
+		if err := d.Validate(); err != nil {
+			t.Fatalf("%v: Validate = %v", d, err)
+		}
+		total := huge[0]/4 + huge[1]/4 + huge[2]/4 // quartered, a sum that fits
+		for i, v := range []string{"a", "b", "c"} {
+			want := huge[i] / 4 / total
+			if got := d.Density(v); math.Abs(got-want) > 1e-12 {
+				t.Errorf("%v: Density(%q) = %v; want %v", d, v, got, want)
+			}
+		}
+		r := hparams.NewRand(7)
+		n := map[any]int{}
+		for range 3000 {
+			n[d.Sample(r)]++
+		}
+		for _, v := range []string{"a", "b", "c"} {
+			if n[v] < 500 {
+				t.Errorf("%v: %q drawn %d times of 3000 (%v)", d, v, n[v], n)
+			}
+		}
+	}
+	m := hparams.Mixture([]float64{1e308, 1e308}, hparams.Uniform(0, 1), hparams.Uniform(2, 3))
+	if s, ok := m.Stats(); !ok || math.Abs(s.Mean-1.5) > 1e-12 {
+		t.Errorf("%v: Stats = %+v, %t; want a mean of 1.5", m, s, ok)
+	}
+}

@@ -95,7 +95,8 @@ type choice struct {
 	name    string
 	values  []any
 	weights []float64 // nil for equal weights
-	total   float64
+	scale   float64   // the weights are weighed as weights[i]·scale (see checkWeights)
+	total   float64   // of the weights so scaled
 	t       Type
 	err     error
 }
@@ -130,7 +131,7 @@ func newChoice(name string, values []any, weights []float64) choice {
 		d.err = errors.New("no values")
 	}
 	if d.err == nil && weights != nil {
-		d.total, d.err = checkWeights(weights, len(values))
+		d.total, d.scale, d.err = checkWeights(weights, len(values))
 	}
 	if d.err == nil {
 		seen := map[any]bool{}
@@ -189,18 +190,28 @@ func sameType(values []any) ([]any, Type, error) {
 	return out, t, nil
 }
 
-func checkWeights(weights []float64, n int) (float64, error) {
+// checkWeights checks weights and returns their total and the scale to
+// weigh them by: 1, or where their sum overflows (1e308 and 1e308) the
+// power of two that brings it back into the float64s, which keeps their
+// ratios exact.
+func checkWeights(weights []float64, n int) (total, scale float64, err error) {
 	if len(weights) != n {
-		return 0, fmt.Errorf("%d weights for %d values", len(weights), n)
+		return 0, 0, fmt.Errorf("%d weights for %d values", len(weights), n)
 	}
-	total := 0.0
 	for i, w := range weights {
 		if !(w > 0) || math.IsInf(w, 0) {
-			return 0, fmt.Errorf("weight %d is %s, want a positive finite number", i, formatValue(w))
+			return 0, 0, fmt.Errorf("weight %d is %s, want a positive finite number", i, formatValue(w))
 		}
 		total += w
 	}
-	return total, nil
+	for scale = 1; math.IsInf(total, 1); {
+		scale /= 2
+		total = 0
+		for _, w := range weights {
+			total += w * scale
+		}
+	}
+	return total, scale, nil
 }
 
 func (d choice) String() string {
@@ -215,17 +226,17 @@ func (d choice) Sample(r *rand.Rand) any {
 	if d.weights == nil {
 		return d.values[r.IntN(len(d.values))]
 	}
-	return d.values[pick(r, d.weights, d.total)]
+	return d.values[pick(r, d.weights, d.scale, d.total)]
 }
 
-// pick draws an index with probability weights[i]/total.
-func pick(r *rand.Rand, weights []float64, total float64) int {
+// pick draws an index with probability weights[i]·scale/total.
+func pick(r *rand.Rand, weights []float64, scale, total float64) int {
 	u := r.Float64() * total
 	for i, w := range weights {
-		if u < w {
+		if u < w*scale {
 			return i
 		}
-		u -= w
+		u -= w * scale
 	}
 	return len(weights) - 1
 }
@@ -259,7 +270,7 @@ func (d choice) Density(v any) float64 {
 	case d.weights == nil:
 		return 1 / float64(len(d.values))
 	default:
-		return d.weights[i] / d.total
+		return d.weights[i] * d.scale / d.total
 	}
 }
 func (d choice) Stats() (Stats, bool) {

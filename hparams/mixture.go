@@ -11,7 +11,8 @@ import (
 type mixture struct {
 	weights []float64
 	ds      []Distribution
-	total   float64
+	scale   float64 // the weights are weighed as weights[i]·scale (see checkWeights)
+	total   float64 // of the weights so scaled
 	err     error
 }
 
@@ -26,36 +27,36 @@ type mixture struct {
 // order); its Stats are defined where every component's are.
 func Mixture(weights []float64, ds ...Distribution) Distribution {
 	m := mixture{weights: append([]float64(nil), weights...), ds: append([]Distribution(nil), ds...)}
-	m.total, m.err = m.check()
+	m.total, m.scale, m.err = m.check()
 	if m.err != nil {
 		m.err = fmt.Errorf("%s: %w", m, m.err)
 	}
 	return m
 }
 
-func (m mixture) check() (float64, error) {
+func (m mixture) check() (total, scale float64, err error) {
 	if len(m.ds) == 0 {
-		return 0, fmt.Errorf("no components")
+		return 0, 0, fmt.Errorf("no components")
 	}
-	total, err := checkWeights(m.weights, len(m.ds))
+	total, scale, err = checkWeights(m.weights, len(m.ds))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for i, d := range m.ds {
 		if d == nil {
-			return 0, fmt.Errorf("component %d is nil", i)
+			return 0, 0, fmt.Errorf("component %d is nil", i)
 		}
 		if err := d.Validate(); err != nil {
-			return 0, fmt.Errorf("component %d: %w", i, err)
+			return 0, 0, fmt.Errorf("component %d: %w", i, err)
 		}
 		if d.Type() != m.ds[0].Type() {
-			return 0, fmt.Errorf("component %d (%v) is over %ss, component 0 over %ss", i, d, d.Type(), m.ds[0].Type())
+			return 0, 0, fmt.Errorf("component %d (%v) is over %ss, component 0 over %ss", i, d, d.Type(), m.ds[0].Type())
 		}
 		if d.Continuous() != m.ds[0].Continuous() {
-			return 0, fmt.Errorf("components 0 (%v) and %d (%v) mix continuous and discrete", m.ds[0], i, d)
+			return 0, 0, fmt.Errorf("components 0 (%v) and %d (%v) mix continuous and discrete", m.ds[0], i, d)
 		}
 	}
-	return total, nil
+	return total, scale, nil
 }
 
 func (m mixture) String() string {
@@ -71,8 +72,10 @@ func (m mixture) Type() Type {
 	}
 	return m.ds[0].Type()
 }
-func (m mixture) Validate() error         { return m.err }
-func (m mixture) Sample(r *rand.Rand) any { return m.ds[pick(r, m.weights, m.total)].Sample(r) }
+func (m mixture) Validate() error { return m.err }
+func (m mixture) Sample(r *rand.Rand) any {
+	return m.ds[pick(r, m.weights, m.scale, m.total)].Sample(r)
+}
 func (m mixture) Contains(v any) bool {
 	for _, d := range m.ds {
 		if d.Contains(v) {
@@ -105,7 +108,7 @@ func (m mixture) Continuous() bool { return m.err == nil && m.ds[0].Continuous()
 func (m mixture) Density(v any) float64 {
 	p := 0.0
 	for i, d := range m.ds {
-		p += m.weights[i] / m.total * d.Density(v)
+		p += m.weights[i] * m.scale / m.total * d.Density(v)
 	}
 	return p
 }
@@ -117,7 +120,7 @@ func (m mixture) Stats() (Stats, bool) {
 		if !ok {
 			return Stats{}, false
 		}
-		w := m.weights[i] / m.total
+		w := m.weights[i] * m.scale / m.total
 		out.Min = math.Min(out.Min, s.Min)
 		out.Max = math.Max(out.Max, s.Max)
 		out.Mean += w * s.Mean
