@@ -375,3 +375,20 @@ func TestAuditWeightsWhoseSumOverflows(t *testing.T) {
 		t.Errorf("%v: Stats = %+v, %t; want a mean of 1.5", m, s, ok)
 	}
 }
+
+// A step so small that a bound divided by it overflows is an impossible
+// argument: Quantized(Uniform(0, 1), 1e-320) drew +Inf, which its bounds
+// leave out and Set would have taken (it said it contained 1e300).
+func TestAuditQuantizedStepTooSmallForItsBounds(t *testing.T) {
+	q := hparams.Quantized(hparams.Uniform(0, 1), 1e-320)
+	if err := q.Validate(); err == nil || !strings.Contains(err.Error(), "step") {
+		t.Fatalf("%v: Validate = %v; want an error naming the step", q, err)
+	}
+	if _, err := (hparams.Space{"x": q}).Sample(hparams.NewRand(1)); err == nil {
+		t.Errorf("a space of %v: Sample gave no error", q)
+	}
+	// A small step that fits stays valid.
+	if err := hparams.Quantized(hparams.Uniform(0, 1), 1e-300).Validate(); err != nil {
+		t.Errorf("Quantized(Uniform(0, 1), 1e-300): %v", err)
+	}
+}

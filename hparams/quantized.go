@@ -15,7 +15,8 @@ type quantized struct {
 	err        error
 }
 
-// Quantized returns d rounded to a multiple of step (step > 0): a draw of
+// Quantized returns d rounded to a multiple of step (step > 0, and d's
+// bounds divided by it within the float64s): a draw of
 // d rounded to the nearest multiple, moved inward by a step where that
 // would leave d's bounds. So its values are the multiples of step between
 // d's bounds, and the probability of each is the mass that d puts on the
@@ -53,6 +54,11 @@ func (q *quantized) check() error {
 	q.c = c
 	s, _ := q.d.Stats()
 	q.kmin, q.kmax = math.Ceil(s.Min/q.step), math.Floor(s.Max/q.step)
+	for _, b := range []float64{s.Min, s.Max} {
+		if !math.IsInf(b, 0) && math.IsInf(b/q.step, 0) {
+			return fmt.Errorf("the step %s is too small for the bound %s: their quotient is beyond the float64s", formatValue(q.step), formatValue(b))
+		}
+	}
 	if q.kmin > q.kmax {
 		return fmt.Errorf("no multiple of %s lies between %s and %s", formatValue(q.step), formatValue(s.Min), formatValue(s.Max))
 	}
