@@ -112,7 +112,12 @@ func (s *imputeStats) merge(o *imputeStats) {
 		return
 	}
 	n := s.n + o.n
-	s.mean += (o.mean - s.mean) * float64(o.n) / float64(n)
+	mean := s.mean + (o.mean-s.mean)*float64(o.n)/float64(n)
+	if math.IsInf(mean, 0) && !math.IsInf(s.mean, 0) && !math.IsInf(o.mean, 0) {
+		// The difference or its product overflowed: weigh each mean.
+		mean = s.mean*(float64(s.n)/float64(n)) + o.mean*(float64(o.n)/float64(n))
+	}
+	s.mean = mean
 	s.n = n
 	for v, c := range o.ints {
 		if s.ints == nil {
@@ -340,6 +345,16 @@ func (m *Imputer) columnStats(col arrow.Array) *imputeStats {
 	if s.n > 0 {
 		s.mean = sum / float64(s.n)
 	}
+	if m.cfg.strategy == ImputeMean && math.IsInf(sum, 0) {
+		// The sum overflowed or holds an infinity: a sum of the values
+		// divided by n is finite for finite values.
+		s.mean = 0
+		for i := range col.Len() {
+			if !c.missing(i) {
+				s.mean += c.floats(i) / float64(s.n)
+			}
+		}
+	}
 	return s
 }
 
@@ -395,6 +410,9 @@ func (m *Imputer) fill(mem memory.Allocator, name string, c numericColumn) (arro
 			return nil, fmt.Errorf("column %q of X has missing values, but the fit saw no value of it to learn the %s from", name, m.cfg.strategy)
 		}
 		fill = s.mean
+		if m.cfg.strategy == ImputeMean && math.IsNaN(fill) {
+			return nil, fmt.Errorf("column %q of X has missing values, but the mean of the values the fit saw is not a number (it saw both +Inf and -Inf)", name)
+		}
 		if m.cfg.strategy == ImputeMostFrequent {
 			modeInt, fill, modeIsInt = s.mode()
 			if modeIsInt && c.isFloat {
