@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -214,12 +215,16 @@ func knownClasses(values []any) (labelClasses, error) {
 			}
 			c.kind = textLabels
 			c.text = append(c.text, x)
-		case int, int8, int16, int32, int64, uint8, uint16, uint32:
+		case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr:
 			if c.kind == textLabels {
 				return c, fmt.Errorf("value %d is the integer %v among strings; give strings or integers", i, x)
 			}
+			l, ok := toInt64(x)
+			if !ok {
+				return c, fmt.Errorf("value %d is %v, beyond the int64 range of the labels", i, x)
+			}
 			c.kind = intLabels
-			c.ints = append(c.ints, toInt64(x))
+			c.ints = append(c.ints, l)
 		default:
 			return c, fmt.Errorf("value %d is %v (%T); want a string or an integer", i, v, v)
 		}
@@ -234,26 +239,40 @@ func knownClasses(values []any) (labelClasses, error) {
 	return c, nil
 }
 
-func toInt64(v any) int64 {
+// toInt64 converts a Go integer, or reports false where it is beyond
+// int64's range.
+func toInt64(v any) (int64, bool) {
+	var u uint64
 	switch x := v.(type) {
 	case int:
-		return int64(x)
+		return int64(x), true
 	case int8:
-		return int64(x)
+		return int64(x), true
 	case int16:
-		return int64(x)
+		return int64(x), true
 	case int32:
-		return int64(x)
+		return int64(x), true
 	case int64:
-		return x
+		return x, true
 	case uint8:
-		return int64(x)
+		return int64(x), true
 	case uint16:
-		return int64(x)
+		return int64(x), true
 	case uint32:
-		return int64(x)
+		return int64(x), true
+	case uint:
+		u = uint64(x)
+	case uint64:
+		u = x
+	case uintptr:
+		u = uint64(x)
+	default:
+		panic(fmt.Sprintf("toInt64(%T)", v))
 	}
-	panic(fmt.Sprintf("toInt64(%T)", v))
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
 }
 
 var (

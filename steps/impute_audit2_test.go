@@ -85,3 +85,28 @@ func TestAuditImputerMeanOfHugeValues(t *testing.T) {
 		t.Errorf("Transform: %v; want an error naming the step and the column", err)
 	}
 }
+
+// KnownClasses takes integers of any Go integer type, as its doc says:
+// uint, uint64 and uintptr too (those beyond int64 are an error naming
+// the value).
+func TestAuditKnownClassesOfEveryIntegerType(t *testing.T) {
+	for _, classes := range [][]any{
+		{uint(3), uint(1)},
+		{uint64(3), uint64(1)},
+		{uintptr(3), uintptr(1)},
+		{int8(3), uint64(1)},
+	} {
+		e, err := steps.NewLabelEncoder("y", steps.KnownClasses(classes...))
+		if err != nil {
+			t.Errorf("KnownClasses(%v): %v", classes, err)
+			continue
+		}
+		if got := e.Classes(); len(got) != 2 || got[0] != int64(1) || got[1] != int64(3) {
+			t.Errorf("KnownClasses(%v): Classes = %v; want [1 3]", classes, got)
+		}
+	}
+	_, err := steps.NewLabelEncoder("y", steps.KnownClasses(uint64(math.MaxUint64)))
+	if err == nil || !strings.Contains(err.Error(), "18446744073709551615") {
+		t.Errorf("KnownClasses(MaxUint64): %v; want an error naming the value", err)
+	}
+}
