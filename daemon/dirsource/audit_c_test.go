@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/penstock-ml/penstock/daemon/dirsource"
+	"github.com/penstock-ml/penstock/daemon/source"
 )
 
 // An IPC stream still being written, cut at a message boundary whose body
@@ -49,5 +51,26 @@ func TestAuditStreamLooksEndedButIsNot(t *testing.T) {
 	}
 	if got := rec.List(); len(got) != 0 {
 		t.Errorf("rejections %q; want none", got)
+	}
+}
+
+// A CSV header that gives a column twice is a schema rejection naming the
+// column, as the same table in an IPC or Parquet file is
+// (source.Schema.Check), not a decoding error.
+func TestAuditCSVColumnTwice(t *testing.T) {
+	mem := checked(t)
+	dir := t.TempDir()
+	rec := newRecorder()
+	d := newDir(t, dir, mem, rec, nil)
+	writeFile(t, filepath.Join(dir, "a.csv"), "x0,x1,y,x1\n1,-1,1,-1\n")
+	writeIPCFile(t, filepath.Join(dir, "b.arrow"), 0, 1, 2)
+	r := start(t, d, nil)
+	defer r.Stop(t, nil)
+	if got := rowsOf(r.Recv(t, 1)); !slices.Equal(got, seq(0, 2)) {
+		t.Fatalf("rows %v; want b.arrow's", got)
+	}
+	got := rec.List()
+	if len(got) != 1 || !strings.HasPrefix(got[0], string(source.ReasonSchema)+":") || !strings.Contains(got[0], `column "x1"`) {
+		t.Fatalf("rejections %q; want a.csv rejected for its schema, naming column x1", got)
 	}
 }

@@ -259,7 +259,15 @@ func (d *Dir) csvFields(f io.Reader, name string) (*arrow.Schema, error) {
 	}
 	want := d.o.Schema.Fields
 	fields := make([]arrow.Field, 0, len(header))
+	count := make(map[string]int, len(header))
 	for _, col := range header {
+		count[col]++
+	}
+	for _, col := range header {
+		if n := count[col]; n > 1 {
+			return nil, reject(source.ReasonSchema, fmt.Errorf("dirsource %q: file %q: line 1: %w", d.o.Name, name,
+				&source.SchemaError{Column: col, Want: "one column", Got: fmt.Sprintf("%d columns", n)}))
+		}
 		idx := want.FieldIndices(col)
 		if len(idx) == 0 {
 			return nil, reject(source.ReasonSchema, fmt.Errorf("dirsource %q: file %q: line 1: %w", d.o.Name, name,
