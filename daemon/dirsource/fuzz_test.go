@@ -80,7 +80,7 @@ func FuzzLoad(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := d.load(t.Context(), path, "f")
+			l, err := d.load(t.Context(), path, "f", false)
 			if err == nil {
 				for _, b := range l.batches {
 					if err := fuzzSchema().Check(arrowSchemaOf(b.X, b.Y)); err != nil {

@@ -82,8 +82,11 @@ func (l *loaded) release() {
 }
 
 // load reads the file at path of format (by extension when ""), wholly.
-// An error is a *rejection, unless ctx is done (then context.Cause(ctx)).
-func (d *Dir) load(ctx context.Context, path, name string) (_ *loaded, err error) {
+// early says that the file is taken because its format looked complete,
+// before Settle: an IPC stream must then end with its end-of-stream
+// marker (its last 8 bytes may be a body's that look like one). An error
+// is a *rejection, unless ctx is done (then context.Cause(ctx)).
+func (d *Dir) load(ctx context.Context, path, name string, early bool) (_ *loaded, err error) {
 	format := d.o.Format
 	if format == "" {
 		if format = formatOf(name); format == "" {
@@ -102,7 +105,7 @@ func (d *Dir) load(ctx context.Context, path, name string) (_ *loaded, err error
 	if st.Size() > d.o.MaxFileBytes {
 		return nil, reject(source.ReasonTooBig, fmt.Errorf("dirsource %q: file %q: %d bytes, over MaxFileBytes %d", d.o.Name, name, st.Size(), d.o.MaxFileBytes))
 	}
-	src, table, err := d.open(f, st.Size(), name, format)
+	src, table, err := d.open(f, st.Size(), name, format, early)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +159,9 @@ func (d *Dir) classify(name string, err error) error {
 
 // open opens the minibatch source that reads f in format; every column is
 // in X (the schema splits them) and table is the schema of the file's
-// table.
-func (d *Dir) open(f *os.File, size int64, name, format string) (tableSource, *arrow.Schema, error) {
+// table. With early, an IPC stream that ends without its end-of-stream
+// marker is an error.
+func (d *Dir) open(f *os.File, size int64, name, format string, early bool) (tableSource, *arrow.Schema, error) {
 	opts := []minibatch.Option{
 		minibatch.WithAllocator(d.o.Alloc),
 		minibatch.WithName(name),
@@ -175,7 +179,11 @@ func (d *Dir) open(f *os.File, size int64, name, format string) (tableSource, *a
 			}
 			return s, s.TableSchema(), nil
 		}
-		s, err := minibatch.NewIPCStream(bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10), opts...)
+		var r io.Reader = io.NewSectionReader(f, 0, size)
+		if early {
+			r = endReader{r}
+		}
+		s, err := minibatch.NewIPCStream(bufio.NewReaderSize(r, 64<<10), opts...)
 		if err != nil {
 			return nil, nil, d.classify(name, err)
 		}
@@ -199,6 +207,22 @@ func (d *Dir) open(f *os.File, size int64, name, format string) (tableSource, *a
 		return s, s.TableSchema(), nil
 	}
 	panic("dirsource: format " + format) // New checked it
+}
+
+// errNoEnd is what an endReader reads at its end.
+var errNoEnd = errors.New("the stream ends without its end-of-stream marker (still being written?)")
+
+// endReader reads r, but fails with errNoEnd where r ends: an IPC stream
+// read through it reads without an error only if it ends with its
+// end-of-stream marker, where the reader stops before the end of r.
+type endReader struct{ r io.Reader }
+
+func (e endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		err = errNoEnd
+	}
+	return n, err
 }
 
 // maxHeaderBytes bounds the header line of a CSV file.
@@ -235,7 +259,15 @@ func (d *Dir) csvFields(f io.Reader, name string) (*arrow.Schema, error) {
 	}
 	want := d.o.Schema.Fields
 	fields := make([]arrow.Field, 0, len(header))
+	count := make(map[string]int, len(header))
 	for _, col := range header {
+		count[col]++
+	}
+	for _, col := range header {
+		if n := count[col]; n > 1 {
+			return nil, reject(source.ReasonSchema, fmt.Errorf("dirsource %q: file %q: line 1: %w", d.o.Name, name,
+				&source.SchemaError{Column: col, Want: "one column", Got: fmt.Sprintf("%d columns", n)}))
+		}
 		idx := want.FieldIndices(col)
 		if len(idx) == 0 {
 			return nil, reject(source.ReasonSchema, fmt.Errorf("dirsource %q: file %q: line 1: %w", d.o.Name, name,

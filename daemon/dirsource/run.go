@@ -273,7 +273,8 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 	d := r.d
 	path := filepath.Join(d.o.Dir, name)
 	before, _ := os.Stat(path)
-	l, err := d.load(ctx, path, name)
+	w := r.watch[name]
+	l, err := d.load(ctx, path, name, w != nil && w.early)
 	if ctx.Err() != nil {
 		if l != nil {
 			l.release()
@@ -285,7 +286,7 @@ func (r *run) take(ctx context.Context, name string, out chan<- source.Input) er
 			delete(r.watch, name) // gone since the listing
 			return nil
 		}
-		if w := r.watch[name]; w != nil && d.o.Settle > 0 && (w.early || changed(before, path)) {
+		if w != nil && d.o.Settle > 0 && (w.early || changed(before, path)) {
 			// It looked complete, or changed while it was read: it may
 			// still be being written. Wait until it settles, then decide.
 			w.mustSettle, w.since = true, time.Now()

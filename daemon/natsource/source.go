@@ -124,6 +124,9 @@ func (s *Source) Run(ctx context.Context, from []byte, drain <-chan struct{}, ou
 	}, s.o.ConnectOptions...)
 	nc, err := nats.Connect(s.o.URL, opts...)
 	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		return fmt.Errorf("natsource %q: connect %s: %w", s.o.Name, s.o.URL, err)
 	}
 	defer nc.Close()
@@ -153,6 +156,9 @@ func (s *Source) Run(ctx context.Context, from []byte, drain <-chan struct{}, ou
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil { // the consumer was made with ctx
+			return context.Cause(ctx)
+		}
 		return err
 	}
 	s.o.Log.Info("reading", "source", s.o.Name, "stream", s.o.Stream, "subject", s.o.Subject, "from", string(from))
